@@ -1,0 +1,123 @@
+//! The flags every binary shares, and [`Secret`], a string that never prints itself.
+
+use clap::Args;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// A secret value (API key, webhook secret). `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for comparing or sending; never for logging.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// Flags shared by all four services, flattened into each one's config.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Address to listen on. Loopback by default: the demo key is not meant for a network.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// API key(s) clients must send in `X-API-Key`. A comma-separated list accepts several,
+    /// so a key can be rotated without downtime. Required: there is no built-in key.
+    #[arg(long = "api-key", env = "API_KEY", hide_env_values = true)]
+    pub api_key: Option<Secret>,
+
+    /// Timeout for each call to another service, in milliseconds.
+    #[arg(long, env = "PEER_TIMEOUT_MS", default_value_t = 1000)]
+    pub peer_timeout_ms: u64,
+}
+
+/// The configuration is unusable; the message says how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl CommonArgs {
+    /// The accepted API keys, or a clear error when none was given.
+    pub fn api_keys(&self) -> Result<Vec<Secret>, ConfigError> {
+        let keys: Vec<Secret> = self
+            .api_key
+            .as_ref()
+            .map(|raw| {
+                raw.expose()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(Secret::new)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if keys.is_empty() {
+            return Err(ConfigError(
+                "no API key configured: pass --api-key KEY or set API_KEY \
+                 (scripts/start-all.sh uses the demo key secret-key-123)"
+                    .to_string(),
+            ));
+        }
+        Ok(keys)
+    }
+
+    /// The peer-call timeout.
+    pub fn peer_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.peer_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(key: Option<&str>) -> CommonArgs {
+        CommonArgs {
+            bind: "127.0.0.1".parse().unwrap(),
+            api_key: key.map(Secret::new),
+            peer_timeout_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn a_missing_or_blank_key_is_refused_with_advice() {
+        for key in [None, Some(""), Some(" , ,")] {
+            let err = args(key).api_keys().unwrap_err().to_string();
+            assert!(err.contains("--api-key"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_comma_separated_list_gives_several_keys() {
+        let keys = args(Some("old-key, new-key")).api_keys().unwrap();
+        let keys: Vec<&str> = keys.iter().map(Secret::expose).collect();
+        assert_eq!(keys, ["old-key", "new-key"]);
+    }
+
+    #[test]
+    fn secrets_never_print_themselves() {
+        let secret = Secret::new("secret-key-123");
+        assert!(!format!("{secret:?}").contains("secret-key-123"));
+        assert!(!format!("{:?}", args(Some("secret-key-123"))).contains("secret-key-123"));
+    }
+}

@@ -1,0 +1,222 @@
+//! One SQLite file per service: a pooled connection set with the pragmas set once per
+//! connection, migrations applied at start-up, and every call run in `spawn_blocking`.
+
+use crate::ApiError;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite_migration::Migrations;
+use std::path::Path;
+use std::time::Duration;
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: in WAL mode a power cut may lose the last commits, never
+    /// corrupt the file. Enough for products and carts.
+    Normal,
+    /// `synchronous=FULL`: a commit is on disk before it is acknowledged. For orders and
+    /// payments, where an answered write must survive anything.
+    Full,
+}
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The parent folder could not be created.
+    #[error("cannot create folder {path}: {source}")]
+    Folder {
+        /// The folder.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// SQLite refused the file or a pragma.
+    #[error("cannot open database {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+    /// A migration failed; nothing of it was applied.
+    #[error("cannot migrate database {path}: {source}")]
+    Migrate {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: rusqlite_migration::Error,
+    },
+    /// The pool could not open its first connection.
+    #[error("cannot open connection pool for {path}: {source}")]
+    Pool {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: r2d2::Error,
+    },
+}
+
+/// A pool of connections to one SQLite file. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+}
+
+/// Connections wait this long for a writer's lock before giving up with SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn apply_pragmas(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
+    let synchronous = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl Db {
+    /// Opens (creating if needed) the file at `path` and its parent folder, applies the
+    /// pending `migrations` in one transaction, and builds the pool.
+    pub fn open(
+        path: &Path,
+        migrations: &Migrations<'static>,
+        durability: Durability,
+    ) -> Result<Db, OpenError> {
+        let shown = path.display().to_string();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| OpenError::Folder {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let sqlite_err = |source| OpenError::Sqlite {
+            path: shown.clone(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(sqlite_err)?;
+        apply_pragmas(&conn, durability).map_err(sqlite_err)?;
+        migrations
+            .to_latest(&mut conn)
+            .map_err(|source| OpenError::Migrate {
+                path: shown.clone(),
+                source,
+            })?;
+        drop(conn);
+
+        let manager = SqliteConnectionManager::file(path)
+            .with_init(move |conn| apply_pragmas(conn, durability));
+        let pool = r2d2::Pool::builder()
+            .max_size(16)
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)
+            .map_err(|source| OpenError::Pool {
+                path: shown,
+                source,
+            })?;
+        Ok(Db { pool })
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+
+    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction, committing when it returns `Ok`.
+    /// Taking the write lock up front makes concurrent writers queue on `busy_timeout`
+    /// instead of failing half-way with SQLITE_BUSY.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Transaction) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// A blocking connection, for start-up work and tests outside the async runtime.
+    pub fn get_blocking(
+        &self,
+    ) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, ApiError> {
+        Ok(self.pool.get()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite_migration::M;
+
+    fn migrations() -> Migrations<'static> {
+        Migrations::new(vec![M::up(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER NOT NULL);",
+        )])
+    }
+
+    #[tokio::test]
+    async fn opens_a_new_file_in_a_new_folder_with_wal_and_durable_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/shop.db");
+        let db = Db::open(&path, &migrations(), Durability::Full).unwrap();
+        let (journal, sync, fk): (String, i64, i64) = db
+            .call(|conn| {
+                let journal = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+                let sync = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+                let fk = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+                Ok((journal, sync, fk))
+            })
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal");
+        assert_eq!(sync, 2, "FULL is 2");
+        assert_eq!(fk, 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), &migrations(), Durability::Normal).unwrap();
+        let result: Result<(), ApiError> = db
+            .write(|tx| {
+                tx.execute("INSERT INTO t(v) VALUES (1)", [])?;
+                Err(ApiError::Conflict("stop".into()))
+            })
+            .await;
+        assert!(result.is_err());
+        let count: i64 = db
+            .call(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
+    }
+
+    #[tokio::test]
+    async fn reopening_applies_no_migration_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Db::open(&path, &migrations(), Durability::Normal).unwrap());
+        let db = Db::open(&path, &migrations(), Durability::Normal).unwrap();
+        let version: i64 = db
+            .call(|conn| Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(version, 1);
+    }
+}

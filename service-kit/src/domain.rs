@@ -1,0 +1,131 @@
+//! Identifiers and quantities that more than one service parses: parse once at the edge,
+//! then carry a value that is valid by construction.
+
+use crate::ApiError;
+use serde::Serialize;
+use std::fmt;
+
+/// A shopper's id as it appears in `/cart/{user_id}` and `?user_id=`: 1 to 64 characters of
+/// letters, digits and `_ - . @`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// The longest user id accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// Validates a user id.
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@');
+        if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.chars().all(ok_char) {
+            return Err(ApiError::Validation(format!(
+                "user_id must be 1 to {} characters of letters, digits, '_', '-', '.' or '@'",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(UserId(raw.to_string()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A positive row id (product, order, payment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Id(i64);
+
+impl Id {
+    /// Validates an id taken from a path or query; `what` names it in the error.
+    pub fn parse(raw: i64, what: &str) -> Result<Self, ApiError> {
+        if raw < 1 {
+            return Err(ApiError::Validation(format!(
+                "{what} must be a positive integer"
+            )));
+        }
+        Ok(Id(raw))
+    }
+
+    /// Wraps an id read back from the database.
+    pub const fn from_db(raw: i64) -> Self {
+        Id(raw)
+    }
+
+    /// The id as a number.
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// How many units of a product: 1 to [`Quantity::MAX`] per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Quantity(i64);
+
+impl Quantity {
+    /// The most units one cart line or order line may hold.
+    pub const MAX: i64 = 1_000;
+
+    /// Validates a quantity.
+    pub fn parse(raw: i64) -> Result<Self, ApiError> {
+        if !(1..=Self::MAX).contains(&raw) {
+            return Err(ApiError::Validation(format!(
+                "quantity must be between 1 and {}",
+                Self::MAX
+            )));
+        }
+        Ok(Quantity(raw))
+    }
+
+    /// The number of units.
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_are_short_and_plain() {
+        assert!(UserId::parse("user1").is_ok());
+        assert!(UserId::parse("jane.doe@example.com").is_ok());
+        assert!(UserId::parse("").is_err());
+        assert!(UserId::parse(&"a".repeat(65)).is_err());
+        assert!(UserId::parse("a b").is_err());
+        assert!(UserId::parse("x'; DROP TABLE carts;--").is_err());
+        assert!(UserId::parse("nul\0").is_err());
+    }
+
+    #[test]
+    fn quantities_are_between_one_and_the_maximum() {
+        assert!(Quantity::parse(1).is_ok());
+        assert!(Quantity::parse(Quantity::MAX).is_ok());
+        assert!(Quantity::parse(0).is_err());
+        assert!(Quantity::parse(-3).is_err());
+        assert!(Quantity::parse(Quantity::MAX + 1).is_err());
+    }
+
+    #[test]
+    fn ids_are_positive() {
+        assert_eq!(Id::parse(7, "order_id").unwrap().get(), 7);
+        assert!(Id::parse(0, "order_id").is_err());
+        assert!(Id::parse(-1, "order_id").is_err());
+    }
+}

@@ -1,0 +1,167 @@
+//! The one error type of the shop's HTTP APIs and the single place it becomes a response.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Every way a request can fail, named by outcome.
+///
+/// Each variant maps to one status code and a stable `code` string in the JSON body
+/// `{"error":{"code":"not_found","message":"..."}}`. `Internal` keeps its detail for the log
+/// and answers with a bare message, so no internal text reaches a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request could not be parsed (wrong types, malformed JSON).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: missing, empty or wrong API key (or, later, a bad signature).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 402: the payment was declined.
+    #[error("{0}")]
+    PaymentRequired(String),
+    /// 404: the resource does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the request conflicts with the resource's current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the body is larger than the service accepts.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415: the body is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: the request parsed but breaks a business rule.
+    #[error("{0}")]
+    Validation(String),
+    /// 503: a dependency this request cannot do without (the database, a peer) is unavailable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; the detail is logged, never returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// The error object.
+    pub error: ErrorDetail,
+}
+
+/// The `error` object: a stable machine-readable code and a sentence for people.
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail {
+    /// Stable code, e.g. `not_found`.
+    pub code: &'static str,
+    /// What went wrong, in words.
+    pub message: String,
+}
+
+impl ApiError {
+    /// Shorthand for an internal error built from any displayable cause.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError::Internal(cause.to_string())
+    }
+
+    /// The HTTP status and stable code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, "payment_declined"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "request failed with an internal error");
+                "internal error".to_string()
+            }
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(%detail, "request failed: dependency unavailable");
+                detail.clone()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail { code, message },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match err.sqlite_error_code() {
+            // A full disk, a read-only file or a lock held past busy_timeout is an outage of
+            // storage, not a bug: say so and let the client retry.
+            Some(ErrorCode::DiskFull | ErrorCode::ReadOnly | ErrorCode::DatabaseBusy) => {
+                ApiError::Unavailable(format!("database unavailable: {err}"))
+            }
+            _ => ApiError::Internal(format!("database error: {err}")),
+        }
+    }
+}
+
+impl From<r2d2::Error> for ApiError {
+    fn from(err: r2d2::Error) -> Self {
+        ApiError::Unavailable(format!("no database connection: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_detail_from_the_client() {
+        let response = ApiError::internal("secret table name").into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn every_variant_has_a_distinct_status() {
+        let errors = [
+            ApiError::BadRequest(String::new()),
+            ApiError::Unauthorized(String::new()),
+            ApiError::PaymentRequired(String::new()),
+            ApiError::NotFound(String::new()),
+            ApiError::Conflict(String::new()),
+            ApiError::PayloadTooLarge(String::new()),
+            ApiError::UnsupportedMediaType(String::new()),
+            ApiError::Validation(String::new()),
+            ApiError::Unavailable(String::new()),
+            ApiError::Internal(String::new()),
+        ];
+        let mut statuses: Vec<u16> = errors
+            .iter()
+            .map(|e| e.status_and_code().0.as_u16())
+            .collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        assert_eq!(statuses.len(), errors.len());
+    }
+}

@@ -1,0 +1,155 @@
+//! Router assembly, serving with graceful shutdown, and logging set-up: the parts of a
+//! service's life that are the same for all four.
+
+use crate::ApiError;
+use crate::auth::{ApiKeys, require_api_key};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::get;
+use serde::Serialize;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+/// The largest request body any route accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How long in-flight requests get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The body of a plain `GET /health`.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    /// Always `"ok"` when the process answers.
+    pub status: &'static str,
+    /// Which service answered.
+    pub service: &'static str,
+}
+
+/// A `/health` route that answers 200 without a key.
+pub fn health_route(service: &'static str) -> Router {
+    Router::new().route(
+        "/health",
+        get(move || async move {
+            axum::Json(Health {
+                status: "ok",
+                service,
+            })
+        }),
+    )
+}
+
+/// Puts a service together: `public` routes (health) answer anyone; every `api` route
+/// demands an API key; unknown routes and wrong methods get JSON errors; bodies are capped
+/// and every request is logged with method, path, status and latency (never headers, so
+/// never a key).
+pub fn assemble(public: Router, api: Router, keys: ApiKeys) -> Router {
+    let api = api.route_layer(middleware::from_fn_with_state(keys, require_api_key));
+    public
+        .merge(api)
+        .fallback(|| async { ApiError::NotFound("no such route".to_string()) })
+        .method_not_allowed_fallback(|| async {
+            (
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(crate::error::ErrorBody {
+                    error: crate::error::ErrorDetail {
+                        code: "method_not_allowed",
+                        message: "method not allowed on this route".to_string(),
+                    },
+                }),
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second init (tests) is harmless; ignore it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// Binds `addr`, prints `<service> listening on http://<addr>` on stdout (the line scripts
+/// and tests read to learn a port-0 address), and serves until `shutdown` resolves; then
+/// in-flight requests get [`SHUTDOWN_GRACE`] to finish.
+pub async fn launch(
+    service: &'static str,
+    addr: SocketAddr,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "{service} listening");
+    println!("{service} listening on http://{local}");
+    serve(listener, router, shutdown).await
+}
+
+/// Serves `router` on an already bound `listener` until `shutdown` resolves, then gives
+/// in-flight requests [`SHUTDOWN_GRACE`] before returning.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+    let grace = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = grace => {
+            tracing::warn!("requests still in flight after the grace period; exiting anyway");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The small library every shop service is built from.
+//!
+//! # Layout
+//! - [`config`]: the flags all four binaries share (bind address, API keys) and [`config::Secret`].
+//! - [`auth`]: the `X-API-Key` layer, comparing keys in constant time.
+//! - [`error`]: [`ApiError`], the one error type, and its `{"error":{"code","message"}}` body.
+//! - [`extract`]: `Json`, `Query` and `Path` extractors whose rejections use that body.
+//! - [`money`]: [`money::Cents`], integer money that reads and writes JSON decimals.
+//! - [`domain`]: identifiers and quantities that more than one service parses.
+//! - [`db`]: the SQLite pool, its pragmas, embedded migrations and `spawn_blocking` access.
+//! - [`peer`]: a blocking HTTP client for service-to-service calls, run off the async threads.
+//! - [`catalog`]: the typed catalog client that cart and order both use.
+//! - [`http`]: router assembly (health, auth, JSON 404/405, body limit, tracing), `serve`
+//!   with graceful shutdown, and logging set-up.
+
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod money;
+pub mod peer;
+
+pub use error::ApiError;

@@ -1,0 +1,169 @@
+//! Calls from one service to another: a blocking ureq agent with a hard timeout, run on the
+//! blocking thread pool so a slow peer never stalls the async workers.
+
+use crate::config::Secret;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A peer did not give a usable answer. Callers decide whether that fails the request or
+/// lets it through (fail-open).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PeerError {
+    /// No connection, a timeout, or a broken transfer.
+    #[error("{peer} unreachable: {detail}")]
+    Unreachable {
+        /// Which peer.
+        peer: &'static str,
+        /// What happened.
+        detail: String,
+    },
+    /// The peer answered with a status the caller does not handle (5xx, a redirect, ...).
+    #[error("{peer} answered HTTP {status}")]
+    Status {
+        /// Which peer.
+        peer: &'static str,
+        /// The status code.
+        status: u16,
+    },
+    /// The peer answered 2xx with a body that is not what its API promises.
+    #[error("{peer} answered with an unreadable body: {detail}")]
+    Garbage {
+        /// Which peer.
+        peer: &'static str,
+        /// The decode error.
+        detail: String,
+    },
+}
+
+/// A peer's answer: its status and raw body.
+#[derive(Debug, Clone)]
+pub struct PeerResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// The body, at most [`MAX_PEER_BODY`] bytes.
+    pub body: Vec<u8>,
+}
+
+/// The largest peer answer read; anything longer is treated as garbage.
+pub const MAX_PEER_BODY: u64 = 4 * 1024 * 1024;
+
+/// A client for one peer service (base URL plus the API key to present). Cheap to clone:
+/// clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct PeerClient {
+    name: &'static str,
+    agent: ureq::Agent,
+    base_url: Arc<str>,
+    api_key: Secret,
+}
+
+impl PeerClient {
+    /// A client for the peer called `name` at `base_url`, giving up on any call after
+    /// `timeout`. Redirects are not followed: a peer that redirects is misbehaving.
+    pub fn new(name: &'static str, base_url: &str, api_key: Secret, timeout: Duration) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        PeerClient {
+            name,
+            agent,
+            base_url: base_url.trim_end_matches('/').into(),
+            api_key,
+        }
+    }
+
+    /// The peer's name, for log lines.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// `GET path` and decode a 2xx JSON body; `Ok(None)` when the peer says 404.
+    pub async fn get_json<T>(&self, path: String) -> Result<Option<T>, PeerError>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let response = self.send("GET", path, None).await?;
+        match response.status {
+            404 => Ok(None),
+            200..=299 => self.decode(&response.body).map(Some),
+            status => Err(PeerError::Status {
+                peer: self.name,
+                status,
+            }),
+        }
+    }
+
+    /// `POST path` with a JSON body; returns whatever the peer answered.
+    pub async fn post_json<B: Serialize>(
+        &self,
+        path: String,
+        body: &B,
+    ) -> Result<PeerResponse, PeerError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| PeerError::Garbage {
+            peer: self.name,
+            detail: e.to_string(),
+        })?;
+        self.send("POST", path, Some(bytes)).await
+    }
+
+    /// Decodes a JSON body from this peer, naming the peer in the error.
+    pub fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, PeerError> {
+        serde_json::from_slice(body).map_err(|e| PeerError::Garbage {
+            peer: self.name,
+            detail: e.to_string(),
+        })
+    }
+
+    async fn send(
+        &self,
+        method: &'static str,
+        path: String,
+        body: Option<Vec<u8>>,
+    ) -> Result<PeerResponse, PeerError> {
+        let client = self.clone();
+        let name = self.name;
+        tokio::task::spawn_blocking(move || client.send_blocking(method, &path, body))
+            .await
+            .map_err(|e| PeerError::Unreachable {
+                peer: name,
+                detail: e.to_string(),
+            })?
+    }
+
+    fn send_blocking(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<PeerResponse, PeerError> {
+        let url = format!("{}{}", self.base_url, path);
+        let key = self.api_key.expose();
+        let unreachable = |e: ureq::Error| PeerError::Unreachable {
+            peer: self.name,
+            detail: e.to_string(),
+        };
+        let result = match (method, body) {
+            ("POST", Some(bytes)) => self
+                .agent
+                .post(&url)
+                .header("X-API-Key", key)
+                .header("Content-Type", "application/json")
+                .send(&bytes[..]),
+            _ => self.agent.get(&url).header("X-API-Key", key).call(),
+        };
+        let mut response = result.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_PEER_BODY)
+            .read_to_vec()
+            .map_err(unreachable)?;
+        Ok(PeerResponse { status, body })
+    }
+}
