@@ -2,7 +2,7 @@
 
 use crate::routes::products::ProductOut;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use service_kit::domain::Id;
+use service_kit::domain::{Id, Page};
 use service_kit::money::Cents;
 
 const PRODUCT_COLUMNS: &str = "id, name, description, price_cents, stock, created_at, updated_at";
@@ -20,16 +20,12 @@ fn product_from_row(row: &Row<'_>) -> rusqlite::Result<ProductOut> {
 }
 
 /// Products on sale, by id.
-pub fn list_products(
-    conn: &Connection,
-    limit: u32,
-    offset: u32,
-) -> rusqlite::Result<Vec<ProductOut>> {
+pub fn list_products(conn: &Connection, page: Page) -> rusqlite::Result<Vec<ProductOut>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {PRODUCT_COLUMNS} FROM products WHERE deleted_at IS NULL
          ORDER BY id LIMIT ?1 OFFSET ?2"
     ))?;
-    let rows = stmt.query_map(params![limit, offset], product_from_row)?;
+    let rows = stmt.query_map(params![page.limit(), page.offset()], product_from_row)?;
     rows.collect()
 }
 

@@ -2,7 +2,7 @@
 //! then carry a value that is valid by construction.
 
 use crate::ApiError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A shopper's id as it appears in `/cart/{user_id}` and `?user_id=`: 1 to 64 characters of
@@ -98,6 +98,32 @@ impl Quantity {
     }
 }
 
+/// `?limit=&offset=` on every list route. Lists are always capped at [`Page::MAX`].
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct Page {
+    /// Rows wanted (1 to [`Page::MAX`], default [`Page::DEFAULT`]).
+    pub limit: Option<u32>,
+    /// Rows to skip.
+    pub offset: Option<u32>,
+}
+
+impl Page {
+    /// The most rows one answer holds.
+    pub const MAX: u32 = 200;
+    /// Rows when `limit` is absent.
+    pub const DEFAULT: u32 = 50;
+
+    /// The effective limit.
+    pub fn limit(self) -> u32 {
+        self.limit.unwrap_or(Self::DEFAULT).clamp(1, Self::MAX)
+    }
+
+    /// The effective offset.
+    pub fn offset(self) -> u32 {
+        self.offset.unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +146,17 @@ mod tests {
         assert!(Quantity::parse(0).is_err());
         assert!(Quantity::parse(-3).is_err());
         assert!(Quantity::parse(Quantity::MAX + 1).is_err());
+    }
+
+    #[test]
+    fn pages_are_capped() {
+        let page = |limit| Page {
+            limit,
+            offset: None,
+        };
+        assert_eq!(page(None).limit(), Page::DEFAULT);
+        assert_eq!(page(Some(0)).limit(), 1);
+        assert_eq!(page(Some(10_000)).limit(), Page::MAX);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 use crate::AppState;
 use crate::store;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use service_kit::ApiError;
-use service_kit::domain::Id;
+use service_kit::domain::{Id, Page};
 use service_kit::extract::{Json, Path, Query};
 use service_kit::money::Cents;
 
@@ -21,25 +21,13 @@ pub struct ProductOut {
     pub updated_at: String,
 }
 
-/// `?limit=&offset=` for lists.
-#[derive(Debug, Deserialize)]
-pub struct Page {
-    pub limit: Option<u32>,
-    pub offset: Option<u32>,
-}
-
-/// The most rows one list answer holds.
-pub const MAX_PAGE: u32 = 200;
-
 pub async fn products_list(
     State(state): State<AppState>,
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<ProductOut>>, ApiError> {
-    let limit = page.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-    let offset = page.offset.unwrap_or(0);
     let products = state
         .db
-        .call(move |conn| Ok(store::list_products(conn, limit, offset)?))
+        .call(move |conn| Ok(store::list_products(conn, page)?))
         .await?;
     Ok(Json(products))
 }

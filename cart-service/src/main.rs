@@ -1,0 +1,17 @@
+//! cart-service binary: parse the config, run the library.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    service_kit::http::init_tracing();
+    let config = cart_service::Config::parse();
+    match cart_service::run(config, service_kit::http::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cart-service: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

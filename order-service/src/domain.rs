@@ -1,0 +1,258 @@
+//! Orders as rules: statuses and the transitions a shop allows, and a new order's lines
+//! validated and totalled in checked cents. Pure functions, unit-tested here.
+
+use serde::{Deserialize, Serialize};
+use service_kit::ApiError;
+use service_kit::domain::{Id, Quantity, UserId};
+use service_kit::money::Cents;
+use std::fmt;
+use std::str::FromStr;
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Pending,
+    Paid,
+    Shipped,
+    Delivered,
+    Cancelled,
+}
+
+impl OrderStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [OrderStatus; 5] = [
+        OrderStatus::Pending,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+    ];
+
+    /// The name stored in the database and shown in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::Paid => "PAID",
+            OrderStatus::Shipped => "SHIPPED",
+            OrderStatus::Delivered => "DELIVERED",
+            OrderStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// The one place the lifecycle is written down: PENDING to PAID or CANCELLED, PAID to
+    /// SHIPPED, SHIPPED to DELIVERED. Nothing moves backwards and nothing leaves CANCELLED
+    /// or DELIVERED.
+    pub fn can_become(self, next: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, next),
+            (Pending, Paid) | (Pending, Cancelled) | (Paid, Shipped) | (Shipped, Delivered)
+        )
+    }
+
+    /// True once the order has been paid for, whatever happened after.
+    pub fn is_paid(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered
+        )
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OrderStatus {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<Self, ApiError> {
+        OrderStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "unknown status '{}'; expected one of PENDING, PAID, SHIPPED, DELIVERED, CANCELLED",
+                    s.chars().take(40).collect::<String>()
+                ))
+            })
+    }
+}
+
+/// What happens when a payment webhook arrives for an order in a given status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    /// PENDING: the order becomes PAID.
+    MarkPaid,
+    /// Already paid (or later): nothing changes, the webhook is acknowledged.
+    AlreadyPaid,
+    /// CANCELLED: a payment for it is a conflict.
+    Refused,
+}
+
+/// The webhook's effect, decided from the order's status alone. A late or repeated webhook
+/// never moves an order backwards.
+pub fn payment_outcome(status: OrderStatus) -> PaymentOutcome {
+    if status.can_become(OrderStatus::Paid) {
+        PaymentOutcome::MarkPaid
+    } else if status.is_paid() {
+        PaymentOutcome::AlreadyPaid
+    } else {
+        PaymentOutcome::Refused
+    }
+}
+
+/// One line of the order body the testing guide sends: `{"product_id","quantity","price"}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderLineIn {
+    pub product_id: i64,
+    pub quantity: i64,
+    pub price: Cents,
+}
+
+/// A validated order line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderLine {
+    pub product_id: Id,
+    pub quantity: Quantity,
+    pub unit_price: Cents,
+}
+
+/// A validated new order, total included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub user_id: UserId,
+    pub lines: Vec<OrderLine>,
+    pub total: Cents,
+}
+
+/// The most lines one order may have.
+pub const MAX_LINES: usize = 100;
+
+impl NewOrder {
+    /// Validates the lines and computes the total; any overflow is a 422.
+    pub fn parse(user_id: UserId, lines: Vec<OrderLineIn>) -> Result<NewOrder, ApiError> {
+        if lines.is_empty() {
+            return Err(ApiError::Validation(
+                "an order needs at least one line".to_string(),
+            ));
+        }
+        if lines.len() > MAX_LINES {
+            return Err(ApiError::Validation(format!(
+                "an order has at most {MAX_LINES} lines"
+            )));
+        }
+        let lines = lines
+            .into_iter()
+            .map(|line| {
+                if line.price.get() <= 0 {
+                    return Err(ApiError::Validation(format!(
+                        "price of product {} must be positive",
+                        line.product_id
+                    )));
+                }
+                Ok(OrderLine {
+                    product_id: Id::parse(line.product_id, "product_id")?,
+                    quantity: Quantity::parse(line.quantity)?,
+                    unit_price: line.price,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let too_large = || ApiError::Validation("order total is too large".to_string());
+        let line_totals = lines
+            .iter()
+            .map(|l| {
+                l.unit_price
+                    .checked_mul(l.quantity.get())
+                    .ok_or_else(too_large)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = Cents::checked_sum(line_totals).ok_or_else(too_large)?;
+        Ok(NewOrder {
+            user_id,
+            lines,
+            total,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OrderStatus::*;
+    use service_kit::money::MAX_CENTS;
+
+    fn line(product_id: i64, quantity: i64, cents: i64) -> OrderLineIn {
+        OrderLineIn {
+            product_id,
+            quantity,
+            price: Cents::new(cents),
+        }
+    }
+
+    fn user() -> UserId {
+        UserId::parse("user1").unwrap()
+    }
+
+    #[test]
+    fn only_the_shop_lifecycle_transitions_are_allowed() {
+        let allowed: Vec<(OrderStatus, OrderStatus)> = OrderStatus::ALL
+            .into_iter()
+            .flat_map(|from| OrderStatus::ALL.into_iter().map(move |to| (from, to)))
+            .filter(|(from, to)| from.can_become(*to))
+            .collect();
+        assert_eq!(
+            allowed,
+            vec![
+                (Pending, Paid),
+                (Pending, Cancelled),
+                (Paid, Shipped),
+                (Shipped, Delivered)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_payment_never_moves_an_order_backwards() {
+        assert_eq!(payment_outcome(Pending), PaymentOutcome::MarkPaid);
+        for status in [Paid, Shipped, Delivered] {
+            assert_eq!(payment_outcome(status), PaymentOutcome::AlreadyPaid);
+        }
+        assert_eq!(payment_outcome(Cancelled), PaymentOutcome::Refused);
+    }
+
+    #[test]
+    fn statuses_parse_from_their_names() {
+        assert_eq!("PAID".parse::<OrderStatus>().unwrap(), Paid);
+        assert_eq!("shipped".parse::<OrderStatus>().unwrap(), Shipped);
+        assert!("LOST".parse::<OrderStatus>().is_err());
+    }
+
+    #[test]
+    fn the_guide_order_totals_its_lines() {
+        let order = NewOrder::parse(user(), vec![line(1, 1, 99_999), line(2, 3, 2_999)]).unwrap();
+        assert_eq!(order.total, Cents::new(99_999 + 3 * 2_999));
+        assert_eq!(order.lines.len(), 2);
+    }
+
+    #[test]
+    fn bad_lines_are_refused() {
+        assert!(NewOrder::parse(user(), vec![]).is_err());
+        assert!(NewOrder::parse(user(), vec![line(1, 0, 100)]).is_err());
+        assert!(NewOrder::parse(user(), vec![line(1, -1, 100)]).is_err());
+        assert!(NewOrder::parse(user(), vec![line(0, 1, 100)]).is_err());
+        assert!(NewOrder::parse(user(), vec![line(1, 1, 0)]).is_err());
+        assert!(NewOrder::parse(user(), vec![line(1, 1, -5)]).is_err());
+        assert!(NewOrder::parse(user(), vec![line(1, 1, 100); MAX_LINES + 1]).is_err());
+    }
+
+    #[test]
+    fn a_total_that_would_overflow_is_refused() {
+        let err = NewOrder::parse(user(), vec![line(1, 1000, MAX_CENTS)]);
+        assert!(matches!(err, Err(ApiError::Validation(_))));
+        let err = NewOrder::parse(user(), vec![line(1, 1, MAX_CENTS), line(2, 1, MAX_CENTS)]);
+        assert!(matches!(err, Err(ApiError::Validation(_))));
+    }
+}

@@ -1,0 +1,17 @@
+//! order-service binary: parse the config, run the library.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    service_kit::http::init_tracing();
+    let config = order_service::Config::parse();
+    match order_service::run(config, service_kit::http::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("order-service: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

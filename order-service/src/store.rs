@@ -1,0 +1,180 @@
+//! Every SQL statement of the order service, as plain functions over a connection.
+
+use crate::domain::{NewOrder, OrderStatus};
+use crate::routes::orders::{OrderItemOut, OrderOut, StatusChangeOut};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension, params};
+use service_kit::domain::{Id, Page, UserId};
+use service_kit::money::Cents;
+
+impl ToSql for OrderStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for OrderStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e: service_kit::ApiError| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// Writes a new PENDING order with its lines and first history entry; returns its id.
+pub fn insert_order(
+    conn: &Connection,
+    order: &NewOrder,
+    catalog_verified: bool,
+) -> rusqlite::Result<Id> {
+    conn.prepare_cached(
+        "INSERT INTO orders (user_id, total_cents, status, catalog_verified)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        order.user_id.as_str(),
+        order.total.get(),
+        OrderStatus::Pending,
+        catalog_verified
+    ])?;
+    let id = Id::from_db(conn.last_insert_rowid());
+    let mut insert_line = conn.prepare_cached(
+        "INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price_cents)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (line_no, line) in order.lines.iter().enumerate() {
+        insert_line.execute(params![
+            id.get(),
+            line_no as i64 + 1,
+            line.product_id.get(),
+            line.quantity.get(),
+            line.unit_price.get()
+        ])?;
+    }
+    record_status(conn, id, OrderStatus::Pending)?;
+    Ok(id)
+}
+
+fn record_status(conn: &Connection, id: Id, status: OrderStatus) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO order_status_history (order_id, status) VALUES (?1, ?2)")?
+        .execute(params![id.get(), status])?;
+    Ok(())
+}
+
+/// The order's status and total, if it exists.
+pub fn order_status(conn: &Connection, id: Id) -> rusqlite::Result<Option<(OrderStatus, Cents)>> {
+    conn.prepare_cached("SELECT status, total_cents FROM orders WHERE id = ?1")?
+        .query_row(params![id.get()], |row| {
+            Ok((row.get(0)?, Cents::new(row.get(1)?)))
+        })
+        .optional()
+}
+
+/// Moves a PENDING order to PAID and records which payment paid it. The `WHERE status`
+/// guard makes a concurrent second webhook a no-op rather than a second transition.
+pub fn mark_paid(conn: &Connection, id: Id, payment_id: Option<i64>) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE orders SET status = ?2, payment_id = ?3,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = ?1 AND status = ?4",
+        )?
+        .execute(params![
+            id.get(),
+            OrderStatus::Paid,
+            payment_id,
+            OrderStatus::Pending
+        ])?;
+    if changed == 1 {
+        record_status(conn, id, OrderStatus::Paid)?;
+    }
+    Ok(changed == 1)
+}
+
+/// One order with its lines and history.
+pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<OrderOut>> {
+    let order = conn
+        .prepare_cached(
+            "SELECT id, user_id, total_cents, status, catalog_verified, payment_id,
+                    created_at, updated_at
+             FROM orders WHERE id = ?1",
+        )?
+        .query_row(params![id.get()], |row| {
+            Ok(OrderOut {
+                id: row.get(0)?,
+                user_id: row.get(1)?,
+                total: Cents::new(row.get(2)?),
+                status: row.get(3)?,
+                catalog_verified: row.get(4)?,
+                payment_id: row.get(5)?,
+                created_at: row.get(6)?,
+                updated_at: row.get(7)?,
+                items: Vec::new(),
+                status_history: Vec::new(),
+            })
+        })
+        .optional()?;
+    let Some(mut order) = order else {
+        return Ok(None);
+    };
+    order.items = conn
+        .prepare_cached(
+            "SELECT product_id, quantity, unit_price_cents FROM order_items
+             WHERE order_id = ?1 ORDER BY line_no",
+        )?
+        .query_map(params![id.get()], |row| {
+            let quantity: i64 = row.get(1)?;
+            let price = Cents::new(row.get(2)?);
+            Ok(OrderItemOut {
+                product_id: row.get(0)?,
+                quantity,
+                price,
+                // Bounded when the order was written: every line total fit then.
+                line_total: price.checked_mul(quantity).unwrap_or(price),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    order.status_history = conn
+        .prepare_cached(
+            "SELECT status, at FROM order_status_history WHERE order_id = ?1 ORDER BY id",
+        )?
+        .query_map(params![id.get()], |row| {
+            Ok(StatusChangeOut {
+                status: row.get(0)?,
+                at: row.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(order))
+}
+
+/// Orders, newest first, optionally for one user and/or in one status.
+pub fn list_orders(
+    conn: &Connection,
+    user: Option<&UserId>,
+    status: Option<OrderStatus>,
+    page: Page,
+) -> rusqlite::Result<Vec<OrderOut>> {
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM orders
+             WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR status = ?2)
+             ORDER BY id DESC LIMIT ?3 OFFSET ?4",
+        )?
+        .query_map(
+            params![
+                user.map(UserId::as_str),
+                status,
+                page.limit(),
+                page.offset()
+            ],
+            |row| row.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut orders = Vec::with_capacity(ids.len());
+    for id in ids {
+        orders.extend(get_order(conn, Id::from_db(id))?);
+    }
+    Ok(orders)
+}
