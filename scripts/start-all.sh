@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds the four services in release mode, starts them, waits until all are healthy,
+# prints their URLs, and stops them all on Ctrl-C.
+#
+# Environment (all optional):
+#   API_KEY      key clients must send in X-API-Key (default: the demo key secret-key-123)
+#   DATA_DIR     where the four SQLite files and logs go (default: data)
+#   CATALOG_PORT CART_PORT ORDER_PORT PAYMENT_PORT   (defaults 8002 8001 8003 8004)
+#   SKIP_BUILD=1 use the binaries already in target/release
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if [[ -z "${API_KEY:-}" ]]; then
+  export API_KEY="secret-key-123"
+  echo "note: using the DEMO API key 'secret-key-123'; set API_KEY to use your own."
+fi
+data_dir="${DATA_DIR:-data}"
+log_dir="$data_dir/logs"
+mkdir -p "$log_dir"
+
+catalog_port="${CATALOG_PORT:-8002}"
+cart_port="${CART_PORT:-8001}"
+order_port="${ORDER_PORT:-8003}"
+payment_port="${PAYMENT_PORT:-8004}"
+
+if [[ "${SKIP_BUILD:-0}" != "1" ]]; then
+  echo "building release binaries (first build takes a few minutes)..."
+  cargo build --release --quiet --bins
+fi
+bin="$root/target/release"
+
+pids=()
+names=()
+stop_all() {
+  trap - INT TERM EXIT
+  if ((${#pids[@]})); then
+    echo
+    echo "stopping services..."
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+start() {
+  local name="$1"; shift
+  "$bin/$name" "$@" >"$log_dir/$name.log" 2>&1 &
+  pids+=("$!")
+  names+=("$name")
+}
+
+start catalog-service --port "$catalog_port" --db "$data_dir/products.db"
+start order-service --port "$order_port" --db "$data_dir/orders.db" \
+  --catalog-url "http://127.0.0.1:$catalog_port"
+start payment-service --port "$payment_port" --db "$data_dir/payments.db" \
+  --order-url "http://127.0.0.1:$order_port"
+start cart-service --port "$cart_port" --db "$data_dir/carts.db" \
+  --catalog-url "http://127.0.0.1:$catalog_port"
+
+ports=("$catalog_port" "$order_port" "$payment_port" "$cart_port")
+for i in "${!names[@]}"; do
+  name="${names[$i]}"; port="${ports[$i]}"
+  for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
+      continue 2
+    fi
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      echo "error: $name exited during start-up. Its log ($log_dir/$name.log) ends with:" >&2
+      tail -n 5 "$log_dir/$name.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "error: $name did not become healthy on port $port within 10 s; see $log_dir/$name.log" >&2
+  exit 1
+done
+
+cat <<MSG
+all four services are healthy (data in $data_dir/, logs in $log_dir/):
+  cart-service     http://127.0.0.1:$cart_port
+  catalog-service  http://127.0.0.1:$catalog_port
+  order-service    http://127.0.0.1:$order_port
+  payment-service  http://127.0.0.1:$payment_port
+try:  curl -H "X-API-Key: \$API_KEY" http://127.0.0.1:$catalog_port/products
+press Ctrl-C to stop them all.
+MSG
+
+# Returns when any service exits (or on Ctrl-C); the trap then stops the rest.
+wait -n "${pids[@]}" || true
+echo "a service stopped unexpectedly; see $log_dir/" >&2
+exit 1
