@@ -64,6 +64,18 @@ pub struct AppState {
     pub orders: OrderClient,
 }
 
+impl AppState {
+    /// State over an open database, calling the order service at `order_url` with `api_key`.
+    pub fn new(db: Db, order_url: &str, api_key: &str, timeout: std::time::Duration) -> Self {
+        let orders = OrderClient::new(
+            order_url,
+            service_kit::config::Secret::new(api_key),
+            timeout,
+        );
+        AppState { db, orders }
+    }
+}
+
 /// The schema, in order. Never edit an applied entry; add a new one.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![M::up(include_str!(
@@ -114,12 +126,13 @@ pub async fn run(
     let keys = config.common.api_keys()?;
     // Payments are money: a commit is on disk before the client hears about it.
     let db = Db::open(&config.db, &migrations(), Durability::Full)?;
-    let orders = OrderClient::new(
+    let state = AppState::new(
+        db,
         &config.order_url,
-        keys[0].clone(),
+        keys[0].expose(),
         config.common.peer_timeout(),
     );
-    let app = router(AppState { db, orders }, ApiKeys::new(keys));
+    let app = router(state, ApiKeys::new(keys));
     let addr = SocketAddr::new(config.common.bind, config.port);
     service_kit::http::launch(SERVICE, addr, app, shutdown).await?;
     Ok(())

@@ -12,6 +12,7 @@
 //! - [`catalog`]: the typed catalog client that cart and order both use.
 //! - [`http`]: router assembly (health, auth, JSON 404/405, body limit, tracing), `serve`
 //!   with graceful shutdown, and logging set-up.
+//! - `testing` (feature `testing`): helpers for router tests.
 
 pub mod auth;
 pub mod catalog;
@@ -23,5 +24,7 @@ pub mod extract;
 pub mod http;
 pub mod money;
 pub mod peer;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::ApiError;

@@ -1,0 +1,256 @@
+//! Router tests for cart-service: auth, validation, and fail-open against a fake catalog.
+
+use axum::Router;
+use axum::http::StatusCode;
+use cart_service::{AppState, migrations, router};
+use service_kit::catalog::CatalogClient;
+use service_kit::config::Secret;
+use service_kit::db::{Db, Durability};
+use service_kit::testing::{Call, CatalogMode, FakeCatalog, send, test_keys, unreachable_url};
+use std::time::{Duration, Instant};
+
+fn app(catalog_url: &str) -> (tempfile::TempDir, Router) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        &dir.path().join("carts.db"),
+        &migrations(),
+        Durability::Normal,
+    )
+    .unwrap();
+    let catalog = CatalogClient::new(catalog_url, Secret::new("k"), Duration::from_millis(300));
+    (dir, router(AppState { db, catalog }, test_keys()))
+}
+
+async fn cart_lines(app: &Router, user: &str) -> Vec<(i64, i64, bool)> {
+    let (status, cart) = send(app, Call::new("GET", &format!("/cart/{user}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    cart["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["product_id"].as_i64().unwrap(),
+                l["quantity"].as_i64().unwrap(),
+                l["verified"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_cart_route_refuses_a_missing_or_wrong_key_and_changes_nothing() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let routes = [
+        ("GET", "/cart/u1"),
+        ("POST", "/cart/u1/add?product_id=1&quantity=1"),
+        ("DELETE", "/cart/u1/clear"),
+        ("PUT", "/cart/u1/items/1?quantity=2"),
+        ("DELETE", "/cart/u1/items/1"),
+    ];
+    for (method, uri) in routes {
+        for key in [None, Some(""), Some("nope")] {
+            let (status, body) = send(&app, Call::new(method, uri).key(key)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri} {key:?}");
+            assert_eq!(body["error"]["code"], "unauthorized");
+        }
+    }
+    assert!(cart_lines(&app, "u1").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_user_has_an_empty_cart() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (status, cart) = send(&app, Call::new("GET", "/cart/nobody")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cart["items"], serde_json::json!([]));
+    assert_eq!(cart["total"], serde_json::json!(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adding_takes_the_catalog_name_and_price_and_adding_again_sums() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (status, body) = send(
+        &app,
+        Call::new("POST", "/cart/u1/add?product_id=1&quantity=2"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["item"]["name"], "Laptop");
+    assert_eq!(body["item"]["unit_price"], serde_json::json!(999.99));
+    assert_eq!(body["item"]["verified"], true);
+    let (_, body) = send(
+        &app,
+        Call::new("POST", "/cart/u1/add?product_id=1&quantity=1"),
+    )
+    .await;
+    assert_eq!(body["item"]["quantity"], 3);
+    assert_eq!(body["cart"]["total"], serde_json::json!(2999.97));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_product_is_404_and_changes_nothing() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (status, body) = send(
+        &app,
+        Call::new("POST", "/cart/u1/add?product_id=77&quantity=1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(cart_lines(&app, "u1").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_quantities_and_ids_are_refused_and_change_nothing() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let cases = [
+        (
+            "/cart/u1/add?product_id=1&quantity=0",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/cart/u1/add?product_id=1&quantity=-2",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/cart/u1/add?product_id=1&quantity=1001",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/cart/u1/add?product_id=1&quantity=1e3",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/cart/u1/add?product_id=x&quantity=1",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/cart/u1/add?product_id=0&quantity=1",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("/cart/u1/add?quantity=1", StatusCode::BAD_REQUEST),
+        (
+            "/cart/u%20x/add?product_id=1",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/cart/u1/add?product_id=1&quantity=99999999999999999999",
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (uri, want) in cases {
+        let (status, body) = send(&app, Call::new("POST", uri)).await;
+        assert_eq!(status, want, "{uri}");
+        assert!(body["error"]["message"].is_string(), "{uri}");
+    }
+    assert!(cart_lines(&app, "u1").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_line_never_holds_more_than_the_maximum() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (status, _) = send(
+        &app,
+        Call::new("POST", "/cart/u1/add?product_id=2&quantity=1000"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(
+        &app,
+        Call::new("POST", "/cart/u1/add?product_id=2&quantity=1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(cart_lines(&app, "u1").await, [(2, 1000, true)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catalog_that_is_down_failing_garbled_or_slow_lets_the_add_through_unverified() {
+    let catalog = FakeCatalog::start().await;
+    for (mode, user) in [
+        (CatalogMode::Failing, "failing"),
+        (CatalogMode::Garbage, "garbage"),
+        (CatalogMode::Slow, "slow"),
+    ] {
+        catalog.set_mode(mode);
+        let (_dir, app) = app(&catalog.url);
+        let started = Instant::now();
+        let (status, body) = send(
+            &app,
+            Call::new("POST", &format!("/cart/{user}/add?product_id=1&quantity=1")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{mode:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{mode:?} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(body["item"]["verified"], false, "{mode:?}");
+        assert_eq!(body["item"]["unit_price"], serde_json::Value::Null);
+        assert_eq!(body["cart"]["unverified_items"], 1);
+        assert_eq!(cart_lines(&app, user).await, [(1, 1, false)], "{mode:?}");
+    }
+    let (_dir, app) = app(&unreachable_url());
+    let (status, body) = send(&app, Call::new("POST", "/cart/u/add?product_id=42")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["item"]["verified"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unverified_line_is_verified_by_the_next_add_once_the_catalog_is_back() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    catalog.set_mode(CatalogMode::Failing);
+    send(
+        &app,
+        Call::new("POST", "/cart/u1/add?product_id=1&quantity=1"),
+    )
+    .await;
+    catalog.set_mode(CatalogMode::Healthy);
+    let (_, body) = send(
+        &app,
+        Call::new("POST", "/cart/u1/add?product_id=1&quantity=1"),
+    )
+    .await;
+    assert_eq!(body["item"]["verified"], true);
+    assert_eq!(body["item"]["name"], "Laptop");
+    assert_eq!(cart_lines(&app, "u1").await, [(1, 2, true)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lines_can_be_changed_removed_and_cleared() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    send(
+        &app,
+        Call::new("POST", "/cart/u1/add?product_id=1&quantity=1"),
+    )
+    .await;
+    send(
+        &app,
+        Call::new("POST", "/cart/u1/add?product_id=2&quantity=1"),
+    )
+    .await;
+    let (status, _) = send(&app, Call::new("PUT", "/cart/u1/items/2?quantity=4")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(&app, Call::new("PUT", "/cart/u1/items/2?quantity=0")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = send(&app, Call::new("PUT", "/cart/u1/items/9?quantity=1")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(cart_lines(&app, "u1").await, [(1, 1, true), (2, 4, true)]);
+    let (status, _) = send(&app, Call::new("DELETE", "/cart/u1/items/1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cart_lines(&app, "u1").await, [(2, 4, true)]);
+    let (status, body) = send(&app, Call::new("DELETE", "/cart/u1/clear")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["items"], serde_json::json!([]));
+    assert!(cart_lines(&app, "u1").await.is_empty());
+}

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# The testing guide's curl commands, each with a checked expectation, run against services
+# that are already running (scripts/start-all.sh). Stops at the first failure.
+#
+# Environment (all optional):
+#   API_KEY                                 default secret-key-123
+#   CART_URL CATALOG_URL ORDER_URL PAYMENT_URL   default http://localhost:8001 .. 8004
+# Each run uses fresh user ids, so it can be repeated against the same data.
+set -euo pipefail
+
+KEY="${API_KEY:-secret-key-123}"
+CART="${CART_URL:-http://localhost:8001}"
+CATALOG="${CATALOG_URL:-http://localhost:8002}"
+ORDER="${ORDER_URL:-http://localhost:8003}"
+PAYMENT="${PAYMENT_URL:-http://localhost:8004}"
+RUN="$(date +%s)-$$"
+U="guide-$RUN"
+
+for tool in curl jq; do
+  command -v "$tool" >/dev/null || { echo "testing-guide.sh needs $tool" >&2; exit 2; }
+done
+
+body_file="$(mktemp)"
+trap 'rm -f "$body_file"' EXIT
+passed=0
+
+# check DESCRIPTION STATUS JQ_CONDITION CURL_ARGS...
+# Runs curl, then demands the HTTP status and (unless the condition is empty) that the jq
+# condition holds on the JSON body.
+check() {
+  local description="$1" want="$2" condition="$3"; shift 3
+  local got
+  got="$(curl -sS -o "$body_file" -w '%{http_code}' "$@")" || got="curl-failed"
+  if [[ "$got" != "$want" ]]; then
+    echo "FAIL: $description: expected HTTP $want, got $got" >&2
+    echo "  curl $*" >&2
+    echo "  body: $(head -c 600 "$body_file")" >&2
+    echo "$passed passed, 1 failed"
+    exit 1
+  fi
+  if [[ -n "$condition" ]] && ! jq -e "$condition" "$body_file" >/dev/null 2>&1; then
+    echo "FAIL: $description: body does not satisfy: $condition" >&2
+    echo "  curl $*" >&2
+    echo "  body: $(head -c 600 "$body_file")" >&2
+    echo "$passed passed, 1 failed"
+    exit 1
+  fi
+  passed=$((passed + 1))
+  printf 'ok %2d  %s\n' "$passed" "$description"
+}
+
+# The last response body, for reading ids out of it.
+last() { jq -r "$1" "$body_file"; }
+
+H=(-H "X-API-Key: $KEY")
+JSON=(-H "Content-Type: application/json")
+
+echo "== Quick start: the guide's commands as written =="
+check "add item to cart (with validation)" 200 '.item.product_id == 1 and .item.verified' \
+  -X POST "$CART/cart/user1/add?product_id=1&quantity=2" -H "X-API-Key: $KEY"
+check "get products" 200 'length >= 3 and (map(.id) | index(1) != null)' \
+  -X GET "$CATALOG/products" -H "X-API-Key: $KEY"
+check "create order" 201 '.status == "PENDING" and .total == 999.99 and .user_id == "user1"' \
+  -X POST "$ORDER/orders?user_id=user1" -H "X-API-Key: $KEY" -H "Content-Type: application/json" \
+  -d '[{"product_id":1,"quantity":1,"price":999.99}]'
+guide_order="$(last .id)"
+check "process payment" 200 ".order_id == $guide_order and .amount == 999.99 and .webhook_status == \"delivered\"" \
+  -X POST "$PAYMENT/pay?order_id=$guide_order&amount=999.99" -H "X-API-Key: $KEY"
+check "the paid order is PAID" 200 '.status == "PAID" and (.status_history | map(.status)) == ["PENDING","PAID"]' \
+  "$ORDER/orders/$guide_order" "${H[@]}"
+
+echo "== Health: open to anyone =="
+for svc in "$CART" "$CATALOG" "$ORDER" "$PAYMENT"; do
+  check "health of $svc without a key" 200 '.status == "ok"' "$svc/health"
+done
+
+echo "== Authentication: every route needs the key =="
+check "products without a key" 401 '.error.code == "unauthorized"' "$CATALOG/products"
+check "products with a wrong key" 401 '.error.code == "unauthorized"' "$CATALOG/products" -H "X-API-Key: wrong"
+check "products with an empty key" 401 '.error.code == "unauthorized"' "$CATALOG/products" -H "X-API-Key:"
+check "one product without a key" 401 '' "$CATALOG/products/1"
+check "cart without a key" 401 '' "$CART/cart/$U"
+check "cart add without a key changes nothing" 401 '' -X POST "$CART/cart/$U/add?product_id=1&quantity=1"
+check "  ... the cart is still empty" 200 '.items == []' "$CART/cart/$U" "${H[@]}"
+check "cart clear without a key" 401 '' -X DELETE "$CART/cart/$U/clear"
+check "order create without a key" 401 '' -X POST "$ORDER/orders?user_id=$U" "${JSON[@]}" \
+  -d '[{"product_id":1,"quantity":1,"price":999.99}]'
+check "  ... no order was created" 200 'length == 0' "$ORDER/orders?user_id=$U" "${H[@]}"
+check "order list without a key" 401 '' "$ORDER/orders"
+check "order get without a key" 401 '' "$ORDER/orders/$guide_order"
+check "payment webhook without a key" 401 '' -X POST "$ORDER/orders/$guide_order/payment"
+check "pay without a key" 401 '' -X POST "$PAYMENT/pay?order_id=$guide_order&amount=999.99"
+check "payments without a key" 401 '' "$PAYMENT/payments"
+
+echo "== Catalog =="
+check "product 1 costs 999.99" 200 '.id == 1 and .price == 999.99 and .stock >= 0' "$CATALOG/products/1" "${H[@]}"
+check "products 2 and 3 exist" 200 '.id == 2' "$CATALOG/products/2" "${H[@]}"
+check "unknown product is 404" 404 '.error.code == "not_found"' "$CATALOG/products/999999" "${H[@]}"
+check "non-numeric product id is 400" 400 '.error.code == "bad_request"' "$CATALOG/products/abc" "${H[@]}"
+check "product id 0 is 422" 422 '.error.code == "validation_failed"' "$CATALOG/products/0" "${H[@]}"
+check "products paginate" 200 'length == 1 and .[0].id == 2' "$CATALOG/products?limit=1&offset=1" "${H[@]}"
+
+echo "== Cart =="
+check "an unknown user has an empty cart" 200 ".user_id == \"$U\" and .items == [] and .total == 0" "$CART/cart/$U" "${H[@]}"
+check "add 2 x product 1" 200 '.item.quantity == 2 and .item.name != null and .item.unit_price == 999.99' \
+  -X POST "$CART/cart/$U/add?product_id=1&quantity=2" "${H[@]}"
+check "adding again adds to the quantity" 200 '.item.quantity == 3 and .cart.total == 2999.97' \
+  -X POST "$CART/cart/$U/add?product_id=1&quantity=1" "${H[@]}"
+check "quantity defaults to 1" 200 '.item.product_id == 2 and .item.quantity == 1' \
+  -X POST "$CART/cart/$U/add?product_id=2" "${H[@]}"
+check "unknown product is 404" 404 '.error.code == "not_found"' \
+  -X POST "$CART/cart/$U/add?product_id=999999&quantity=1" "${H[@]}"
+check "quantity 0 is 422" 422 '' -X POST "$CART/cart/$U/add?product_id=1&quantity=0" "${H[@]}"
+check "negative quantity is 422" 422 '' -X POST "$CART/cart/$U/add?product_id=1&quantity=-1" "${H[@]}"
+check "huge quantity is 422" 422 '' -X POST "$CART/cart/$U/add?product_id=1&quantity=1000000" "${H[@]}"
+check "quantity beyond 64 bits is 400" 400 '' -X POST "$CART/cart/$U/add?product_id=1&quantity=99999999999999999999" "${H[@]}"
+check "non-numeric quantity is 400" 400 '' -X POST "$CART/cart/$U/add?product_id=1&quantity=two" "${H[@]}"
+check "missing product_id is 400" 400 '' -X POST "$CART/cart/$U/add?quantity=1" "${H[@]}"
+check "a malformed user id is 422" 422 '' -X POST "$CART/cart/bad%20user/add?product_id=1" "${H[@]}"
+check "  ... none of the bad adds changed the cart" 200 '.items | map([.product_id, .quantity]) == [[1,3],[2,1]]' \
+  "$CART/cart/$U" "${H[@]}"
+check "set a line's quantity" 200 '(.items[] | select(.product_id == 1) | .quantity) == 5' \
+  -X PUT "$CART/cart/$U/items/1?quantity=5" "${H[@]}"
+check "remove a line" 200 '.items | map(.product_id) == [1]' -X DELETE "$CART/cart/$U/items/2" "${H[@]}"
+check "removing a missing line is 404" 404 '' -X DELETE "$CART/cart/$U/items/2" "${H[@]}"
+check "clear the cart" 200 '.items == [] and .total == 0' -X DELETE "$CART/cart/$U/clear" "${H[@]}"
+check "  ... and it stays empty" 200 '.items == []' "$CART/cart/$U" "${H[@]}"
+
+echo "== Orders =="
+check "a price that differs from the catalog is 422" 422 '.error.message | test("catalog")' \
+  -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" -d '[{"product_id":1,"quantity":1,"price":1.00}]'
+check "an unknown product is 422" 422 '' \
+  -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" -d '[{"product_id":999999,"quantity":1,"price":1.00}]'
+check "an empty order is 422" 422 '' -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" -d '[]'
+check "quantity 0 is 422" 422 '' \
+  -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" -d '[{"product_id":1,"quantity":0,"price":999.99}]'
+check "three decimals in a price is 422" 422 '' \
+  -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" -d '[{"product_id":1,"quantity":1,"price":999.999}]'
+check "malformed JSON is 400" 400 '' -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" -d '[{"product_id":'
+check "a body that is not JSON is 415" 415 '' \
+  -X POST "$ORDER/orders?user_id=$U" "${H[@]}" -H "Content-Type: text/plain" -d 'hello'
+check "a missing user_id is 400" 400 '' \
+  -X POST "$ORDER/orders" "${H[@]}" "${JSON[@]}" -d '[{"product_id":1,"quantity":1,"price":999.99}]'
+check "an oversized body is 413" 413 '' -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" \
+  --data-binary "[$(printf '{"product_id":1,"quantity":1,"price":999.99},%.0s' $(seq 1 2000)){}]"
+check "  ... none of them created an order" 200 'length == 0' "$ORDER/orders?user_id=$U" "${H[@]}"
+check "create an order of two products" 201 '.total == 1059.97 and (.items | length) == 2' \
+  -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" \
+  -d '[{"product_id":1,"quantity":1,"price":999.99},{"product_id":2,"quantity":2,"price":29.99}]'
+order_id="$(last .id)"
+check "a client-set status and total are ignored" 201 '.status == "PENDING" and .total == 29.99' \
+  -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" \
+  -d '[{"product_id":2,"quantity":1,"price":29.99,"status":"PAID","total":0.01}]'
+second_order="$(last .id)"
+check "get the order" 200 ".id == $order_id and .status == \"PENDING\" and .catalog_verified" "$ORDER/orders/$order_id" "${H[@]}"
+check "an unknown order is 404" 404 '' "$ORDER/orders/99999999" "${H[@]}"
+check "list orders by user" 200 "length == 2 and .[0].id == $second_order" "$ORDER/orders?user_id=$U" "${H[@]}"
+check "list orders by user and status" 200 'length == 2' "$ORDER/orders?user_id=$U&status=PENDING" "${H[@]}"
+check "an unknown status filter is 422" 422 '' "$ORDER/orders?status=LOST" "${H[@]}"
+
+echo "== Payments =="
+check "a wrong amount is 422" 422 '.error.message | test("total")' \
+  -X POST "$PAYMENT/pay?order_id=$order_id&amount=1.00" "${H[@]}"
+check "an unknown order is 404" 404 '' -X POST "$PAYMENT/pay?order_id=99999999&amount=1.00" "${H[@]}"
+check "a non-numeric amount is 422" 422 '' -X POST "$PAYMENT/pay?order_id=$order_id&amount=lots" "${H[@]}"
+check "a negative amount is 422" 422 '' -X POST "$PAYMENT/pay?order_id=$order_id&amount=-1059.97" "${H[@]}"
+check "a non-numeric order id is 400" 400 '' -X POST "$PAYMENT/pay?order_id=abc&amount=1.00" "${H[@]}"
+check "  ... no payment was recorded" 200 'length == 0' "$PAYMENT/payments?order_id=$order_id" "${H[@]}"
+check "pay the order" 200 '.status == "captured" and .amount == 1059.97 and .webhook_status == "delivered"' \
+  -X POST "$PAYMENT/pay?order_id=$order_id&amount=1059.97" "${H[@]}"
+payment_id="$(last .id)"
+check "the webhook marked it PAID" 200 ".status == \"PAID\" and .payment_id == $payment_id" "$ORDER/orders/$order_id" "${H[@]}"
+check "paying a PAID order again is 409" 409 '.error.code == "conflict"' \
+  -X POST "$PAYMENT/pay?order_id=$order_id&amount=1059.97" "${H[@]}"
+check "  ... and charged nothing" 200 'length == 1' "$PAYMENT/payments?order_id=$order_id" "${H[@]}"
+check "a repeated webhook for a PAID order is a no-op 200" 200 '.status == "PAID" and (.status_history | length) == 2' \
+  -X POST "$ORDER/orders/$order_id/payment" "${H[@]}"
+check "get the payment" 200 ".id == $payment_id and .order_id == $order_id" "$PAYMENT/payments/$payment_id" "${H[@]}"
+check "an unknown payment is 404" 404 '' "$PAYMENT/payments/99999999" "${H[@]}"
+check "list payments" 200 'length >= 1' "$PAYMENT/payments?limit=5" "${H[@]}"
+check "PAID orders of the user" 200 "length == 1 and .[0].id == $order_id" "$ORDER/orders?user_id=$U&status=PAID" "${H[@]}"
+
+echo "== Errors are JSON everywhere =="
+check "an unknown route is 404 JSON" 404 '.error.code == "not_found"' "$ORDER/nowhere" "${H[@]}"
+check "a wrong method is 405 JSON" 405 '.error.code == "method_not_allowed"' -X DELETE "$CATALOG/products" "${H[@]}"
+
+echo
+echo "testing guide: $passed passed, 0 failed"

@@ -1,0 +1,158 @@
+//! Helpers for router tests: send one request through a `Router` with `oneshot` and read
+//! the answer as JSON. Compiled only with the `testing` feature.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+/// The key router tests configure.
+pub const TEST_KEY: &str = "test-key";
+
+/// Accepts [`TEST_KEY`] only.
+pub fn test_keys() -> crate::auth::ApiKeys {
+    crate::auth::ApiKeys::new(vec![crate::config::Secret::new(TEST_KEY)])
+}
+
+/// One request for [`send`].
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// Path and query.
+    pub uri: &'a str,
+    /// `X-API-Key` to send, if any.
+    pub key: Option<&'a str>,
+    /// JSON body to send, if any.
+    pub json: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    /// A request with the test key and no body.
+    pub fn new(method: &'a str, uri: &'a str) -> Self {
+        Call {
+            method,
+            uri,
+            key: Some(TEST_KEY),
+            json: None,
+        }
+    }
+
+    /// The same request with another key (or none).
+    pub fn key(mut self, key: Option<&'a str>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// The same request with a JSON body.
+    pub fn json(mut self, body: &'a str) -> Self {
+        self.json = Some(body);
+        self
+    }
+}
+
+/// Sends `call` through `app`; returns the status and the body parsed as JSON (`Null` when
+/// the body is empty or not JSON).
+pub async fn send(app: &Router, call: Call<'_>) -> (StatusCode, serde_json::Value) {
+    let mut builder = Request::builder().method(call.method).uri(call.uri);
+    if let Some(key) = call.key {
+        builder = builder.header("x-api-key", key);
+    }
+    let body = match call.json {
+        Some(json) => {
+            builder = builder.header("content-type", "application/json");
+            Body::from(json.to_string())
+        }
+        None => Body::empty(),
+    };
+    let request = builder.body(body).expect("valid test request");
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("router is infallible");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body readable")
+        .to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// How a [`FakeCatalog`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CatalogMode {
+    /// Answers like the real catalog.
+    Healthy = 0,
+    /// Answers 500 to everything.
+    Failing = 1,
+    /// Answers 200 with a body that is not a product.
+    Garbage = 2,
+    /// Waits five seconds before answering.
+    Slow = 3,
+}
+
+/// A stand-in catalog-service on a port-0 loopback socket, switchable between modes. It
+/// knows products 1 (Laptop, 999.99) and 2 (Wireless Mouse, 29.99).
+#[derive(Debug, Clone)]
+pub struct FakeCatalog {
+    /// Base URL to give the service under test.
+    pub url: String,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl FakeCatalog {
+    /// Starts the fake on the current runtime.
+    pub async fn start() -> FakeCatalog {
+        use axum::extract::{Path, State};
+        use axum::response::IntoResponse;
+        use std::sync::atomic::{AtomicU8, Ordering};
+
+        let mode = std::sync::Arc::new(AtomicU8::new(CatalogMode::Healthy as u8));
+        let product = |State(mode): State<std::sync::Arc<AtomicU8>>, Path(id): Path<i64>| async move {
+            match mode.load(Ordering::SeqCst) {
+                1 => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                2 => return "<html>not json</html>".into_response(),
+                3 => tokio::time::sleep(std::time::Duration::from_secs(5)).await,
+                _ => {}
+            }
+            let (name, price) = match id {
+                1 => ("Laptop", 999.99),
+                2 => ("Wireless Mouse", 29.99),
+                _ => return StatusCode::NOT_FOUND.into_response(),
+            };
+            axum::Json(serde_json::json!({"id": id, "name": name, "price": price, "stock": 10}))
+                .into_response()
+        };
+        let app = Router::new()
+            .route("/products/{id}", axum::routing::get(product))
+            .with_state(mode.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeCatalog { url, mode }
+    }
+
+    /// Switches how it answers from now on.
+    pub fn set_mode(&self, mode: CatalogMode) {
+        self.mode
+            .store(mode as u8, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A loopback URL where nothing listens: a peer that is down.
+pub fn unreachable_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    drop(listener);
+    url
+}
