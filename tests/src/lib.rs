@@ -1,0 +1,264 @@
+//! A harness that runs the shop as a user would: the four real binaries as child processes,
+//! each on a port-0 loopback socket with its own SQLite file in a temp dir, wired together
+//! by URL, and a blocking HTTP client to drive them.
+//!
+//! Binaries are taken from the target folder this test was built into (`cargo build
+//! --workspace --bins` first; `scripts/test.sh` does) or from `SHOP_BIN_DIR`.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+/// The key every service in a test shop accepts.
+pub const KEY: &str = "system-test-key-0123";
+
+/// Where the service binaries are.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SHOP_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // target/<profile>/deps/<test binary> -> target/<profile>
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// One running (or stopped) service process.
+#[derive(Debug)]
+pub struct Service {
+    /// Binary name, e.g. `order-service`.
+    pub name: &'static str,
+    args: Vec<String>,
+    /// The port it listens on; kept across restarts so peers' URLs stay valid.
+    pub port: u16,
+    /// Its stderr (the log).
+    pub log: PathBuf,
+    child: Option<(Child, ChildStdout)>,
+}
+
+impl Service {
+    /// Starts `name` with `args` plus `--port 0`, and waits for its "listening on" line.
+    pub fn start(name: &'static str, args: Vec<String>, log: PathBuf) -> Service {
+        let mut service = Service {
+            name,
+            args,
+            port: 0,
+            log,
+            child: None,
+        };
+        service.spawn();
+        service
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        let binary = bin_dir().join(self.name);
+        assert!(
+            binary.exists(),
+            "{} not found: run `cargo build --workspace --bins` first (or set SHOP_BIN_DIR)",
+            binary.display()
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open log file");
+        let mut child = Command::new(&binary)
+            .args(&self.args)
+            .arg("--port")
+            .arg(self.port.to_string())
+            .env("API_KEY", KEY)
+            .env("PEER_TIMEOUT_MS", "700")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        // The binary binds before it prints, so once this line is read the port is ready.
+        let read = reader.read_line(&mut line).unwrap_or(0);
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok());
+        let Some(port) = port.filter(|_| read > 0) else {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            panic!("{} did not start; its log:\n{log}", self.name);
+        };
+        self.port = port;
+        self.child = Some((child, reader.into_inner()));
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it gracefully (SIGTERM) and waits for it to exit; returns whether it exited 0.
+    pub fn stop(&mut self) -> bool {
+        let Some((mut child, _)) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Kills it outright (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some((mut child, _)) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same database.
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    /// Everything it has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// All four services, started in dependency order, each with its own database in `dir`.
+#[derive(Debug)]
+pub struct Shop {
+    /// Catalog.
+    pub catalog: Service,
+    /// Orders.
+    pub order: Service,
+    /// Payments.
+    pub payment: Service,
+    /// Carts.
+    pub cart: Service,
+    /// Holds the databases and logs; removed when the shop is dropped.
+    pub dir: tempfile::TempDir,
+}
+
+impl Shop {
+    /// A new shop with empty databases.
+    pub fn start() -> Shop {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let at = |file: &str| dir.path().join(file);
+        let db = |file: &str| vec!["--db".to_string(), at(file).display().to_string()];
+        let catalog = Service::start("catalog-service", db("products.db"), at("catalog.log"));
+        let with_catalog = |file: &str| {
+            let mut args = db(file);
+            args.extend(["--catalog-url".to_string(), catalog.url()]);
+            args
+        };
+        let order = Service::start("order-service", with_catalog("orders.db"), at("order.log"));
+        let mut payment_args = db("payments.db");
+        payment_args.extend(["--order-url".to_string(), order.url()]);
+        let payment = Service::start("payment-service", payment_args, at("payment.log"));
+        let cart = Service::start("cart-service", with_catalog("carts.db"), at("cart.log"));
+        Shop {
+            catalog,
+            order,
+            payment,
+            cart,
+            dir,
+        }
+    }
+
+    /// Every service, in start order.
+    pub fn services(&mut self) -> [&mut Service; 4] {
+        [
+            &mut self.catalog,
+            &mut self.order,
+            &mut self.payment,
+            &mut self.cart,
+        ]
+    }
+}
+
+/// A blocking JSON client that sends the test key unless told otherwise.
+#[derive(Debug, Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+impl Client {
+    /// A client that reports every status instead of failing on 4xx/5xx.
+    pub fn new() -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        Client { agent }
+    }
+
+    /// Sends a request with the test key; returns status and JSON body (`Null` if none).
+    pub fn call(&self, method: &str, url: &str, json: Option<&str>) -> (u16, Value) {
+        self.call_with_key(method, url, json, Some(KEY))
+    }
+
+    /// Sends a request with `key` (or no key header at all).
+    pub fn call_with_key(
+        &self,
+        method: &str,
+        url: &str,
+        json: Option<&str>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
+        let request = ureq::http::Request::builder().method(method).uri(url);
+        let request = match key {
+            Some(key) => request.header("X-API-Key", key),
+            None => request,
+        };
+        let request = match json {
+            Some(_) => request.header("Content-Type", "application/json"),
+            None => request,
+        };
+        let body = json.unwrap_or("").as_bytes().to_vec();
+        let request = request.body(body).expect("valid request");
+        let mut response = self
+            .agent
+            .run(request)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `GET url`.
+    pub fn get(&self, url: &str) -> (u16, Value) {
+        self.call("GET", url, None)
+    }
+
+    /// `POST url` without a body.
+    pub fn post(&self, url: &str) -> (u16, Value) {
+        self.call("POST", url, None)
+    }
+
+    /// `POST url` with a JSON body.
+    pub fn post_json(&self, url: &str, json: &str) -> (u16, Value) {
+        self.call("POST", url, Some(json))
+    }
+}

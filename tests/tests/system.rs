@@ -1,0 +1,345 @@
+//! The shop end to end: four real processes, real SQLite files, real HTTP between them.
+
+use serde_json::{Value, json};
+use system_tests::{Client, KEY, Shop, bin_dir};
+
+const GUIDE_ORDER: &str = r#"[{"product_id":1,"quantity":1,"price":999.99}]"#;
+
+fn place_guide_order(client: &Client, shop: &Shop, user: &str) -> i64 {
+    let (status, order) = client.post_json(
+        &format!("{}/orders?user_id={user}", shop.order.url()),
+        GUIDE_ORDER,
+    );
+    assert_eq!(status, 201, "{order}");
+    order["id"].as_i64().expect("order id")
+}
+
+fn statuses(history: &Value) -> Vec<String> {
+    history
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["status"].as_str().expect("status").to_string())
+        .collect()
+}
+
+#[test]
+fn the_guide_journey_works_across_all_four_services() {
+    let shop = Shop::start();
+    let client = Client::new();
+
+    let (status, products) = client.get(&format!("{}/products", shop.catalog.url()));
+    assert_eq!(status, 200);
+    assert_eq!(products.as_array().expect("list").len(), 3);
+
+    let (status, added) = client.post(&format!(
+        "{}/cart/user1/add?product_id=1&quantity=2",
+        shop.cart.url()
+    ));
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["item"]["verified"], true);
+    assert_eq!(added["item"]["name"], "Laptop");
+    assert_eq!(added["cart"]["total"], json!(1999.98));
+
+    let order_id = place_guide_order(&client, &shop, "user1");
+    let (status, payment) = client.post(&format!(
+        "{}/pay?order_id={order_id}&amount=999.99",
+        shop.payment.url()
+    ));
+    assert_eq!(status, 200, "{payment}");
+    assert_eq!(payment["webhook_status"], "delivered");
+    assert_eq!(payment["order_verified"], true);
+
+    let (_, order) = client.get(&format!("{}/orders/{order_id}", shop.order.url()));
+    assert_eq!(order["status"], "PAID");
+    assert_eq!(order["payment_id"], payment["id"]);
+    assert_eq!(statuses(&order["status_history"]), ["PENDING", "PAID"]);
+
+    let (status, again) = client.post(&format!(
+        "{}/pay?order_id={order_id}&amount=999.99",
+        shop.payment.url()
+    ));
+    assert_eq!(status, 409, "{again}");
+    let (_, payments) = client.get(&format!(
+        "{}/payments?order_id={order_id}",
+        shop.payment.url()
+    ));
+    assert_eq!(payments.as_array().expect("list").len(), 1);
+}
+
+#[test]
+fn every_route_of_every_service_is_401_without_a_key_and_health_is_open() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    let order_id = place_guide_order(&client, &shop, "u1");
+    let routes = [
+        ("GET", format!("{}/products", shop.catalog.url())),
+        ("GET", format!("{}/products/1", shop.catalog.url())),
+        ("GET", format!("{}/cart/u1", shop.cart.url())),
+        (
+            "POST",
+            format!("{}/cart/u1/add?product_id=1", shop.cart.url()),
+        ),
+        ("DELETE", format!("{}/cart/u1/clear", shop.cart.url())),
+        (
+            "PUT",
+            format!("{}/cart/u1/items/1?quantity=2", shop.cart.url()),
+        ),
+        ("DELETE", format!("{}/cart/u1/items/1", shop.cart.url())),
+        ("POST", format!("{}/orders?user_id=u1", shop.order.url())),
+        ("GET", format!("{}/orders", shop.order.url())),
+        ("GET", format!("{}/orders/{order_id}", shop.order.url())),
+        (
+            "POST",
+            format!("{}/orders/{order_id}/payment", shop.order.url()),
+        ),
+        (
+            "POST",
+            format!(
+                "{}/pay?order_id={order_id}&amount=999.99",
+                shop.payment.url()
+            ),
+        ),
+        ("GET", format!("{}/payments", shop.payment.url())),
+        ("GET", format!("{}/payments/1", shop.payment.url())),
+    ];
+    for (method, url) in &routes {
+        for key in [None, Some(""), Some("wrong-key")] {
+            let (status, body) = client.call_with_key(method, url, Some(GUIDE_ORDER), key);
+            assert_eq!(status, 401, "{method} {url} with {key:?}: {body}");
+            assert_eq!(body["error"]["code"], "unauthorized");
+        }
+    }
+    for service in shop.services() {
+        let (status, body) =
+            client.call_with_key("GET", &format!("{}/health", service.url()), None, None);
+        assert_eq!(status, 200, "{}", service.name);
+        assert_eq!(body["status"], "ok");
+    }
+    // Nothing the refused requests asked for happened.
+    let (_, order) = client.get(&format!("{}/orders/{order_id}", shop.order.url()));
+    assert_eq!(order["status"], "PENDING");
+    let (_, orders) = client.get(&format!("{}/orders", shop.order.url()));
+    assert_eq!(orders.as_array().expect("list").len(), 1);
+    let (_, cart) = client.get(&format!("{}/cart/u1", shop.cart.url()));
+    assert_eq!(cart["items"], json!([]));
+    let (_, payments) = client.get(&format!("{}/payments", shop.payment.url()));
+    assert_eq!(payments, json!([]));
+}
+
+#[test]
+fn an_unknown_product_is_refused_everywhere() {
+    let shop = Shop::start();
+    let client = Client::new();
+    let (status, _) = client.get(&format!("{}/products/404", shop.catalog.url()));
+    assert_eq!(status, 404);
+    let (status, body) = client.post(&format!(
+        "{}/cart/u1/add?product_id=404&quantity=1",
+        shop.cart.url()
+    ));
+    assert_eq!(status, 404, "{body}");
+    let (_, cart) = client.get(&format!("{}/cart/u1", shop.cart.url()));
+    assert_eq!(cart["items"], json!([]));
+    let (status, _) = client.post_json(
+        &format!("{}/orders?user_id=u1", shop.order.url()),
+        r#"[{"product_id":404,"quantity":1,"price":1.00}]"#,
+    );
+    assert_eq!(status, 422);
+}
+
+#[test]
+fn with_the_catalog_stopped_carts_and_orders_fail_open_and_say_so() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    assert!(shop.catalog.stop(), "catalog exits 0 on SIGTERM");
+
+    let (status, added) = client.post(&format!(
+        "{}/cart/u1/add?product_id=2&quantity=1",
+        shop.cart.url()
+    ));
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["item"]["verified"], false);
+    assert_eq!(added["cart"]["unverified_items"], 1);
+    assert!(
+        shop.cart.log_text().contains("catalog unavailable"),
+        "the fail-open add is logged as a warning"
+    );
+
+    let order_id = place_guide_order(&client, &shop, "u1");
+    let (_, order) = client.get(&format!("{}/orders/{order_id}", shop.order.url()));
+    assert_eq!(order["catalog_verified"], false);
+
+    // Back up: the same line is verified on the next add, from the database's point of view too.
+    shop.catalog.restart();
+    let (_, added) = client.post(&format!(
+        "{}/cart/u1/add?product_id=2&quantity=1",
+        shop.cart.url()
+    ));
+    assert_eq!(added["item"]["verified"], true);
+    assert_eq!(added["item"]["quantity"], 2);
+    let (_, cart) = client.get(&format!("{}/cart/u1", shop.cart.url()));
+    assert_eq!(cart["items"][0]["verified"], true);
+    assert_eq!(cart["items"][0]["name"], "Wireless Mouse");
+}
+
+#[test]
+fn a_payment_while_the_order_service_is_stopped_is_recorded_with_its_webhook_pending() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    let order_id = place_guide_order(&client, &shop, "u1");
+    shop.order.stop();
+
+    let pay_url = format!(
+        "{}/pay?order_id={order_id}&amount=999.99",
+        shop.payment.url()
+    );
+    let (status, payment) = client.post(&pay_url);
+    assert_eq!(status, 200, "{payment}");
+    assert_eq!(payment["status"], "captured");
+    assert_eq!(payment["webhook_status"], "pending");
+    assert_eq!(payment["order_verified"], false);
+    let (status, _) = client.post(&pay_url);
+    assert_eq!(status, 409, "never charged twice, even unverified");
+
+    shop.order.restart();
+    let (_, payments) = client.get(&format!("{}/payments", shop.payment.url()));
+    assert_eq!(payments.as_array().expect("list").len(), 1);
+    assert_eq!(payments[0]["webhook_status"], "pending");
+    let (_, order) = client.get(&format!("{}/orders/{order_id}", shop.order.url()));
+    assert_eq!(
+        order["status"], "PENDING",
+        "nothing delivered the webhook yet"
+    );
+}
+
+#[test]
+fn data_survives_a_restart_of_all_four() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    client.post(&format!(
+        "{}/cart/keep/add?product_id=3&quantity=4",
+        shop.cart.url()
+    ));
+    let paid = place_guide_order(&client, &shop, "keep");
+    let pending = place_guide_order(&client, &shop, "keep");
+    let (status, payment) = client.post(&format!(
+        "{}/pay?order_id={paid}&amount=999.99",
+        shop.payment.url()
+    ));
+    assert_eq!(status, 200);
+
+    for service in shop.services() {
+        assert!(service.stop(), "{} exits 0 on SIGTERM", service.name);
+    }
+    for service in shop.services() {
+        service.restart();
+    }
+
+    let (_, cart) = client.get(&format!("{}/cart/keep", shop.cart.url()));
+    assert_eq!(cart["items"][0]["product_id"], 3);
+    assert_eq!(cart["items"][0]["quantity"], 4);
+    let (_, order) = client.get(&format!("{}/orders/{paid}", shop.order.url()));
+    assert_eq!(order["status"], "PAID");
+    let (_, order) = client.get(&format!("{}/orders/{pending}", shop.order.url()));
+    assert_eq!(order["status"], "PENDING");
+    let (_, again) = client.get(&format!(
+        "{}/payments/{}",
+        shop.payment.url(),
+        payment["id"]
+    ));
+    assert_eq!(again["order_id"], paid);
+    assert_eq!(again["webhook_status"], "delivered");
+    let (_, products) = client.get(&format!("{}/products", shop.catalog.url()));
+    assert_eq!(
+        products.as_array().expect("list").len(),
+        3,
+        "seeded once only"
+    );
+}
+
+#[test]
+fn concurrent_payments_for_one_order_charge_it_once() {
+    let shop = Shop::start();
+    let client = Client::new();
+    let order_id = place_guide_order(&client, &shop, "racer");
+    let url = format!(
+        "{}/pay?order_id={order_id}&amount=999.99",
+        shop.payment.url()
+    );
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..10)
+            .map(|_| scope.spawn(|| client.post(&url).0))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 409),
+        "{statuses:?}"
+    );
+    let (_, payments) = client.get(&format!(
+        "{}/payments?order_id={order_id}",
+        shop.payment.url()
+    ));
+    assert_eq!(payments.as_array().expect("list").len(), 1);
+}
+
+#[test]
+fn no_key_reaches_a_log_line() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    client.post(&format!("{}/cart/u1/add?product_id=1", shop.cart.url()));
+    let order_id = place_guide_order(&client, &shop, "u1");
+    client.post(&format!(
+        "{}/pay?order_id={order_id}&amount=999.99",
+        shop.payment.url()
+    ));
+    client.call_with_key(
+        "GET",
+        &format!("{}/products", shop.catalog.url()),
+        None,
+        Some("not-the-key-xyz"),
+    );
+    for service in shop.services() {
+        let log = service.log_text();
+        assert!(!log.is_empty(), "{} logged something", service.name);
+        assert!(!log.contains(KEY), "{} logged the API key", service.name);
+        assert!(
+            !log.contains("not-the-key-xyz"),
+            "{} logged a presented key",
+            service.name
+        );
+    }
+}
+
+#[test]
+fn a_service_started_without_a_key_refuses_to_start_and_says_why() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in [
+        "catalog-service",
+        "cart-service",
+        "order-service",
+        "payment-service",
+    ] {
+        let output = std::process::Command::new(bin_dir().join(name))
+            .args(["--port", "0", "--db"])
+            .arg(dir.path().join(format!("{name}.db")))
+            .env_remove("API_KEY")
+            .output()
+            .expect("run binary");
+        assert!(!output.status.success(), "{name} started without a key");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("no API key configured"), "{name}: {stderr}");
+        assert!(
+            output.stdout.is_empty(),
+            "{name} must not have started listening"
+        );
+    }
+}
