@@ -185,4 +185,4 @@ check "an unknown route is 404 JSON" 404 '.error.code == "not_found"' "$ORDER/no
 check "a wrong method is 405 JSON" 405 '.error.code == "method_not_allowed"' -X DELETE "$CATALOG/products" "${H[@]}"
 
 echo
-echo "testing guide: $passed passed, 0 failed"
+echo "guide: $passed passed, 0 failed"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, unit and router tests, the system tests (four real
+# binaries), and the testing guide's curl commands against the release build started by
+# scripts/start-all.sh. Installs what it needs when it is missing.
+#
+# Environment (optional):
+#   GUIDE_PORT_BASE  first of four free ports for the guide run (default 18001: cart, then
+#                    catalog, order, payment on the next three), so a shop you already run on
+#                    8001-8004 is left alone.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+need_apt=()
+for tool in curl jq; do
+  command -v "$tool" >/dev/null || need_apt+=("$tool")
+done
+if ((${#need_apt[@]})); then
+  step "installing ${need_apt[*]}"
+  sudo_cmd=""
+  [[ "$(id -u)" != "0" ]] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq "${need_apt[@]}"
+fi
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    step "installing $component"
+    rustup component add "$component"
+  fi
+done
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "lints"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "unit, router and system tests"
+# The system tests run the service binaries, so build them first.
+cargo build --workspace --bins --quiet
+cargo test --workspace --quiet 2>&1 | tee target/cargo-test.log
+# The per-target summaries, added up, for one line at the end.
+read -r unit_passed unit_failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p+0, f+0 }' target/cargo-test.log)
+
+step "testing guide against the release build"
+base="${GUIDE_PORT_BASE:-18001}"
+export CART_PORT=$base CATALOG_PORT=$((base + 1)) ORDER_PORT=$((base + 2)) PAYMENT_PORT=$((base + 3))
+export CART_URL="http://localhost:$CART_PORT" CATALOG_URL="http://localhost:$CATALOG_PORT"
+export ORDER_URL="http://localhost:$ORDER_PORT" PAYMENT_URL="http://localhost:$PAYMENT_PORT"
+export API_KEY="secret-key-123"
+guide_data="$(mktemp -d)"
+DATA_DIR="$guide_data" scripts/start-all.sh >"$guide_data/start-all.out" 2>&1 &
+shop_pid=$!
+cleanup() {
+  kill -TERM "$shop_pid" 2>/dev/null || true
+  wait "$shop_pid" 2>/dev/null || true
+  rm -rf "$guide_data"
+}
+trap cleanup EXIT
+for _ in $(seq 1 1800); do
+  grep -q "all four services are healthy" "$guide_data/start-all.out" 2>/dev/null && break
+  if ! kill -0 "$shop_pid" 2>/dev/null; then
+    echo "start-all.sh failed:" >&2
+    cat "$guide_data/start-all.out" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+grep -q "all four services are healthy" "$guide_data/start-all.out" || {
+  echo "start-all.sh did not report healthy services in time:" >&2
+  cat "$guide_data/start-all.out" >&2
+  exit 1
+}
+scripts/testing-guide.sh | tee "$guide_data/guide.out"
+guide_passed="$(awk '/^guide: / { print $2 }' "$guide_data/guide.out")"
+
+echo
+echo "cargo tests: $unit_passed passed, $unit_failed failed; testing guide: $guide_passed passed"
+echo "all: $((unit_passed + guide_passed)) passed, $unit_failed failed"
