@@ -3,6 +3,8 @@
 //!
 //! Each new order's lines are checked against the catalog (unknown product or wrong price:
 //! 422). When the catalog cannot answer, the order is accepted and marked unverified.
+//! Only a payment webhook with a valid Standard Webhooks signature marks an order PAID, and
+//! each webhook id is processed once.
 //!
 //! # Layout
 //! - [`Config`]: flags and their environment variables.
@@ -18,15 +20,20 @@ mod store;
 pub use routes::orders::OrderOut;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::middleware;
+use axum::routing::{get, post, put};
 use rusqlite_migration::{M, Migrations};
 use service_kit::auth::ApiKeys;
 use service_kit::catalog::CatalogClient;
-use service_kit::config::CommonArgs;
+use service_kit::config::{CommonArgs, WebhookArgs};
 use service_kit::db::{Db, Durability};
+use service_kit::idempotency::{self, Idempotency};
+use service_kit::peer::PeerClient;
+use service_kit::webhook::WebhookSecret;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The service's name in logs and health answers.
 pub const SERVICE: &str = "order-service";
@@ -51,6 +58,17 @@ pub struct Config {
     )]
     pub catalog_url: String,
 
+    /// Base URL of payment-service (read for the reconciliation in `/orders/stats`).
+    #[arg(
+        long,
+        env = "PAYMENT_SERVICE_URL",
+        default_value = "http://127.0.0.1:8004"
+    )]
+    pub payment_url: String,
+
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -62,24 +80,36 @@ pub struct AppState {
     pub db: Db,
     /// Where order lines are checked.
     pub catalog: CatalogClient,
+    /// Where captured payments are counted, for reconciliation.
+    pub payments: PeerClient,
+    /// Secrets a payment webhook may be signed with.
+    pub webhook_secrets: Arc<[WebhookSecret]>,
 }
 
 /// The schema, in order. Never edit an applied entry; add a new one.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../migrations/0001_create_orders.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../migrations/0001_create_orders.sql")),
+        M::up(include_str!("../migrations/0002_webhooks_and_reasons.sql")),
+        M::up(idempotency::SCHEMA),
+    ])
 }
 
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
     use routes::orders;
+    let once =
+        middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
     let api = Router::new()
         .route(
             "/orders",
-            post(orders::orders_create).get(orders::orders_list),
+            post(orders::orders_create)
+                .layer(once)
+                .get(orders::orders_list),
         )
+        .route("/orders/stats", get(orders::orders_stats))
         .route("/orders/{id}", get(orders::orders_get))
+        .route("/orders/{id}/status", put(orders::orders_status_update))
         .route("/orders/{id}/payment", post(orders::orders_payment))
         .with_state(state);
     service_kit::http::assemble(service_kit::http::health_route(SERVICE), api, keys)
@@ -91,6 +121,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let keys = config.common.api_keys()?;
+    let webhook_secrets = config.webhook.secrets()?.into();
     // Orders are money: a commit is on disk before the client hears about it.
     let db = Db::open(&config.db, &migrations(), Durability::Full)?;
     let catalog = CatalogClient::new(
@@ -98,7 +129,19 @@ pub async fn run(
         keys[0].clone(),
         config.common.peer_timeout(),
     );
-    let app = router(AppState { db, catalog }, ApiKeys::new(keys));
+    let payments = PeerClient::new(
+        "payment-service",
+        &config.payment_url,
+        keys[0].clone(),
+        config.common.peer_timeout(),
+    );
+    let state = AppState {
+        db,
+        catalog,
+        payments,
+        webhook_secrets,
+    };
+    let app = router(state, ApiKeys::new(keys));
     let addr = SocketAddr::new(config.common.bind, config.port);
     service_kit::http::launch(SERVICE, addr, app, shutdown).await?;
     Ok(())

@@ -52,14 +52,73 @@ pub fn insert_order(
             line.unit_price.get()
         ])?;
     }
-    record_status(conn, id, OrderStatus::Pending)?;
+    record_status(conn, id, OrderStatus::Pending, None)?;
     Ok(id)
 }
 
-fn record_status(conn: &Connection, id: Id, status: OrderStatus) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT INTO order_status_history (order_id, status) VALUES (?1, ?2)")?
-        .execute(params![id.get(), status])?;
+fn record_status(
+    conn: &Connection,
+    id: Id,
+    status: OrderStatus,
+    reason: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO order_status_history (order_id, status, reason) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![id.get(), status, reason])?;
     Ok(())
+}
+
+/// Moves an order from `from` to `to` and records it. The `WHERE status` guard makes a
+/// concurrent change a no-op; returns whether this call made the change.
+pub fn change_status(
+    conn: &Connection,
+    id: Id,
+    from: OrderStatus,
+    to: OrderStatus,
+    reason: Option<&str>,
+) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE orders SET status = ?3, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = ?1 AND status = ?2",
+        )?
+        .execute(params![id.get(), from, to])?;
+    if changed == 1 {
+        record_status(conn, id, to, reason)?;
+    }
+    Ok(changed == 1)
+}
+
+/// True when this webhook id has been processed before.
+pub fn webhook_seen(conn: &Connection, webhook_id: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM processed_webhooks WHERE webhook_id = ?1")?
+        .exists(params![webhook_id])
+}
+
+/// Remembers a processed webhook id.
+pub fn remember_webhook(
+    conn: &Connection,
+    webhook_id: &str,
+    order_id: Id,
+    payment_id: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO processed_webhooks (webhook_id, order_id, payment_id) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![webhook_id, order_id.get(), payment_id])?;
+    Ok(())
+}
+
+/// Order counts per status, and the count and total of orders that have been paid.
+pub fn status_totals(conn: &Connection) -> rusqlite::Result<Vec<(OrderStatus, i64, Cents)>> {
+    conn.prepare_cached(
+        "SELECT status, COUNT(*), COALESCE(SUM(total_cents), 0) FROM orders GROUP BY status",
+    )?
+    .query_map([], |row| {
+        Ok((row.get(0)?, row.get(1)?, Cents::new(row.get(2)?)))
+    })?
+    .collect()
 }
 
 /// The order's status and total, if it exists.
@@ -71,25 +130,15 @@ pub fn order_status(conn: &Connection, id: Id) -> rusqlite::Result<Option<(Order
         .optional()
 }
 
-/// Moves a PENDING order to PAID and records which payment paid it. The `WHERE status`
-/// guard makes a concurrent second webhook a no-op rather than a second transition.
-pub fn mark_paid(conn: &Connection, id: Id, payment_id: Option<i64>) -> rusqlite::Result<bool> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE orders SET status = ?2, payment_id = ?3,
-                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE id = ?1 AND status = ?4",
-        )?
-        .execute(params![
-            id.get(),
-            OrderStatus::Paid,
-            payment_id,
-            OrderStatus::Pending
-        ])?;
-    if changed == 1 {
-        record_status(conn, id, OrderStatus::Paid)?;
+/// Moves a PENDING order to PAID and records which payment paid it; false when it was not
+/// PENDING (a concurrent webhook got there first).
+pub fn mark_paid(conn: &Connection, id: Id, payment_id: i64) -> rusqlite::Result<bool> {
+    let changed = change_status(conn, id, OrderStatus::Pending, OrderStatus::Paid, None)?;
+    if changed {
+        conn.prepare_cached("UPDATE orders SET payment_id = ?2 WHERE id = ?1")?
+            .execute(params![id.get(), payment_id])?;
     }
-    Ok(changed == 1)
+    Ok(changed)
 }
 
 /// One order with its lines and history.
@@ -137,12 +186,13 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<OrderOut>
         .collect::<rusqlite::Result<_>>()?;
     order.status_history = conn
         .prepare_cached(
-            "SELECT status, at FROM order_status_history WHERE order_id = ?1 ORDER BY id",
+            "SELECT status, at, reason FROM order_status_history WHERE order_id = ?1 ORDER BY id",
         )?
         .query_map(params![id.get()], |row| {
             Ok(StatusChangeOut {
                 status: row.get(0)?,
                 at: row.get(1)?,
+                reason: row.get(2)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

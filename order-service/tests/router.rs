@@ -5,15 +5,22 @@ use axum::Router;
 use axum::http::StatusCode;
 use order_service::{AppState, migrations, router};
 use serde_json::{Value, json};
+use service_kit::auth::ApiKeys;
 use service_kit::catalog::CatalogClient;
 use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
-use service_kit::testing::{Call, FakeCatalog, send, test_keys, unreachable_url};
+use service_kit::peer::PeerClient;
+use service_kit::testing::{
+    Call, FakeCatalog, TEST_KEY, send, send_raw, test_keys, test_webhook_secrets, unreachable_url,
+};
+use service_kit::webhook::{
+    ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSecret, signature_header, unix_now,
+};
 use std::time::Duration;
 
 const GUIDE_ORDER: &str = r#"[{"product_id":1,"quantity":1,"price":999.99}]"#;
 
-fn app(catalog_url: &str) -> (tempfile::TempDir, Router) {
+fn app_with_keys(catalog_url: &str, keys: ApiKeys) -> (tempfile::TempDir, Router) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(
         &dir.path().join("orders.db"),
@@ -21,8 +28,54 @@ fn app(catalog_url: &str) -> (tempfile::TempDir, Router) {
         Durability::Full,
     )
     .unwrap();
-    let catalog = CatalogClient::new(catalog_url, Secret::new("k"), Duration::from_millis(300));
-    (dir, router(AppState { db, catalog }, test_keys()))
+    let timeout = Duration::from_millis(300);
+    let state = AppState {
+        db,
+        catalog: CatalogClient::new(catalog_url, Secret::new("k"), timeout),
+        payments: PeerClient::new(
+            "payment-service",
+            &unreachable_url(),
+            Secret::new("k"),
+            timeout,
+        ),
+        webhook_secrets: test_webhook_secrets().into(),
+    };
+    (dir, router(state, keys))
+}
+
+fn app(catalog_url: &str) -> (tempfile::TempDir, Router) {
+    app_with_keys(catalog_url, test_keys())
+}
+
+/// A `payment.succeeded` webhook body for the order.
+fn notice(order_id: i64, amount: &str) -> String {
+    format!(
+        r#"{{"type":"payment.succeeded","data":{{"payment_id":7,"order_id":{order_id},"amount":{amount}}}}}"#
+    )
+}
+
+/// Sends `body` to the order's webhook, signed with `secrets` as message `id` at `timestamp`.
+async fn webhook(
+    app: &Router,
+    order_id: i64,
+    id: &str,
+    timestamp: i64,
+    body: &str,
+    secrets: &[WebhookSecret],
+) -> (StatusCode, Value) {
+    let signature = signature_header(secrets, id, timestamp, body.as_bytes());
+    let uri = format!("/orders/{order_id}/payment");
+    let call = Call::new("POST", &uri)
+        .json(body)
+        .header(ID_HEADER, id)
+        .header(TIMESTAMP_HEADER, timestamp.to_string())
+        .header(SIGNATURE_HEADER, signature);
+    send(app, call).await
+}
+
+async fn status_of(app: &Router, order_id: i64) -> Value {
+    let (_, order) = send(app, Call::new("GET", &format!("/orders/{order_id}"))).await;
+    order["status"].clone()
 }
 
 async fn order_count(app: &Router) -> usize {
@@ -166,23 +219,22 @@ async fn with_the_catalog_down_an_order_is_accepted_unverified() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_webhook_marks_an_order_paid_once_and_a_repeat_is_a_no_op() {
+async fn a_signed_webhook_marks_an_order_paid_and_the_same_id_again_is_a_no_op() {
     let catalog = FakeCatalog::start().await;
     let (_dir, app) = app(&catalog.url);
     let (_, order) = place(&app, "u1", GUIDE_ORDER).await;
-    let uri = format!("/orders/{}/payment", order["id"]);
-    let (status, paid) = send(
-        &app,
-        Call::new("POST", &uri).json(r#"{"payment_id":7,"amount":999.99}"#),
-    )
-    .await;
+    let id = order["id"].as_i64().unwrap();
+    let secrets = test_webhook_secrets();
+    let body = notice(id, "999.99");
+    for _ in 0..2 {
+        let (status, paid) = webhook(&app, id, "msg_one", unix_now(), &body, &secrets).await;
+        assert_eq!(status, StatusCode::OK, "{paid}");
+        assert_eq!(paid["status"], "PAID");
+        assert_eq!(paid["payment_id"], 7);
+    }
+    // Another message for an order already paid changes nothing either.
+    let (status, again) = webhook(&app, id, "msg_two", unix_now(), &body, &secrets).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(paid["status"], "PAID");
-    assert_eq!(paid["payment_id"], 7);
-    let (status, again) = send(&app, Call::new("POST", &uri)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(again["status"], "PAID");
-    assert_eq!(again["payment_id"], 7);
     let history: Vec<&str> = again["status_history"]
         .as_array()
         .unwrap()
@@ -193,20 +245,305 @@ async fn the_webhook_marks_an_order_paid_once_and_a_repeat_is_a_no_op() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_webhook_with_the_wrong_amount_or_for_no_order_changes_nothing() {
+async fn a_webhook_without_a_valid_fresh_signature_is_401_and_changes_nothing() {
     let catalog = FakeCatalog::start().await;
     let (_dir, app) = app(&catalog.url);
     let (_, order) = place(&app, "u1", GUIDE_ORDER).await;
     let id = order["id"].as_i64().unwrap();
     let uri = format!("/orders/{id}/payment");
-    let (status, _) = send(&app, Call::new("POST", &uri).json(r#"{"amount":1.00}"#)).await;
+    let body = notice(id, "999.99");
+    let now = unix_now();
+    let good = signature_header(&test_webhook_secrets(), "msg_x", now, body.as_bytes());
+    let signed = |id: &str, ts: String, sig: String| {
+        Call::new("POST", &uri)
+            .json(&body)
+            .header(ID_HEADER, id.to_string())
+            .header(TIMESTAMP_HEADER, ts)
+            .header(SIGNATURE_HEADER, sig)
+    };
+    let cases = [
+        (
+            "api key only, as before signatures",
+            Call::new("POST", &uri).json(&body),
+        ),
+        (
+            "no webhook-id",
+            Call::new("POST", &uri)
+                .json(&body)
+                .header(TIMESTAMP_HEADER, now.to_string())
+                .header(SIGNATURE_HEADER, good.clone()),
+        ),
+        (
+            "no timestamp",
+            Call::new("POST", &uri)
+                .json(&body)
+                .header(ID_HEADER, "msg_x")
+                .header(SIGNATURE_HEADER, good.clone()),
+        ),
+        (
+            "no signature",
+            Call::new("POST", &uri)
+                .json(&body)
+                .header(ID_HEADER, "msg_x")
+                .header(TIMESTAMP_HEADER, now.to_string()),
+        ),
+        (
+            "empty v1 signature",
+            signed("msg_x", now.to_string(), "v1,".into()),
+        ),
+        (
+            "another message's id",
+            signed("msg_y", now.to_string(), good.clone()),
+        ),
+        (
+            "timestamp off by a second",
+            signed("msg_x", (now + 1).to_string(), good.clone()),
+        ),
+    ];
+    for (what, call) in cases {
+        let (status, body) = send(&app, call).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(body["error"]["code"], "unauthorized", "{what}");
+    }
+    let secrets = test_webhook_secrets();
+    for (what, ts) in [("stale", now - 301), ("future", now + 301)] {
+        let (status, _) = webhook(&app, id, "msg_t", ts, &body, &secrets).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what} timestamp");
+    }
+    let other: Vec<WebhookSecret> = vec!["whsec_b3RoZXItc2VjcmV0".parse().unwrap()];
+    let (status, _) = webhook(&app, id, "msg_o", now, &body, &other).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "wrong secret");
+    // One byte of the body changed after signing.
+    let tampered = body.replace("999.99", "999.98");
+    let call = Call::new("POST", &uri)
+        .json(&tampered)
+        .header(ID_HEADER, "msg_x")
+        .header(TIMESTAMP_HEADER, now.to_string())
+        .header(SIGNATURE_HEADER, good.clone());
+    let (status, _) = send(&app, call).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "tampered body");
+    assert_eq!(status_of(&app, id).await, "PENDING");
+    // The untouched message still goes through: nothing above used it up.
+    let (status, _) = send(&app, signed("msg_x", now.to_string(), good)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status_of(&app, id).await, "PAID");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_webhook_with_the_wrong_amount_or_order_changes_nothing() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (_, order) = place(&app, "u1", GUIDE_ORDER).await;
+    let id = order["id"].as_i64().unwrap();
+    let secrets = test_webhook_secrets();
+    let (status, _) = webhook(&app, id, "m1", unix_now(), &notice(id, "1.00"), &secrets).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = send(&app, Call::new("POST", &uri).json("{nope")).await;
+    let (status, _) = webhook(
+        &app,
+        id,
+        "m2",
+        unix_now(),
+        &notice(id + 1, "999.99"),
+        &secrets,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = webhook(&app, id, "m3", unix_now(), "{nope", &secrets).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = send(&app, Call::new("POST", "/orders/999/payment")).await;
+    let (status, _) = webhook(&app, 999, "m4", unix_now(), &notice(999, "1.00"), &secrets).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, order) = send(&app, Call::new("GET", &format!("/orders/{id}"))).await;
-    assert_eq!(order["status"], "PENDING");
+    assert_eq!(status_of(&app, id).await, "PENDING");
+    // A refused message was not remembered: the corrected one with the same id is processed.
+    let (status, _) = webhook(&app, id, "m1", unix_now(), &notice(id, "999.99"), &secrets).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status_of(&app, id).await, "PAID");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lifecycle_allows_only_the_shop_transitions() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (_, order) = place(&app, "u1", GUIDE_ORDER).await;
+    let id = order["id"].as_i64().unwrap();
+    let uri = format!("/orders/{id}/status");
+    let put = |status: &'static str| Call::new("PUT", &uri).json(status);
+    let (status, _) = send(&app, put(r#"{"status":"SHIPPED"}"#)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "PENDING cannot ship");
+    let (status, body) = send(&app, put(r#"{"status":"PAID"}"#)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "only a signed webhook pays");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("webhook")
+    );
+    let (status, _) = send(&app, put(r#"{"status":"LOST"}"#)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status_of(&app, id).await, "PENDING");
+
+    webhook(
+        &app,
+        id,
+        "m1",
+        unix_now(),
+        &notice(id, "999.99"),
+        &test_webhook_secrets(),
+    )
+    .await;
+    let (status, _) = send(&app, put(r#"{"status":"CANCELLED"}"#)).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a paid order is not cancelled here"
+    );
+    let (status, _) = send(&app, put(r#"{"status":"DELIVERED"}"#)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "PAID cannot skip SHIPPED");
+    let (status, shipped) = send(&app, put(r#"{"status":"shipped"}"#)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shipped["status"], "SHIPPED");
+    let (_, delivered) = send(&app, put(r#"{"status":"DELIVERED"}"#)).await;
+    assert_eq!(delivered["status"], "DELIVERED");
+    let history: Vec<&str> = delivered["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["PENDING", "PAID", "SHIPPED", "DELIVERED"]);
+    // A late webhook never moves it backwards.
+    let (status, late) = webhook(
+        &app,
+        id,
+        "m9",
+        unix_now(),
+        &notice(id, "999.99"),
+        &test_webhook_secrets(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(late["status"], "DELIVERED");
+    let (status, _) = send(
+        &app,
+        Call::new("PUT", "/orders/999/status").json(r#"{"status":"SHIPPED"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_order_keeps_its_reason_and_refuses_payment() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (_, order) = place(&app, "u1", GUIDE_ORDER).await;
+    let id = order["id"].as_i64().unwrap();
+    let (status, cancelled) = send(
+        &app,
+        Call::new("PUT", &format!("/orders/{id}/status"))
+            .json(r#"{"status":"CANCELLED","reason":"changed my mind"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cancelled["status_history"][1]["reason"], "changed my mind");
+    let (status, _) = webhook(
+        &app,
+        id,
+        "m1",
+        unix_now(),
+        &notice(id, "999.99"),
+        &test_webhook_secrets(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(status_of(&app, id).await, "CANCELLED");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_count_orders_by_status_and_sum_paid_revenue() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    for _ in 0..3 {
+        place(&app, "u1", GUIDE_ORDER).await;
+    }
+    place(
+        &app,
+        "u2",
+        r#"[{"product_id":2,"quantity":2,"price":29.99}]"#,
+    )
+    .await;
+    webhook(
+        &app,
+        1,
+        "m1",
+        unix_now(),
+        &notice(1, "999.99"),
+        &test_webhook_secrets(),
+    )
+    .await;
+    webhook(
+        &app,
+        4,
+        "m4",
+        unix_now(),
+        &notice(4, "59.98"),
+        &test_webhook_secrets(),
+    )
+    .await;
+    send(
+        &app,
+        Call::new("PUT", "/orders/2/status").json(r#"{"status":"CANCELLED"}"#),
+    )
+    .await;
+    let (status, stats) = send(&app, Call::new("GET", "/orders/stats")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["orders_by_status"]["PENDING"], 1);
+    assert_eq!(stats["orders_by_status"]["PAID"], 2);
+    assert_eq!(stats["orders_by_status"]["CANCELLED"], 1);
+    assert_eq!(stats["orders_by_status"]["SHIPPED"], 0);
+    assert_eq!(stats["order_count"], 4);
+    assert_eq!(stats["revenue"], json!(1059.97));
+    assert_eq!(
+        stats["reconciliation"]["status"], "unavailable",
+        "payments are unreachable here"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotency_key_replays_the_first_order_byte_for_byte() {
+    let catalog = FakeCatalog::start().await;
+    let keys = ApiKeys::new(vec![Secret::new(TEST_KEY), Secret::new("other-key")]);
+    let (_dir, app) = app_with_keys(&catalog.url, keys);
+    let call = |body: &'static str, key: &'static str| {
+        Call::new("POST", "/orders?user_id=u1")
+            .json(body)
+            .header("Idempotency-Key", key)
+    };
+    let (first_status, first_headers, first) = send_raw(&app, call(GUIDE_ORDER, "k-1")).await;
+    assert_eq!(first_status, StatusCode::CREATED);
+    assert!(first_headers.get("idempotent-replayed").is_none());
+    let (status, headers, replay) = send_raw(&app, call(GUIDE_ORDER, "k-1")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(replay, first, "byte for byte");
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(order_count(&app).await, 1);
+
+    let other = r#"[{"product_id":2,"quantity":1,"price":29.99}]"#;
+    let (status, body) = send(&app, call(other, "k-1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let long = "k".repeat(256);
+    let (status, _) = send(
+        &app,
+        Call::new("POST", "/orders?user_id=u1")
+            .json(GUIDE_ORDER)
+            .header("Idempotency-Key", long),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Keys are scoped by API key: another client's k-1 is its own.
+    let (status, _) = send(&app, call(GUIDE_ORDER, "k-1").key(Some("other-key"))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Without a key the old behaviour stays: every request runs.
+    place(&app, "u1", GUIDE_ORDER).await;
+    assert_eq!(order_count(&app).await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,9 +553,15 @@ async fn orders_are_listed_by_user_and_status() {
     let (_, first) = place(&app, "alice", GUIDE_ORDER).await;
     place(&app, "alice", GUIDE_ORDER).await;
     place(&app, "bob", GUIDE_ORDER).await;
-    send(
+    let first_id = first["id"].as_i64().unwrap();
+    let body = notice(first_id, "999.99");
+    webhook(
         &app,
-        Call::new("POST", &format!("/orders/{}/payment", first["id"])),
+        first_id,
+        "m",
+        unix_now(),
+        &body,
+        &test_webhook_secrets(),
     )
     .await;
     let ids = |v: Value| -> Vec<i64> {

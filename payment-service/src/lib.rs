@@ -1,37 +1,48 @@
-//! payment-service: simulated card payments in `payments.db`, each followed by a webhook
-//! that tells the order service the order is paid.
+//! payment-service: simulated card payments in `payments.db`, and durable, signed webhooks
+//! that tell the order service an order is paid.
 //!
-//! An order is charged at most once. When the order service cannot be reached the payment
-//! is still recorded (fail-open) and its webhook is left `pending`.
+//! A captured payment and its webhook delivery are written in one transaction; the webhook
+//! is tried at once and then retried by a background worker with exponential backoff until
+//! the order service answers 2xx (at-least-once delivery; the order service processes each
+//! webhook id once). An order is charged at most once. When the order service cannot be
+//! reached the payment is still taken (fail-open) and the webhook waits in the outbox.
 //!
 //! # Layout
 //! - [`Config`]: flags and their environment variables.
 //! - [`router`]: every route, no I/O; used by `main.rs` and the tests alike.
-//! - `routes/payments.rs`: the payment handlers and their DTOs.
+//! - `routes/`: payments, webhook deliveries, health with the delivery backlog.
+//! - `cards.rs`: card validation and the test cards' outcomes.
+//! - `outbox.rs`: the delivery attempts, the retry schedule and the worker.
 //! - `orders.rs`: the typed order-service client, the one way a webhook is sent.
 //! - `store.rs`: every SQL statement.
 
+mod cards;
 mod orders;
+pub mod outbox;
 mod routes;
 mod store;
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::{get, post};
 use orders::OrderClient;
+use outbox::{Outbox, RetrySchedule};
 use rusqlite_migration::{M, Migrations};
 use service_kit::auth::ApiKeys;
-use service_kit::config::CommonArgs;
+use service_kit::config::{CommonArgs, Secret, WebhookArgs};
 use service_kit::db::{Db, Durability};
-use service_kit::domain::Id;
-use service_kit::money::Cents;
+use service_kit::idempotency::{self, Idempotency};
+use service_kit::webhook::WebhookSecret;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The service's name in logs and health answers.
 pub const SERVICE: &str = "payment-service";
 
-/// payment-service: simulated payments and the order webhook.
+/// payment-service: simulated payments and durable, signed order webhooks.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "payment-service", version, about)]
 pub struct Config {
@@ -51,6 +62,18 @@ pub struct Config {
     )]
     pub order_url: String,
 
+    /// Waits between webhook attempts, comma-separated (e.g. `10s,1m,1h`). When the attempt
+    /// after the last wait fails too, the delivery is `failed` until retried by hand.
+    #[arg(long, env = "WEBHOOK_RETRY_SCHEDULE", default_value = outbox::DEFAULT_SCHEDULE)]
+    pub webhook_retry_schedule: RetrySchedule,
+
+    /// How often the webhook worker looks for due deliveries, in milliseconds.
+    #[arg(long, env = "WEBHOOK_POLL_MS", default_value_t = 500)]
+    pub webhook_poll_ms: u64,
+
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -60,80 +83,102 @@ pub struct Config {
 pub struct AppState {
     /// The payments database.
     pub db: Db,
-    /// The order service: read orders, deliver webhooks.
-    pub orders: OrderClient,
+    /// The order service: orders are read before charging.
+    orders: OrderClient,
+    /// Webhook delivery.
+    outbox: Outbox,
 }
 
 impl AppState {
-    /// State over an open database, calling the order service at `order_url` with `api_key`.
-    pub fn new(db: Db, order_url: &str, api_key: &str, timeout: std::time::Duration) -> Self {
-        let orders = OrderClient::new(
-            order_url,
-            service_kit::config::Secret::new(api_key),
-            timeout,
-        );
-        AppState { db, orders }
+    /// State over an open database, calling the order service at `order_url` with
+    /// `api_key` and signing webhooks with `secrets`.
+    pub fn new(
+        db: Db,
+        order_url: &str,
+        api_key: &str,
+        secrets: Vec<WebhookSecret>,
+        schedule: RetrySchedule,
+        timeout: Duration,
+    ) -> Self {
+        let orders = OrderClient::new(order_url, Secret::new(api_key), timeout);
+        let outbox = Outbox::new(db.clone(), orders.clone(), secrets, schedule, timeout);
+        AppState { db, orders, outbox }
+    }
+
+    /// The webhook worker for this state, to spawn beside the server.
+    pub fn worker(
+        &self,
+        poll: Duration,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = ()> + use<> {
+        self.outbox.clone().run_worker(poll, cancel)
     }
 }
 
 /// The schema, in order. Never edit an applied entry; add a new one.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../migrations/0001_create_payments.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../migrations/0001_create_payments.sql")),
+        M::up(idempotency::SCHEMA),
+    ])
 }
 
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
-    use routes::payments;
+    use routes::{deliveries, health, payments};
+    let once =
+        middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
     let api = Router::new()
-        .route("/pay", post(payments::pay))
+        .route("/pay", post(payments::pay).layer(once))
         .route("/payments", get(payments::payments_list))
+        .route("/payments/summary", get(payments::payments_summary))
         .route("/payments/{id}", get(payments::payments_get))
+        .route("/webhooks/deliveries", get(deliveries::deliveries_list))
+        .route("/webhooks/deliveries/{id}", get(deliveries::deliveries_get))
+        .route(
+            "/webhooks/deliveries/{id}/retry",
+            post(deliveries::deliveries_retry),
+        )
+        .with_state(state.clone());
+    let public = Router::new()
+        .route("/health", get(health::health))
         .with_state(state);
-    service_kit::http::assemble(service_kit::http::health_route(SERVICE), api, keys)
+    service_kit::http::assemble(public, api, keys)
 }
 
-/// Tells the order service that `payment_id` paid `order_id`, and records the delivery when
-/// it is acknowledged. Returns whether it was. A failure is logged and the webhook left
-/// `pending`: the payment itself is already committed and stands either way.
-pub async fn deliver_payment_webhook(
-    state: &AppState,
-    payment_id: i64,
-    order_id: Id,
-    amount: Cents,
-) -> bool {
-    if let Err(err) = state.orders.notify_paid(order_id, payment_id, amount).await {
-        tracing::warn!(payment_id, %order_id, error = %err, "payment webhook not delivered; left pending");
-        return false;
-    }
-    let recorded = state
-        .db
-        .write(move |tx| Ok(store::mark_webhook_delivered(tx, payment_id)?))
-        .await;
-    if let Err(err) = recorded {
-        tracing::error!(payment_id, error = %err, "webhook delivered but not recorded as such");
-        return false;
-    }
-    true
-}
-
-/// Opens the database and serves until `shutdown` resolves.
+/// Opens the database, starts the webhook worker and serves until `shutdown` resolves;
+/// then stops accepting, lets requests and the worker's current attempts finish, and returns.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let keys = config.common.api_keys()?;
+    let secrets = config.webhook.secrets()?;
     // Payments are money: a commit is on disk before the client hears about it.
     let db = Db::open(&config.db, &migrations(), Durability::Full)?;
     let state = AppState::new(
         db,
         &config.order_url,
         keys[0].expose(),
+        secrets,
+        config.webhook_retry_schedule,
         config.common.peer_timeout(),
     );
+    let cancel = CancellationToken::new();
+    let worker = tokio::spawn(state.worker(
+        Duration::from_millis(config.webhook_poll_ms.max(1)),
+        cancel.clone(),
+    ));
     let app = router(state, ApiKeys::new(keys));
     let addr = SocketAddr::new(config.common.bind, config.port);
-    service_kit::http::launch(SERVICE, addr, app, shutdown).await?;
+    let stop = cancel.clone();
+    let served = service_kit::http::launch(SERVICE, addr, app, async move {
+        shutdown.await;
+        stop.cancel();
+    })
+    .await;
+    cancel.cancel();
+    let _ = worker.await;
+    served?;
     Ok(())
 }

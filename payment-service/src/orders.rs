@@ -1,12 +1,14 @@
-//! The order service as the payment service sees it: read an order, tell it it was paid.
-//! Notifying goes through [`OrderClient::notify_paid`] alone, so how a webhook is delivered
-//! can change in one place.
+//! The order service as the payment service sees it: read an order before charging it, and
+//! deliver signed payment webhooks to it.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use service_kit::config::Secret;
 use service_kit::domain::Id;
 use service_kit::money::Cents;
 use service_kit::peer::{PeerClient, PeerError};
+use service_kit::webhook::{
+    ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSecret, signature_header, unix_now,
+};
 use std::time::Duration;
 
 /// What a payment needs to know about an order.
@@ -22,12 +24,6 @@ impl OrderView {
     pub fn is_paid(&self) -> bool {
         matches!(self.status.as_str(), "PAID" | "SHIPPED" | "DELIVERED")
     }
-}
-
-#[derive(Debug, Serialize)]
-struct PaymentNotice {
-    payment_id: i64,
-    amount: Cents,
 }
 
 /// Typed access to order-service.
@@ -56,26 +52,30 @@ impl OrderClient {
         }
     }
 
-    /// Calls the order's payment webhook. Only a 2xx counts as delivered.
-    pub async fn notify_paid(
+    /// Sends one signed webhook to the order's payment endpoint, with a fresh timestamp and
+    /// signature. Returns the status code the order service answered.
+    pub async fn send_webhook(
         &self,
-        order_id: Id,
-        payment_id: i64,
-        amount: Cents,
-    ) -> Result<(), PeerError> {
+        order_id: i64,
+        webhook_id: &str,
+        payload: &str,
+        secrets: &[WebhookSecret],
+    ) -> Result<u16, PeerError> {
+        let timestamp = unix_now();
+        let signature = signature_header(secrets, webhook_id, timestamp, payload.as_bytes());
+        let headers = vec![
+            (ID_HEADER, webhook_id.to_string()),
+            (TIMESTAMP_HEADER, timestamp.to_string()),
+            (SIGNATURE_HEADER, signature),
+        ];
         let response = self
             .peer
-            .post_json(
+            .post_signed(
                 format!("/orders/{order_id}/payment"),
-                &PaymentNotice { payment_id, amount },
+                payload.as_bytes().to_vec(),
+                headers,
             )
             .await?;
-        match response.status {
-            200..=299 => Ok(()),
-            status => Err(PeerError::Status {
-                peer: self.peer.name(),
-                status,
-            }),
-        }
+        Ok(response.status)
     }
 }

@@ -1,23 +1,58 @@
 //! Every SQL statement of the payment service, as plain functions over a connection.
 
-use crate::routes::payments::PaymentOut;
+use crate::cards::CardSummary;
+use crate::routes::deliveries::{AttemptOut, DeliveryOut};
+use crate::routes::payments::{CardOut, PaymentOut};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::domain::{Id, Page};
 use service_kit::money::Cents;
 
-const PAYMENT_COLUMNS: &str = "id, order_id, amount_cents, status, order_verified,
-     webhook_status, webhook_delivered_at, created_at";
+/// A payment about to be written.
+#[derive(Debug)]
+pub struct NewPayment<'a> {
+    pub order_id: Id,
+    pub amount: Cents,
+    /// `None` for a captured payment, the decline code for a failed one.
+    pub failure_code: Option<&'static str>,
+    pub card: Option<&'a CardSummary>,
+    pub order_verified: bool,
+}
+
+/// A delivery claimed for an attempt.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub id: String,
+    pub order_id: i64,
+    pub payload: String,
+}
+
+const PAYMENT_SELECT: &str = "SELECT p.id, p.order_id, p.amount_cents, p.status, p.failure_code,
+     p.card_brand, p.card_last4, p.card_exp_month, p.card_exp_year, p.order_verified,
+     p.created_at, d.id, d.status
+     FROM payments p LEFT JOIN webhook_deliveries d ON d.payment_id = p.id";
 
 fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<PaymentOut> {
+    let brand: Option<String> = row.get(5)?;
+    let card = match brand {
+        Some(brand) => Some(CardOut {
+            brand,
+            last4: row.get(6)?,
+            exp_month: row.get(7)?,
+            exp_year: row.get(8)?,
+        }),
+        None => None,
+    };
     Ok(PaymentOut {
         id: row.get(0)?,
         order_id: row.get(1)?,
         amount: Cents::new(row.get(2)?),
         status: row.get(3)?,
-        order_verified: row.get(4)?,
-        webhook_status: row.get(5)?,
-        webhook_delivered_at: row.get(6)?,
-        created_at: row.get(7)?,
+        failure_code: row.get(4)?,
+        card,
+        order_verified: row.get(9)?,
+        created_at: row.get(10)?,
+        webhook_delivery_id: row.get(11)?,
+        webhook_status: row.get(12)?,
     })
 }
 
@@ -28,39 +63,172 @@ pub fn captured_for_order(conn: &Connection, order_id: Id) -> rusqlite::Result<O
         .optional()
 }
 
-/// Records a captured payment whose webhook is still to be delivered; returns its id.
-pub fn insert_captured(
-    conn: &Connection,
-    order_id: Id,
-    amount: Cents,
-    order_verified: bool,
-) -> rusqlite::Result<i64> {
+/// Writes a payment; returns its id.
+pub fn insert_payment(conn: &Connection, payment: &NewPayment<'_>) -> rusqlite::Result<i64> {
+    let status = if payment.failure_code.is_some() {
+        "failed"
+    } else {
+        "captured"
+    };
     conn.prepare_cached(
-        "INSERT INTO payments (order_id, amount_cents, status, order_verified, webhook_status)
-         VALUES (?1, ?2, 'captured', ?3, 'pending')",
+        "INSERT INTO payments (order_id, amount_cents, status, failure_code, card_brand,
+             card_last4, card_exp_month, card_exp_year, order_verified)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![order_id.get(), amount.get(), order_verified])?;
+    .execute(params![
+        payment.order_id.get(),
+        payment.amount.get(),
+        status,
+        payment.failure_code,
+        payment.card.map(|c| c.brand),
+        payment.card.map(|c| c.last4.as_str()),
+        payment.card.map(|c| c.exp_month),
+        payment.card.map(|c| c.exp_year),
+        payment.order_verified,
+    ])?;
     Ok(conn.last_insert_rowid())
 }
 
-/// Notes that the order service acknowledged the payment's webhook.
-pub fn mark_webhook_delivered(conn: &Connection, payment_id: i64) -> rusqlite::Result<()> {
+/// Writes a pending delivery, claimed until `claimed_until_ms` by whoever attempts it first.
+pub fn insert_delivery(
+    conn: &Connection,
+    delivery: &DueDelivery,
+    payment_id: i64,
+    now_ms: i64,
+    claimed_until_ms: i64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE payments SET webhook_status = 'delivered',
-             webhook_delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        "INSERT INTO webhook_deliveries
+             (id, payment_id, order_id, payload, status, next_attempt_at_ms, created_at_ms)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
+    )?
+    .execute(params![
+        delivery.id,
+        payment_id,
+        delivery.order_id,
+        delivery.payload,
+        claimed_until_ms,
+        now_ms
+    ])?;
+    Ok(())
+}
+
+/// Claims up to `limit` pending deliveries that are due, pushing each one's next attempt to
+/// `claimed_until_ms` so no one else attempts it meanwhile.
+pub fn claim_due(
+    conn: &Connection,
+    now_ms: i64,
+    claimed_until_ms: i64,
+    limit: u32,
+) -> rusqlite::Result<Vec<DueDelivery>> {
+    conn.prepare_cached(
+        "UPDATE webhook_deliveries SET next_attempt_at_ms = ?2
+         WHERE id IN (SELECT id FROM webhook_deliveries
+                      WHERE status = 'pending' AND next_attempt_at_ms <= ?1
+                      ORDER BY next_attempt_at_ms LIMIT ?3)
+         RETURNING id, order_id, payload",
+    )?
+    .query_map(params![now_ms, claimed_until_ms, limit], |row| {
+        Ok(DueDelivery {
+            id: row.get(0)?,
+            order_id: row.get(1)?,
+            payload: row.get(2)?,
+        })
+    })?
+    .collect()
+}
+
+/// Records one attempt and counts it; returns the attempts made in this round so far.
+pub fn record_attempt(
+    conn: &Connection,
+    delivery_id: &str,
+    status_code: Option<u16>,
+    error: Option<&str>,
+    duration_ms: i64,
+) -> rusqlite::Result<u32> {
+    conn.prepare_cached(
+        "INSERT INTO webhook_attempts (delivery_id, status_code, error, duration_ms)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![delivery_id, status_code, error, duration_ms])?;
+    conn.prepare_cached(
+        "UPDATE webhook_deliveries SET attempts_in_round = attempts_in_round + 1
+         WHERE id = ?1 RETURNING attempts_in_round",
+    )?
+    .query_row(params![delivery_id], |r| r.get(0))
+}
+
+/// Marks a delivery delivered.
+pub fn mark_delivered(conn: &Connection, delivery_id: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE webhook_deliveries SET status = 'delivered', last_error = NULL,
+             delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
          WHERE id = ?1",
     )?
-    .execute(params![payment_id])?;
+    .execute(params![delivery_id])?;
     Ok(())
+}
+
+/// After a failed attempt: retry at `next_attempt_at_ms`, or give up (`None`) as `failed`.
+pub fn mark_undelivered(
+    conn: &Connection,
+    delivery_id: &str,
+    error: &str,
+    next_attempt_at_ms: Option<i64>,
+) -> rusqlite::Result<()> {
+    match next_attempt_at_ms {
+        Some(at) => conn
+            .prepare_cached(
+                "UPDATE webhook_deliveries SET last_error = ?2, next_attempt_at_ms = ?3 WHERE id = ?1",
+            )?
+            .execute(params![delivery_id, error, at])?,
+        None => conn
+            .prepare_cached(
+                "UPDATE webhook_deliveries SET last_error = ?2, status = 'failed' WHERE id = ?1",
+            )?
+            .execute(params![delivery_id, error])?,
+    };
+    Ok(())
+}
+
+/// Starts a fresh round for a delivery that is not delivered, claimed until
+/// `claimed_until_ms`. Returns the delivery's status before, `None` if it does not exist.
+pub fn rearm(
+    conn: &Connection,
+    delivery_id: &str,
+    claimed_until_ms: i64,
+) -> rusqlite::Result<Option<(String, DueDelivery)>> {
+    let found = conn
+        .prepare_cached("SELECT status, order_id, payload FROM webhook_deliveries WHERE id = ?1")?
+        .query_row(params![delivery_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                DueDelivery {
+                    id: delivery_id.to_string(),
+                    order_id: row.get(1)?,
+                    payload: row.get(2)?,
+                },
+            ))
+        })
+        .optional()?;
+    if let Some((status, _)) = &found
+        && status != "delivered"
+    {
+        conn.prepare_cached(
+            "UPDATE webhook_deliveries SET status = 'pending', attempts_in_round = 0,
+                 next_attempt_at_ms = ?2
+             WHERE id = ?1",
+        )?
+        .execute(params![delivery_id, claimed_until_ms])?;
+    }
+    Ok(found)
 }
 
 /// One payment.
 pub fn get_payment(conn: &Connection, id: Id) -> rusqlite::Result<Option<PaymentOut>> {
-    conn.prepare_cached(&format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?1"
-    ))?
-    .query_row(params![id.get()], payment_from_row)
-    .optional()
+    conn.prepare_cached(&format!("{PAYMENT_SELECT} WHERE p.id = ?1"))?
+        .query_row(params![id.get()], payment_from_row)
+        .optional()
 }
 
 /// Payments, newest first, optionally for one order.
@@ -70,12 +238,101 @@ pub fn list_payments(
     page: Page,
 ) -> rusqlite::Result<Vec<PaymentOut>> {
     conn.prepare_cached(&format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE (?1 IS NULL OR order_id = ?1)
-         ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+        "{PAYMENT_SELECT} WHERE (?1 IS NULL OR p.order_id = ?1)
+         ORDER BY p.id DESC LIMIT ?2 OFFSET ?3"
     ))?
     .query_map(
         params![order_id.map(Id::get), page.limit(), page.offset()],
         payment_from_row,
     )?
     .collect()
+}
+
+/// Count and total of captured payments.
+pub fn captured_summary(conn: &Connection) -> rusqlite::Result<(i64, Cents)> {
+    conn.prepare_cached(
+        "SELECT COUNT(*), COALESCE(SUM(amount_cents), 0) FROM payments WHERE status = 'captured'",
+    )?
+    .query_row([], |row| Ok((row.get(0)?, Cents::new(row.get(1)?))))
+}
+
+const DELIVERY_SELECT: &str = "SELECT id, payment_id, order_id, status, attempts_in_round,
+     CASE WHEN status = 'pending'
+          THEN strftime('%Y-%m-%dT%H:%M:%fZ', next_attempt_at_ms / 1000.0, 'unixepoch') END,
+     last_error, strftime('%Y-%m-%dT%H:%M:%fZ', created_at_ms / 1000.0, 'unixepoch'),
+     delivered_at
+     FROM webhook_deliveries";
+
+fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<DeliveryOut> {
+    Ok(DeliveryOut {
+        id: row.get(0)?,
+        payment_id: row.get(1)?,
+        order_id: row.get(2)?,
+        status: row.get(3)?,
+        attempts_in_round: row.get(4)?,
+        next_attempt_at: row.get(5)?,
+        last_error: row.get(6)?,
+        created_at: row.get(7)?,
+        delivered_at: row.get(8)?,
+        attempts: None,
+    })
+}
+
+/// One delivery with every attempt, oldest first.
+pub fn get_delivery(conn: &Connection, id: &str) -> rusqlite::Result<Option<DeliveryOut>> {
+    let Some(mut delivery) = conn
+        .prepare_cached(&format!("{DELIVERY_SELECT} WHERE id = ?1"))?
+        .query_row(params![id], delivery_from_row)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let attempts = conn
+        .prepare_cached(
+            "SELECT attempted_at, status_code, error, duration_ms FROM webhook_attempts
+             WHERE delivery_id = ?1 ORDER BY id",
+        )?
+        .query_map(params![id], |row| {
+            Ok(AttemptOut {
+                attempted_at: row.get(0)?,
+                status_code: row.get(1)?,
+                error: row.get(2)?,
+                duration_ms: row.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    delivery.attempts = Some(attempts);
+    Ok(Some(delivery))
+}
+
+/// Deliveries, newest first, optionally by status and/or order.
+pub fn list_deliveries(
+    conn: &Connection,
+    status: Option<&str>,
+    order_id: Option<Id>,
+    page: Page,
+) -> rusqlite::Result<Vec<DeliveryOut>> {
+    conn.prepare_cached(&format!(
+        "{DELIVERY_SELECT} WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR order_id = ?2)
+         ORDER BY created_at_ms DESC, id LIMIT ?3 OFFSET ?4"
+    ))?
+    .query_map(
+        params![status, order_id.map(Id::get), page.limit(), page.offset()],
+        delivery_from_row,
+    )?
+    .collect()
+}
+
+/// Pending and failed delivery counts, and when the oldest pending one was created.
+pub fn backlog(conn: &Connection) -> rusqlite::Result<(i64, i64, Option<i64>)> {
+    // Two queries, each answered from the (status, ...) index rather than a table scan.
+    let (pending, oldest) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), MIN(created_at_ms) FROM webhook_deliveries WHERE status = 'pending'",
+        )?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let failed = conn
+        .prepare_cached("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'failed'")?
+        .query_row([], |row| row.get(0))?;
+    Ok((pending, failed, oldest))
 }

@@ -51,6 +51,35 @@ pub struct CommonArgs {
     pub peer_timeout_ms: u64,
 }
 
+/// The shared webhook secret(s), flattened into payment-service (signs) and order-service
+/// (verifies).
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Secret(s) for signing payment webhooks, `whsec_<base64>` or plain text. A
+    /// comma-separated list rotates: all are used to sign, any is accepted. Required.
+    #[arg(
+        long = "webhook-secret",
+        env = "WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<Secret>,
+}
+
+impl WebhookArgs {
+    /// The secrets, or a clear error when none (or an unusable one) was given.
+    pub fn secrets(&self) -> Result<Vec<crate::webhook::WebhookSecret>, ConfigError> {
+        let raw = self.webhook_secret.as_ref().ok_or_else(|| {
+            ConfigError(
+                "no webhook secret configured: pass --webhook-secret SECRET or set \
+                 WEBHOOK_SECRET (scripts/start-all.sh generates one)"
+                    .to_string(),
+            )
+        })?;
+        crate::webhook::parse_secrets(raw.expose())
+            .map_err(|e| ConfigError(format!("--webhook-secret: {e}")))
+    }
+}
+
 /// The configuration is unusable; the message says how to fix it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

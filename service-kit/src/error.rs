@@ -17,9 +17,14 @@ pub enum ApiError {
     /// 401: missing, empty or wrong API key (or, later, a bad signature).
     #[error("{0}")]
     Unauthorized(String),
-    /// 402: the payment was declined.
-    #[error("{0}")]
-    PaymentRequired(String),
+    /// 402: the payment was declined; `code` says why (`card_declined`, `insufficient_funds`, ...).
+    #[error("{message}")]
+    Declined {
+        /// The decline code.
+        code: &'static str,
+        /// What happened, in words.
+        message: String,
+    },
     /// 404: the resource does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -70,7 +75,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, "payment_declined"),
+            ApiError::Declined { code, .. } => (StatusCode::PAYMENT_REQUIRED, *code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -147,7 +152,10 @@ mod tests {
         let errors = [
             ApiError::BadRequest(String::new()),
             ApiError::Unauthorized(String::new()),
-            ApiError::PaymentRequired(String::new()),
+            ApiError::Declined {
+                code: "card_declined",
+                message: String::new(),
+            },
             ApiError::NotFound(String::new()),
             ApiError::Conflict(String::new()),
             ApiError::PayloadTooLarge(String::new()),

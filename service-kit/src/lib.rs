@@ -9,6 +9,7 @@
 //! - [`domain`]: identifiers and quantities that more than one service parses.
 //! - [`db`]: the SQLite pool, its pragmas, embedded migrations and `spawn_blocking` access.
 //! - [`peer`]: a blocking HTTP client for service-to-service calls, run off the async threads.
+//! - [`idempotency`]: the `Idempotency-Key` middleware and its table.
 //! - [`webhook`]: Standard Webhooks signing and verification (HMAC-SHA256, rotation).
 //! - [`catalog`]: the typed catalog client that cart and order both use.
 //! - [`http`]: router assembly (health, auth, JSON 404/405, body limit, tracing), `serve`
@@ -23,6 +24,7 @@ pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod idempotency;
 pub mod money;
 pub mod peer;
 #[cfg(feature = "testing")]

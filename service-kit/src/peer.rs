@@ -87,7 +87,7 @@ impl PeerClient {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let response = self.send("GET", path, None).await?;
+        let response = self.send("GET", path, None, Vec::new()).await?;
         match response.status {
             404 => Ok(None),
             200..=299 => self.decode(&response.body).map(Some),
@@ -108,7 +108,17 @@ impl PeerClient {
             peer: self.name,
             detail: e.to_string(),
         })?;
-        self.send("POST", path, Some(bytes)).await
+        self.send("POST", path, Some(bytes), Vec::new()).await
+    }
+
+    /// `POST path` with a JSON body given as bytes and extra headers (a signed webhook).
+    pub async fn post_signed(
+        &self,
+        path: String,
+        body: Vec<u8>,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<PeerResponse, PeerError> {
+        self.send("POST", path, Some(body), headers).await
     }
 
     /// Decodes a JSON body from this peer, naming the peer in the error.
@@ -124,10 +134,11 @@ impl PeerClient {
         method: &'static str,
         path: String,
         body: Option<Vec<u8>>,
+        headers: Vec<(&'static str, String)>,
     ) -> Result<PeerResponse, PeerError> {
         let client = self.clone();
         let name = self.name;
-        tokio::task::spawn_blocking(move || client.send_blocking(method, &path, body))
+        tokio::task::spawn_blocking(move || client.send_blocking(method, &path, body, &headers))
             .await
             .map_err(|e| PeerError::Unreachable {
                 peer: name,
@@ -140,6 +151,7 @@ impl PeerClient {
         method: &str,
         path: &str,
         body: Option<Vec<u8>>,
+        headers: &[(&'static str, String)],
     ) -> Result<PeerResponse, PeerError> {
         let url = format!("{}{}", self.base_url, path);
         let key = self.api_key.expose();
@@ -148,12 +160,17 @@ impl PeerClient {
             detail: e.to_string(),
         };
         let result = match (method, body) {
-            ("POST", Some(bytes)) => self
-                .agent
-                .post(&url)
-                .header("X-API-Key", key)
-                .header("Content-Type", "application/json")
-                .send(&bytes[..]),
+            ("POST", Some(bytes)) => {
+                let mut request = self
+                    .agent
+                    .post(&url)
+                    .header("X-API-Key", key)
+                    .header("Content-Type", "application/json");
+                for (name, value) in headers {
+                    request = request.header(*name, value);
+                }
+                request.send(&bytes[..])
+            }
             _ => self.agent.get(&url).header("X-API-Key", key).call(),
         };
         let mut response = result.map_err(unreachable)?;

@@ -26,6 +26,8 @@ pub struct Call<'a> {
     pub key: Option<&'a str>,
     /// JSON body to send, if any.
     pub json: Option<&'a str>,
+    /// Extra headers.
+    pub headers: Vec<(&'a str, String)>,
 }
 
 impl<'a> Call<'a> {
@@ -36,7 +38,14 @@ impl<'a> Call<'a> {
             uri,
             key: Some(TEST_KEY),
             json: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// The same request with one more header.
+    pub fn header(mut self, name: &'a str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     /// The same request with another key (or none).
@@ -55,9 +64,22 @@ impl<'a> Call<'a> {
 /// Sends `call` through `app`; returns the status and the body parsed as JSON (`Null` when
 /// the body is empty or not JSON).
 pub async fn send(app: &Router, call: Call<'_>) -> (StatusCode, serde_json::Value) {
+    let (status, _, body) = send_raw(app, call).await;
+    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// Sends `call` through `app`; returns the status, the headers and the raw body.
+pub async fn send_raw(
+    app: &Router,
+    call: Call<'_>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     let mut builder = Request::builder().method(call.method).uri(call.uri);
     if let Some(key) = call.key {
         builder = builder.header("x-api-key", key);
+    }
+    for (name, value) in &call.headers {
+        builder = builder.header(*name, value);
     }
     let body = match call.json {
         Some(json) => {
@@ -73,14 +95,22 @@ pub async fn send(app: &Router, call: Call<'_>) -> (StatusCode, serde_json::Valu
         .await
         .expect("router is infallible");
     let status = response.status();
+    let headers = response.headers().clone();
     let bytes = response
         .into_body()
         .collect()
         .await
         .expect("body readable")
         .to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    (status, json)
+    (status, headers, bytes.to_vec())
+}
+
+/// The webhook secret router and system tests sign and verify with.
+pub const TEST_WEBHOOK_SECRET: &str = "whsec_c3lzdGVtLXRlc3Qtd2ViaG9vay1zZWNyZXQ=";
+
+/// [`TEST_WEBHOOK_SECRET`], parsed.
+pub fn test_webhook_secrets() -> Vec<crate::webhook::WebhookSecret> {
+    crate::webhook::parse_secrets(TEST_WEBHOOK_SECRET).expect("valid test secret")
 }
 
 /// How a [`FakeCatalog`] answers.

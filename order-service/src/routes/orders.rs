@@ -5,13 +5,14 @@ use crate::domain::{NewOrder, OrderLineIn, OrderStatus, PaymentOutcome, payment_
 use crate::store;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::catalog::CatalogClient;
 use service_kit::domain::{Id, Page, UserId};
 use service_kit::extract::{Json, Path, Query};
 use service_kit::money::Cents;
+use service_kit::webhook;
 use std::collections::BTreeMap;
 
 /// An order as the API shows it.
@@ -45,6 +46,7 @@ pub struct OrderItemOut {
 pub struct StatusChangeOut {
     pub status: OrderStatus,
     pub at: String,
+    pub reason: Option<String>,
 }
 
 /// `POST /orders?user_id=U`.
@@ -62,11 +64,56 @@ pub struct ListParams {
     pub offset: Option<u32>,
 }
 
-/// The payment webhook's optional body.
-#[derive(Debug, Default, Deserialize)]
-pub struct PaymentNotice {
-    pub payment_id: Option<i64>,
-    pub amount: Option<Cents>,
+/// The signed body payment-service sends.
+#[derive(Debug, Deserialize)]
+pub struct PaymentWebhook {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub data: PaymentData,
+}
+
+/// `data` of a `payment.succeeded` webhook.
+#[derive(Debug, Deserialize)]
+pub struct PaymentData {
+    pub payment_id: i64,
+    pub order_id: i64,
+    pub amount: Cents,
+}
+
+/// `PUT /orders/{id}/status` body.
+#[derive(Debug, Deserialize)]
+pub struct StatusChange {
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// `GET /orders/stats`.
+#[derive(Debug, Serialize)]
+pub struct StatsOut {
+    pub orders_by_status: BTreeMap<&'static str, i64>,
+    pub order_count: i64,
+    /// Orders that have been paid (PAID, SHIPPED, DELIVERED).
+    pub paid_order_count: i64,
+    /// Sum of the totals of paid orders.
+    pub revenue: Cents,
+    pub reconciliation: ReconciliationOut,
+}
+
+/// Paid orders against the payments payment-service captured; the two totals must match.
+#[derive(Debug, Serialize)]
+pub struct ReconciliationOut {
+    pub paid_orders_total: Cents,
+    pub captured_payments_total: Option<Cents>,
+    pub captured_payments_count: Option<i64>,
+    /// `matched`, `mismatch` (a webhook may still be on its way) or `unavailable`.
+    pub status: &'static str,
+}
+
+/// What payment-service reports of its captured payments.
+#[derive(Debug, Deserialize)]
+pub struct CapturedSummary {
+    pub captured_count: i64,
+    pub captured_total: Cents,
 }
 
 pub async fn orders_create(
@@ -159,43 +206,159 @@ pub async fn orders_get(
         .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))
 }
 
-/// The payment webhook: PENDING becomes PAID; an order already paid answers 200 unchanged;
-/// a cancelled one is a 409.
+/// The payment webhook. Accepted only with a valid Standard Webhooks signature and a fresh
+/// timestamp (else 401, nothing changed). PENDING becomes PAID; an order already paid answers
+/// 200 unchanged; a cancelled one is 409. A webhook id seen before is a no-op 200.
 pub async fn orders_payment(
     State(state): State<AppState>,
     Path(id): Path<i64>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<OrderOut>, ApiError> {
     let id = Id::parse(id, "order id")?;
-    let notice: PaymentNotice = if body.iter().all(u8::is_ascii_whitespace) {
-        PaymentNotice::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("payment notice is not valid JSON: {e}")))?
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
     };
+    let received = webhook::ReceivedHeaders {
+        id: header(webhook::ID_HEADER),
+        timestamp: header(webhook::TIMESTAMP_HEADER),
+        signature: header(webhook::SIGNATURE_HEADER),
+    };
+    let webhook_id = webhook::verify(&state.webhook_secrets, received, &body, webhook::unix_now())
+        .map_err(|e| ApiError::Unauthorized(format!("webhook refused: {e}")))?
+        .to_string();
+    let notice: PaymentWebhook = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("webhook body is not a payment notice: {e}")))?;
+    if notice.kind != "payment.succeeded" {
+        return Err(ApiError::Validation(format!(
+            "unexpected webhook type '{}'",
+            notice.kind
+        )));
+    }
+    if notice.data.order_id != id.get() {
+        return Err(ApiError::Validation(format!(
+            "webhook is for order {}, not {id}",
+            notice.data.order_id
+        )));
+    }
     let order = state
         .db
         .write(move |tx| {
-            let (status, total) = store::order_status(tx, id)?
-                .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
-            if let Some(amount) = notice.amount.filter(|amount| *amount != total) {
-                return Err(ApiError::Validation(format!(
-                    "payment of {amount} does not match order total {total}"
-                )));
-            }
-            match payment_outcome(status) {
-                PaymentOutcome::MarkPaid => {
-                    store::mark_paid(tx, id, notice.payment_id)?;
-                }
-                PaymentOutcome::AlreadyPaid => {}
-                PaymentOutcome::Refused => {
-                    return Err(ApiError::Conflict(format!(
-                        "order {id} is {status} and cannot be paid"
+            if !store::webhook_seen(tx, &webhook_id)? {
+                let (status, total) = store::order_status(tx, id)?
+                    .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
+                if notice.data.amount != total {
+                    return Err(ApiError::Validation(format!(
+                        "payment of {} does not match order total {total}",
+                        notice.data.amount
                     )));
                 }
+                match payment_outcome(status) {
+                    PaymentOutcome::MarkPaid => {
+                        store::mark_paid(tx, id, notice.data.payment_id)?;
+                    }
+                    PaymentOutcome::AlreadyPaid => {}
+                    PaymentOutcome::Refused => {
+                        return Err(ApiError::Conflict(format!(
+                            "order {id} is {status} and cannot be paid"
+                        )));
+                    }
+                }
+                store::remember_webhook(tx, &webhook_id, id, notice.data.payment_id)?;
             }
+            store::get_order(tx, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))
+        })
+        .await?;
+    Ok(Json(order))
+}
+
+/// Moves an order along its lifecycle (ship, deliver, cancel). 409 for a transition the shop
+/// does not allow; PAID is reached only through a signed payment webhook.
+pub async fn orders_status_update(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Json(change): Json<StatusChange>,
+) -> Result<Json<OrderOut>, ApiError> {
+    let id = Id::parse(id, "order id")?;
+    let target: OrderStatus = change.status.parse()?;
+    if target == OrderStatus::Paid {
+        return Err(ApiError::Conflict(
+            "an order becomes PAID only through a signed payment webhook".into(),
+        ));
+    }
+    let reason = change
+        .reason
+        .map(|r| r.chars().take(500).collect::<String>());
+    let order = state
+        .db
+        .write(move |tx| {
+            let (current, _) = store::order_status(tx, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
+            if !current.can_become(target) {
+                return Err(ApiError::Conflict(format!(
+                    "order {id} is {current} and cannot become {target}"
+                )));
+            }
+            store::change_status(tx, id, current, target, reason.as_deref())?;
             store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order vanished"))
         })
         .await?;
     Ok(Json(order))
+}
+
+/// Order counts per status, revenue, and the reconciliation of paid orders against the
+/// payments payment-service captured.
+pub async fn orders_stats(State(state): State<AppState>) -> Result<Json<StatsOut>, ApiError> {
+    let totals = state
+        .db
+        .call(|conn| Ok(store::status_totals(conn)?))
+        .await?;
+    let mut orders_by_status: BTreeMap<&'static str, i64> =
+        OrderStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    let mut order_count = 0;
+    let mut paid_order_count = 0;
+    let mut paid_totals = Vec::new();
+    for (status, count, total) in totals {
+        orders_by_status.insert(status.as_str(), count);
+        order_count += count;
+        if status.is_paid() {
+            paid_order_count += count;
+            paid_totals.push(total);
+        }
+    }
+    let revenue =
+        Cents::checked_sum(paid_totals).ok_or_else(|| ApiError::internal("revenue overflows"))?;
+    let captured: Option<CapturedSummary> = match state
+        .payments
+        .get_json("/payments/summary".into())
+        .await
+    {
+        Ok(summary) => summary,
+        Err(err) => {
+            tracing::warn!(error = %err, "payment service unavailable; reconciliation incomplete");
+            None
+        }
+    };
+    let reconciliation = ReconciliationOut {
+        paid_orders_total: revenue,
+        captured_payments_total: captured.as_ref().map(|c| c.captured_total),
+        captured_payments_count: captured.as_ref().map(|c| c.captured_count),
+        status: match &captured {
+            None => "unavailable",
+            Some(c) if c.captured_total == revenue && c.captured_count == paid_order_count => {
+                "matched"
+            }
+            Some(_) => "mismatch",
+        },
+    };
+    Ok(Json(StatsOut {
+        orders_by_status,
+        order_count,
+        paid_order_count,
+        revenue,
+        reconciliation,
+    }))
 }

@@ -1,8 +1,11 @@
-//! `/pay` and `/payments`: take a (simulated) payment for an order and tell the order
-//! service about it.
+//! `/pay` and `/payments`: take a (simulated) payment for an order; its webhook goes into
+//! the outbox in the same transaction and is tried at once.
 
 use crate::AppState;
-use crate::store;
+use crate::cards::{self, CardIn};
+use crate::outbox::Outbox;
+use crate::store::{self, NewPayment};
+use axum::body::Bytes;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
@@ -10,20 +13,33 @@ use service_kit::domain::{Id, Page};
 use service_kit::extract::{Json, Path, Query};
 use service_kit::money::Cents;
 
-/// A payment as the API shows it.
+/// A payment as the API shows it. A card appears only as brand, last four and expiry.
 #[derive(Debug, Clone, Serialize)]
 pub struct PaymentOut {
     pub id: i64,
     pub order_id: i64,
     pub amount: Cents,
-    /// `captured`.
+    /// `captured` or `failed`.
     pub status: String,
+    /// Why a failed payment was declined (`card_declined`, `insufficient_funds`, ...).
+    pub failure_code: Option<String>,
+    pub card: Option<CardOut>,
     /// False when the payment was taken while the order service could not be asked.
     pub order_verified: bool,
-    /// `delivered` once the order service acknowledged the webhook, else `pending`.
-    pub webhook_status: String,
-    pub webhook_delivered_at: Option<String>,
+    /// The webhook that tells the order service (captured payments only).
+    pub webhook_delivery_id: Option<String>,
+    /// `pending`, `delivered` or `failed`.
+    pub webhook_status: Option<String>,
     pub created_at: String,
+}
+
+/// What is kept of a card.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardOut {
+    pub brand: String,
+    pub last4: String,
+    pub exp_month: u32,
+    pub exp_year: u32,
 }
 
 /// `POST /pay?order_id=ID&amount=A`. The amount is read as text so it is parsed exactly.
@@ -31,6 +47,12 @@ pub struct PaymentOut {
 pub struct PayParams {
     pub order_id: i64,
     pub amount: String,
+}
+
+/// The optional body of `/pay`.
+#[derive(Debug, Deserialize)]
+struct PayBody {
+    card: Option<CardIn>,
 }
 
 /// `GET /payments?order_id=&limit=&offset=`.
@@ -41,9 +63,37 @@ pub struct ListParams {
     pub offset: Option<u32>,
 }
 
+/// Count and total of captured payments, for reconciliation.
+#[derive(Debug, Serialize)]
+pub struct SummaryOut {
+    pub captured_count: i64,
+    pub captured_total: Cents,
+}
+
+/// Reads the optional card body. The parse error is not echoed: it could quote the number.
+fn card_from_body(body: &[u8]) -> Result<Option<CardIn>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<PayBody>(body)
+        .map(|b| b.card)
+        .map_err(|_| {
+            ApiError::Validation(
+                r#"body must be {"card":{"number":"...","exp_month":12,"exp_year":2030,"cvc":"123"}}"#
+                    .to_string(),
+            )
+        })
+}
+
+fn current_year_month() -> (u32, u32) {
+    let now = time::OffsetDateTime::now_utc();
+    (now.year().max(0) as u32, u32::from(u8::from(now.month())))
+}
+
 pub async fn pay(
     State(state): State<AppState>,
     Query(params): Query<PayParams>,
+    body: Bytes,
 ) -> Result<Json<PaymentOut>, ApiError> {
     let order_id = Id::parse(params.order_id, "order_id")?;
     let amount = Cents::parse_decimal(params.amount.trim())
@@ -51,6 +101,13 @@ pub async fn pay(
     if amount.get() <= 0 {
         return Err(ApiError::Validation("amount must be positive".to_string()));
     }
+    let authorization = card_from_body(&body)?
+        .map(|card| cards::authorize(&card, current_year_month()))
+        .transpose()?;
+    let (card, decline) = match authorization {
+        Some((summary, decline)) => (Some(summary), decline),
+        None => (None, None),
+    };
 
     let order_verified = match state.orders.order(order_id).await {
         Ok(Some(order)) => {
@@ -75,31 +132,61 @@ pub async fn pay(
         }
         Ok(None) => return Err(ApiError::NotFound(format!("order {order_id} not found"))),
         Err(err) => {
-            // Fail-open: the payment is recorded and the order told later. The one-capture
-            // rule below still stops a second charge.
+            // Fail-open: the payment is recorded and its webhook delivered once the order
+            // service is back. The one-capture rule below still stops a second charge.
             tracing::warn!(%order_id, error = %err, "order service unavailable; taking payment unverified");
             false
         }
     };
 
-    let payment_id = state
+    let outbox = state.outbox.clone();
+    let (payment_id, delivery) = state
         .db
         .write(move |tx| {
-            if let Some(existing) = store::captured_for_order(tx, order_id)? {
+            if decline.is_none()
+                && let Some(existing) = store::captured_for_order(tx, order_id)?
+            {
                 return Err(ApiError::Conflict(format!(
                     "order {order_id} is already paid by payment {existing}"
                 )));
             }
-            Ok(store::insert_captured(
+            let payment_id = store::insert_payment(
                 tx,
-                order_id,
-                amount,
-                order_verified,
-            )?)
+                &NewPayment {
+                    order_id,
+                    amount,
+                    failure_code: decline.map(|d| d.code()),
+                    card: card.as_ref(),
+                    order_verified,
+                },
+            )?;
+            let delivery = match decline {
+                Some(_) => None,
+                None => {
+                    let delivery = Outbox::new_delivery(payment_id, order_id, amount);
+                    outbox.enqueue(tx, &delivery, payment_id)?;
+                    Some(delivery)
+                }
+            };
+            Ok((payment_id, delivery))
         })
         .await?;
 
-    crate::deliver_payment_webhook(&state, payment_id, order_id, amount).await;
+    if let Some(delivery) = delivery
+        && let Err(err) = state.outbox.attempt(delivery).await
+    {
+        // The delivery is on record and claimed only for a short lease: the worker takes it.
+        tracing::error!(payment_id, error = %err, "first webhook attempt could not be recorded");
+    }
+    if let Some(decline) = decline {
+        return Err(ApiError::Declined {
+            code: decline.code(),
+            message: format!(
+                "{}; payment {payment_id} recorded as failed and order {order_id} left unpaid",
+                decline.message()
+            ),
+        });
+    }
     let payment = state
         .db
         .call(move |conn| Ok(store::get_payment(conn, Id::from_db(payment_id))?))
@@ -138,4 +225,15 @@ pub async fn payments_get(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("payment {id} not found")))
+}
+
+pub async fn payments_summary(State(state): State<AppState>) -> Result<Json<SummaryOut>, ApiError> {
+    let (captured_count, captured_total) = state
+        .db
+        .call(|conn| Ok(store::captured_summary(conn)?))
+        .await?;
+    Ok(Json(SummaryOut {
+        captured_count,
+        captured_total,
+    }))
 }

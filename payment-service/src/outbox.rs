@@ -1,0 +1,283 @@
+//! Durable webhook delivery. A delivery row is written with its payment in one transaction
+//! (the outbox); it is tried at once, then by [`Outbox::run_worker`] on a backoff schedule
+//! with jitter until the order service answers 2xx or the schedule runs out (`failed`, which
+//! a person can retry). Pending deliveries survive restarts because they are only rows.
+
+use crate::orders::OrderClient;
+use crate::store::{self, DueDelivery};
+use serde_json::json;
+use service_kit::ApiError;
+use service_kit::db::Db;
+use service_kit::domain::Id;
+use service_kit::money::Cents;
+use service_kit::webhook::WebhookSecret;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The waits between attempts: after the first attempt fails, wait the first entry, and so
+/// on; when the last wait's attempt fails too, the delivery is `failed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(Vec<Duration>);
+
+/// Default: ten retries over about a day.
+pub const DEFAULT_SCHEDULE: &str = "10s,1m,5m,15m,30m,1h,2h,4h,8h,8h";
+
+impl FromStr for RetrySchedule {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let delays = text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| humantime::parse_duration(s).map_err(|e| format!("'{s}': {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RetrySchedule(delays))
+    }
+}
+
+impl RetrySchedule {
+    /// The wait before the next attempt after `attempts_made` failed attempts in this round,
+    /// scaled by `jitter` (0.8 to 1.2 in practice, so retries from many payments spread out);
+    /// `None` when it is time to give up.
+    pub fn next_delay(&self, attempts_made: u32, jitter: f64) -> Option<Duration> {
+        let index = usize::try_from(attempts_made).ok()?.checked_sub(1)?;
+        self.0.get(index).map(|delay| delay.mul_f64(jitter))
+    }
+
+    /// The total number of attempts in a round.
+    pub fn attempts(&self) -> usize {
+        self.0.len() + 1
+    }
+}
+
+/// Everything needed to deliver webhooks. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    db: Db,
+    orders: OrderClient,
+    secrets: Arc<[WebhookSecret]>,
+    schedule: Arc<RetrySchedule>,
+    /// How long a claimed delivery is left alone before it is considered abandoned.
+    lease: Duration,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Outbox {
+    /// An outbox over `db`, delivering through `orders`.
+    pub fn new(
+        db: Db,
+        orders: OrderClient,
+        secrets: Vec<WebhookSecret>,
+        schedule: RetrySchedule,
+        peer_timeout: Duration,
+    ) -> Self {
+        Outbox {
+            db,
+            orders,
+            secrets: secrets.into(),
+            schedule: Arc::new(schedule),
+            lease: peer_timeout + Duration::from_secs(5),
+        }
+    }
+
+    /// A new delivery announcing that `payment_id` paid `amount` for `order_id`: a fresh
+    /// webhook id and the exact body that will be signed.
+    pub fn new_delivery(payment_id: i64, order_id: Id, amount: Cents) -> DueDelivery {
+        let id = format!(
+            "msg_{}",
+            std::iter::repeat_with(fastrand::alphanumeric)
+                .take(24)
+                .collect::<String>()
+        );
+        let payload = json!({
+            "type": "payment.succeeded",
+            "data": {"payment_id": payment_id, "order_id": order_id.get(), "amount": amount},
+        })
+        .to_string();
+        DueDelivery {
+            id,
+            order_id: order_id.get(),
+            payload,
+        }
+    }
+
+    /// Writes `delivery` inside the caller's transaction, claimed for an immediate attempt.
+    pub fn enqueue(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        delivery: &DueDelivery,
+        payment_id: i64,
+    ) -> rusqlite::Result<()> {
+        let now = now_ms();
+        store::insert_delivery(tx, delivery, payment_id, now, now + self.lease_ms())
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.lease.as_millis() as i64
+    }
+
+    /// Makes one attempt and records it. Returns whether it was delivered.
+    pub async fn attempt(&self, delivery: DueDelivery) -> Result<bool, ApiError> {
+        let started = Instant::now();
+        let result = self
+            .orders
+            .send_webhook(
+                delivery.order_id,
+                &delivery.id,
+                &delivery.payload,
+                &self.secrets,
+            )
+            .await;
+        let duration_ms = started.elapsed().as_millis() as i64;
+        let (status_code, error) = match &result {
+            Ok(code) => (Some(*code), None),
+            Err(err) => (None, Some(err.to_string())),
+        };
+        let delivered = matches!(status_code, Some(200..=299));
+        let schedule = self.schedule.clone();
+        let id = delivery.id.clone();
+        let outcome = self
+            .db
+            .write(move |tx| {
+                let attempts =
+                    store::record_attempt(tx, &id, status_code, error.as_deref(), duration_ms)?;
+                if delivered {
+                    store::mark_delivered(tx, &id)?;
+                    return Ok(None);
+                }
+                let reason = error.unwrap_or_else(|| {
+                    format!("order service answered HTTP {}", status_code.unwrap_or(0))
+                });
+                let next = schedule
+                    .next_delay(attempts, 0.8 + 0.4 * fastrand::f64())
+                    .map(|delay| now_ms() + delay.as_millis() as i64);
+                store::mark_undelivered(tx, &id, &reason, next)?;
+                Ok(Some((reason, next.is_none())))
+            })
+            .await?;
+        if let Some((reason, gave_up)) = outcome {
+            if gave_up {
+                tracing::error!(delivery = %delivery.id, %reason, "webhook delivery failed for good; retry it by hand");
+            } else {
+                tracing::warn!(delivery = %delivery.id, %reason, "webhook delivery failed; will retry");
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Starts a fresh round for a delivery that is not yet delivered and attempts it now.
+    /// 404 for an unknown delivery, 409 for one already delivered.
+    pub async fn retry_now(&self, delivery_id: String) -> Result<bool, ApiError> {
+        let claimed_until = now_ms() + self.lease_ms();
+        let id = delivery_id.clone();
+        let (status, due) = self
+            .db
+            .write(move |tx| Ok(store::rearm(tx, &id, claimed_until)?))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("delivery {delivery_id} not found")))?;
+        if status == "delivered" {
+            return Err(ApiError::Conflict(format!(
+                "delivery {delivery_id} was already delivered"
+            )));
+        }
+        self.attempt(due).await
+    }
+
+    /// Attempts due deliveries every `poll` until `cancel` fires; attempts under way then
+    /// are finished before it returns.
+    pub async fn run_worker(self, poll: Duration, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(poll) => {}
+            }
+            let now = now_ms();
+            let claimed_until = now + self.lease_ms();
+            let due = self
+                .db
+                .write(move |tx| Ok(store::claim_due(tx, now, claimed_until, 32)?))
+                .await;
+            let due = match due {
+                Ok(due) => due,
+                Err(err) => {
+                    tracing::error!(error = %err, "webhook worker could not read the outbox");
+                    continue;
+                }
+            };
+            let mut attempts = tokio::task::JoinSet::new();
+            for delivery in due {
+                let outbox = self.clone();
+                attempts.spawn(async move { outbox.attempt(delivery).await });
+            }
+            while let Some(done) = attempts.join_next().await {
+                if let Ok(Err(err)) = done {
+                    tracing::error!(error = %err, "webhook attempt could not be recorded");
+                }
+            }
+        }
+        tracing::info!("webhook worker stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_schedule_spreads_attempts_over_about_a_day() {
+        let schedule: RetrySchedule = DEFAULT_SCHEDULE.parse().unwrap();
+        let total: Duration = schedule.0.iter().sum();
+        assert!(total > Duration::from_secs(20 * 3600), "{total:?}");
+        assert!(total < Duration::from_secs(28 * 3600), "{total:?}");
+        assert_eq!(schedule.attempts(), 11);
+    }
+
+    #[test]
+    fn each_failed_attempt_waits_the_next_delay_then_gives_up() {
+        let schedule: RetrySchedule = "10ms, 1s, 2m".parse().unwrap();
+        assert_eq!(schedule.next_delay(0, 1.0), None, "no attempt made yet");
+        assert_eq!(schedule.next_delay(1, 1.0), Some(Duration::from_millis(10)));
+        assert_eq!(schedule.next_delay(2, 1.0), Some(Duration::from_secs(1)));
+        assert_eq!(schedule.next_delay(3, 1.0), Some(Duration::from_secs(120)));
+        assert_eq!(
+            schedule.next_delay(4, 1.0),
+            None,
+            "the fourth failure is final"
+        );
+    }
+
+    #[test]
+    fn jitter_scales_the_delay() {
+        let schedule: RetrySchedule = "10s".parse().unwrap();
+        assert_eq!(schedule.next_delay(1, 0.8), Some(Duration::from_secs(8)));
+        assert_eq!(schedule.next_delay(1, 1.2), Some(Duration::from_secs(12)));
+    }
+
+    #[test]
+    fn a_bad_schedule_is_refused() {
+        assert!("10s,soon".parse::<RetrySchedule>().is_err());
+    }
+
+    #[test]
+    fn a_delivery_body_names_the_payment_and_never_a_card() {
+        let delivery = Outbox::new_delivery(7, Id::from_db(3), Cents::new(99_999));
+        let body: serde_json::Value = serde_json::from_str(&delivery.payload).unwrap();
+        assert_eq!(body["type"], "payment.succeeded");
+        assert_eq!(body["data"]["payment_id"], 7);
+        assert_eq!(body["data"]["order_id"], 3);
+        assert_eq!(body["data"]["amount"], serde_json::json!(999.99));
+        assert!(delivery.id.starts_with("msg_") && delivery.id.len() == 28);
+        assert_ne!(
+            delivery.id,
+            Outbox::new_delivery(7, Id::from_db(3), Cents::new(1)).id
+        );
+    }
+}

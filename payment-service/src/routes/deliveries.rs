@@ -1,0 +1,121 @@
+//! `/webhooks/deliveries`: every webhook delivery with every attempt, and a manual retry.
+
+use crate::AppState;
+use crate::store;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use service_kit::ApiError;
+use service_kit::domain::{Id, Page};
+use service_kit::extract::{Json, Path, Query};
+
+/// A webhook delivery.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryOut {
+    /// The `webhook-id`.
+    pub id: String,
+    pub payment_id: i64,
+    pub order_id: i64,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts since the delivery was created or last retried by hand.
+    pub attempts_in_round: u32,
+    /// When the next automatic attempt is due (pending only).
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+    /// Every attempt, oldest first (on `GET /webhooks/deliveries/{id}` and after a retry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<AttemptOut>>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptOut {
+    pub attempted_at: String,
+    /// What the order service answered, if it answered.
+    pub status_code: Option<u16>,
+    /// Why there was no answer (refused, timed out, ...).
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// `GET /webhooks/deliveries?status=&order_id=&limit=&offset=`.
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    pub status: Option<String>,
+    pub order_id: Option<i64>,
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+pub async fn deliveries_list(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Vec<DeliveryOut>>, ApiError> {
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(s @ ("pending" | "delivered" | "failed")) => Some(s.to_string()),
+        Some(_) => {
+            return Err(ApiError::Validation(
+                "status must be pending, delivered or failed".into(),
+            ));
+        }
+    };
+    let order_id = params
+        .order_id
+        .map(|id| Id::parse(id, "order_id"))
+        .transpose()?;
+    let page = Page {
+        limit: params.limit,
+        offset: params.offset,
+    };
+    let deliveries = state
+        .db
+        .call(move |conn| {
+            Ok(store::list_deliveries(
+                conn,
+                status.as_deref(),
+                order_id,
+                page,
+            )?)
+        })
+        .await?;
+    Ok(Json(deliveries))
+}
+
+async fn load(state: &AppState, id: String) -> Result<DeliveryOut, ApiError> {
+    let shown = id.clone();
+    state
+        .db
+        .call(move |conn| Ok(store::get_delivery(conn, &id)?))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("delivery {shown} not found")))
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(ApiError::Validation("not a delivery id".into()));
+    }
+    Ok(())
+}
+
+pub async fn deliveries_get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryOut>, ApiError> {
+    check_id(&id)?;
+    Ok(Json(load(&state, id).await?))
+}
+
+/// Starts a fresh round of attempts for a pending or failed delivery and makes the first
+/// one now; answers with the delivery as it stands after that attempt.
+pub async fn deliveries_retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryOut>, ApiError> {
+    check_id(&id)?;
+    state.outbox.retry_now(id.clone()).await?;
+    Ok(Json(load(&state, id).await?))
+}
