@@ -3,8 +3,10 @@
 # prints their URLs, and stops them all on Ctrl-C.
 #
 # Environment (all optional):
-#   API_KEY      key clients must send in X-API-Key (default: the demo key secret-key-123)
-#   DATA_DIR     where the four SQLite files and logs go (default: data)
+#   API_KEY        key clients must send in X-API-Key (default: the demo key secret-key-123)
+#   WEBHOOK_SECRET secret that signs payment webhooks (default: generated once and kept in
+#                  DATA_DIR/webhook-secret)
+#   DATA_DIR       where the four SQLite files and logs go (default: data)
 #   CATALOG_PORT CART_PORT ORDER_PORT PAYMENT_PORT   (defaults 8002 8001 8003 8004)
 #   SKIP_BUILD=1 use the binaries already in target/release
 set -euo pipefail
@@ -19,6 +21,15 @@ fi
 data_dir="${DATA_DIR:-data}"
 log_dir="$data_dir/logs"
 mkdir -p "$log_dir"
+if [[ -z "${WEBHOOK_SECRET:-}" ]]; then
+  secret_file="$data_dir/webhook-secret"
+  if [[ ! -s "$secret_file" ]]; then
+    (umask 077; printf 'whsec_%s\n' "$(head -c 32 /dev/urandom | base64)" >"$secret_file")
+    echo "note: generated a webhook signing secret in $secret_file"
+  fi
+  WEBHOOK_SECRET="$(head -n 1 "$secret_file")"
+  export WEBHOOK_SECRET
+fi
 
 catalog_port="${CATALOG_PORT:-8002}"
 cart_port="${CART_PORT:-8001}"
@@ -54,7 +65,7 @@ start() {
 
 start catalog-service --port "$catalog_port" --db "$data_dir/products.db"
 start order-service --port "$order_port" --db "$data_dir/orders.db" \
-  --catalog-url "http://127.0.0.1:$catalog_port"
+  --catalog-url "http://127.0.0.1:$catalog_port" --payment-url "http://127.0.0.1:$payment_port"
 start payment-service --port "$payment_port" --db "$data_dir/payments.db" \
   --order-url "http://127.0.0.1:$order_port"
 start cart-service --port "$cart_port" --db "$data_dir/carts.db" \

@@ -13,6 +13,10 @@ use std::time::Duration;
 
 /// The key every service in a test shop accepts.
 pub const KEY: &str = "system-test-key-0123";
+/// The secret payment-service signs webhooks with and order-service checks them with.
+pub const WEBHOOK_SECRET: &str = "whsec_c3lzdGVtLXRlc3Qtd2ViaG9vay1zZWNyZXQ=";
+/// Fast retries, so tests see a delivery through in a second or two.
+pub const RETRY_SCHEDULE: &str = "100ms,200ms,300ms,500ms,1s,1s,2s,2s";
 
 /// Where the service binaries are.
 pub fn bin_dir() -> PathBuf {
@@ -43,10 +47,15 @@ pub struct Service {
 impl Service {
     /// Starts `name` with `args` plus `--port 0`, and waits for its "listening on" line.
     pub fn start(name: &'static str, args: Vec<String>, log: PathBuf) -> Service {
+        Service::start_on(0, name, args, log)
+    }
+
+    /// Starts `name` on `port` (0: any free one).
+    pub fn start_on(port: u16, name: &'static str, args: Vec<String>, log: PathBuf) -> Service {
         let mut service = Service {
             name,
             args,
-            port: 0,
+            port,
             log,
             child: None,
         };
@@ -72,6 +81,9 @@ impl Service {
             .arg("--port")
             .arg(self.port.to_string())
             .env("API_KEY", KEY)
+            .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("WEBHOOK_RETRY_SCHEDULE", RETRY_SCHEDULE)
+            .env("WEBHOOK_POLL_MS", "20")
             .env("PEER_TIMEOUT_MS", "700")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -166,10 +178,22 @@ impl Shop {
             args.extend(["--catalog-url".to_string(), catalog.url()]);
             args
         };
-        let order = Service::start("order-service", with_catalog("orders.db"), at("order.log"));
+        // Order and payment each call the other, so payment's port is chosen first.
+        let payment_port = free_port();
+        let mut order_args = with_catalog("orders.db");
+        order_args.extend([
+            "--payment-url".to_string(),
+            format!("http://127.0.0.1:{payment_port}"),
+        ]);
+        let order = Service::start("order-service", order_args, at("order.log"));
         let mut payment_args = db("payments.db");
         payment_args.extend(["--order-url".to_string(), order.url()]);
-        let payment = Service::start("payment-service", payment_args, at("payment.log"));
+        let payment = Service::start_on(
+            payment_port,
+            "payment-service",
+            payment_args,
+            at("payment.log"),
+        );
         let cart = Service::start("cart-service", with_catalog("carts.db"), at("cart.log"));
         Shop {
             catalog,
@@ -189,6 +213,14 @@ impl Shop {
             &mut self.cart,
         ]
     }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// A blocking JSON client that sends the test key unless told otherwise.

@@ -1,7 +1,8 @@
 //! The shop end to end: four real processes, real SQLite files, real HTTP between them.
 
 use serde_json::{Value, json};
-use system_tests::{Client, KEY, Shop, bin_dir};
+use std::time::{Duration, Instant};
+use system_tests::{Client, KEY, Shop, WEBHOOK_SECRET, bin_dir};
 
 const GUIDE_ORDER: &str = r#"[{"product_id":1,"quantity":1,"price":999.99}]"#;
 
@@ -182,12 +183,24 @@ fn with_the_catalog_stopped_carts_and_orders_fail_open_and_say_so() {
     assert_eq!(cart["items"][0]["name"], "Wireless Mouse");
 }
 
+/// Polls the order until it is PAID (or ten seconds pass) and returns it.
+fn wait_until_paid(client: &Client, shop: &Shop, order_id: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, order) = client.get(&format!("{}/orders/{order_id}", shop.order.url()));
+        if order["status"] == "PAID" || Instant::now() > deadline {
+            return order;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
-fn a_payment_while_the_order_service_is_stopped_is_recorded_with_its_webhook_pending() {
+fn a_payment_while_the_order_service_is_stopped_is_delivered_once_it_is_back() {
     let mut shop = Shop::start();
     let client = Client::new();
     let order_id = place_guide_order(&client, &shop, "u1");
-    shop.order.stop();
+    assert!(shop.order.stop());
 
     let pay_url = format!(
         "{}/pay?order_id={order_id}&amount=999.99",
@@ -200,16 +213,160 @@ fn a_payment_while_the_order_service_is_stopped_is_recorded_with_its_webhook_pen
     assert_eq!(payment["order_verified"], false);
     let (status, _) = client.post(&pay_url);
     assert_eq!(status, 409, "never charged twice, even unverified");
+    let (_, health) = client.get(&format!("{}/health", shop.payment.url()));
+    assert_eq!(health["webhook_backlog"]["pending"], 1);
 
+    // Nobody retries by hand: the worker delivers once the order service is back.
     shop.order.restart();
+    let order = wait_until_paid(&client, &shop, order_id);
+    assert_eq!(order["status"], "PAID", "{order}");
+    assert_eq!(order["payment_id"], payment["id"]);
+    assert_eq!(
+        statuses(&order["status_history"]),
+        ["PENDING", "PAID"],
+        "exactly one PAID transition"
+    );
+    let delivery_url = format!(
+        "{}/webhooks/deliveries/{}",
+        shop.payment.url(),
+        payment["webhook_delivery_id"]
+            .as_str()
+            .expect("delivery id")
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let delivery = loop {
+        let (_, delivery) = client.get(&delivery_url);
+        if delivery["status"] == "delivered" || Instant::now() > deadline {
+            break delivery;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(delivery["status"], "delivered", "{delivery}");
+    let attempts = delivery["attempts"].as_array().expect("attempts");
+    assert!(attempts.len() >= 2, "failed attempts are kept: {delivery}");
+    assert_eq!(attempts.last().expect("last")["status_code"], 200);
     let (_, payments) = client.get(&format!("{}/payments", shop.payment.url()));
     assert_eq!(payments.as_array().expect("list").len(), 1);
-    assert_eq!(payments[0]["webhook_status"], "pending");
+}
+
+#[test]
+fn a_payment_service_killed_right_after_answering_delivers_after_its_restart() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    let order_id = place_guide_order(&client, &shop, "crash");
+    assert!(shop.order.stop());
+    let (status, payment) = client.post(&format!(
+        "{}/pay?order_id={order_id}&amount=999.99",
+        shop.payment.url()
+    ));
+    assert_eq!(status, 200, "{payment}");
+    shop.payment.kill();
+    shop.order.restart();
+    std::thread::sleep(Duration::from_millis(500));
     let (_, order) = client.get(&format!("{}/orders/{order_id}", shop.order.url()));
     assert_eq!(
         order["status"], "PENDING",
-        "nothing delivered the webhook yet"
+        "nothing delivers while payment-service is down"
     );
+
+    shop.payment.restart();
+    let order = wait_until_paid(&client, &shop, order_id);
+    assert_eq!(order["status"], "PAID", "{order}");
+    assert_eq!(statuses(&order["status_history"]), ["PENDING", "PAID"]);
+    let (_, again) = client.get(&format!(
+        "{}/payments/{}",
+        shop.payment.url(),
+        payment["id"]
+    ));
+    assert_eq!(
+        again["status"], "captured",
+        "the answered payment survived SIGKILL"
+    );
+}
+
+#[test]
+fn only_a_signed_webhook_marks_an_order_paid() {
+    let shop = Shop::start();
+    let client = Client::new();
+    let order_id = place_guide_order(&client, &shop, "u1");
+    let (status, body) = client.post_json(
+        &format!("{}/orders/{order_id}/payment", shop.order.url()),
+        &format!(r#"{{"type":"payment.succeeded","data":{{"payment_id":1,"order_id":{order_id},"amount":999.99}}}}"#),
+    );
+    assert_eq!(status, 401, "the API key alone is not enough: {body}");
+    let (status, _) = client.call(
+        "PUT",
+        &format!("{}/orders/{order_id}/status", shop.order.url()),
+        Some(r#"{"status":"PAID"}"#),
+    );
+    assert_eq!(status, 409);
+    let (_, order) = client.get(&format!("{}/orders/{order_id}", shop.order.url()));
+    assert_eq!(order["status"], "PENDING");
+}
+
+#[test]
+fn no_card_number_or_cvc_reaches_a_database_its_wal_or_a_log() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    let numbers = ["4242424242424242", "4000000000000002", "4000000000009995"];
+    for number in numbers {
+        let order_id = place_guide_order(&client, &shop, "cards");
+        let (status, _) = client.post_json(
+            &format!(
+                "{}/pay?order_id={order_id}&amount=999.99",
+                shop.payment.url()
+            ),
+            &format!(
+                r#"{{"card":{{"number":"{number}","exp_month":12,"exp_year":2031,"cvc":"123"}}}}"#
+            ),
+        );
+        assert!(status == 200 || status == 402, "{number}: {status}");
+    }
+    // Stopped, so the logs are complete; the WAL is read before SQLite folds it back.
+    let wal = std::fs::read(shop.dir.path().join("payments.db-wal")).unwrap_or_default();
+    for service in shop.services() {
+        service.stop();
+    }
+    let mut files: Vec<(String, Vec<u8>)> = vec![("payments.db-wal (live)".into(), wal)];
+    for entry in std::fs::read_dir(shop.dir.path()).expect("temp dir") {
+        let path = entry.expect("entry").path();
+        files.push((
+            path.display().to_string(),
+            std::fs::read(&path).expect("readable"),
+        ));
+    }
+    assert!(files.iter().any(|(name, _)| name.ends_with("payments.db")));
+    for (name, bytes) in &files {
+        let text = String::from_utf8_lossy(bytes);
+        for secret in numbers.iter().chain(&["\"cvc\"", "cvc="]) {
+            assert!(!text.contains(secret), "{secret} found in {name}");
+        }
+    }
+}
+
+#[test]
+fn stats_reconcile_paid_orders_with_captured_payments() {
+    let shop = Shop::start();
+    let client = Client::new();
+    for user in ["a", "b"] {
+        let order_id = place_guide_order(&client, &shop, user);
+        let (status, _) = client.post(&format!(
+            "{}/pay?order_id={order_id}&amount=999.99",
+            shop.payment.url()
+        ));
+        assert_eq!(status, 200);
+    }
+    place_guide_order(&client, &shop, "c");
+    let (status, stats) = client.get(&format!("{}/orders/stats", shop.order.url()));
+    assert_eq!(status, 200);
+    assert_eq!(stats["orders_by_status"]["PAID"], 2);
+    assert_eq!(stats["orders_by_status"]["PENDING"], 1);
+    assert_eq!(stats["revenue"], json!(1999.98));
+    assert_eq!(
+        stats["reconciliation"]["captured_payments_total"],
+        json!(1999.98)
+    );
+    assert_eq!(stats["reconciliation"]["status"], "matched");
 }
 
 #[test]
@@ -292,7 +449,7 @@ fn concurrent_payments_for_one_order_charge_it_once() {
 }
 
 #[test]
-fn no_key_reaches_a_log_line() {
+fn no_key_or_webhook_secret_reaches_a_log_line() {
     let mut shop = Shop::start();
     let client = Client::new();
     client.post(&format!("{}/cart/u1/add?product_id=1", shop.cart.url()));
@@ -311,6 +468,11 @@ fn no_key_reaches_a_log_line() {
         let log = service.log_text();
         assert!(!log.is_empty(), "{} logged something", service.name);
         assert!(!log.contains(KEY), "{} logged the API key", service.name);
+        assert!(
+            !log.contains(WEBHOOK_SECRET.trim_start_matches("whsec_")),
+            "{} logged the webhook secret",
+            service.name
+        );
         assert!(
             !log.contains("not-the-key-xyz"),
             "{} logged a presented key",
