@@ -15,7 +15,7 @@ cd "$root"
 step() { printf '\n==> %s\n' "$*"; }
 
 need_apt=()
-for tool in curl jq; do
+for tool in curl jq openssl; do
   command -v "$tool" >/dev/null || need_apt+=("$tool")
 done
 if ((${#need_apt[@]})); then
@@ -51,6 +51,8 @@ export CART_PORT=$base CATALOG_PORT=$((base + 1)) ORDER_PORT=$((base + 2)) PAYME
 export CART_URL="http://localhost:$CART_PORT" CATALOG_URL="http://localhost:$CATALOG_PORT"
 export ORDER_URL="http://localhost:$ORDER_PORT" PAYMENT_URL="http://localhost:$PAYMENT_PORT"
 export API_KEY="secret-key-123"
+WEBHOOK_SECRET="whsec_$(head -c 32 /dev/urandom | base64)"
+export WEBHOOK_SECRET
 guide_data="$(mktemp -d)"
 DATA_DIR="$guide_data" scripts/start-all.sh >"$guide_data/start-all.out" 2>&1 &
 shop_pid=$!

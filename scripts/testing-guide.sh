@@ -5,6 +5,8 @@
 # Environment (all optional):
 #   API_KEY                                 default secret-key-123
 #   CART_URL CATALOG_URL ORDER_URL PAYMENT_URL   default http://localhost:8001 .. 8004
+#   WEBHOOK_SECRET   the shop's webhook secret, to sign webhooks by hand (default: read from
+#                    ${DATA_DIR:-data}/webhook-secret, where start-all.sh keeps it)
 # Each run uses fresh user ids, so it can be repeated against the same data.
 set -euo pipefail
 
@@ -16,12 +18,20 @@ PAYMENT="${PAYMENT_URL:-http://localhost:8004}"
 RUN="$(date +%s)-$$"
 U="guide-$RUN"
 
-for tool in curl jq; do
+SECRET="${WEBHOOK_SECRET:-$(head -n 1 "${DATA_DIR:-data}/webhook-secret" 2>/dev/null || true)}"
+SECRET="${SECRET%%,*}"
+if [[ -z "$SECRET" ]]; then
+  echo "testing-guide.sh needs WEBHOOK_SECRET (or ${DATA_DIR:-data}/webhook-secret from start-all.sh)" >&2
+  exit 2
+fi
+
+for tool in curl jq openssl; do
   command -v "$tool" >/dev/null || { echo "testing-guide.sh needs $tool" >&2; exit 2; }
 done
 
 body_file="$(mktemp)"
-trap 'rm -f "$body_file"' EXIT
+header_file="$(mktemp)"
+trap 'rm -f "$body_file" "$header_file"' EXIT
 passed=0
 
 # check DESCRIPTION STATUS JQ_CONDITION CURL_ARGS...
@@ -30,7 +40,7 @@ passed=0
 check() {
   local description="$1" want="$2" condition="$3"; shift 3
   local got
-  got="$(curl -sS -o "$body_file" -w '%{http_code}' "$@")" || got="curl-failed"
+  got="$(curl -sS -D "$header_file" -o "$body_file" -w '%{http_code}' "$@")" || got="curl-failed"
   if [[ "$got" != "$want" ]]; then
     echo "FAIL: $description: expected HTTP $want, got $got" >&2
     echo "  curl $*" >&2
@@ -51,6 +61,31 @@ check() {
 
 # The last response body, for reading ids out of it.
 last() { jq -r "$1" "$body_file"; }
+
+# header_is DESCRIPTION NAME VALUE: the last response carried that header.
+header_is() {
+  if ! grep -qi "^$2: $3"$'\r'"\?$" "$header_file"; then
+    echo "FAIL: $1: no '$2: $3' header in:" >&2
+    cat "$header_file" >&2
+    echo "$passed passed, 1 failed"
+    exit 1
+  fi
+  passed=$((passed + 1))
+  printf 'ok %2d  %s\n' "$passed" "$1"
+}
+
+# sign ID TIMESTAMP BODY: the Standard Webhooks signature "v1,<base64 HMAC-SHA256>" of
+# "ID.TIMESTAMP.BODY" with the shop's secret (whsec_ secrets are base64 after the prefix).
+sign() {
+  local key_hex
+  if [[ "$SECRET" == whsec_* ]]; then
+    key_hex="$(printf '%s' "${SECRET#whsec_}" | base64 -d | od -An -v -tx1 | tr -d ' \n')"
+  else
+    key_hex="$(printf '%s' "$SECRET" | od -An -v -tx1 | tr -d ' \n')"
+  fi
+  printf 'v1,%s' "$(printf '%s.%s.%s' "$1" "$2" "$3" |
+    openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key_hex" -binary | base64)"
+}
 
 H=(-H "X-API-Key: $KEY")
 JSON=(-H "Content-Type: application/json")
@@ -173,12 +208,109 @@ check "the webhook marked it PAID" 200 ".status == \"PAID\" and .payment_id == $
 check "paying a PAID order again is 409" 409 '.error.code == "conflict"' \
   -X POST "$PAYMENT/pay?order_id=$order_id&amount=1059.97" "${H[@]}"
 check "  ... and charged nothing" 200 'length == 1' "$PAYMENT/payments?order_id=$order_id" "${H[@]}"
-check "a repeated webhook for a PAID order is a no-op 200" 200 '.status == "PAID" and (.status_history | length) == 2' \
-  -X POST "$ORDER/orders/$order_id/payment" "${H[@]}"
+check "marking it PAID with only the API key is 401 (webhooks are signed)" 401 '.error.code == "unauthorized"' \
+  -X POST "$ORDER/orders/$order_id/payment" "${H[@]}" "${JSON[@]}" \
+  -d "{\"type\":\"payment.succeeded\",\"data\":{\"payment_id\":$payment_id,\"order_id\":$order_id,\"amount\":1059.97}}"
 check "get the payment" 200 ".id == $payment_id and .order_id == $order_id" "$PAYMENT/payments/$payment_id" "${H[@]}"
 check "an unknown payment is 404" 404 '' "$PAYMENT/payments/99999999" "${H[@]}"
 check "list payments" 200 'length >= 1' "$PAYMENT/payments?limit=5" "${H[@]}"
 check "PAID orders of the user" 200 "length == 1 and .[0].id == $order_id" "$ORDER/orders?user_id=$U&status=PAID" "${H[@]}"
+
+echo "== Signed webhooks (Standard Webhooks) =="
+check "an order to pay through a hand-signed webhook" 201 '.status == "PENDING"' \
+  -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" -d '[{"product_id":3,"quantity":1,"price":89.99}]'
+signed_order="$(last .id)"
+wh_body="{\"type\":\"payment.succeeded\",\"data\":{\"payment_id\":424242,\"order_id\":$signed_order,\"amount\":89.99}}"
+wh_id="msg_guide_$RUN"
+now="$(date +%s)"
+good_sig="$(sign "$wh_id" "$now" "$wh_body")"
+WH=(-H "webhook-id: $wh_id" -H "webhook-timestamp: $now")
+check "a body changed by one byte is 401" 401 '' -X POST "$ORDER/orders/$signed_order/payment" "${H[@]}" "${JSON[@]}" \
+  "${WH[@]}" -H "webhook-signature: $good_sig" -d "${wh_body/89.99/89.98}"
+check "an empty v1 signature is 401" 401 '' -X POST "$ORDER/orders/$signed_order/payment" "${H[@]}" "${JSON[@]}" \
+  "${WH[@]}" -H "webhook-signature: v1," -d "$wh_body"
+stale=$((now - 600))
+check "a timestamp ten minutes old is 401" 401 '' -X POST "$ORDER/orders/$signed_order/payment" "${H[@]}" "${JSON[@]}" \
+  -H "webhook-id: $wh_id" -H "webhook-timestamp: $stale" -H "webhook-signature: $(sign "$wh_id" "$stale" "$wh_body")" -d "$wh_body"
+check "  ... the order is still PENDING" 200 '.status == "PENDING"' "$ORDER/orders/$signed_order" "${H[@]}"
+check "a correctly signed webhook marks it PAID" 200 '.status == "PAID" and .payment_id == 424242' \
+  -X POST "$ORDER/orders/$signed_order/payment" "${H[@]}" "${JSON[@]}" "${WH[@]}" -H "webhook-signature: $good_sig" -d "$wh_body"
+check "the same webhook-id again is processed once (200, unchanged)" 200 '(.status_history | length) == 2' \
+  -X POST "$ORDER/orders/$signed_order/payment" "${H[@]}" "${JSON[@]}" "${WH[@]}" -H "webhook-signature: $good_sig" -d "$wh_body"
+
+echo "== Webhook deliveries =="
+check "the payment's delivery is listed" 200 "length == 1 and .[0].status == \"delivered\" and .[0].payment_id == $payment_id" \
+  "$PAYMENT/webhooks/deliveries?order_id=$order_id" "${H[@]}"
+delivery_id="$(last '.[0].id')"
+check "a delivery keeps every attempt, successes too" 200 '.attempts | length >= 1 and (last | .status_code == 200)' \
+  "$PAYMENT/webhooks/deliveries/$delivery_id" "${H[@]}"
+check "retrying a delivered webhook is 409" 409 '' -X POST "$PAYMENT/webhooks/deliveries/$delivery_id/retry" "${H[@]}"
+check "an unknown delivery is 404" 404 '' "$PAYMENT/webhooks/deliveries/msg_nothing_here" "${H[@]}"
+check "an unknown delivery status filter is 422" 422 '' "$PAYMENT/webhooks/deliveries?status=lost" "${H[@]}"
+check "payment health reports the webhook backlog" 200 '.webhook_backlog.pending >= 0 and .webhook_backlog.failed >= 0' "$PAYMENT/health"
+
+echo "== Test cards =="
+check "an order to pay by card" 201 '.total == 29.99' \
+  -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" -d '[{"product_id":2,"quantity":1,"price":29.99}]'
+card_order="$(last .id)"
+card() { printf '{"card":{"number":"%s","exp_month":12,"exp_year":%s,"cvc":"123"}}' "$1" "${2:-2031}"; }
+check "card 4000000000000002 is declined (402)" 402 '.error.code == "card_declined"' \
+  -X POST "$PAYMENT/pay?order_id=$card_order&amount=29.99" "${H[@]}" "${JSON[@]}" -d "$(card 4000000000000002)"
+check "card 4000000000009995 has insufficient funds (402)" 402 '.error.code == "insufficient_funds"' \
+  -X POST "$PAYMENT/pay?order_id=$card_order&amount=29.99" "${H[@]}" "${JSON[@]}" -d "$(card 4000000000009995)"
+check "card 4000000000000069 is expired (402)" 402 '.error.code == "expired_card"' \
+  -X POST "$PAYMENT/pay?order_id=$card_order&amount=29.99" "${H[@]}" "${JSON[@]}" -d "$(card 4000000000000069)"
+check "card 4000000000000127 has an incorrect CVC (402)" 402 '.error.code == "incorrect_cvc"' \
+  -X POST "$PAYMENT/pay?order_id=$card_order&amount=29.99" "${H[@]}" "${JSON[@]}" -d "$(card 4000000000000127)"
+check "a number failing the Luhn check is 422" 422 '' \
+  -X POST "$PAYMENT/pay?order_id=$card_order&amount=29.99" "${H[@]}" "${JSON[@]}" -d "$(card 4242424242424241)"
+check "a card that expired last year is 422" 422 '' \
+  -X POST "$PAYMENT/pay?order_id=$card_order&amount=29.99" "${H[@]}" "${JSON[@]}" -d "$(card 4242424242424242 $(( $(date +%Y) - 1 )))"
+check "  ... declines are recorded as failed with their reason" 200 'length == 4 and all(.status == "failed") and (map(.failure_code) | index("insufficient_funds") != null)' \
+  "$PAYMENT/payments?order_id=$card_order" "${H[@]}"
+check "  ... and the order stays unpaid" 200 '.status == "PENDING"' "$ORDER/orders/$card_order" "${H[@]}"
+check "card 4242424242424242 succeeds; only brand, last four and expiry are kept" 200 \
+  '.status == "captured" and .card == {"brand":"visa","last4":"4242","exp_month":12,"exp_year":2031}' \
+  -X POST "$PAYMENT/pay?order_id=$card_order&amount=29.99" "${H[@]}" "${JSON[@]}" -d "$(card 4242424242424242)"
+check "  ... and the order is PAID" 200 '.status == "PAID"' "$ORDER/orders/$card_order" "${H[@]}"
+
+echo "== Idempotency keys =="
+IK="guide-$RUN"
+check "create an order with an Idempotency-Key" 201 '.total == 89.99' -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" \
+  -H "Idempotency-Key: $IK-order" -d '[{"product_id":3,"quantity":1,"price":89.99}]'
+idem_order="$(last .id)"
+check "the same request again replays the first answer" 201 ".id == $idem_order" -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" \
+  -H "Idempotency-Key: $IK-order" -d '[{"product_id":3,"quantity":1,"price":89.99}]'
+header_is "  ... marked as a replay" "idempotent-replayed" "true"
+check "the same key with another body is 422" 422 '' -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" \
+  -H "Idempotency-Key: $IK-order" -d '[{"product_id":3,"quantity":2,"price":89.99}]'
+check "a key longer than 255 characters is 400" 400 '' -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" \
+  -H "Idempotency-Key: $(printf 'k%.0s' $(seq 1 256))" -d '[{"product_id":3,"quantity":1,"price":89.99}]'
+check "pay it with an Idempotency-Key" 200 '.status == "captured"' \
+  -X POST "$PAYMENT/pay?order_id=$idem_order&amount=89.99" "${H[@]}" -H "Idempotency-Key: $IK-pay"
+idem_payment="$(last .id)"
+check "paying again with the same key replays the payment, charging nothing" 200 ".id == $idem_payment" \
+  -X POST "$PAYMENT/pay?order_id=$idem_order&amount=89.99" "${H[@]}" -H "Idempotency-Key: $IK-pay"
+header_is "  ... marked as a replay" "idempotent-replayed" "true"
+check "  ... one payment for the order" 200 'length == 1' "$PAYMENT/payments?order_id=$idem_order" "${H[@]}"
+
+echo "== Order lifecycle =="
+check "a PENDING order cannot ship (409)" 409 '' -X PUT "$ORDER/orders/$second_order/status" "${H[@]}" "${JSON[@]}" -d '{"status":"SHIPPED"}'
+check "PAID cannot be set by hand (409)" 409 '.error.message | test("webhook")' \
+  -X PUT "$ORDER/orders/$second_order/status" "${H[@]}" "${JSON[@]}" -d '{"status":"PAID"}'
+check "cancel a PENDING order with a reason" 200 '.status == "CANCELLED" and .status_history[-1].reason == "changed my mind"' \
+  -X PUT "$ORDER/orders/$second_order/status" "${H[@]}" "${JSON[@]}" -d '{"status":"CANCELLED","reason":"changed my mind"}'
+check "a cancelled order cannot be paid (409)" 409 '' -X POST "$PAYMENT/pay?order_id=$second_order&amount=29.99" "${H[@]}"
+check "ship a PAID order" 200 '.status == "SHIPPED"' -X PUT "$ORDER/orders/$order_id/status" "${H[@]}" "${JSON[@]}" -d '{"status":"SHIPPED"}'
+check "deliver it" 200 '.status == "DELIVERED" and (.status_history | map(.status)) == ["PENDING","PAID","SHIPPED","DELIVERED"]' \
+  -X PUT "$ORDER/orders/$order_id/status" "${H[@]}" "${JSON[@]}" -d '{"status":"DELIVERED"}'
+check "a delivered order goes nowhere else (409)" 409 '' -X PUT "$ORDER/orders/$order_id/status" "${H[@]}" "${JSON[@]}" -d '{"status":"CANCELLED"}'
+check "an unknown status is 422" 422 '' -X PUT "$ORDER/orders/$order_id/status" "${H[@]}" "${JSON[@]}" -d '{"status":"LOST"}'
+# The order paid by the hand-signed webhook above has no captured payment behind it, and the
+# reconciliation says so.
+check "order stats: counts, revenue, and a reconciliation that spots the hand-signed payment" 200 \
+  '.order_count >= 1 and .revenue > 0 and .reconciliation.status == "mismatch" and .reconciliation.paid_orders_total > .reconciliation.captured_payments_total' \
+  "$ORDER/orders/stats" "${H[@]}"
 
 echo "== Errors are JSON everywhere =="
 check "an unknown route is 404 JSON" 404 '.error.code == "not_found"' "$ORDER/nowhere" "${H[@]}"
