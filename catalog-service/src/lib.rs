@@ -1,24 +1,33 @@
-//! catalog-service: the shop's products, prices and stock, in `products.db`.
+//! catalog-service: the shop's products, prices and stock, in `products.db`, and the
+//! stock reservations a checkout holds, commits or releases.
 //!
 //! # Layout
 //! - [`Config`]: flags and their environment variables.
 //! - [`router`]: every route, no I/O; used by `main.rs` and the tests alike.
-//! - `routes/products.rs`: the product handlers and their DTOs.
+//! - `routes/products.rs`: the product handlers (read and admin) and their DTOs.
+//! - `routes/reservations.rs`: reserve, commit, release.
+//! - `domain.rs`: product field rules and the reservation lifecycle.
 //! - `store.rs`: every SQL statement.
 //! - `migrations/`: the schema, and the three demo products seeded on first start.
+//! - [`release_expired`]: the sweep that returns stock held too long.
 
+mod domain;
 mod routes;
 mod store;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use rusqlite_migration::{M, Migrations};
 use service_kit::auth::ApiKeys;
 use service_kit::config::CommonArgs;
 use service_kit::db::{Db, Durability};
+use service_kit::domain::Id;
+use service_kit::events;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The service's name in logs and health answers.
 pub const SERVICE: &str = "catalog-service";
@@ -35,6 +44,14 @@ pub struct Config {
     #[arg(long, env = "CATALOG_DB", default_value = "data/products.db")]
     pub db: PathBuf,
 
+    /// How long a reservation holds stock before the sweep releases it (e.g. `15m`).
+    #[arg(long, env = "RESERVATION_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub reservation_ttl: Duration,
+
+    /// How often the sweep looks for expired reservations, in milliseconds.
+    #[arg(long, env = "RESERVATION_SWEEP_MS", default_value_t = 5000)]
+    pub reservation_sweep_ms: u64,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -44,6 +61,8 @@ pub struct Config {
 pub struct AppState {
     /// The products database.
     pub db: Db,
+    /// How long a reservation holds stock.
+    pub reservation_ttl: Duration,
 }
 
 /// The schema, in order. Never edit an applied entry; add a new one.
@@ -51,15 +70,40 @@ pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../migrations/0001_create_products.sql")),
         M::up(include_str!("../migrations/0002_seed_products.sql")),
+        M::up(include_str!("../migrations/0003_create_reservations.sql")),
+        M::up(events::SCHEMA),
     ])
 }
 
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
+    use routes::{products, reservations};
     let api = Router::new()
-        .route("/products", get(routes::products::products_list))
-        .route("/products/{id}", get(routes::products::products_get))
-        .with_state(state);
+        .route(
+            "/products",
+            get(products::products_list).post(products::products_create),
+        )
+        .route(
+            "/products/{id}",
+            get(products::products_get)
+                .put(products::products_update)
+                .delete(products::products_delete),
+        )
+        .route("/reservations", post(reservations::reservations_create))
+        .route(
+            "/reservations/{order_id}",
+            get(reservations::reservations_get),
+        )
+        .route(
+            "/reservations/{order_id}/commit",
+            post(reservations::reservations_commit),
+        )
+        .route(
+            "/reservations/{order_id}/release",
+            post(reservations::reservations_release),
+        )
+        .with_state(state.clone())
+        .merge(events::routes(state.db));
     service_kit::http::assemble(service_kit::http::health_route(SERVICE), api, keys)
 }
 
@@ -70,8 +114,63 @@ pub async fn run(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let keys = ApiKeys::new(config.common.api_keys()?);
     let db = Db::open(&config.db, &migrations(), Durability::Normal)?;
-    let app = router(AppState { db }, keys);
+    let state = AppState {
+        db,
+        reservation_ttl: config.reservation_ttl,
+    };
+    let cancel = CancellationToken::new();
+    let sweep = tokio::spawn(sweep_expired(
+        state.clone(),
+        Duration::from_millis(config.reservation_sweep_ms.max(1)),
+        cancel.clone(),
+    ));
+    let app = router(state, keys);
     let addr = SocketAddr::new(config.common.bind, config.port);
-    service_kit::http::launch(SERVICE, addr, app, shutdown).await?;
+    let served = service_kit::http::launch(SERVICE, addr, app, shutdown).await;
+    cancel.cancel();
+    let _ = sweep.await;
+    served?;
     Ok(())
+}
+
+/// Releases every reservation held past its expiry, putting its stock back; returns how
+/// many it released.
+pub async fn release_expired(state: &AppState) -> Result<usize, service_kit::ApiError> {
+    let now = service_kit::clock::unix_now_ms();
+    let expired: Vec<Id> = state
+        .db
+        .call(move |conn| Ok(store::expired_reservations(conn, now)?))
+        .await?;
+    let mut released = 0;
+    for order_id in expired {
+        let reason = Some("expired before it was committed".to_string());
+        match routes::reservations::settle(
+            state,
+            order_id,
+            domain::ReservationStatus::Released,
+            reason,
+        )
+        .await
+        {
+            Ok(_) => released += 1,
+            // Committed meanwhile: nothing to release.
+            Err(service_kit::ApiError::Conflict(_)) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(released)
+}
+
+async fn sweep_expired(state: AppState, every: Duration, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(every) => {}
+        }
+        match release_expired(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "released expired reservations"),
+            Err(err) => tracing::error!(error = %err, "reservation sweep failed"),
+        }
+    }
 }

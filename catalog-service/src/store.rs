@@ -1,6 +1,8 @@
 //! Every SQL statement of the catalog, as plain functions over a connection.
 
+use crate::domain::{ReservationStatus, ValidFields};
 use crate::routes::products::ProductOut;
+use crate::routes::reservations::{ReservationLineOut, ReservationOut};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::domain::{Id, Page};
 use service_kit::money::Cents;
@@ -36,4 +38,194 @@ pub fn get_product(conn: &Connection, id: Id) -> rusqlite::Result<Option<Product
     ))?;
     stmt.query_row(params![id.get()], product_from_row)
         .optional()
+}
+
+/// Adds a product; returns it.
+pub fn insert_product(conn: &Connection, fields: &ValidFields) -> rusqlite::Result<ProductOut> {
+    conn.prepare_cached(
+        "INSERT INTO products (name, description, price_cents, stock) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        fields.name,
+        fields.description.as_deref().unwrap_or(""),
+        fields.price.map(Cents::get),
+        fields.stock
+    ])?;
+    let id = Id::from_db(conn.last_insert_rowid());
+    get_product(conn, id).map(|p| p.expect("the product just inserted"))
+}
+
+/// Changes the fields given; `None` when the product is not on sale.
+pub fn update_product(
+    conn: &Connection,
+    id: Id,
+    fields: &ValidFields,
+) -> rusqlite::Result<Option<ProductOut>> {
+    conn.prepare_cached(
+        "UPDATE products SET name = COALESCE(?2, name),
+             description = COALESCE(?3, description),
+             price_cents = COALESCE(?4, price_cents),
+             stock = COALESCE(?5, stock),
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         WHERE id = ?1 AND deleted_at IS NULL",
+    )?
+    .execute(params![
+        id.get(),
+        fields.name,
+        fields.description,
+        fields.price.map(Cents::get),
+        fields.stock
+    ])?;
+    get_product(conn, id)
+}
+
+/// Hides a product from the catalog, keeping its row; false when it was not on sale.
+pub fn delete_product(conn: &Connection, id: Id) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE products SET deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = ?1 AND deleted_at IS NULL",
+        )?
+        .execute(params![id.get()])?;
+    Ok(changed == 1)
+}
+
+/// Why a line could not be reserved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shortage {
+    /// No such product on sale.
+    Unknown(Id),
+    /// Fewer units left than asked.
+    OutOfStock {
+        product: Id,
+        available: i64,
+        asked: i64,
+    },
+}
+
+/// Takes every line's units off stock, or none: the first line that cannot be had is
+/// returned and the caller's transaction must be rolled back. The `stock >= ?` guard in the
+/// update is what keeps stock from going below zero under any concurrency.
+pub fn take_stock(
+    conn: &Connection,
+    lines: &[(Id, i64)],
+) -> rusqlite::Result<Result<(), Shortage>> {
+    let mut take = conn.prepare_cached(
+        "UPDATE products SET stock = stock - ?2,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         WHERE id = ?1 AND deleted_at IS NULL AND stock >= ?2",
+    )?;
+    for (product, quantity) in lines {
+        if take.execute(params![product.get(), quantity])? == 1 {
+            continue;
+        }
+        return Ok(Err(match get_product(conn, *product)? {
+            Some(p) => Shortage::OutOfStock {
+                product: *product,
+                available: p.stock,
+                asked: *quantity,
+            },
+            None => Shortage::Unknown(*product),
+        }));
+    }
+    Ok(Ok(()))
+}
+
+/// Writes a reservation and its lines.
+pub fn insert_reservation(
+    conn: &Connection,
+    order_id: Id,
+    lines: &[(Id, i64)],
+    expires_at_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO reservations (order_id, status, expires_at_ms) VALUES (?1, 'reserved', ?2)",
+    )?
+    .execute(params![order_id.get(), expires_at_ms])?;
+    let mut line = conn.prepare_cached(
+        "INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES (?1, ?2, ?3)",
+    )?;
+    for (product, quantity) in lines {
+        line.execute(params![order_id.get(), product.get(), quantity])?;
+    }
+    Ok(())
+}
+
+/// A reservation with its lines.
+pub fn get_reservation(
+    conn: &Connection,
+    order_id: Id,
+) -> rusqlite::Result<Option<ReservationOut>> {
+    let Some(mut reservation) = conn
+        .prepare_cached(
+            "SELECT order_id, status, reason,
+                    strftime('%Y-%m-%dT%H:%M:%fZ', expires_at_ms / 1000.0, 'unixepoch'),
+                    created_at, updated_at
+             FROM reservations WHERE order_id = ?1",
+        )?
+        .query_row(params![order_id.get()], |row| {
+            let status: String = row.get(1)?;
+            Ok(ReservationOut {
+                order_id: row.get(0)?,
+                status: ReservationStatus::parse(&status).unwrap_or(ReservationStatus::Released),
+                reason: row.get(2)?,
+                expires_at: row.get(3)?,
+                created_at: row.get(4)?,
+                updated_at: row.get(5)?,
+                lines: Vec::new(),
+            })
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    reservation.lines = conn
+        .prepare_cached(
+            "SELECT product_id, quantity FROM reservation_lines WHERE order_id = ?1 ORDER BY product_id",
+        )?
+        .query_map(params![order_id.get()], |row| {
+            Ok(ReservationLineOut {
+                product_id: row.get(0)?,
+                quantity: row.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(reservation))
+}
+
+/// Moves a reservation to `status`; a release also puts its units back on stock.
+pub fn settle_reservation(
+    conn: &Connection,
+    order_id: Id,
+    status: ReservationStatus,
+    reason: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE reservations SET status = ?2, reason = ?3,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         WHERE order_id = ?1",
+    )?
+    .execute(params![order_id.get(), status.as_str(), reason])?;
+    if status == ReservationStatus::Released {
+        conn.prepare_cached(
+            "UPDATE products SET stock = stock + (
+                 SELECT quantity FROM reservation_lines l
+                 WHERE l.order_id = ?1 AND l.product_id = products.id),
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id IN (SELECT product_id FROM reservation_lines WHERE order_id = ?1)",
+        )?
+        .execute(params![order_id.get()])?;
+    }
+    Ok(())
+}
+
+/// Orders whose reservation is still held past its expiry.
+pub fn expired_reservations(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<Id>> {
+    conn.prepare_cached(
+        "SELECT order_id FROM reservations WHERE status = 'reserved' AND expires_at_ms <= ?1
+         ORDER BY expires_at_ms LIMIT 100",
+    )?
+    .query_map(params![now_ms], |row| Ok(Id::from_db(row.get(0)?)))?
+    .collect()
 }

@@ -2,21 +2,31 @@
 
 use axum::Router;
 use axum::http::StatusCode;
-use catalog_service::{AppState, migrations, router};
+use catalog_service::{AppState, migrations, release_expired, router};
+use serde_json::{Value, json};
 use service_kit::auth::ApiKeys;
 use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
-use service_kit::testing::{Call, send, test_keys};
+use service_kit::testing::{Call, send, send_raw, test_keys};
+use std::time::Duration;
 
-fn app_with_keys(keys: ApiKeys) -> (tempfile::TempDir, Router) {
-    let dir = tempfile::tempdir().unwrap();
+fn state_with_ttl(dir: &tempfile::TempDir, ttl: Duration) -> AppState {
     let db = Db::open(
         &dir.path().join("products.db"),
         &migrations(),
         Durability::Normal,
     )
     .unwrap();
-    (dir, router(AppState { db }, keys))
+    AppState {
+        db,
+        reservation_ttl: ttl,
+    }
+}
+
+fn app_with_keys(keys: ApiKeys) -> (tempfile::TempDir, Router) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_ttl(&dir, Duration::from_secs(900));
+    (dir, router(state, keys))
 }
 
 fn app() -> (tempfile::TempDir, Router) {
@@ -126,4 +136,270 @@ async fn lists_are_paginated() {
         .map(|p| p["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [2, 3]);
+}
+
+async fn stock_of(app: &Router, product: i64) -> i64 {
+    let (_, p) = send(app, Call::new("GET", &format!("/products/{product}"))).await;
+    p["stock"].as_i64().unwrap()
+}
+
+async fn reserve(app: &Router, order_id: i64, lines: Value) -> (StatusCode, Value) {
+    let body = json!({"order_id": order_id, "lines": lines}).to_string();
+    send(app, Call::new("POST", "/reservations").json(&body)).await
+}
+
+#[tokio::test]
+async fn a_reservation_takes_every_line_or_none() {
+    let (_dir, app) = app();
+    let (status, r) = reserve(
+        &app,
+        1,
+        json!([{"product_id":1,"quantity":10},{"product_id":2,"quantity":5}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(r["status"], "reserved");
+    assert_eq!(
+        (stock_of(&app, 1).await, stock_of(&app, 2).await),
+        (40, 195)
+    );
+
+    let (status, again) = reserve(&app, 1, json!([{"product_id":1,"quantity":10}])).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the same order's reservation is found, not taken twice"
+    );
+    assert_eq!(again["lines"], r["lines"]);
+    assert_eq!(stock_of(&app, 1).await, 40);
+
+    let (status, body) = reserve(
+        &app,
+        2,
+        json!([{"product_id":1,"quantity":5},{"product_id":3,"quantity":101}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("out of stock")
+    );
+    assert_eq!(stock_of(&app, 1).await, 40, "the first line was put back");
+    let (status, _) = send(&app, Call::new("GET", "/reservations/2")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, _) = reserve(&app, 3, json!([{"product_id":99,"quantity":1}])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for bad in [
+        json!([]),
+        json!([{"product_id":1,"quantity":0}]),
+        json!([{"product_id":1,"quantity":-1}]),
+    ] {
+        let (status, _) = reserve(&app, 4, bad.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    let (_, failed) = send(&app, Call::new("GET", "/events?type=stock.failed")).await;
+    assert_eq!(failed.as_array().unwrap().len(), 2, "{failed}");
+}
+
+#[tokio::test]
+async fn commit_and_release_happen_once_and_never_both() {
+    let (_dir, app) = app();
+    reserve(&app, 1, json!([{"product_id":1,"quantity":3}])).await;
+    reserve(&app, 2, json!([{"product_id":1,"quantity":4}])).await;
+    assert_eq!(stock_of(&app, 1).await, 43);
+
+    let (status, c) = send(&app, Call::new("POST", "/reservations/1/commit")).await;
+    assert_eq!(
+        (status, c["status"].clone()),
+        (StatusCode::OK, json!("committed"))
+    );
+    let (status, _) = send(&app, Call::new("POST", "/reservations/1/commit")).await;
+    assert_eq!(status, StatusCode::OK, "committing twice is a no-op");
+    let (status, _) = send(&app, Call::new("POST", "/reservations/1/release")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "sold stock is not put back");
+    assert_eq!(stock_of(&app, 1).await, 43);
+
+    let (status, r) = send(
+        &app,
+        Call::new("POST", "/reservations/2/release").json(r#"{"reason":"card declined"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(r["reason"], "card declined");
+    assert_eq!(
+        stock_of(&app, 1).await,
+        47,
+        "released stock is back on sale"
+    );
+    let (status, _) = send(&app, Call::new("POST", "/reservations/2/release")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "releasing twice puts nothing back twice"
+    );
+    assert_eq!(stock_of(&app, 1).await, 47);
+    let (status, _) = send(&app, Call::new("POST", "/reservations/2/commit")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = send(&app, Call::new("POST", "/reservations/9/commit")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (_, feed) = send(&app, Call::new("GET", "/events")).await;
+    let kinds: Vec<&str> = feed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "stock.reserved",
+            "stock.reserved",
+            "stock.committed",
+            "stock.released"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_releases_reservations_held_too_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_ttl(&dir, Duration::ZERO);
+    let app = router(state.clone(), test_keys());
+    reserve(&app, 1, json!([{"product_id":2,"quantity":7}])).await;
+    reserve(&app, 2, json!([{"product_id":2,"quantity":1}])).await;
+    send(&app, Call::new("POST", "/reservations/2/commit")).await;
+    assert_eq!(stock_of(&app, 2).await, 192);
+    assert_eq!(
+        release_expired(&state).await.unwrap(),
+        1,
+        "the committed one is left alone"
+    );
+    assert_eq!(stock_of(&app, 2).await, 199);
+    let (_, r) = send(&app, Call::new("GET", "/reservations/1")).await;
+    assert_eq!(r["status"], "released");
+    assert_eq!(release_expired(&state).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_concurrent_reservations_for_fifty_units_sell_exactly_fifty() {
+    let (_dir, app) = app();
+    send(
+        &app,
+        Call::new("PUT", "/products/3").json(r#"{"stock":50}"#),
+    )
+    .await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for order in 1..=200 {
+        let app = app.clone();
+        tasks.spawn(async move {
+            reserve(&app, order, json!([{"product_id":3,"quantity":1}]))
+                .await
+                .0
+        });
+    }
+    let mut created = 0;
+    while let Some(status) = tasks.join_next().await {
+        match status.unwrap() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(created, 50);
+    assert_eq!(stock_of(&app, 3).await, 0);
+}
+
+#[tokio::test]
+async fn admins_add_edit_and_delete_products_with_validation() {
+    let (_dir, app) = app();
+    let (status, lamp) = send(
+        &app,
+        Call::new("POST", "/products").json(r#"{"name":"Desk Lamp","price":24.50,"stock":12}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{lamp}");
+    assert_eq!(lamp["price"], json!(24.5));
+    let id = lamp["id"].as_i64().unwrap();
+    for bad in [
+        r#"{"name":"","price":1,"stock":1}"#,
+        r#"{"name":"X","price":0,"stock":1}"#,
+        r#"{"name":"X","price":1.005,"stock":1}"#,
+        r#"{"name":"X","price":1,"stock":-1}"#,
+        r#"{"name":"X","price":1}"#,
+    ] {
+        let (status, _) = send(&app, Call::new("POST", "/products").json(bad)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    let (status, edited) = send(
+        &app,
+        Call::new("PUT", &format!("/products/{id}")).json(r#"{"price":19.99,"stock":30}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            edited["price"].clone(),
+            edited["stock"].clone(),
+            edited["name"].clone()
+        ),
+        (json!(19.99), json!(30), json!("Desk Lamp"))
+    );
+    let (status, _) = send(
+        &app,
+        Call::new("PUT", &format!("/products/{id}")).json(r#"{"stock":-3}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = send(&app, Call::new("DELETE", &format!("/products/{id}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = send(&app, Call::new("GET", &format!("/products/{id}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "hidden from the catalog");
+    let (_, list) = send(&app, Call::new("GET", "/products")).await;
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let (status, _) = reserve(&app, 1, json!([{"product_id": id, "quantity": 1}])).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a deleted product cannot be reserved"
+    );
+    let (status, _) = send(&app, Call::new("DELETE", &format!("/products/{id}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for (method, uri) in [
+        ("POST", "/products"),
+        ("PUT", "/products/1"),
+        ("DELETE", "/products/1"),
+        ("POST", "/reservations"),
+        ("GET", "/events"),
+    ] {
+        let (status, _) = send(&app, Call::new(method, uri).key(None).json("{}")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_id_is_returned_and_carried_onto_events() {
+    let (_dir, app) = app();
+    let body = json!({"order_id": 5, "lines": [{"product_id": 1, "quantity": 1}]}).to_string();
+    let call = Call::new("POST", "/reservations")
+        .json(&body)
+        .header("x-request-id", "journey-42");
+    let (status, headers, _) = send_raw(&app, call).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(headers["x-request-id"], "journey-42");
+    let (_, events) = send(&app, Call::new("GET", "/events?correlation_id=journey-42")).await;
+    assert_eq!(events[0]["type"], "stock.reserved");
+    assert_eq!(events[0]["payload"]["order_id"], 5);
+    // Without one, a fresh id is made; an unusable one is replaced.
+    let (_, headers, _) = send_raw(&app, Call::new("GET", "/products")).await;
+    assert!(headers["x-request-id"].len() >= 32);
+    let (_, headers, _) = send_raw(
+        &app,
+        Call::new("GET", "/products").header("x-request-id", "a b<c>"),
+    )
+    .await;
+    assert_ne!(headers["x-request-id"], "a b<c>");
 }

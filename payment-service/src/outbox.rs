@@ -63,12 +63,7 @@ pub struct Outbox {
     lease: Duration,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use service_kit::clock::unix_now_ms as now_ms;
 
 impl Outbox {
     /// An outbox over `db`, delivering through `orders`.

@@ -5,15 +5,69 @@ use crate::ApiError;
 use crate::auth::{ApiKeys, require_api_key};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
 use axum::middleware;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::get;
 use serde::Serialize;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+
+/// The header that carries a journey's correlation id, between clients and services alike.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static CORRELATION_ID: String;
+}
+
+/// The correlation id of the request this task is serving, if any.
+pub fn correlation_id() -> Option<String> {
+    CORRELATION_ID.try_with(Clone::clone).ok()
+}
+
+/// Runs `work` with `id` as its correlation id (for work moved to another task).
+pub async fn with_correlation_id<F: Future>(id: Option<String>, work: F) -> F::Output {
+    match id {
+        Some(id) => CORRELATION_ID.scope(id, work).await,
+        None => work.await,
+    }
+}
+
+/// A client's `X-Request-Id` is kept only when it is short and plain; otherwise a new one is
+/// generated, so logs and event rows never carry arbitrary bytes.
+async fn drop_unusable_request_id(mut request: Request, next: Next) -> Response {
+    let usable = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .is_none_or(|value| {
+            let bytes = value.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= 128
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        });
+    if !usable {
+        request.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    next.run(request).await
+}
+
+/// Makes the request's id the task's correlation id for everything the handler does.
+async fn scope_correlation_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    with_correlation_id(id, next.run(request)).await
+}
 
 /// The largest request body any route accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -44,9 +98,10 @@ pub fn health_route(service: &'static str) -> Router {
 }
 
 /// Puts a service together: `public` routes (health) answer anyone; every `api` route
-/// demands an API key; unknown routes and wrong methods get JSON errors; bodies are capped
-/// and every request is logged with method, path, status and latency (never headers, so
-/// never a key).
+/// demands an API key; unknown routes and wrong methods get JSON errors; bodies are capped;
+/// every request gets an `X-Request-Id` (the client's, or a new one), returned in the answer
+/// and carried on to peers; and every request is logged with its id, method, path, status
+/// and latency (never headers, so never a key).
 pub fn assemble(public: Router, api: Router, keys: ApiKeys) -> Router {
     let api = api.route_layer(middleware::from_fn_with_state(keys, require_api_key));
     public
@@ -63,12 +118,28 @@ pub fn assemble(public: Router, api: Router, keys: ApiKeys) -> Router {
                 }),
             )
         })
+        .layer(middleware::from_fn(scope_correlation_id))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(|request: &Request| {
+                    let id = request
+                        .headers()
+                        .get(REQUEST_ID_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        request_id = %id,
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                    )
+                })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unusable_request_id))
 }
 
 /// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.

@@ -51,13 +51,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// What the stored record says to do with a request.
 #[derive(Debug)]
 enum Decision {
@@ -190,7 +183,15 @@ pub async fn idempotent(
         let (scope, key) = (scope.clone(), key.clone());
         state
             .db
-            .write(move |tx| Ok(decide(tx, &scope, &key, &fingerprint, now_ms())?))
+            .write(move |tx| {
+                Ok(decide(
+                    tx,
+                    &scope,
+                    &key,
+                    &fingerprint,
+                    crate::clock::unix_now_ms(),
+                )?)
+            })
             .await?
     };
     match decision {
@@ -220,8 +221,10 @@ pub async fn idempotent(
             let db = state.db.clone();
             // Spawned so the request finishes and its answer is stored even if the client
             // hangs up: otherwise a retry would find the key in flight for a minute.
+            let correlation = crate::http::correlation_id();
             let handle = tokio::spawn(async move {
-                let response = next.run(request).await;
+                let response =
+                    crate::http::with_correlation_id(correlation, next.run(request)).await;
                 let (parts, body) = response.into_parts();
                 let bytes: Bytes = axum::body::to_bytes(body, usize::MAX)
                     .await

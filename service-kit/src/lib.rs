@@ -1,6 +1,7 @@
 //! The small library every shop service is built from.
 //!
 //! # Layout
+//! - [`clock`]: the current time as Unix seconds, milliseconds and RFC 3339.
 //! - [`config`]: the flags all four binaries share (bind address, API keys) and [`config::Secret`].
 //! - [`auth`]: the `X-API-Key` layer, comparing keys in constant time.
 //! - [`error`]: [`ApiError`], the one error type, and its `{"error":{"code","message"}}` body.
@@ -9,19 +10,22 @@
 //! - [`domain`]: identifiers and quantities that more than one service parses.
 //! - [`db`]: the SQLite pool, its pragmas, embedded migrations and `spawn_blocking` access.
 //! - [`peer`]: a blocking HTTP client for service-to-service calls, run off the async threads.
+//! - [`events`]: the domain event table, `record` inside a transaction, and `GET /events`.
 //! - [`idempotency`]: the `Idempotency-Key` middleware and its table.
 //! - [`webhook`]: Standard Webhooks signing and verification (HMAC-SHA256, rotation).
 //! - [`catalog`]: the typed catalog client that cart and order both use.
-//! - [`http`]: router assembly (health, auth, JSON 404/405, body limit, tracing), `serve`
-//!   with graceful shutdown, and logging set-up.
+//! - [`http`]: router assembly (health, auth, JSON 404/405, body limit, request ids,
+//!   tracing), the journey's correlation id, `serve` with graceful shutdown, logging set-up.
 //! - `testing` (feature `testing`): helpers for router tests.
 
 pub mod auth;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod http;
 pub mod idempotency;

@@ -98,6 +98,33 @@ impl PeerClient {
         }
     }
 
+    /// `PUT path` with a JSON body; returns whatever the peer answered.
+    pub async fn put_json<B: Serialize>(
+        &self,
+        path: String,
+        body: &B,
+    ) -> Result<PeerResponse, PeerError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| PeerError::Garbage {
+            peer: self.name,
+            detail: e.to_string(),
+        })?;
+        self.send("PUT", path, Some(bytes), Vec::new()).await
+    }
+
+    /// `POST path` with a JSON body and extra headers (an idempotency key).
+    pub async fn post_json_with<B: Serialize>(
+        &self,
+        path: String,
+        body: &B,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<PeerResponse, PeerError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| PeerError::Garbage {
+            peer: self.name,
+            detail: e.to_string(),
+        })?;
+        self.send("POST", path, Some(bytes), headers).await
+    }
+
     /// `POST path` with a JSON body; returns whatever the peer answered.
     pub async fn post_json<B: Serialize>(
         &self,
@@ -134,8 +161,17 @@ impl PeerClient {
         method: &'static str,
         path: String,
         body: Option<Vec<u8>>,
-        headers: Vec<(&'static str, String)>,
+        mut headers: Vec<(&'static str, String)>,
     ) -> Result<PeerResponse, PeerError> {
+        // The journey's id goes with every call, read here because the blocking thread
+        // below does not see this task's correlation id.
+        if !headers
+            .iter()
+            .any(|(name, _)| *name == crate::http::REQUEST_ID_HEADER)
+            && let Some(id) = crate::http::correlation_id()
+        {
+            headers.push((crate::http::REQUEST_ID_HEADER, id));
+        }
         let client = self.clone();
         let name = self.name;
         tokio::task::spawn_blocking(move || client.send_blocking(method, &path, body, &headers))
@@ -160,10 +196,13 @@ impl PeerClient {
             detail: e.to_string(),
         };
         let result = match (method, body) {
-            ("POST", Some(bytes)) => {
-                let mut request = self
-                    .agent
-                    .post(&url)
+            (method @ ("POST" | "PUT"), Some(bytes)) => {
+                let request = if method == "PUT" {
+                    self.agent.put(&url)
+                } else {
+                    self.agent.post(&url)
+                };
+                let mut request = request
                     .header("X-API-Key", key)
                     .header("Content-Type", "application/json");
                 for (name, value) in headers {
@@ -171,7 +210,13 @@ impl PeerClient {
                 }
                 request.send(&bytes[..])
             }
-            _ => self.agent.get(&url).header("X-API-Key", key).call(),
+            _ => {
+                let mut request = self.agent.get(&url).header("X-API-Key", key);
+                for (name, value) in headers {
+                    request = request.header(*name, value);
+                }
+                request.call()
+            }
         };
         let mut response = result.map_err(unreachable)?;
         let status = response.status().as_u16();

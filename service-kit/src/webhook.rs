@@ -176,13 +176,7 @@ pub fn verify<'a>(
     }
 }
 
-/// The current Unix time in seconds.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::unix_now;
 
 #[cfg(test)]
 mod tests {

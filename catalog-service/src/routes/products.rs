@@ -1,8 +1,10 @@
 //! `/products`: the catalog as clients see it.
 
 use crate::AppState;
+use crate::domain::ProductFields;
 use crate::store;
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Serialize;
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page};
@@ -44,4 +46,49 @@ pub async fn products_get(
     product
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))
+}
+
+pub async fn products_create(
+    State(state): State<AppState>,
+    Json(fields): Json<ProductFields>,
+) -> Result<(StatusCode, Json<ProductOut>), ApiError> {
+    let fields = fields.validate(true)?;
+    let product = state
+        .db
+        .write(move |tx| Ok(store::insert_product(tx, &fields)?))
+        .await?;
+    Ok((StatusCode::CREATED, Json(product)))
+}
+
+pub async fn products_update(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Json(fields): Json<ProductFields>,
+) -> Result<Json<ProductOut>, ApiError> {
+    let id = Id::parse(id, "product id")?;
+    let fields = fields.validate(false)?;
+    state
+        .db
+        .write(move |tx| Ok(store::update_product(tx, id, &fields)?))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))
+}
+
+/// Hides a product from the catalog; its row stays, so carts and orders that name it still
+/// make sense.
+pub async fn products_delete(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let id = Id::parse(id, "product id")?;
+    let deleted = state
+        .db
+        .write(move |tx| Ok(store::delete_product(tx, id)?))
+        .await?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("product {id} not found")))
+    }
 }

@@ -26,7 +26,7 @@ pub struct BacklogOut {
 
 pub async fn health(State(state): State<AppState>) -> Result<Json<HealthOut>, ApiError> {
     let (pending, failed, oldest) = state.db.call(|conn| Ok(store::backlog(conn)?)).await?;
-    let now_ms = service_kit::webhook::unix_now() * 1000;
+    let now_ms = service_kit::clock::unix_now_ms();
     Ok(Json(HealthOut {
         status: "ok",
         service: crate::SERVICE,

@@ -1,0 +1,240 @@
+//! Catalog rules: what a product may look like, and the life of a stock reservation.
+//! Pure functions, unit-tested here.
+
+use serde::{Deserialize, Serialize};
+use service_kit::ApiError;
+use service_kit::domain::{Id, Quantity};
+use service_kit::money::Cents;
+use std::collections::BTreeMap;
+
+/// The highest price a product may have: one million.
+pub const MAX_PRICE: Cents = Cents::new(100_000_000);
+/// The most units of one product the catalog holds.
+pub const MAX_STOCK: i64 = 1_000_000;
+
+/// A product's fields as an admin sends them; every field optional so `PUT` can change some.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProductFields {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub price: Option<Cents>,
+    pub stock: Option<i64>,
+}
+
+/// Validated product fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidFields {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub price: Option<Cents>,
+    pub stock: Option<i64>,
+}
+
+impl ProductFields {
+    /// Checks each field present; `require_all` for a new product (name, price and stock).
+    pub fn validate(self, require_all: bool) -> Result<ValidFields, ApiError> {
+        let invalid = |m: &str| Err(ApiError::Validation(m.to_string()));
+        if require_all && (self.name.is_none() || self.price.is_none() || self.stock.is_none()) {
+            return invalid("a new product needs name, price and stock");
+        }
+        if let Some(name) = &self.name {
+            let length = name.trim().chars().count();
+            if !(1..=200).contains(&length) || name.chars().any(char::is_control) {
+                return invalid("name must be 1 to 200 printable characters");
+            }
+        }
+        if let Some(description) = &self.description
+            && (description.chars().count() > 2000 || description.contains('\0'))
+        {
+            return invalid("description must be at most 2000 characters");
+        }
+        if let Some(price) = self.price
+            && (price.get() <= 0 || price > MAX_PRICE)
+        {
+            return invalid("price must be more than 0 and at most 1000000.00");
+        }
+        if let Some(stock) = self.stock
+            && !(0..=MAX_STOCK).contains(&stock)
+        {
+            return invalid("stock must be between 0 and 1000000");
+        }
+        Ok(ValidFields {
+            name: self.name.map(|n| n.trim().to_string()),
+            description: self.description,
+            price: self.price,
+            stock: self.stock,
+        })
+    }
+}
+
+/// Where a reservation is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReservationStatus {
+    Reserved,
+    Committed,
+    Released,
+}
+
+impl ReservationStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationStatus::Reserved => "reserved",
+            ReservationStatus::Committed => "committed",
+            ReservationStatus::Released => "released",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "reserved" => Some(ReservationStatus::Reserved),
+            "committed" => Some(ReservationStatus::Committed),
+            "released" => Some(ReservationStatus::Released),
+            _ => None,
+        }
+    }
+}
+
+/// What asking for `target` does to a reservation in `current`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// Change it (and, for a release, put the stock back).
+    Apply,
+    /// Already there: answer as if done, change nothing.
+    AlreadyDone,
+    /// Not allowed: a committed reservation is never released, a released one never committed.
+    Refuse,
+}
+
+/// The one place the reservation lifecycle is written down.
+pub fn transition(current: ReservationStatus, target: ReservationStatus) -> Transition {
+    use ReservationStatus::*;
+    match (current, target) {
+        (Reserved, Committed | Released) => Transition::Apply,
+        (a, b) if a == b => Transition::AlreadyDone,
+        _ => Transition::Refuse,
+    }
+}
+
+/// One line of a reservation request.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LineIn {
+    pub product_id: i64,
+    pub quantity: i64,
+}
+
+/// Validates lines and merges repeats of a product, so each product is taken once.
+pub fn merge_lines(lines: Vec<LineIn>) -> Result<Vec<(Id, i64)>, ApiError> {
+    if lines.is_empty() || lines.len() > 100 {
+        return Err(ApiError::Validation(
+            "a reservation has 1 to 100 lines".to_string(),
+        ));
+    }
+    let mut merged: BTreeMap<Id, i64> = BTreeMap::new();
+    for line in lines {
+        let product = Id::parse(line.product_id, "product_id")?;
+        let quantity = Quantity::parse(line.quantity)?;
+        let total = merged.entry(product).or_default();
+        *total += quantity.get();
+        if *total > Quantity::MAX {
+            return Err(ApiError::Validation(format!(
+                "at most {} units of one product",
+                Quantity::MAX
+            )));
+        }
+    }
+    Ok(merged.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ReservationStatus::*;
+
+    fn fields(name: Option<&str>, price: Option<i64>, stock: Option<i64>) -> ProductFields {
+        ProductFields {
+            name: name.map(str::to_string),
+            description: None,
+            price: price.map(Cents::new),
+            stock,
+        }
+    }
+
+    #[test]
+    fn a_new_product_needs_every_field_and_sane_values() {
+        assert!(
+            fields(Some("Lamp"), Some(1999), Some(5))
+                .validate(true)
+                .is_ok()
+        );
+        assert!(fields(Some("Lamp"), None, Some(5)).validate(true).is_err());
+        assert!(
+            fields(Some(""), Some(1999), Some(5))
+                .validate(true)
+                .is_err()
+        );
+        assert!(
+            fields(Some("a\u{0}b"), Some(1999), Some(5))
+                .validate(true)
+                .is_err()
+        );
+        assert!(
+            fields(Some(&"x".repeat(201)), Some(1999), Some(5))
+                .validate(true)
+                .is_err()
+        );
+        assert!(
+            fields(Some("Lamp"), Some(0), Some(5))
+                .validate(true)
+                .is_err()
+        );
+        assert!(
+            fields(Some("Lamp"), Some(MAX_PRICE.get() + 1), Some(5))
+                .validate(true)
+                .is_err()
+        );
+        assert!(
+            fields(Some("Lamp"), Some(1999), Some(-1))
+                .validate(true)
+                .is_err()
+        );
+        assert!(
+            fields(Some("Lamp"), Some(1999), Some(MAX_STOCK + 1))
+                .validate(true)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn an_update_may_change_one_field() {
+        let valid = fields(None, None, Some(7)).validate(false).unwrap();
+        assert_eq!(valid.stock, Some(7));
+        assert_eq!(valid.name, None);
+    }
+
+    #[test]
+    fn reservations_are_committed_or_released_once_and_never_both() {
+        assert_eq!(transition(Reserved, Committed), Transition::Apply);
+        assert_eq!(transition(Reserved, Released), Transition::Apply);
+        assert_eq!(transition(Committed, Committed), Transition::AlreadyDone);
+        assert_eq!(transition(Released, Released), Transition::AlreadyDone);
+        assert_eq!(transition(Committed, Released), Transition::Refuse);
+        assert_eq!(transition(Released, Committed), Transition::Refuse);
+    }
+
+    #[test]
+    fn repeated_products_are_merged_and_bad_lines_refused() {
+        let line = |product_id, quantity| LineIn {
+            product_id,
+            quantity,
+        };
+        let merged = merge_lines(vec![line(2, 1), line(1, 2), line(2, 3)]).unwrap();
+        assert_eq!(merged, vec![(Id::from_db(1), 2), (Id::from_db(2), 4)]);
+        assert!(merge_lines(vec![]).is_err());
+        assert!(merge_lines(vec![line(1, 0)]).is_err());
+        assert!(merge_lines(vec![line(0, 1)]).is_err());
+        assert!(merge_lines(vec![line(1, 600), line(1, 600)]).is_err());
+    }
+}
