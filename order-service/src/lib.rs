@@ -92,6 +92,7 @@ pub fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0001_create_orders.sql")),
         M::up(include_str!("../migrations/0002_webhooks_and_reasons.sql")),
         M::up(idempotency::SCHEMA),
+        M::up(service_kit::events::SCHEMA),
     ])
 }
 
@@ -111,7 +112,8 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .route("/orders/{id}", get(orders::orders_get))
         .route("/orders/{id}/status", put(orders::orders_status_update))
         .route("/orders/{id}/payment", post(orders::orders_payment))
-        .with_state(state);
+        .with_state(state.clone())
+        .merge(service_kit::events::routes(state.db));
     service_kit::http::assemble(service_kit::http::health_route(SERVICE), api, keys)
 }
 

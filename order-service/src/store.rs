@@ -4,7 +4,9 @@ use crate::domain::{NewOrder, OrderStatus};
 use crate::routes::orders::{OrderItemOut, OrderOut, StatusChangeOut};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
 use service_kit::domain::{Id, Page, UserId};
+use service_kit::events;
 use service_kit::money::Cents;
 
 impl ToSql for OrderStatus {
@@ -22,11 +24,13 @@ impl FromSql for OrderStatus {
     }
 }
 
-/// Writes a new PENDING order with its lines and first history entry; returns its id.
+/// Writes a new PENDING order with its lines, first history entry and `order.created`
+/// event; returns its id.
 pub fn insert_order(
     conn: &Connection,
     order: &NewOrder,
     catalog_verified: bool,
+    correlation_id: Option<&str>,
 ) -> rusqlite::Result<Id> {
     conn.prepare_cached(
         "INSERT INTO orders (user_id, total_cents, status, catalog_verified)
@@ -53,6 +57,16 @@ pub fn insert_order(
         ])?;
     }
     record_status(conn, id, OrderStatus::Pending, None)?;
+    let lines: Vec<_> = order
+        .lines
+        .iter()
+        .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity, "price": l.unit_price}))
+        .collect();
+    let payload = json!({
+        "order_id": id, "user_id": order.user_id, "total": order.total,
+        "lines": lines, "catalog_verified": catalog_verified,
+    });
+    events::record(conn, "order.created", correlation_id, &payload)?;
     Ok(id)
 }
 
@@ -69,14 +83,15 @@ fn record_status(
     Ok(())
 }
 
-/// Moves an order from `from` to `to` and records it. The `WHERE status` guard makes a
+/// Moves an order from `from` to `to` and records it in the history and as
+/// `order.status_changed` (and `order.cancelled`). The `WHERE status` guard makes a
 /// concurrent change a no-op; returns whether this call made the change.
 pub fn change_status(
     conn: &Connection,
     id: Id,
-    from: OrderStatus,
-    to: OrderStatus,
+    (from, to): (OrderStatus, OrderStatus),
     reason: Option<&str>,
+    correlation_id: Option<&str>,
 ) -> rusqlite::Result<bool> {
     let changed = conn
         .prepare_cached(
@@ -86,6 +101,12 @@ pub fn change_status(
         .execute(params![id.get(), from, to])?;
     if changed == 1 {
         record_status(conn, id, to, reason)?;
+        let payload = json!({"order_id": id, "from": from, "to": to, "reason": reason});
+        events::record(conn, "order.status_changed", correlation_id, &payload)?;
+        if to == OrderStatus::Cancelled {
+            let payload = json!({"order_id": id, "reason": reason});
+            events::record(conn, "order.cancelled", correlation_id, &payload)?;
+        }
     }
     Ok(changed == 1)
 }
@@ -130,13 +151,22 @@ pub fn order_status(conn: &Connection, id: Id) -> rusqlite::Result<Option<(Order
         .optional()
 }
 
-/// Moves a PENDING order to PAID and records which payment paid it; false when it was not
-/// PENDING (a concurrent webhook got there first).
-pub fn mark_paid(conn: &Connection, id: Id, payment_id: i64) -> rusqlite::Result<bool> {
-    let changed = change_status(conn, id, OrderStatus::Pending, OrderStatus::Paid, None)?;
+/// Moves a PENDING order to PAID, records which payment paid it and `order.paid`; false
+/// when it was not PENDING (a concurrent webhook got there first).
+pub fn mark_paid(
+    conn: &Connection,
+    id: Id,
+    payment_id: i64,
+    amount: Cents,
+    correlation_id: Option<&str>,
+) -> rusqlite::Result<bool> {
+    let transition = (OrderStatus::Pending, OrderStatus::Paid);
+    let changed = change_status(conn, id, transition, None, correlation_id)?;
     if changed {
         conn.prepare_cached("UPDATE orders SET payment_id = ?2 WHERE id = ?1")?
             .execute(params![id.get(), payment_id])?;
+        let payload = json!({"order_id": id, "payment_id": payment_id, "amount": amount});
+        events::record(conn, "order.paid", correlation_id, &payload)?;
     }
     Ok(changed)
 }

@@ -120,6 +120,8 @@ pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../migrations/0001_create_payments.sql")),
         M::up(idempotency::SCHEMA),
+        M::up(service_kit::events::SCHEMA),
+        M::up(include_str!("../migrations/0004_delivery_correlation.sql")),
     ])
 }
 
@@ -139,7 +141,8 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             "/webhooks/deliveries/{id}/retry",
             post(deliveries::deliveries_retry),
         )
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .merge(service_kit::events::routes(state.db.clone()));
     let public = Router::new()
         .route("/health", get(health::health))
         .with_state(state);

@@ -1,6 +1,7 @@
 //! The order service as the payment service sees it: read an order before charging it, and
 //! deliver signed payment webhooks to it.
 
+use crate::store::DueDelivery;
 use serde::Deserialize;
 use service_kit::config::Secret;
 use service_kit::domain::Id;
@@ -56,23 +57,25 @@ impl OrderClient {
     /// signature. Returns the status code the order service answered.
     pub async fn send_webhook(
         &self,
-        order_id: i64,
-        webhook_id: &str,
-        payload: &str,
+        delivery: &DueDelivery,
         secrets: &[WebhookSecret],
     ) -> Result<u16, PeerError> {
         let timestamp = unix_now();
-        let signature = signature_header(secrets, webhook_id, timestamp, payload.as_bytes());
-        let headers = vec![
-            (ID_HEADER, webhook_id.to_string()),
+        let body = delivery.payload.as_bytes();
+        let signature = signature_header(secrets, &delivery.id, timestamp, body);
+        let mut headers = vec![
+            (ID_HEADER, delivery.id.clone()),
             (TIMESTAMP_HEADER, timestamp.to_string()),
             (SIGNATURE_HEADER, signature),
         ];
+        if let Some(journey) = &delivery.correlation_id {
+            headers.push((service_kit::http::REQUEST_ID_HEADER, journey.clone()));
+        }
         let response = self
             .peer
             .post_signed(
-                format!("/orders/{order_id}/payment"),
-                payload.as_bytes().to_vec(),
+                format!("/orders/{}/payment", delivery.order_id),
+                body.to_vec(),
                 headers,
             )
             .await?;

@@ -84,7 +84,7 @@ impl Outbox {
     }
 
     /// A new delivery announcing that `payment_id` paid `amount` for `order_id`: a fresh
-    /// webhook id and the exact body that will be signed.
+    /// webhook id, the exact body that will be signed, and the current journey's id.
     pub fn new_delivery(payment_id: i64, order_id: Id, amount: Cents) -> DueDelivery {
         let id = format!(
             "msg_{}",
@@ -101,6 +101,7 @@ impl Outbox {
             id,
             order_id: order_id.get(),
             payload,
+            correlation_id: service_kit::http::correlation_id(),
         }
     }
 
@@ -122,15 +123,7 @@ impl Outbox {
     /// Makes one attempt and records it. Returns whether it was delivered.
     pub async fn attempt(&self, delivery: DueDelivery) -> Result<bool, ApiError> {
         let started = Instant::now();
-        let result = self
-            .orders
-            .send_webhook(
-                delivery.order_id,
-                &delivery.id,
-                &delivery.payload,
-                &self.secrets,
-            )
-            .await;
+        let result = self.orders.send_webhook(&delivery, &self.secrets).await;
         let duration_ms = started.elapsed().as_millis() as i64;
         let (status_code, error) = match &result {
             Ok(code) => (Some(*code), None),

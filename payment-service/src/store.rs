@@ -24,6 +24,8 @@ pub struct DueDelivery {
     pub id: String,
     pub order_id: i64,
     pub payload: String,
+    /// The journey the payment belonged to.
+    pub correlation_id: Option<String>,
 }
 
 const PAYMENT_SELECT: &str = "SELECT p.id, p.order_id, p.amount_cents, p.status, p.failure_code,
@@ -98,9 +100,9 @@ pub fn insert_delivery(
     claimed_until_ms: i64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO webhook_deliveries
-             (id, payment_id, order_id, payload, status, next_attempt_at_ms, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
+        "INSERT INTO webhook_deliveries (id, payment_id, order_id, payload, status,
+             next_attempt_at_ms, created_at_ms, correlation_id)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7)",
     )?
     .execute(params![
         delivery.id,
@@ -108,7 +110,8 @@ pub fn insert_delivery(
         delivery.order_id,
         delivery.payload,
         claimed_until_ms,
-        now_ms
+        now_ms,
+        delivery.correlation_id
     ])?;
     Ok(())
 }
@@ -126,13 +129,14 @@ pub fn claim_due(
          WHERE id IN (SELECT id FROM webhook_deliveries
                       WHERE status = 'pending' AND next_attempt_at_ms <= ?1
                       ORDER BY next_attempt_at_ms LIMIT ?3)
-         RETURNING id, order_id, payload",
+         RETURNING id, order_id, payload, correlation_id",
     )?
     .query_map(params![now_ms, claimed_until_ms, limit], |row| {
         Ok(DueDelivery {
             id: row.get(0)?,
             order_id: row.get(1)?,
             payload: row.get(2)?,
+            correlation_id: row.get(3)?,
         })
     })?
     .collect()
@@ -199,7 +203,9 @@ pub fn rearm(
     claimed_until_ms: i64,
 ) -> rusqlite::Result<Option<(String, DueDelivery)>> {
     let found = conn
-        .prepare_cached("SELECT status, order_id, payload FROM webhook_deliveries WHERE id = ?1")?
+        .prepare_cached(
+            "SELECT status, order_id, payload, correlation_id FROM webhook_deliveries WHERE id = ?1",
+        )?
         .query_row(params![delivery_id], |row| {
             Ok((
                 row.get::<_, String>(0)?,
@@ -207,6 +213,7 @@ pub fn rearm(
                     id: delivery_id.to_string(),
                     order_id: row.get(1)?,
                     payload: row.get(2)?,
+                    correlation_id: row.get(3)?,
                 },
             ))
         })

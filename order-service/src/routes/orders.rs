@@ -11,6 +11,7 @@ use service_kit::ApiError;
 use service_kit::catalog::CatalogClient;
 use service_kit::domain::{Id, Page, UserId};
 use service_kit::extract::{Json, Path, Query};
+use service_kit::http::correlation_id;
 use service_kit::money::Cents;
 use service_kit::webhook;
 use std::collections::BTreeMap;
@@ -124,10 +125,11 @@ pub async fn orders_create(
     let user = UserId::parse(&params.user_id)?;
     let order = NewOrder::parse(user, lines)?;
     let verified = check_against_catalog(&state.catalog, &order).await?;
+    let correlation = correlation_id();
     let created = state
         .db
         .write(move |tx| {
-            let id = store::insert_order(tx, &order, verified)?;
+            let id = store::insert_order(tx, &order, verified, correlation.as_deref())?;
             store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("new order vanished"))
         })
         .await?;
@@ -243,6 +245,7 @@ pub async fn orders_payment(
             notice.data.order_id
         )));
     }
+    let correlation = correlation_id();
     let order = state
         .db
         .write(move |tx| {
@@ -257,7 +260,8 @@ pub async fn orders_payment(
                 }
                 match payment_outcome(status) {
                     PaymentOutcome::MarkPaid => {
-                        store::mark_paid(tx, id, notice.data.payment_id)?;
+                        let (payment, amount) = (notice.data.payment_id, notice.data.amount);
+                        store::mark_paid(tx, id, payment, amount, correlation.as_deref())?;
                     }
                     PaymentOutcome::AlreadyPaid => {}
                     PaymentOutcome::Refused => {
@@ -292,6 +296,7 @@ pub async fn orders_status_update(
     let reason = change
         .reason
         .map(|r| r.chars().take(500).collect::<String>());
+    let correlation = correlation_id();
     let order = state
         .db
         .write(move |tx| {
@@ -302,7 +307,14 @@ pub async fn orders_status_update(
                     "order {id} is {current} and cannot become {target}"
                 )));
             }
-            store::change_status(tx, id, current, target, reason.as_deref())?;
+            let transition = (current, target);
+            store::change_status(
+                tx,
+                id,
+                transition,
+                reason.as_deref(),
+                correlation.as_deref(),
+            )?;
             store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order vanished"))
         })
         .await?;

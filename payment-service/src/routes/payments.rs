@@ -140,6 +140,7 @@ pub async fn pay(
     };
 
     let outbox = state.outbox.clone();
+    let correlation = service_kit::http::correlation_id();
     let (payment_id, delivery) = state
         .db
         .write(move |tx| {
@@ -160,6 +161,16 @@ pub async fn pay(
                     order_verified,
                 },
             )?;
+            let (kind, reason) = match decline {
+                Some(d) => ("payment.failed", Some(d.code())),
+                None => ("payment.authorized", None),
+            };
+            let payload = serde_json::json!({
+                "payment_id": payment_id, "order_id": order_id, "amount": amount,
+                "reason": reason, "card_brand": card.as_ref().map(|c| c.brand),
+                "card_last4": card.as_ref().map(|c| c.last4.as_str()),
+            });
+            service_kit::events::record(tx, kind, correlation.as_deref(), &payload)?;
             let delivery = match decline {
                 Some(_) => None,
                 None => {
