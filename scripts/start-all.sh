@@ -69,7 +69,8 @@ start order-service --port "$order_port" --db "$data_dir/orders.db" \
 start payment-service --port "$payment_port" --db "$data_dir/payments.db" \
   --order-url "http://127.0.0.1:$order_port"
 start cart-service --port "$cart_port" --db "$data_dir/carts.db" \
-  --catalog-url "http://127.0.0.1:$catalog_port"
+  --catalog-url "http://127.0.0.1:$catalog_port" --order-url "http://127.0.0.1:$order_port" \
+  --payment-url "http://127.0.0.1:$payment_port"
 
 ports=("$catalog_port" "$order_port" "$payment_port" "$cart_port")
 for i in "${!names[@]}"; do

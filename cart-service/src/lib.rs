@@ -1,31 +1,45 @@
-//! cart-service: shoppers' carts in `carts.db`, each line checked against the catalog.
+//! cart-service: shoppers' carts in `carts.db`, each line checked against the catalog, and
+//! the checkout that turns a cart into a paid order.
 //!
 //! Adding to a cart is fail-open: when the catalog cannot answer, the line is added anyway
 //! and marked unverified, because no money is at stake yet. An unknown product is refused.
+//! A checkout is never fail-open: it completes only with a reservation and a payment.
 //!
 //! # Layout
 //! - [`Config`]: flags and their environment variables.
 //! - [`router`]: every route, no I/O; used by `main.rs` and the tests alike.
-//! - `routes/cart.rs`: the cart handlers.
+//! - `routes/`: the cart and checkout handlers.
+//! - `checkout.rs`: the checkout saga, its undo, and the recovery of interrupted checkouts.
+//! - `peers.rs`: typed clients for the order and payment services.
 //! - `domain.rs`: cart lines and the cart view with its checked totals.
 //! - `store.rs`: every SQL statement.
 
+mod checkout;
 mod domain;
+mod peers;
 mod routes;
 mod store;
+
+pub use checkout::recover;
 
 pub use domain::{CartLine, CartOut};
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::{delete, get, post, put};
+use peers::{OrderClient, PaymentClient};
 use rusqlite_migration::{M, Migrations};
 use service_kit::auth::ApiKeys;
 use service_kit::catalog::CatalogClient;
 use service_kit::config::CommonArgs;
+use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
+use service_kit::idempotency::{self, Idempotency};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The service's name in logs and health answers.
 pub const SERVICE: &str = "cart-service";
@@ -50,6 +64,26 @@ pub struct Config {
     )]
     pub catalog_url: String,
 
+    /// Base URL of order-service (checkout places orders there).
+    #[arg(
+        long,
+        env = "ORDER_SERVICE_URL",
+        default_value = "http://127.0.0.1:8003"
+    )]
+    pub order_url: String,
+
+    /// Base URL of payment-service (checkout pays there).
+    #[arg(
+        long,
+        env = "PAYMENT_SERVICE_URL",
+        default_value = "http://127.0.0.1:8004"
+    )]
+    pub payment_url: String,
+
+    /// How often interrupted checkouts are looked for, in milliseconds.
+    #[arg(long, env = "CHECKOUT_RECOVERY_MS", default_value_t = 2000)]
+    pub checkout_recovery_ms: u64,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -59,21 +93,60 @@ pub struct Config {
 pub struct AppState {
     /// The carts database.
     pub db: Db,
-    /// Where products are checked.
-    pub catalog: CatalogClient,
+    /// Where products are checked and stock reserved.
+    catalog: CatalogClient,
+    /// Where checkouts place orders.
+    orders: OrderClient,
+    /// Where checkouts pay.
+    payments: PaymentClient,
 }
+
+/// Where the peers are.
+#[derive(Debug, Clone)]
+pub struct PeerUrls {
+    pub catalog: String,
+    pub order: String,
+    pub payment: String,
+}
+
+impl AppState {
+    /// State over an open database, calling the peers at `urls` with `api_key`.
+    pub fn new(db: Db, urls: &PeerUrls, api_key: &str, timeout: Duration) -> Self {
+        let key = Secret::new(api_key);
+        AppState {
+            db,
+            catalog: CatalogClient::new(&urls.catalog, key.clone(), timeout),
+            orders: OrderClient::new(&urls.order, key.clone(), timeout),
+            payments: PaymentClient::new(&urls.payment, key, timeout),
+        }
+    }
+}
+
+/// A running checkout not saved for this long is taken to be interrupted.
+pub const CHECKOUT_STALE_AFTER: Duration = Duration::from_secs(30);
 
 /// The schema, in order. Never edit an applied entry; add a new one.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../migrations/0001_create_cart_items.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../migrations/0001_create_cart_items.sql")),
+        M::up(include_str!("../migrations/0002_create_checkouts.sql")),
+        M::up(idempotency::SCHEMA),
+        M::up(service_kit::events::SCHEMA),
+    ])
 }
 
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
-    use routes::cart;
+    use routes::{cart, checkouts};
+    let once =
+        middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
     let api = Router::new()
+        .route(
+            "/cart/{user_id}/checkout",
+            post(checkouts::cart_checkout).layer(once),
+        )
+        .route("/checkouts", get(checkouts::checkouts_list))
+        .route("/checkouts/{id}", get(checkouts::checkouts_get))
         .route("/cart/{user_id}", get(cart::cart_get))
         .route("/cart/{user_id}/add", post(cart::cart_add))
         .route("/cart/{user_id}/clear", delete(cart::cart_clear))
@@ -81,7 +154,8 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             "/cart/{user_id}/items/{product_id}",
             put(cart::items_update).delete(cart::items_remove),
         )
-        .with_state(state);
+        .with_state(state.clone())
+        .merge(service_kit::events::routes(state.db));
     service_kit::http::assemble(service_kit::http::health_route(SERVICE), api, keys)
 }
 
@@ -91,14 +165,43 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let keys = config.common.api_keys()?;
-    let db = Db::open(&config.db, &migrations(), Durability::Normal)?;
-    let catalog = CatalogClient::new(
-        &config.catalog_url,
-        keys[0].clone(),
-        config.common.peer_timeout(),
-    );
-    let app = router(AppState { db, catalog }, ApiKeys::new(keys));
+    // Checkouts record money-related steps: a commit is on disk before it is acted on.
+    let db = Db::open(&config.db, &migrations(), Durability::Full)?;
+    let urls = PeerUrls {
+        catalog: config.catalog_url.clone(),
+        order: config.order_url.clone(),
+        payment: config.payment_url.clone(),
+    };
+    let state = AppState::new(db, &urls, keys[0].expose(), config.common.peer_timeout());
+    let cancel = CancellationToken::new();
+    let recovery = tokio::spawn(recover_interrupted(
+        state.clone(),
+        Duration::from_millis(config.checkout_recovery_ms.max(1)),
+        cancel.clone(),
+    ));
+    let app = router(state, ApiKeys::new(keys));
     let addr = SocketAddr::new(config.common.bind, config.port);
-    service_kit::http::launch(SERVICE, addr, app, shutdown).await?;
+    let served = service_kit::http::launch(SERVICE, addr, app, shutdown).await;
+    cancel.cancel();
+    let _ = recovery.await;
+    served?;
     Ok(())
+}
+
+/// At start-up settles every checkout a crash left running, then keeps settling those that
+/// stay unsaved for [`CHECKOUT_STALE_AFTER`] (a peer that stopped answering mid-way).
+async fn recover_interrupted(state: AppState, every: Duration, cancel: CancellationToken) {
+    let mut stale_before = service_kit::clock::unix_now_ms();
+    loop {
+        match recover(&state, stale_before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(settled = n, "settled interrupted checkouts"),
+            Err(err) => tracing::error!(error = %err, "checkout recovery failed"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(every) => {}
+        }
+        stale_before = service_kit::clock::unix_now_ms() - CHECKOUT_STALE_AFTER.as_millis() as i64;
+    }
 }

@@ -1,9 +1,11 @@
 //! Every SQL statement of the cart service, as plain functions over a connection.
 
+use crate::checkout::{CheckoutLine, CheckoutOut, Step};
 use crate::domain::CartLine;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::catalog::CatalogProduct;
-use service_kit::domain::{Id, Quantity, UserId};
+use service_kit::clock::unix_now_ms;
+use service_kit::domain::{Id, Page, Quantity, UserId};
 use service_kit::money::Cents;
 
 /// The user's cart lines, by product id.
@@ -95,4 +97,141 @@ pub fn remove_line(conn: &Connection, user: &UserId, product: Id) -> rusqlite::R
 pub fn clear_cart(conn: &Connection, user: &UserId) -> rusqlite::Result<usize> {
     conn.prepare_cached("DELETE FROM cart_items WHERE user_id = ?1")?
         .execute(params![user.as_str()])
+}
+
+const CHECKOUT_COLUMNS: &str = "id, user_id, status, step, steps, lines, total_cents, order_id,
+     payment_id, failed_step, failure_code, failure_reason, correlation_id, created_at, updated_at";
+
+fn json_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn step_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Step>> {
+    Ok(row
+        .get::<_, Option<String>>(index)?
+        .and_then(|s| Step::parse(&s)))
+}
+
+fn checkout_from_row(row: &Row<'_>) -> rusqlite::Result<CheckoutOut> {
+    Ok(CheckoutOut {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        status: row.get(2)?,
+        step: step_column(row, 3)?.unwrap_or(Step::Validate),
+        steps: json_column(row, 4)?,
+        lines: json_column(row, 5)?,
+        total: row.get::<_, Option<i64>>(6)?.map(Cents::new),
+        order_id: row.get(7)?,
+        payment_id: row.get(8)?,
+        failed_step: step_column(row, 9)?,
+        failure_code: row.get(10)?,
+        failure_reason: row.get(11)?,
+        correlation_id: row.get(12)?,
+        created_at: row.get(13)?,
+        updated_at: row.get(14)?,
+    })
+}
+
+/// Starts a checkout; `None` when the user already has one running.
+pub fn insert_checkout(
+    conn: &Connection,
+    user: &UserId,
+    lines: &[CheckoutLine],
+    correlation_id: Option<&str>,
+) -> rusqlite::Result<Option<i64>> {
+    let lines = serde_json::to_string(lines).unwrap_or_else(|_| "[]".into());
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO checkouts (user_id, status, step, steps, lines, correlation_id, updated_at_ms)
+             VALUES (?1, 'running', 'validate', '[]', ?2, ?3, ?4)",
+        )?
+        .execute(params![user.as_str(), lines, correlation_id, unix_now_ms()]);
+    match inserted {
+        Ok(_) => Ok(Some(conn.last_insert_rowid())),
+        Err(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Writes every field of a checkout back.
+pub fn save_checkout(conn: &Connection, co: &CheckoutOut) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE checkouts SET status = ?2, step = ?3, steps = ?4, lines = ?5, total_cents = ?6,
+             order_id = ?7, payment_id = ?8, failed_step = ?9, failure_code = ?10,
+             failure_reason = ?11, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+             updated_at_ms = ?12
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        co.id,
+        co.status,
+        co.step.as_str(),
+        serde_json::to_string(&co.steps).unwrap_or_else(|_| "[]".into()),
+        serde_json::to_string(&co.lines).unwrap_or_else(|_| "[]".into()),
+        co.total.map(Cents::get),
+        co.order_id,
+        co.payment_id,
+        co.failed_step.map(Step::as_str),
+        co.failure_code,
+        co.failure_reason,
+        unix_now_ms(),
+    ])?;
+    Ok(())
+}
+
+/// One checkout.
+pub fn get_checkout(conn: &Connection, id: i64) -> rusqlite::Result<Option<CheckoutOut>> {
+    conn.prepare_cached(&format!(
+        "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE id = ?1"
+    ))?
+    .query_row(params![id], checkout_from_row)
+    .optional()
+}
+
+/// A user's checkouts, newest first.
+pub fn list_checkouts(
+    conn: &Connection,
+    user: &UserId,
+    page: Page,
+) -> rusqlite::Result<Vec<CheckoutOut>> {
+    conn.prepare_cached(&format!(
+        "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+    ))?
+    .query_map(params![user.as_str(), page.limit(), page.offset()], checkout_from_row)?
+    .collect()
+}
+
+/// Checkouts still running whose last save is older than `stale_before_ms`.
+pub fn running_checkouts(
+    conn: &Connection,
+    stale_before_ms: i64,
+) -> rusqlite::Result<Vec<CheckoutOut>> {
+    conn.prepare_cached(&format!(
+        "SELECT {CHECKOUT_COLUMNS} FROM checkouts
+         WHERE status = 'running' AND updated_at_ms < ?1 ORDER BY id LIMIT 100"
+    ))?
+    .query_map(params![stale_before_ms], checkout_from_row)?
+    .collect()
+}
+
+/// Takes the checked-out units out of the cart, leaving anything added meanwhile.
+pub fn clear_checked_out(conn: &Connection, co: &CheckoutOut) -> rusqlite::Result<()> {
+    let mut remove = conn.prepare_cached(
+        "DELETE FROM cart_items WHERE user_id = ?1 AND product_id = ?2 AND quantity <= ?3",
+    )?;
+    let mut reduce = conn.prepare_cached(
+        "UPDATE cart_items SET quantity = quantity - ?3,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         WHERE user_id = ?1 AND product_id = ?2 AND quantity > ?3",
+    )?;
+    for line in &co.lines {
+        remove.execute(params![co.user_id, line.product_id, line.quantity])?;
+        reduce.execute(params![co.user_id, line.product_id, line.quantity])?;
+    }
+    Ok(())
 }

@@ -2,9 +2,7 @@
 
 use axum::Router;
 use axum::http::StatusCode;
-use cart_service::{AppState, migrations, router};
-use service_kit::catalog::CatalogClient;
-use service_kit::config::Secret;
+use cart_service::{AppState, PeerUrls, migrations, router};
 use service_kit::db::{Db, Durability};
 use service_kit::testing::{Call, CatalogMode, FakeCatalog, send, test_keys, unreachable_url};
 use std::time::{Duration, Instant};
@@ -17,8 +15,13 @@ fn app(catalog_url: &str) -> (tempfile::TempDir, Router) {
         Durability::Normal,
     )
     .unwrap();
-    let catalog = CatalogClient::new(catalog_url, Secret::new("k"), Duration::from_millis(300));
-    (dir, router(AppState { db, catalog }, test_keys()))
+    let urls = PeerUrls {
+        catalog: catalog_url.to_string(),
+        order: unreachable_url(),
+        payment: unreachable_url(),
+    };
+    let state = AppState::new(db, &urls, "k", Duration::from_millis(300));
+    (dir, router(state, test_keys()))
 }
 
 async fn cart_lines(app: &Router, user: &str) -> Vec<(i64, i64, bool)> {

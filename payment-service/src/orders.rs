@@ -73,7 +73,7 @@ impl OrderClient {
         }
         let response = self
             .peer
-            .post_signed(
+            .post_raw(
                 format!("/orders/{}/payment", delivery.order_id),
                 body.to_vec(),
                 headers,

@@ -3,8 +3,9 @@
 use crate::config::Secret;
 use crate::domain::Id;
 use crate::money::Cents;
-use crate::peer::{PeerClient, PeerError};
+use crate::peer::{PeerClient, PeerError, PeerResponse};
 use serde::Deserialize;
+use serde_json::json;
 use std::time::Duration;
 
 /// What the catalog says about one product.
@@ -46,5 +47,43 @@ impl CatalogClient {
             }),
             other => Ok(other),
         }
+    }
+}
+
+impl CatalogClient {
+    /// `POST /reservations` for the order's lines (`(product_id, quantity)`); the catalog's
+    /// answer as it is (201/200 held, 409 out of stock, 422 unknown product).
+    pub async fn reserve(
+        &self,
+        order_id: i64,
+        lines: &[(i64, i64)],
+    ) -> Result<PeerResponse, PeerError> {
+        let lines: Vec<_> = lines
+            .iter()
+            .map(|(product_id, quantity)| json!({"product_id": product_id, "quantity": quantity}))
+            .collect();
+        self.peer
+            .post_json(
+                "/reservations".to_string(),
+                &json!({"order_id": order_id, "lines": lines}),
+            )
+            .await
+    }
+
+    /// `POST /reservations/{order_id}/commit`.
+    pub async fn commit(&self, order_id: i64) -> Result<PeerResponse, PeerError> {
+        self.peer
+            .post_json(format!("/reservations/{order_id}/commit"), &json!({}))
+            .await
+    }
+
+    /// `POST /reservations/{order_id}/release` with a reason.
+    pub async fn release(&self, order_id: i64, reason: &str) -> Result<PeerResponse, PeerError> {
+        self.peer
+            .post_json(
+                format!("/reservations/{order_id}/release"),
+                &json!({"reason": reason}),
+            )
+            .await
     }
 }

@@ -11,7 +11,16 @@ use std::time::Duration;
 /// lets it through (fail-open).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PeerError {
-    /// No connection, a timeout, or a broken transfer.
+    /// The connection was refused or could not be made: the request certainly never
+    /// reached the peer, so it had no effect there.
+    #[error("{peer} unreachable (nothing sent): {detail}")]
+    NotSent {
+        /// Which peer.
+        peer: &'static str,
+        /// What happened.
+        detail: String,
+    },
+    /// A timeout or a broken transfer: the peer may or may not have acted on the request.
     #[error("{peer} unreachable: {detail}")]
     Unreachable {
         /// Which peer.
@@ -44,6 +53,24 @@ pub struct PeerResponse {
     pub status: u16,
     /// The body, at most [`MAX_PEER_BODY`] bytes.
     pub body: Vec<u8>,
+}
+
+impl PeerResponse {
+    /// True for a 2xx answer.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The `error.code` and `error.message` of an error answer in the shop's shape, or the
+    /// status as text when the body is something else.
+    pub fn error(&self) -> (String, String) {
+        let body: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
+        let text = |field: &str| body["error"][field].as_str().map(str::to_string);
+        (
+            text("code").unwrap_or_else(|| format!("http_{}", self.status)),
+            text("message").unwrap_or_else(|| format!("answered HTTP {}", self.status)),
+        )
+    }
 }
 
 /// The largest peer answer read; anything longer is treated as garbage.
@@ -138,8 +165,8 @@ impl PeerClient {
         self.send("POST", path, Some(bytes), Vec::new()).await
     }
 
-    /// `POST path` with a JSON body given as bytes and extra headers (a signed webhook).
-    pub async fn post_signed(
+    /// `POST path` with a body given as bytes (JSON or empty) and extra headers.
+    pub async fn post_raw(
         &self,
         path: String,
         body: Vec<u8>,
@@ -191,9 +218,25 @@ impl PeerClient {
     ) -> Result<PeerResponse, PeerError> {
         let url = format!("{}{}", self.base_url, path);
         let key = self.api_key.expose();
-        let unreachable = |e: ureq::Error| PeerError::Unreachable {
-            peer: self.name,
-            detail: e.to_string(),
+        let unreachable = |e: ureq::Error| {
+            let never_connected = matches!(
+                &e,
+                ureq::Error::ConnectionFailed | ureq::Error::HostNotFound
+            ) || matches!(&e, ureq::Error::Io(io) if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+            ));
+            if never_connected {
+                PeerError::NotSent {
+                    peer: self.name,
+                    detail: e.to_string(),
+                }
+            } else {
+                PeerError::Unreachable {
+                    peer: self.name,
+                    detail: e.to_string(),
+                }
+            }
         };
         let result = match (method, body) {
             (method @ ("POST" | "PUT"), Some(bytes)) => {

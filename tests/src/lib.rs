@@ -194,7 +194,14 @@ impl Shop {
             payment_args,
             at("payment.log"),
         );
-        let cart = Service::start("cart-service", with_catalog("carts.db"), at("cart.log"));
+        let mut cart_args = with_catalog("carts.db");
+        cart_args.extend([
+            "--order-url".to_string(),
+            order.url(),
+            "--payment-url".to_string(),
+            payment.url(),
+        ]);
+        let cart = Service::start("cart-service", cart_args, at("cart.log"));
         Shop {
             catalog,
             order,

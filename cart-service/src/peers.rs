@@ -1,0 +1,120 @@
+//! The order and payment services as a checkout sees them: typed calls, each answer kept
+//! as it is so the checkout can tell "refused" from "not sure" (see `checkout.rs`).
+
+use serde_json::{Value, json};
+use service_kit::config::Secret;
+use service_kit::idempotency::KEY_HEADER;
+use service_kit::money::Cents;
+use service_kit::peer::{PeerClient, PeerError, PeerResponse};
+use std::time::Duration;
+
+/// One priced line of an order a checkout places.
+#[derive(Debug, Clone, Copy)]
+pub struct PricedLine {
+    pub product_id: i64,
+    pub quantity: i64,
+    pub price: Cents,
+}
+
+/// Typed access to order-service.
+#[derive(Debug, Clone)]
+pub struct OrderClient {
+    peer: PeerClient,
+}
+
+impl OrderClient {
+    /// A client for the order service at `base_url`.
+    pub fn new(base_url: &str, api_key: Secret, timeout: Duration) -> Self {
+        OrderClient {
+            peer: PeerClient::new("order-service", base_url, api_key, timeout),
+        }
+    }
+
+    /// `POST /orders?user_id=U` with an idempotency key, so asking again after a lost answer
+    /// finds the same order instead of placing a second one.
+    pub async fn create(
+        &self,
+        user_id: &str,
+        lines: &[PricedLine],
+        idempotency_key: String,
+    ) -> Result<PeerResponse, PeerError> {
+        let body: Vec<Value> = lines
+            .iter()
+            .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity, "price": l.price}))
+            .collect();
+        self.peer
+            .post_json_with(
+                format!("/orders?user_id={user_id}"),
+                &body,
+                vec![(KEY_HEADER, idempotency_key)],
+            )
+            .await
+    }
+
+    /// `PUT /orders/{id}/status` to CANCELLED with a reason.
+    pub async fn cancel(&self, order_id: i64, reason: &str) -> Result<PeerResponse, PeerError> {
+        self.peer
+            .put_json(
+                format!("/orders/{order_id}/status"),
+                &json!({"status": "CANCELLED", "reason": reason}),
+            )
+            .await
+    }
+
+    /// The order's status, `Ok(None)` if the order service does not know it.
+    pub async fn status(&self, order_id: i64) -> Result<Option<String>, PeerError> {
+        let order: Option<Value> = self.peer.get_json(format!("/orders/{order_id}")).await?;
+        Ok(order.and_then(|o| o["status"].as_str().map(str::to_string)))
+    }
+}
+
+/// Typed access to payment-service.
+#[derive(Debug, Clone)]
+pub struct PaymentClient {
+    peer: PeerClient,
+}
+
+impl PaymentClient {
+    /// A client for the payment service at `base_url`. Its timeout is longer than other
+    /// peers': a payment includes the first attempt of its webhook.
+    pub fn new(base_url: &str, api_key: Secret, timeout: Duration) -> Self {
+        PaymentClient {
+            peer: PeerClient::new(
+                "payment-service",
+                base_url,
+                api_key,
+                timeout * 2 + Duration::from_secs(2),
+            ),
+        }
+    }
+
+    /// `POST /pay` with the card as the client sent it (never stored here) and an
+    /// idempotency key.
+    pub async fn pay(
+        &self,
+        order_id: i64,
+        amount: Cents,
+        card: Option<&Value>,
+        idempotency_key: String,
+    ) -> Result<PeerResponse, PeerError> {
+        let path = format!("/pay?order_id={order_id}&amount={amount}");
+        let headers = vec![(KEY_HEADER, idempotency_key)];
+        match card {
+            Some(card) => self.peer.post_json_with(path, card, headers).await,
+            None => self.peer.post_raw(path, Vec::new(), headers).await,
+        }
+    }
+
+    /// The captured payment for the order, if there is one.
+    pub async fn captured_for(&self, order_id: i64) -> Result<Option<i64>, PeerError> {
+        let payments: Option<Vec<Value>> = self
+            .peer
+            .get_json(format!("/payments?order_id={order_id}"))
+            .await?;
+        Ok(payments
+            .unwrap_or_default()
+            .iter()
+            .find(|p| p["status"] == "captured")
+            .and_then(|p| p["id"].as_i64()))
+    }
+}
