@@ -185,7 +185,7 @@ async fn run(state: &AppState, mut co: CheckoutOut, card: Option<Value>) -> Answ
     // Validate: every line against the catalog, at today's prices. No fail-open here.
     for line in &mut co.lines {
         let id = service_kit::domain::Id::from_db(line.product_id);
-        match state.catalog.product(id).await {
+        match state.stock.product(id).await {
             Ok(Some(product)) => {
                 line.name = Some(product.name);
                 line.price = Some(product.price);
@@ -227,8 +227,26 @@ async fn run(state: &AppState, mut co: CheckoutOut, card: Option<Value>) -> Answ
                 return fail(state, co, Step::Order, garbled).await;
             }
         }
-        Ok(answer) => return fail(state, co, Step::Order, refused(&answer)).await,
-        Err(err) => return fail(state, co, Step::Order, unavailable(&err)).await,
+        Ok(answer) if answer.status < 500 => {
+            return fail(state, co, Step::Order, refused(&answer)).await;
+        }
+        Err(err @ PeerError::NotSent { .. }) => {
+            return fail(state, co, Step::Order, unavailable(&err)).await;
+        }
+        outcome => {
+            // The order may exist without our knowing its id. The recovery loop asks again
+            // with the same idempotency key, finds it and cancels it.
+            let detail = match outcome {
+                Ok(answer) => answer.error().1,
+                Err(err) => err.to_string(),
+            };
+            co.log(Step::Order, "unsettled", Some(detail.clone()));
+            save(state, &co).await?;
+            return Err(ApiError::Unavailable(format!(
+                "checkout {} is unsettled at step order: {detail}; it will be undone once the order service answers",
+                co.id
+            )));
+        }
     }
     co.log(
         Step::Order,
@@ -245,7 +263,7 @@ async fn run(state: &AppState, mut co: CheckoutOut, card: Option<Value>) -> Answ
         .iter()
         .map(|l| (l.product_id, l.quantity))
         .collect();
-    match state.catalog.reserve(order_id, &lines).await {
+    match state.stock.reserve(order_id, &lines).await {
         Ok(answer) if answer.is_success() => {}
         Ok(answer) => return fail(state, co, Step::Reserve, refused(&answer)).await,
         Err(err) => return fail(state, co, Step::Reserve, unavailable(&err)).await,
@@ -292,7 +310,7 @@ async fn run(state: &AppState, mut co: CheckoutOut, card: Option<Value>) -> Answ
 /// recovery loop finishes it.
 async fn finish(state: &AppState, mut co: CheckoutOut) -> Answer {
     let order_id = co.order_id.unwrap_or_default();
-    match state.catalog.commit(order_id).await {
+    match state.stock.commit(order_id).await {
         Ok(answer) if answer.is_success() => {}
         outcome => {
             let detail = match outcome {
@@ -380,7 +398,7 @@ async fn undo(state: &AppState, co: &mut CheckoutOut, failed_at: Step, reason: &
         }
     }
     if failed_at >= Step::Reserve {
-        match state.catalog.release(order_id, reason).await {
+        match state.stock.release(order_id, reason).await {
             Ok(answer) if answer.is_success() || answer.status == 404 => {
                 co.log(Step::Reserve, "undone", Some("stock released".into()));
             }

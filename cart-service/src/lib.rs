@@ -80,6 +80,12 @@ pub struct Config {
     )]
     pub payment_url: String,
 
+    /// Timeout of each call a checkout makes, in milliseconds. Longer than the peer timeout
+    /// of a cart add: a checkout never fails open, so it waits for a busy service rather than
+    /// give up (a payment includes the first attempt of its webhook).
+    #[arg(long, env = "CHECKOUT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub checkout_timeout_ms: u64,
+
     /// How often interrupted checkouts are looked for, in milliseconds.
     #[arg(long, env = "CHECKOUT_RECOVERY_MS", default_value_t = 2000)]
     pub checkout_recovery_ms: u64,
@@ -93,8 +99,10 @@ pub struct Config {
 pub struct AppState {
     /// The carts database.
     pub db: Db,
-    /// Where products are checked and stock reserved.
+    /// Where a cart add checks its product (short timeout: adds fail open).
     catalog: CatalogClient,
+    /// The catalog as a checkout uses it: validation and stock (long timeout).
+    stock: CatalogClient,
     /// Where checkouts place orders.
     orders: OrderClient,
     /// Where checkouts pay.
@@ -109,15 +117,25 @@ pub struct PeerUrls {
     pub payment: String,
 }
 
+/// How long peers get to answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// A cart add's catalog check.
+    pub peer: Duration,
+    /// Each call of a checkout.
+    pub checkout: Duration,
+}
+
 impl AppState {
     /// State over an open database, calling the peers at `urls` with `api_key`.
-    pub fn new(db: Db, urls: &PeerUrls, api_key: &str, timeout: Duration) -> Self {
+    pub fn new(db: Db, urls: &PeerUrls, api_key: &str, timeouts: Timeouts) -> Self {
         let key = Secret::new(api_key);
         AppState {
             db,
-            catalog: CatalogClient::new(&urls.catalog, key.clone(), timeout),
-            orders: OrderClient::new(&urls.order, key.clone(), timeout),
-            payments: PaymentClient::new(&urls.payment, key, timeout),
+            catalog: CatalogClient::new(&urls.catalog, key.clone(), timeouts.peer),
+            stock: CatalogClient::new(&urls.catalog, key.clone(), timeouts.checkout),
+            orders: OrderClient::new(&urls.order, key.clone(), timeouts.checkout),
+            payments: PaymentClient::new(&urls.payment, key, timeouts.checkout),
         }
     }
 }
@@ -172,7 +190,11 @@ pub async fn run(
         order: config.order_url.clone(),
         payment: config.payment_url.clone(),
     };
-    let state = AppState::new(db, &urls, keys[0].expose(), config.common.peer_timeout());
+    let timeouts = Timeouts {
+        peer: config.common.peer_timeout(),
+        checkout: Duration::from_millis(config.checkout_timeout_ms),
+    };
+    let state = AppState::new(db, &urls, keys[0].expose(), timeouts);
     let cancel = CancellationToken::new();
     let recovery = tokio::spawn(recover_interrupted(
         state.clone(),

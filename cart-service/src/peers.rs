@@ -75,16 +75,10 @@ pub struct PaymentClient {
 }
 
 impl PaymentClient {
-    /// A client for the payment service at `base_url`. Its timeout is longer than other
-    /// peers': a payment includes the first attempt of its webhook.
+    /// A client for the payment service at `base_url`.
     pub fn new(base_url: &str, api_key: Secret, timeout: Duration) -> Self {
         PaymentClient {
-            peer: PeerClient::new(
-                "payment-service",
-                base_url,
-                api_key,
-                timeout * 2 + Duration::from_secs(2),
-            ),
+            peer: PeerClient::new("payment-service", base_url, api_key, timeout),
         }
     }
 

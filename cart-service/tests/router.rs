@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::http::StatusCode;
-use cart_service::{AppState, PeerUrls, migrations, router};
+use cart_service::{AppState, PeerUrls, Timeouts, migrations, router};
 use service_kit::db::{Db, Durability};
 use service_kit::testing::{Call, CatalogMode, FakeCatalog, send, test_keys, unreachable_url};
 use std::time::{Duration, Instant};
@@ -20,7 +20,12 @@ fn app(catalog_url: &str) -> (tempfile::TempDir, Router) {
         order: unreachable_url(),
         payment: unreachable_url(),
     };
-    let state = AppState::new(db, &urls, "k", Duration::from_millis(300));
+    let timeout = Duration::from_millis(300);
+    let timeouts = Timeouts {
+        peer: timeout,
+        checkout: timeout,
+    };
+    let state = AppState::new(db, &urls, "k", timeouts);
     (dir, router(state, test_keys()))
 }
 

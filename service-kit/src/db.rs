@@ -63,7 +63,7 @@ pub struct Db {
 }
 
 /// Connections wait this long for a writer's lock before giving up with SQLITE_BUSY.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn apply_pragmas(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
     let synchronous = match durability {
@@ -110,7 +110,8 @@ impl Db {
             .with_init(move |conn| apply_pragmas(conn, durability));
         let pool = r2d2::Pool::builder()
             .max_size(16)
-            .connection_timeout(Duration::from_secs(5))
+            // Under a burst, requests queue for a connection rather than fail.
+            .connection_timeout(Duration::from_secs(30))
             .build(manager)
             .map_err(|source| OpenError::Pool {
                 path: shown,

@@ -134,6 +134,25 @@ impl Service {
         }
     }
 
+    /// Freezes it (SIGSTOP): it keeps its port and accepts connections but answers nothing.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused service run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some((child, _)) = &self.child {
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
     /// Starts it again on the same port with the same database.
     pub fn restart(&mut self) {
         self.spawn();
@@ -230,6 +249,9 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// Status, headers and JSON body of an answer.
+pub type FullAnswer = (u16, Vec<(String, String)>, Value);
+
 /// A blocking JSON client that sends the test key unless told otherwise.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -245,9 +267,12 @@ impl Default for Client {
 impl Client {
     /// A client that reports every status instead of failing on 4xx/5xx.
     pub fn new() -> Client {
+        // No connection reuse: a test that kills and restarts services must never pick a
+        // pooled connection to a process that is gone.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
+            .max_idle_connections(0)
+            .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into();
         Client { agent }
@@ -266,24 +291,57 @@ impl Client {
         json: Option<&str>,
         key: Option<&str>,
     ) -> (u16, Value) {
-        let request = ureq::http::Request::builder().method(method).uri(url);
-        let request = match key {
-            Some(key) => request.header("X-API-Key", key),
-            None => request,
-        };
-        let request = match json {
-            Some(_) => request.header("Content-Type", "application/json"),
-            None => request,
-        };
+        let headers = key
+            .map(|k| ("X-API-Key", k))
+            .into_iter()
+            .collect::<Vec<_>>();
+        self.try_call(method, url, json, &headers)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+    }
+
+    /// Sends a request with exactly these headers; an error when there is no answer (the
+    /// service died mid-request). The answer's headers come back too.
+    pub fn try_call_full(
+        &self,
+        method: &str,
+        url: &str,
+        json: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<FullAnswer, ureq::Error> {
+        let mut request = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if json.is_some() {
+            request = request.header("Content-Type", "application/json");
+        }
         let body = json.unwrap_or("").as_bytes().to_vec();
         let request = request.body(body).expect("valid request");
-        let mut response = self
-            .agent
-            .run(request)
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let mut response = self.agent.run(request)?;
         let status = response.status().as_u16();
+        let answer_headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+            .collect();
         let text = response.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        Ok((
+            status,
+            answer_headers,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        ))
+    }
+
+    /// [`Client::try_call_full`] without the answer's headers.
+    pub fn try_call(
+        &self,
+        method: &str,
+        url: &str,
+        json: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Value), ureq::Error> {
+        self.try_call_full(method, url, json, headers)
+            .map(|(status, _, body)| (status, body))
     }
 
     /// `GET url`.

@@ -1,0 +1,490 @@
+//! Checkout end to end: the four real services, every failure point, checked across all
+//! four databases (through their APIs).
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use system_tests::{Client, KEY, Shop};
+
+const GOOD_CARD: &str =
+    r#"{"card":{"number":"4242424242424242","exp_month":12,"exp_year":2031,"cvc":"123"}}"#;
+const DECLINED_CARD: &str =
+    r#"{"card":{"number":"4000000000000002","exp_month":12,"exp_year":2031,"cvc":"123"}}"#;
+
+fn add(client: &Client, shop: &Shop, user: &str, product: i64, quantity: i64) {
+    let (status, body) = client.post(&format!(
+        "{}/cart/{user}/add?product_id={product}&quantity={quantity}",
+        shop.cart.url()
+    ));
+    assert_eq!(status, 200, "{body}");
+}
+
+fn checkout(client: &Client, shop: &Shop, user: &str, card: Option<&str>) -> (u16, Value) {
+    client.call(
+        "POST",
+        &format!("{}/cart/{user}/checkout", shop.cart.url()),
+        card,
+    )
+}
+
+fn stock(client: &Client, shop: &Shop, product: i64) -> i64 {
+    let (_, p) = client.get(&format!("{}/products/{product}", shop.catalog.url()));
+    p["stock"].as_i64().expect("stock")
+}
+
+fn set_stock(client: &Client, shop: &Shop, product: i64, stock: i64) {
+    let (status, _) = client.call(
+        "PUT",
+        &format!("{}/products/{product}", shop.catalog.url()),
+        Some(&format!(r#"{{"stock":{stock}}}"#)),
+    );
+    assert_eq!(status, 200);
+}
+
+fn last_checkout(client: &Client, shop: &Shop, user: &str) -> Value {
+    let (_, list) = client.get(&format!("{}/checkouts?user_id={user}", shop.cart.url()));
+    list[0].clone()
+}
+
+fn cart_quantities(client: &Client, shop: &Shop, user: &str) -> Vec<(i64, i64)> {
+    let (_, cart) = client.get(&format!("{}/cart/{user}", shop.cart.url()));
+    cart["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|l| {
+            (
+                l["product_id"].as_i64().expect("id"),
+                l["quantity"].as_i64().expect("qty"),
+            )
+        })
+        .collect()
+}
+
+/// What the four services say about one checkout's order.
+#[derive(Debug, PartialEq)]
+struct Settled {
+    order: String,
+    reservation: Option<String>,
+    captured_payments: usize,
+}
+
+fn settled(client: &Client, shop: &Shop, order_id: i64) -> Settled {
+    let (_, order) = client.get(&format!("{}/orders/{order_id}", shop.order.url()));
+    let (status, reservation) =
+        client.get(&format!("{}/reservations/{order_id}", shop.catalog.url()));
+    let (_, payments) = client.get(&format!(
+        "{}/payments?order_id={order_id}",
+        shop.payment.url()
+    ));
+    Settled {
+        order: order["status"].as_str().expect("order status").to_string(),
+        reservation: (status == 200)
+            .then(|| reservation["status"].as_str().expect("status").to_string()),
+        captured_payments: payments
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter(|p| p["status"] == "captured")
+            .count(),
+    }
+}
+
+fn completed() -> Settled {
+    Settled {
+        order: "PAID".into(),
+        reservation: Some("committed".into()),
+        captured_payments: 1,
+    }
+}
+
+fn undone(reserved: bool) -> Settled {
+    Settled {
+        order: "CANCELLED".into(),
+        reservation: reserved.then(|| "released".into()),
+        captured_payments: 0,
+    }
+}
+
+#[test]
+fn a_checkout_places_reserves_pays_commits_and_clears_the_cart() {
+    let shop = Shop::start();
+    let client = Client::new();
+    add(&client, &shop, "ann", 1, 2);
+    add(&client, &shop, "ann", 2, 1);
+    let before = (stock(&client, &shop, 1), stock(&client, &shop, 2));
+    let (status, co) = checkout(&client, &shop, "ann", Some(GOOD_CARD));
+    assert_eq!(status, 201, "{co}");
+    assert_eq!(co["status"], "completed");
+    assert_eq!(co["total"], json!(2029.97));
+    let steps: Vec<&str> = co["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["step"].as_str().expect("step"))
+        .collect();
+    assert_eq!(
+        steps,
+        ["validate", "order", "reserve", "pay", "commit", "clear"]
+    );
+    let order_id = co["order_id"].as_i64().expect("order");
+    assert_eq!(settled(&client, &shop, order_id), completed());
+    assert_eq!(
+        (stock(&client, &shop, 1), stock(&client, &shop, 2)),
+        (before.0 - 2, before.1 - 1)
+    );
+    assert!(cart_quantities(&client, &shop, "ann").is_empty());
+    let (_, again) = client.get(&format!("{}/checkouts/{}", shop.cart.url(), co["id"]));
+    assert_eq!(again["status"], "completed");
+    let (status, _) = checkout(&client, &shop, "ann", Some(GOOD_CARD));
+    assert_eq!(status, 422, "an empty cart cannot be checked out");
+}
+
+#[test]
+fn two_hundred_concurrent_checkouts_for_fifty_units_complete_exactly_fifty() {
+    let shop = Shop::start();
+    let client = Client::new();
+    set_stock(&client, &shop, 3, 50);
+    let users: Vec<String> = (0..200).map(|i| format!("buyer{i}")).collect();
+    for user in &users {
+        add(&client, &shop, user, 3, 1);
+    }
+    let answers: Vec<(String, u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = users
+            .iter()
+            .map(|user| {
+                let (client, shop) = (&client, &shop);
+                scope.spawn(move || {
+                    let (status, body) = checkout(client, shop, user, Some(GOOD_CARD));
+                    (user.clone(), status, body)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let completed_users: Vec<&String> = answers
+        .iter()
+        .filter(|(_, s, _)| *s == 201)
+        .map(|(u, _, _)| u)
+        .collect();
+    assert_eq!(
+        completed_users.len(),
+        50,
+        "{:?}",
+        answers.iter().map(|a| a.1).collect::<Vec<_>>()
+    );
+    let odd: Vec<_> = answers
+        .iter()
+        .filter(|(_, s, _)| *s != 201 && *s != 409)
+        .collect();
+    assert!(odd.is_empty(), "only sold or out of stock: {odd:?}");
+    assert_eq!(stock(&client, &shop, 3), 0);
+
+    for (user, status, _) in &answers {
+        let co = last_checkout(&client, &shop, user);
+        let order_id = co["order_id"]
+            .as_i64()
+            .expect("every checkout placed an order");
+        if *status == 201 {
+            assert_eq!(settled(&client, &shop, order_id), completed(), "{user}");
+            assert!(cart_quantities(&client, &shop, user).is_empty(), "{user}");
+        } else {
+            assert_eq!(co["failed_step"], "reserve", "{user}");
+            assert_eq!(
+                settled(&client, &shop, order_id),
+                undone(false),
+                "{user}: no reservation, no payment"
+            );
+            assert_eq!(
+                cart_quantities(&client, &shop, user),
+                [(3, 1)],
+                "{user}: cart intact"
+            );
+        }
+    }
+    let (_, stats) = client.get(&format!("{}/orders/stats", shop.order.url()));
+    assert_eq!(stats["orders_by_status"]["PAID"], 50);
+    assert_eq!(stats["orders_by_status"]["CANCELLED"], 150);
+    assert_eq!(stats["reconciliation"]["status"], "matched");
+}
+
+#[test]
+fn a_declined_card_undoes_everything_and_the_checkout_can_be_tried_again() {
+    let shop = Shop::start();
+    let client = Client::new();
+    add(&client, &shop, "dan", 1, 1);
+    let before = stock(&client, &shop, 1);
+    let (status, body) = checkout(&client, &shop, "dan", Some(DECLINED_CARD));
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["error"]["code"], "card_declined");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("step pay")
+    );
+    let co = last_checkout(&client, &shop, "dan");
+    assert_eq!(
+        (co["status"].clone(), co["failed_step"].clone()),
+        (json!("failed"), json!("pay"))
+    );
+    assert_eq!(
+        settled(&client, &shop, co["order_id"].as_i64().expect("order")),
+        undone(true)
+    );
+    assert_eq!(
+        stock(&client, &shop, 1),
+        before,
+        "the reservation was released"
+    );
+    assert_eq!(cart_quantities(&client, &shop, "dan"), [(1, 1)]);
+
+    let (status, retried) = checkout(&client, &shop, "dan", Some(GOOD_CARD));
+    assert_eq!(status, 201, "{retried}");
+    assert_eq!(
+        settled(&client, &shop, retried["order_id"].as_i64().expect("order")),
+        completed()
+    );
+    assert_eq!(stock(&client, &shop, 1), before - 1);
+}
+
+#[test]
+fn with_the_payment_service_down_a_checkout_is_undone_and_answers_503() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    add(&client, &shop, "pat", 2, 3);
+    let before = stock(&client, &shop, 2);
+    assert!(shop.payment.stop());
+    let (status, body) = checkout(&client, &shop, "pat", Some(GOOD_CARD));
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("step pay")
+    );
+    let co = last_checkout(&client, &shop, "pat");
+    let order_id = co["order_id"].as_i64().expect("order");
+    shop.payment.restart();
+    assert_eq!(settled(&client, &shop, order_id), undone(true));
+    assert_eq!(stock(&client, &shop, 2), before);
+    assert_eq!(cart_quantities(&client, &shop, "pat"), [(2, 3)]);
+    let (status, _) = checkout(&client, &shop, "pat", None);
+    assert_eq!(status, 201, "tried again once the service is back");
+}
+
+#[test]
+fn with_the_order_or_catalog_service_down_nothing_is_reserved_or_charged() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    add(&client, &shop, "olga", 1, 1);
+    let before = stock(&client, &shop, 1);
+    assert!(shop.order.stop());
+    let (status, body) = checkout(&client, &shop, "olga", Some(GOOD_CARD));
+    assert_eq!(status, 503, "{body}");
+    let co = last_checkout(&client, &shop, "olga");
+    assert_eq!(co["failed_step"], "order");
+    assert_eq!(co["order_id"], Value::Null);
+    shop.order.restart();
+    assert_eq!(stock(&client, &shop, 1), before);
+    let (_, payments) = client.get(&format!("{}/payments", shop.payment.url()));
+    assert_eq!(payments, json!([]));
+
+    assert!(shop.catalog.stop());
+    let (status, _) = checkout(&client, &shop, "olga", Some(GOOD_CARD));
+    assert_eq!(
+        status, 503,
+        "no checkout without the catalog (no fail-open where money is at stake)"
+    );
+    assert_eq!(
+        last_checkout(&client, &shop, "olga")["failed_step"],
+        "validate"
+    );
+    shop.catalog.restart();
+    assert_eq!(cart_quantities(&client, &shop, "olga"), [(1, 1)]);
+    let (_, orders) = client.get(&format!("{}/orders?user_id=olga", shop.order.url()));
+    assert_eq!(orders, json!([]));
+}
+
+#[test]
+fn a_retried_checkout_with_the_same_idempotency_key_runs_once() {
+    let shop = Shop::start();
+    let client = Client::new();
+    add(&client, &shop, "ida", 2, 1);
+    let url = format!("{}/cart/ida/checkout", shop.cart.url());
+    let headers = [("X-API-Key", KEY), ("Idempotency-Key", "ida-checkout-1")];
+    let (status, _, first) = client
+        .try_call_full("POST", &url, Some(GOOD_CARD), &headers)
+        .expect("answer");
+    assert_eq!(status, 201, "{first}");
+    let (status, answer_headers, again) = client
+        .try_call_full("POST", &url, Some(GOOD_CARD), &headers)
+        .expect("answer");
+    assert_eq!(status, 201);
+    assert_eq!(again, first);
+    assert!(
+        answer_headers
+            .iter()
+            .any(|(k, v)| k == "idempotent-replayed" && v == "true")
+    );
+    let (_, checkouts) = client.get(&format!("{}/checkouts?user_id=ida", shop.cart.url()));
+    assert_eq!(checkouts.as_array().expect("list").len(), 1);
+    let (_, orders) = client.get(&format!("{}/orders?user_id=ida", shop.order.url()));
+    assert_eq!(orders.as_array().expect("list").len(), 1);
+}
+
+/// Waits until the user's latest checkout is no longer running.
+fn wait_until_settled(client: &Client, shop: &Shop, user: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let co = last_checkout(client, shop, user);
+        if co["status"] != "running" || Instant::now() > deadline {
+            return co;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_cart_service_killed_mid_checkout_settles_it_at_restart() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    add(&client, &shop, "kim", 1, 1);
+    let before = stock(&client, &shop, 1);
+    // Frozen, the payment service holds the checkout at its pay step.
+    shop.payment.pause();
+    let url = format!("{}/cart/kim/checkout", shop.cart.url());
+    let background = {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            client.try_call("POST", &url, Some(GOOD_CARD), &[("X-API-Key", KEY)])
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while last_checkout(&client, &shop, "kim")["step"] != "pay" {
+        assert!(
+            Instant::now() < deadline,
+            "checkout never reached the pay step"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let also = checkout(&client, &shop, "kim", Some(GOOD_CARD));
+    assert_eq!(also.0, 409, "one checkout per user at a time: {}", also.1);
+    shop.cart.kill();
+    shop.payment.resume();
+    assert!(
+        background.join().expect("thread").is_err(),
+        "the client lost its answer"
+    );
+    shop.cart.restart();
+
+    let co = wait_until_settled(&client, &shop, "kim");
+    let order_id = co["order_id"].as_i64().expect("order");
+    match co["status"].as_str() {
+        Some("completed") => {
+            assert_eq!(settled(&client, &shop, order_id), completed());
+            assert!(cart_quantities(&client, &shop, "kim").is_empty());
+            assert_eq!(stock(&client, &shop, 1), before - 1);
+        }
+        Some("failed") => {
+            assert_eq!(settled(&client, &shop, order_id), undone(true));
+            assert_eq!(cart_quantities(&client, &shop, "kim"), [(1, 1)]);
+            assert_eq!(stock(&client, &shop, 1), before);
+        }
+        other => panic!("checkout left {other:?}: {co}"),
+    }
+}
+
+#[test]
+fn the_events_of_one_journey_tell_the_whole_story_in_order() {
+    let shop = Shop::start();
+    let client = Client::new();
+    add(&client, &shop, "eve", 2, 1);
+    let url = format!("{}/cart/eve/checkout", shop.cart.url());
+    let headers = [("X-API-Key", KEY), ("X-Request-Id", "journey-eve-1")];
+    let (status, answer_headers, _) = client
+        .try_call_full("POST", &url, Some(GOOD_CARD), &headers)
+        .expect("answer");
+    assert_eq!(status, 201);
+    assert!(
+        answer_headers
+            .iter()
+            .any(|(k, v)| k == "x-request-id" && v == "journey-eve-1")
+    );
+    let mut journey: Vec<(String, String)> = Vec::new();
+    for service in [&shop.catalog, &shop.order, &shop.payment, &shop.cart] {
+        let (_, events) = client.get(&format!(
+            "{}/events?correlation_id=journey-eve-1",
+            service.url()
+        ));
+        for e in events.as_array().expect("feed") {
+            journey.push((
+                e["at"].as_str().expect("at").into(),
+                e["type"].as_str().expect("type").into(),
+            ));
+        }
+    }
+    journey.sort();
+    let story: Vec<&str> = journey.iter().map(|(_, kind)| kind.as_str()).collect();
+    assert_eq!(
+        story,
+        [
+            "order.created",
+            "stock.reserved",
+            "payment.authorized",
+            "order.status_changed",
+            "order.paid",
+            "stock.committed",
+            "checkout.completed"
+        ]
+    );
+    for service in [&shop.catalog, &shop.order, &shop.cart] {
+        assert!(
+            service.log_text().contains("journey-eve-1"),
+            "{} logs the journey's id",
+            service.name
+        );
+    }
+}
+
+#[test]
+fn a_failed_checkout_tells_its_story_too() {
+    let shop = Shop::start();
+    let client = Client::new();
+    add(&client, &shop, "fay", 1, 1);
+    let url = format!("{}/cart/fay/checkout", shop.cart.url());
+    let headers = [("X-API-Key", KEY), ("X-Request-Id", "journey-fay-1")];
+    let (status, _) = client
+        .try_call("POST", &url, Some(DECLINED_CARD), &headers)
+        .expect("answer");
+    assert_eq!(status, 402);
+    let mut kinds = Vec::new();
+    for service in [&shop.catalog, &shop.order, &shop.payment, &shop.cart] {
+        let (_, events) = client.get(&format!(
+            "{}/events?correlation_id=journey-fay-1",
+            service.url()
+        ));
+        for e in events.as_array().expect("feed") {
+            kinds.push((
+                e["at"].as_str().expect("at").to_string(),
+                e["type"].as_str().expect("type").to_string(),
+            ));
+        }
+    }
+    kinds.sort();
+    let story: Vec<&str> = kinds.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(
+        story,
+        [
+            "order.created",
+            "stock.reserved",
+            "payment.failed",
+            "order.status_changed",
+            "order.cancelled",
+            "stock.released",
+            "checkout.failed"
+        ]
+    );
+}
