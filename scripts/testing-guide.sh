@@ -312,6 +312,68 @@ check "order stats: counts, revenue, and a reconciliation that spots the hand-si
   '.order_count >= 1 and .revenue > 0 and .reconciliation.status == "mismatch" and .reconciliation.paid_orders_total > .reconciliation.captured_payments_total' \
   "$ORDER/orders/stats" "${H[@]}"
 
+echo "== Catalog admin =="
+check "add a product" 201 '.name == "Guide Lamp" and .price == 24.5 and .stock == 1' \
+  -X POST "$CATALOG/products" "${H[@]}" "${JSON[@]}" -d "{\"name\":\"Guide Lamp\",\"price\":24.50,\"stock\":1}"
+lamp="$(last .id)"
+check "a product without a price is 422" 422 '' -X POST "$CATALOG/products" "${H[@]}" "${JSON[@]}" -d '{"name":"X","stock":1}'
+check "a negative stock is 422" 422 '' -X PUT "$CATALOG/products/$lamp" "${H[@]}" "${JSON[@]}" -d '{"stock":-1}'
+check "edit its price" 200 '.price == 19.99 and .stock == 1' -X PUT "$CATALOG/products/$lamp" "${H[@]}" "${JSON[@]}" -d '{"price":19.99}'
+
+echo "== Stock reservations =="
+# An order id of its own, far above the order service's, so reruns never collide.
+res_order="9$(date +%s)$((RANDOM % 100))"
+check "reserve stock for an order" 201 '.status == "reserved" and .lines == [{"product_id":2,"quantity":2}]' \
+  -X POST "$CATALOG/reservations" "${H[@]}" "${JSON[@]}" -d "{\"order_id\":$res_order,\"lines\":[{\"product_id\":2,\"quantity\":2}]}"
+check "reserving again for the same order finds the same reservation" 200 '.status == "reserved"' \
+  -X POST "$CATALOG/reservations" "${H[@]}" "${JSON[@]}" -d "{\"order_id\":$res_order,\"lines\":[{\"product_id\":2,\"quantity\":2}]}"
+check "more than the stock is 409, and nothing is held" 409 '.error.message | test("out of stock")' \
+  -X POST "$CATALOG/reservations" "${H[@]}" "${JSON[@]}" -d "{\"order_id\":$((res_order + 1)),\"lines\":[{\"product_id\":2,\"quantity\":1},{\"product_id\":$lamp,\"quantity\":2}]}"
+check "release it" 200 '.status == "released"' -X POST "$CATALOG/reservations/$res_order/release" "${H[@]}"
+check "a released reservation cannot be committed (409)" 409 '' -X POST "$CATALOG/reservations/$res_order/commit" "${H[@]}"
+
+echo "== Checkout =="
+check "an empty cart cannot be checked out (422)" 422 '' -X POST "$CART/cart/$U-empty/checkout" "${H[@]}"
+check "fill a cart" 200 '.cart.item_count == 3' -X POST "$CART/cart/$U/add?product_id=2&quantity=3" "${H[@]}"
+check "check out with the success card" 201 \
+  '.status == "completed" and .total == 89.97 and ([.steps[].step] == ["validate","order","reserve","pay","commit","clear"])' \
+  -X POST "$CART/cart/$U/checkout" "${H[@]}" "${JSON[@]}" -H "X-Request-Id: journey-$RUN" -d "$(card 4242424242424242)"
+header_is "  ... the journey's id comes back" "x-request-id" "journey-$RUN"
+checkout_id="$(last .id)"; checkout_order="$(last .order_id)"
+check "  ... the checkout record shows every step" 200 ".order_id == $checkout_order and .payment_id != null" "$CART/checkouts/$checkout_id" "${H[@]}"
+check "  ... the order is PAID" 200 '.status == "PAID"' "$ORDER/orders/$checkout_order" "${H[@]}"
+check "  ... the stock is committed" 200 '.status == "committed"' "$CATALOG/reservations/$checkout_order" "${H[@]}"
+check "  ... the cart is empty" 200 '.items == []' "$CART/cart/$U" "${H[@]}"
+check "the catalog's events of the journey" 200 '[.[].type] == ["stock.reserved","stock.committed"]' \
+  "$CATALOG/events?correlation_id=journey-$RUN" "${H[@]}"
+check "the order service's events of the journey" 200 '[.[].type] == ["order.created","order.status_changed","order.paid"]' \
+  "$ORDER/events?correlation_id=journey-$RUN" "${H[@]}"
+check "the payment service's events of the journey" 200 '[.[].type] == ["payment.authorized"]' \
+  "$PAYMENT/events?correlation_id=journey-$RUN" "${H[@]}"
+check "the cart service's events of the journey" 200 '[.[].type] == ["checkout.completed"]' \
+  "$CART/events?correlation_id=journey-$RUN" "${H[@]}"
+check "event feeds page by sequence and filter by type" 200 'length <= 2 and all(.type == "order.created")' \
+  "$ORDER/events?type=order.created&after=0&limit=2" "${H[@]}"
+check "put the last lamp in the cart" 200 '.item.quantity == 1' -X POST "$CART/cart/$U/add?product_id=$lamp" "${H[@]}"
+check "a declined card fails the checkout at the pay step (402)" 402 '.error.code == "card_declined" and (.error.message | test("step pay"))' \
+  -X POST "$CART/cart/$U/checkout" "${H[@]}" "${JSON[@]}" -d "$(card 4000000000000002)"
+failed="$(curl -sS "$CART/checkouts?user_id=$U" "${H[@]}" | jq -r '.[0].order_id')"
+check "  ... the failed checkout's order is CANCELLED" 200 '.status == "CANCELLED"' "$ORDER/orders/$failed" "${H[@]}"
+check "  ... its stock is released" 200 '.status == "released"' "$CATALOG/reservations/$failed" "${H[@]}"
+check "  ... the cart is as it was" 200 "[.items[].product_id] == [$lamp]" "$CART/cart/$U" "${H[@]}"
+check "  ... and it can simply be tried again" 201 '.status == "completed"' \
+  -X POST "$CART/cart/$U/checkout" "${H[@]}" "${JSON[@]}" -H "Idempotency-Key: $IK-checkout" -d "$(card 4242424242424242)"
+check "the same Idempotency-Key replays the checkout" 201 '.status == "completed"' \
+  -X POST "$CART/cart/$U/checkout" "${H[@]}" "${JSON[@]}" -H "Idempotency-Key: $IK-checkout" -d "$(card 4242424242424242)"
+header_is "  ... marked as a replay" "idempotent-replayed" "true"
+check "another buyer adds the lamp" 200 '.item.product_id == '"$lamp" -X POST "$CART/cart/$U-2/add?product_id=$lamp" "${H[@]}"
+check "  ... but it is sold out: the checkout is 409 at the reserve step" 409 '.error.message | test("step reserve")' \
+  -X POST "$CART/cart/$U-2/checkout" "${H[@]}"
+check "  ... and the first buyer's checkout history has both tries" 200 'length == 3 and .[0].status == "completed" and .[1].failed_step == "pay"' \
+  "$CART/checkouts?user_id=$U" "${H[@]}"
+check "delete the lamp: hidden from the catalog" 204 '' -X DELETE "$CATALOG/products/$lamp" "${H[@]}"
+check "  ... and gone from GET" 404 '' "$CATALOG/products/$lamp" "${H[@]}"
+
 echo "== Errors are JSON everywhere =="
 check "an unknown route is 404 JSON" 404 '.error.code == "not_found"' "$ORDER/nowhere" "${H[@]}"
 check "a wrong method is 405 JSON" 405 '.error.code == "method_not_allowed"' -X DELETE "$CATALOG/products" "${H[@]}"

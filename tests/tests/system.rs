@@ -126,6 +126,14 @@ fn every_route_of_every_service_is_401_without_a_key_and_health_is_open() {
     assert_eq!(cart["items"], json!([]));
     let (_, payments) = client.get(&format!("{}/payments", shop.payment.url()));
     assert_eq!(payments, json!([]));
+    let (_, products) = client.get(&format!("{}/products", shop.catalog.url()));
+    assert_eq!(
+        products.as_array().expect("list").len(),
+        3,
+        "no product added or deleted"
+    );
+    let (_, checkouts) = client.get(&format!("{}/checkouts?user_id=u1", shop.cart.url()));
+    assert_eq!(checkouts, json!([]));
 }
 
 #[test]
