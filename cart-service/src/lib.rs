@@ -36,7 +36,6 @@ use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
 use service_kit::idempotency::{self, Idempotency};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -202,8 +201,8 @@ pub async fn run(
         cancel.clone(),
     ));
     let app = router(state, ApiKeys::new(keys));
-    let addr = SocketAddr::new(config.common.bind, config.port);
-    let served = service_kit::http::launch(SERVICE, addr, app, shutdown).await;
+    let served =
+        service_kit::http::launch(SERVICE, &config.common, config.port, app, shutdown).await;
     cancel.cancel();
     let _ = recovery.await;
     served?;

@@ -24,7 +24,6 @@ use service_kit::db::{Db, Durability};
 use service_kit::domain::Id;
 use service_kit::events;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -125,8 +124,8 @@ pub async fn run(
         cancel.clone(),
     ));
     let app = router(state, keys);
-    let addr = SocketAddr::new(config.common.bind, config.port);
-    let served = service_kit::http::launch(SERVICE, addr, app, shutdown).await;
+    let served =
+        service_kit::http::launch(SERVICE, &config.common, config.port, app, shutdown).await;
     cancel.cancel();
     let _ = sweep.await;
     served?;

@@ -31,7 +31,6 @@ use service_kit::idempotency::{self, Idempotency};
 use service_kit::peer::PeerClient;
 use service_kit::webhook::WebhookSecret;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -93,6 +92,7 @@ pub fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0002_webhooks_and_reasons.sql")),
         M::up(idempotency::SCHEMA),
         M::up(service_kit::events::SCHEMA),
+        M::up(include_str!("../migrations/0005_order_correlation.sql")),
     ])
 }
 
@@ -144,7 +144,6 @@ pub async fn run(
         webhook_secrets,
     };
     let app = router(state, ApiKeys::new(keys));
-    let addr = SocketAddr::new(config.common.bind, config.port);
-    service_kit::http::launch(SERVICE, addr, app, shutdown).await?;
+    service_kit::http::launch(SERVICE, &config.common, config.port, app, shutdown).await?;
     Ok(())
 }

@@ -33,14 +33,15 @@ pub fn insert_order(
     correlation_id: Option<&str>,
 ) -> rusqlite::Result<Id> {
     conn.prepare_cached(
-        "INSERT INTO orders (user_id, total_cents, status, catalog_verified)
-         VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO orders (user_id, total_cents, status, catalog_verified, correlation_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![
         order.user_id.as_str(),
         order.total.get(),
         OrderStatus::Pending,
-        catalog_verified
+        catalog_verified,
+        correlation_id
     ])?;
     let id = Id::from_db(conn.last_insert_rowid());
     let mut insert_line = conn.prepare_cached(
@@ -176,7 +177,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<OrderOut>
     let order = conn
         .prepare_cached(
             "SELECT id, user_id, total_cents, status, catalog_verified, payment_id,
-                    created_at, updated_at
+                    created_at, updated_at, correlation_id
              FROM orders WHERE id = ?1",
         )?
         .query_row(params![id.get()], |row| {
@@ -189,6 +190,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<OrderOut>
                 payment_id: row.get(5)?,
                 created_at: row.get(6)?,
                 updated_at: row.get(7)?,
+                correlation_id: row.get(8)?,
                 items: Vec::new(),
                 status_history: Vec::new(),
             })

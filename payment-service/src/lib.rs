@@ -34,7 +34,6 @@ use service_kit::db::{Db, Durability};
 use service_kit::idempotency::{self, Idempotency};
 use service_kit::webhook::WebhookSecret;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -173,9 +172,8 @@ pub async fn run(
         cancel.clone(),
     ));
     let app = router(state, ApiKeys::new(keys));
-    let addr = SocketAddr::new(config.common.bind, config.port);
     let stop = cancel.clone();
-    let served = service_kit::http::launch(SERVICE, addr, app, async move {
+    let served = service_kit::http::launch(SERVICE, &config.common, config.port, app, async move {
         shutdown.await;
         stop.cancel();
     })

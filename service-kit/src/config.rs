@@ -49,6 +49,16 @@ pub struct CommonArgs {
     /// Timeout for each call to another service, in milliseconds.
     #[arg(long, env = "PEER_TIMEOUT_MS", default_value_t = 1000)]
     pub peer_timeout_ms: u64,
+
+    /// Browser origins allowed to call this service (CORS), comma-separated. The default is
+    /// the dashboard as scripts/start-all.sh serves it.
+    #[arg(
+        long = "cors-origin",
+        env = "CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080,http://localhost:8080"
+    )]
+    pub cors_origins: Vec<String>,
 }
 
 /// The shared webhook secret(s), flattened into payment-service (signs) and order-service
@@ -125,6 +135,7 @@ mod tests {
             bind: "127.0.0.1".parse().unwrap(),
             api_key: key.map(Secret::new),
             peer_timeout_ms: 1000,
+            cors_origins: Vec::new(),
         }
     }
 

@@ -178,15 +178,45 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Binds `addr`, prints `<service> listening on http://<addr>` on stdout (the line scripts
-/// and tests read to learn a port-0 address), and serves until `shutdown` resolves; then
-/// in-flight requests get [`SHUTDOWN_GRACE`] to finish.
+/// The CORS policy for browsers at `origins` (the dashboard). It sits outside the API-key
+/// check, so a preflight `OPTIONS` (which carries no key) is answered, while every real
+/// request still needs the key.
+pub fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static(REQUEST_ID_HEADER),
+        ])
+        .expose_headers([
+            HeaderName::from_static(REQUEST_ID_HEADER),
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderName::from_static("retry-after"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Binds the configured address and `port`, prints `<service> listening on http://<addr>`
+/// on stdout (the line scripts and tests read to learn a port-0 address), and serves with
+/// the configured CORS origins until `shutdown` resolves; then in-flight requests get
+/// [`SHUTDOWN_GRACE`] to finish.
 pub async fn launch(
     service: &'static str,
-    addr: SocketAddr,
+    common: &crate::config::CommonArgs,
+    port: u16,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let addr = SocketAddr::new(common.bind, port);
+    let router = router.layer(cors_layer(&common.cors_origins));
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;

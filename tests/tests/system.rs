@@ -513,3 +513,78 @@ fn a_service_started_without_a_key_refuses_to_start_and_says_why() {
         );
     }
 }
+
+#[test]
+fn browsers_from_the_dashboard_get_cors_preflights_answered_but_still_need_the_key() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    let dashboard = "http://127.0.0.1:8080";
+    for service in shop.services() {
+        let url = format!("{}/products", service.url());
+        let preflight = [
+            ("Origin", dashboard),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "x-api-key"),
+        ];
+        let (status, headers, _) = client
+            .try_call_full("OPTIONS", &url, None, &preflight)
+            .expect("answer");
+        assert!(
+            status < 300,
+            "{}: preflight without a key answered {status}",
+            service.name
+        );
+        let allowed = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            allowed("access-control-allow-origin").as_deref(),
+            Some(dashboard),
+            "{}",
+            service.name
+        );
+        assert!(
+            allowed("access-control-allow-headers")
+                .unwrap_or_default()
+                .contains("x-api-key")
+        );
+
+        let (status, headers, _) = client
+            .try_call_full(
+                "GET",
+                &format!("{}/events", service.url()),
+                None,
+                &[("Origin", dashboard)],
+            )
+            .expect("answer");
+        assert_eq!(
+            status, 401,
+            "{}: a real request without a key",
+            service.name
+        );
+        assert!(
+            headers
+                .iter()
+                .any(|(k, _)| k == "access-control-allow-origin"),
+            "the browser may read the 401"
+        );
+
+        let stranger = [
+            ("Origin", "http://evil.example"),
+            ("Access-Control-Request-Method", "GET"),
+        ];
+        let (_, headers, _) = client
+            .try_call_full("OPTIONS", &url, None, &stranger)
+            .expect("answer");
+        assert!(
+            !headers
+                .iter()
+                .any(|(k, _)| k == "access-control-allow-origin"),
+            "{}: other origins are not allowed",
+            service.name
+        );
+    }
+}

@@ -29,6 +29,8 @@ pub struct OrderOut {
     /// The payment that paid for it, once PAID.
     pub payment_id: Option<i64>,
     pub status_history: Vec<StatusChangeOut>,
+    /// The `X-Request-Id` of the journey that placed it: the key to its events everywhere.
+    pub correlation_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
