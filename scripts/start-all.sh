@@ -8,6 +8,7 @@
 #                  DATA_DIR/webhook-secret)
 #   DATA_DIR       where the four SQLite files and logs go (default: data)
 #   CATALOG_PORT CART_PORT ORDER_PORT PAYMENT_PORT   (defaults 8002 8001 8003 8004)
+#   DASHBOARD_PORT  where the dashboard is served (default 8080; python3's static server)
 #   SKIP_BUILD=1 use the binaries already in target/release
 set -euo pipefail
 
@@ -35,6 +36,9 @@ catalog_port="${CATALOG_PORT:-8002}"
 cart_port="${CART_PORT:-8001}"
 order_port="${ORDER_PORT:-8003}"
 payment_port="${PAYMENT_PORT:-8004}"
+dashboard_port="${DASHBOARD_PORT:-8080}"
+export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$dashboard_port,http://localhost:$dashboard_port}"
+command -v python3 >/dev/null || { echo "error: python3 is needed to serve the dashboard" >&2; exit 1; }
 
 if [[ "${SKIP_BUILD:-0}" != "1" ]]; then
   echo "building release binaries (first build takes a few minutes)..."
@@ -56,11 +60,14 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
+pid_dir="$data_dir/pids"
+mkdir -p "$pid_dir"
 start() {
   local name="$1"; shift
   "$bin/$name" "$@" >"$log_dir/$name.log" 2>&1 &
   pids+=("$!")
   names+=("$name")
+  echo "$!" >"$pid_dir/$name.pid"
 }
 
 start catalog-service --port "$catalog_port" --db "$data_dir/products.db"
@@ -72,11 +79,19 @@ start cart-service --port "$cart_port" --db "$data_dir/carts.db" \
   --catalog-url "http://127.0.0.1:$catalog_port" --order-url "http://127.0.0.1:$order_port" \
   --payment-url "http://127.0.0.1:$payment_port"
 
-ports=("$catalog_port" "$order_port" "$payment_port" "$cart_port")
+python3 -m http.server "$dashboard_port" --bind 127.0.0.1 --directory "$root/dashboard" \
+  >"$log_dir/dashboard.log" 2>&1 &
+pids+=("$!")
+names+=("dashboard")
+echo "$!" >"$pid_dir/dashboard.pid"
+
+ports=("$catalog_port" "$order_port" "$payment_port" "$cart_port" "$dashboard_port")
 for i in "${!names[@]}"; do
   name="${names[$i]}"; port="${ports[$i]}"
+  probe="http://127.0.0.1:$port/health"
+  [[ "$name" == "dashboard" ]] && probe="http://127.0.0.1:$port/index.html"
   for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
+    if curl -fsS "$probe" >/dev/null 2>&1; then
       continue 2
     fi
     if ! kill -0 "${pids[$i]}" 2>/dev/null; then
@@ -90,17 +105,35 @@ for i in "${!names[@]}"; do
   exit 1
 done
 
+dashboard_url="http://127.0.0.1:$dashboard_port/?cart=http://127.0.0.1:$cart_port&catalog=http://127.0.0.1:$catalog_port&order=http://127.0.0.1:$order_port&payment=http://127.0.0.1:$payment_port"
 cat <<MSG
 all four services are healthy (data in $data_dir/, logs in $log_dir/):
   cart-service     http://127.0.0.1:$cart_port
   catalog-service  http://127.0.0.1:$catalog_port
   order-service    http://127.0.0.1:$order_port
   payment-service  http://127.0.0.1:$payment_port
+dashboard (open in a browser, enter the API key under Settings):
+  $dashboard_url
 try:  curl -H "X-API-Key: \$API_KEY" http://127.0.0.1:$catalog_port/products
 press Ctrl-C to stop them all.
 MSG
 
-# Returns when any service exits (or on Ctrl-C); the trap then stops the rest.
-wait -n "${pids[@]}" || true
-echo "a service stopped unexpectedly; see $log_dir/" >&2
+# Keeps running until Ctrl-C (the trap stops everything). A service that stops on its own
+# is reported and the others keep running, so one can be stopped and started by hand.
+alive=("${!pids[@]}")
+while ((${#alive[@]})); do
+  alive_pids=()
+  for i in "${alive[@]}"; do alive_pids+=("${pids[$i]}"); done
+  wait -n "${alive_pids[@]}" || true
+  still=()
+  for i in "${alive[@]}"; do
+    if kill -0 "${pids[$i]}" 2>/dev/null; then
+      still+=("$i")
+    else
+      echo "${names[$i]} stopped; see $log_dir/${names[$i]}.log" >&2
+    fi
+  done
+  alive=("${still[@]}")
+done
+echo "every service has stopped" >&2
 exit 1

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, unit and router tests, the system tests (four real
-# binaries), and the testing guide's curl commands against the release build started by
-# scripts/start-all.sh. Installs what it needs when it is missing.
+# binaries), the testing guide's curl commands against the release build started by
+# scripts/start-all.sh, and the dashboard in headless Chromium against that same shop.
+# Installs what it needs when it is missing (apt: curl jq openssl chromium; npm:
+# playwright-core, pinned in tests/dashboard/package-lock.json).
 #
 # Environment (optional):
 #   GUIDE_PORT_BASE  first of four free ports for the guide run (default 18001: cart, then
@@ -15,15 +17,21 @@ cd "$root"
 step() { printf '\n==> %s\n' "$*"; }
 
 need_apt=()
-for tool in curl jq openssl; do
+for tool in curl jq openssl python3; do
   command -v "$tool" >/dev/null || need_apt+=("$tool")
 done
+[[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 if ((${#need_apt[@]})); then
   step "installing ${need_apt[*]}"
   sudo_cmd=""
   [[ "$(id -u)" != "0" ]] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}"
+fi
+if [[ ! -d tests/dashboard/node_modules/playwright-core ]]; then
+  step "installing playwright-core (no browser download: Debian's chromium is used)"
+  (cd tests/dashboard && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 fi
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
@@ -48,6 +56,7 @@ read -r unit_passed unit_failed < <(awk '/^test result:/ { p += $4; f += $6 } EN
 step "testing guide against the release build"
 base="${GUIDE_PORT_BASE:-18001}"
 export CART_PORT=$base CATALOG_PORT=$((base + 1)) ORDER_PORT=$((base + 2)) PAYMENT_PORT=$((base + 3))
+export DASHBOARD_PORT=$((base + 79))
 export CART_URL="http://localhost:$CART_PORT" CATALOG_URL="http://localhost:$CATALOG_PORT"
 export ORDER_URL="http://localhost:$ORDER_PORT" PAYMENT_URL="http://localhost:$PAYMENT_PORT"
 export API_KEY="secret-key-123"
@@ -79,6 +88,12 @@ grep -q "all four services are healthy" "$guide_data/start-all.out" || {
 scripts/testing-guide.sh | tee "$guide_data/guide.out"
 guide_passed="$(awk '/^guide: / { print $2 }' "$guide_data/guide.out")"
 
+step "dashboard in headless Chromium (screenshots in target/dashboard-screenshots/)"
+dashboard_url="$(grep -o 'http://127.0.0.1:[0-9]*/?cart=[^ ]*' "$guide_data/start-all.out" | head -n 1)"
+(cd tests/dashboard && DASHBOARD_URL="$dashboard_url" PID_DIR="$guide_data/pids" \
+  ARTIFACTS="$root/target/dashboard-screenshots" node --test dashboard.test.mjs) | tee "$guide_data/browser.out"
+browser_passed="$(awk '/^# pass / { print $3 } /^ℹ pass / { print $3 }' "$guide_data/browser.out" | tail -n 1)"
+
 echo
-echo "cargo tests: $unit_passed passed, $unit_failed failed; testing guide: $guide_passed passed"
-echo "all: $((unit_passed + guide_passed)) passed, $unit_failed failed"
+echo "cargo tests: $unit_passed passed, $unit_failed failed; testing guide: $guide_passed passed; browser: ${browser_passed:-0} passed"
+echo "all: $((unit_passed + guide_passed + ${browser_passed:-0})) passed, $unit_failed failed"

@@ -1,0 +1,376 @@
+// Small shop dashboard: talks to the four services directly with the API key from Settings.
+// Every answer, good or bad, is shown in words next to the action that caused it.
+"use strict";
+
+const SERVICES = ["cart", "catalog", "order", "payment"];
+const DEFAULTS = {
+  apiKey: "",
+  userId: "user1",
+  cart: "http://127.0.0.1:8001",
+  catalog: "http://127.0.0.1:8002",
+  order: "http://127.0.0.1:8003",
+  payment: "http://127.0.0.1:8004",
+};
+
+// Settings live in localStorage; service URLs given in the page's query string win, so the
+// link start-all.sh prints works whatever ports it used.
+function loadSettings() {
+  const saved = JSON.parse(localStorage.getItem("shop-settings") || "{}");
+  const settings = { ...DEFAULTS, ...saved };
+  const query = new URLSearchParams(location.search);
+  for (const name of SERVICES) {
+    if (query.get(name)) settings[name] = query.get(name);
+  }
+  return settings;
+}
+let settings = loadSettings();
+
+function saveSettings(next) {
+  settings = { ...settings, ...next };
+  localStorage.setItem("shop-settings", JSON.stringify(settings));
+}
+
+// Builds an element; children are nodes or text (always text, never HTML).
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (value !== undefined && value !== null) el.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+const $ = (selector) => document.querySelector(selector);
+const money = (value) => (value === null || value === undefined ? "?" : Number(value).toFixed(2));
+
+function say(id, text, ok = false) {
+  const el = document.getElementById(id);
+  el.textContent = text;
+  el.className = "msg " + (ok ? "ok" : "error");
+}
+
+// One call to a service. Resolves to {ok, status, data} and never throws: an unreachable
+// service and every error answer come back as a sentence in `problem`.
+async function api(service, method, path, body, extraHeaders = {}) {
+  const headers = { "X-API-Key": settings.apiKey, ...extraHeaders };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(settings[service] + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    return { ok: false, status: 0, problem: `The ${service} service is unreachable (${settings[service]}).` };
+  }
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (response.ok) return { ok: true, status: response.status, data };
+  let problem;
+  if (response.status === 401) problem = `The ${service} service rejected the API key (401). Check it under Settings.`;
+  else if (data && data.error) problem = `${data.error.message} (${response.status} ${data.error.code})`;
+  else problem = `The ${service} service answered ${response.status}.`;
+  return { ok: false, status: response.status, data, problem };
+}
+
+// ---- Health -------------------------------------------------------------------------------
+
+async function refreshHealth() {
+  const pills = await Promise.all(SERVICES.map(async (service) => {
+    try {
+      const response = await fetch(settings[service] + "/health");
+      const data = await response.json();
+      let label = `${service}: up`;
+      if (data.webhook_backlog) {
+        label += ` (webhooks pending ${data.webhook_backlog.pending}, failed ${data.webhook_backlog.failed})`;
+      }
+      return h("span", { class: "pill up", "data-service": service, "data-state": "up" }, label);
+    } catch (_) {
+      return h("span", { class: "pill down", "data-service": service, "data-state": "down" }, `${service}: down`);
+    }
+  }));
+  $("#health").replaceChildren(...pills);
+}
+
+// ---- Shop ---------------------------------------------------------------------------------
+
+async function refreshShop() {
+  const answer = await api("catalog", "GET", "/products");
+  if (!answer.ok) return say("shop-msg", answer.problem);
+  const rows = answer.data.map((p) => {
+    const qty = h("input", { class: "qty", type: "number", min: "1", value: "1", "aria-label": `quantity of ${p.name}` });
+    const add = async () => {
+      const path = `/cart/${encodeURIComponent(settings.userId)}/add?product_id=${p.id}&quantity=${encodeURIComponent(qty.value)}`;
+      const added = await api("cart", "POST", path);
+      if (!added.ok) return say("shop-msg", `Adding ${p.name} failed: ${added.problem}`);
+      const note = added.data.item.verified ? "" : " (unverified: the catalog could not be asked)";
+      say("shop-msg", `Added ${qty.value} × ${p.name} to the cart of ${settings.userId}${note}.`, true);
+    };
+    return h("tr", { "data-product": p.id },
+      h("td", {}, p.id), h("td", {}, p.name), h("td", {}, money(p.price)), h("td", {}, p.stock),
+      h("td", {}, qty), h("td", {}, h("button", { onclick: add }, "Add to cart")));
+  });
+  $("#products tbody").replaceChildren(...rows);
+}
+
+// ---- Cart ---------------------------------------------------------------------------------
+
+const cartPath = () => `/cart/${encodeURIComponent(settings.userId)}`;
+
+async function refreshCart() {
+  document.querySelectorAll(".user-id").forEach((el) => { el.textContent = settings.userId; });
+  const answer = await api("cart", "GET", cartPath());
+  if (!answer.ok) return say("cart-msg", answer.problem);
+  const cart = answer.data;
+  const rows = cart.items.map((line) => {
+    const qty = h("input", { class: "qty", type: "number", min: "1", value: line.quantity, "aria-label": "quantity" });
+    const update = async () => {
+      const changed = await api("cart", "PUT", `${cartPath()}/items/${line.product_id}?quantity=${encodeURIComponent(qty.value)}`);
+      if (!changed.ok) return say("cart-msg", `Updating the quantity failed: ${changed.problem}`);
+      say("cart-msg", `Quantity of ${line.name || "product " + line.product_id} set to ${qty.value}.`, true);
+      refreshCart();
+    };
+    const remove = async () => {
+      const removed = await api("cart", "DELETE", `${cartPath()}/items/${line.product_id}`);
+      if (!removed.ok) return say("cart-msg", `Removing failed: ${removed.problem}`);
+      say("cart-msg", `Removed ${line.name || "product " + line.product_id}.`, true);
+      refreshCart();
+    };
+    const name = h("td", {}, line.name || `product ${line.product_id}`,
+      line.verified ? null : h("span", { class: "unverified" }, " unverified"));
+    return h("tr", { "data-product": line.product_id },
+      name, h("td", {}, money(line.unit_price)),
+      h("td", {}, qty, h("button", { onclick: update }, "Update")),
+      h("td", {}, money(line.line_total)), h("td", {}, h("button", { onclick: remove }, "Remove")));
+  });
+  $("#cart tbody").replaceChildren(...rows);
+  $("#cart-total").textContent = money(cart.total);
+  $("#cart-unverified").textContent = cart.unverified_items
+    ? `(${cart.unverified_items} unverified line(s): checked at checkout)` : "";
+}
+
+async function clearCart() {
+  const answer = await api("cart", "DELETE", `${cartPath()}/clear`);
+  if (!answer.ok) return say("cart-msg", `Clearing failed: ${answer.problem}`);
+  say("cart-msg", "The cart is empty.", true);
+  refreshCart();
+}
+
+async function checkout() {
+  const number = $("#card").value;
+  const body = number ? { card: { number, exp_month: 12, exp_year: new Date().getFullYear() + 3, cvc: "123" } } : undefined;
+  say("checkout-msg", "Checking out…", true);
+  const answer = await api("cart", "POST", `${cartPath()}/checkout`, body);
+  if (!answer.ok) {
+    say("checkout-msg", `Checkout failed: ${answer.problem}`);
+  } else if (answer.data.status === "completed") {
+    say("checkout-msg", `Checkout ${answer.data.id} completed: order #${answer.data.order_id} paid, ${money(answer.data.total)}.`, true);
+  } else {
+    say("checkout-msg", `Checkout ${answer.data.id} is ${answer.data.status} at step ${answer.data.step}.`, true);
+  }
+  refreshCart();
+}
+
+// ---- Orders -------------------------------------------------------------------------------
+
+async function refreshOrders() {
+  const params = new URLSearchParams();
+  if ($("#order-status-filter").value) params.set("status", $("#order-status-filter").value);
+  if ($("#order-user-filter").value.trim()) params.set("user_id", $("#order-user-filter").value.trim());
+  const answer = await api("order", "GET", `/orders?${params}`);
+  if (!answer.ok) return say("orders-msg", answer.problem);
+  say("orders-msg", `${answer.data.length} order(s).`, true);
+  const rows = answer.data.map((o) => h("tr", { class: "clickable", "data-order": o.id, onclick: () => showOrder(o.id) },
+    h("td", {}, o.id), h("td", {}, o.user_id), h("td", {}, money(o.total)),
+    h("td", { class: "status" }, o.status), h("td", {}, o.created_at)));
+  $("#orders tbody").replaceChildren(...rows);
+}
+
+const NEXT_STEPS = { PENDING: [["Cancel", "CANCELLED"]], PAID: [["Ship", "SHIPPED"]], SHIPPED: [["Deliver", "DELIVERED"]] };
+
+async function showOrder(id) {
+  const answer = await api("order", "GET", `/orders/${id}`);
+  if (!answer.ok) return say("orders-msg", answer.problem);
+  const order = answer.data;
+  $("#order-detail").hidden = false;
+  $("#od-id").textContent = `#${order.id}`;
+  $("#od-status").textContent = order.status;
+  say("od-msg", "", true);
+  $("#od-actions").replaceChildren(...(NEXT_STEPS[order.status] || []).map(([label, status]) =>
+    h("button", { onclick: () => advance(order.id, status) }, label)));
+  $("#od-lines").replaceChildren(...order.items.map((l) =>
+    h("li", {}, `${l.quantity} × product ${l.product_id} at ${money(l.price)} = ${money(l.line_total)}`)));
+  $("#od-history").replaceChildren(...order.status_history.map((s) =>
+    h("li", {}, `${s.status} at ${s.at}${s.reason ? " (" + s.reason + ")" : ""}`)));
+
+  const payments = await api("payment", "GET", `/payments?order_id=${id}`);
+  $("#od-payments").replaceChildren(...(payments.ok
+    ? (payments.data.length ? payments.data.map((p) => h("li", {},
+        `Payment #${p.id}: ${p.status} ${money(p.amount)}` +
+        (p.card ? ` by ${p.card.brand} ····${p.card.last4}` : "") +
+        (p.failure_code ? ` (${p.failure_code})` : ""))) : [h("li", {}, "no payment")])
+    : [h("li", { class: "msg error" }, payments.problem)]));
+
+  await showDeliveries(id);
+  await showEvents(order.correlation_id);
+}
+
+async function showDeliveries(orderId) {
+  const list = await api("payment", "GET", `/webhooks/deliveries?order_id=${orderId}`);
+  if (!list.ok) return $("#od-deliveries").replaceChildren(h("p", { class: "msg error" }, list.problem));
+  const blocks = await Promise.all(list.data.map(async (d) => {
+    const detail = await api("payment", "GET", `/webhooks/deliveries/${d.id}`);
+    const attempts = detail.ok ? detail.data.attempts : [];
+    const retry = async () => {
+      const answer = await api("payment", "POST", `/webhooks/deliveries/${d.id}/retry`);
+      if (!answer.ok) return say("od-msg", `Retry failed: ${answer.problem}`);
+      say("od-msg", `Delivery ${d.id} retried: now ${answer.data.status}.`, true);
+      showOrder(orderId);
+    };
+    return h("div", { class: "delivery", "data-delivery": d.id },
+      h("p", {}, `${d.id}: `, h("strong", {}, d.status), " ",
+        d.status === "delivered" ? null : h("button", { onclick: retry }, "Retry")),
+      h("ul", {}, attempts.map((a) => h("li", { class: "attempt" },
+        `${a.attempted_at}: ${a.status_code ? "HTTP " + a.status_code : a.error} in ${a.duration_ms} ms`))));
+  }));
+  $("#od-deliveries").replaceChildren(...(blocks.length ? blocks : [h("p", {}, "no webhook")]));
+}
+
+async function showEvents(correlationId) {
+  if (!correlationId) return $("#od-events").replaceChildren(h("li", {}, "no correlation id"));
+  const feeds = await Promise.all(SERVICES.map(async (service) => {
+    const answer = await api(service, "GET", `/events?correlation_id=${encodeURIComponent(correlationId)}&limit=500`);
+    return answer.ok ? answer.data.map((e) => ({ ...e, service })) : [{ at: "", type: answer.problem, service }];
+  }));
+  const events = feeds.flat().sort((a, b) => a.at.localeCompare(b.at));
+  $("#od-events").replaceChildren(...events.map((e) =>
+    h("li", { "data-event": e.type }, h("span", { class: "svc" }, `${e.at} ${e.service} · `), e.type)));
+}
+
+async function advance(id, status) {
+  const answer = await api("order", "PUT", `/orders/${id}/status`, { status });
+  if (!answer.ok) return say("od-msg", `Could not set ${status}: ${answer.problem}`);
+  say("od-msg", `Order #${id} is now ${answer.data.status}.`, true);
+  showOrder(id);
+  refreshOrders();
+}
+
+// ---- Stats --------------------------------------------------------------------------------
+
+async function refreshStats() {
+  const answer = await api("order", "GET", "/orders/stats");
+  if (!answer.ok) return say("stats-msg", answer.problem);
+  const stats = answer.data;
+  say("stats-msg", "", true);
+  $("#stats-count").textContent = stats.order_count;
+  $("#stats-revenue").textContent = money(stats.revenue);
+  const r = stats.reconciliation;
+  $("#stats-reconciliation").textContent = r.status === "unavailable"
+    ? "payment service unavailable"
+    : `${r.status}: paid orders ${money(r.paid_orders_total)}, captured payments ${money(r.captured_payments_total)}`;
+  drawChart(stats.orders_by_status);
+}
+
+// A bar per status, drawn in SVG.
+function drawChart(counts) {
+  const svg = $("#stats-chart");
+  const ns = "http://www.w3.org/2000/svg";
+  const entries = Object.entries(counts);
+  const max = Math.max(1, ...entries.map(([, n]) => n));
+  const bars = entries.flatMap(([status, n], i) => {
+    const height = Math.round((n / max) * 140);
+    const x = 10 + i * 70;
+    const rect = document.createElementNS(ns, "rect");
+    Object.entries({ x, y: 160 - height, width: 50, height, fill: "#2f5fd0" }).forEach(([k, v]) => rect.setAttribute(k, v));
+    const label = document.createElementNS(ns, "text");
+    Object.entries({ x, y: 178, "font-size": 10 }).forEach(([k, v]) => label.setAttribute(k, v));
+    label.textContent = status;
+    const value = document.createElementNS(ns, "text");
+    Object.entries({ x: x + 18, y: 155 - height, "font-size": 11 }).forEach(([k, v]) => value.setAttribute(k, v));
+    value.textContent = n;
+    return [rect, label, value];
+  });
+  svg.replaceChildren(...bars);
+}
+
+// ---- Admin --------------------------------------------------------------------------------
+
+async function refreshAdmin() {
+  const answer = await api("catalog", "GET", "/products");
+  if (!answer.ok) return say("admin-msg", answer.problem);
+  const rows = answer.data.map((p) => {
+    const name = h("input", { value: p.name, "aria-label": "name" });
+    const price = h("input", { class: "qty", value: money(p.price), "aria-label": "price" });
+    const stock = h("input", { class: "qty", value: p.stock, "aria-label": "stock" });
+    const save = async () => {
+      const body = { name: name.value, price: Number(price.value), stock: Number(stock.value) };
+      const saved = await api("catalog", "PUT", `/products/${p.id}`, body);
+      if (!saved.ok) return say("admin-msg", `Saving ${p.name} failed: ${saved.problem}`);
+      say("admin-msg", `Saved ${saved.data.name}: ${money(saved.data.price)}, stock ${saved.data.stock}.`, true);
+    };
+    const remove = async () => {
+      const removed = await api("catalog", "DELETE", `/products/${p.id}`);
+      if (!removed.ok) return say("admin-msg", `Deleting ${p.name} failed: ${removed.problem}`);
+      say("admin-msg", `Deleted ${p.name} from the catalog.`, true);
+      refreshAdmin();
+    };
+    return h("tr", { "data-product": p.id }, h("td", {}, p.id), h("td", {}, name), h("td", {}, price),
+      h("td", {}, stock), h("td", {}, h("button", { onclick: save }, "Save"), " ", h("button", { onclick: remove }, "Delete")));
+  });
+  $("#admin-products tbody").replaceChildren(...rows);
+}
+
+async function addProduct(event) {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const body = { name: form.get("name"), price: Number(form.get("price")), stock: Number(form.get("stock")) };
+  const answer = await api("catalog", "POST", "/products", body);
+  if (!answer.ok) return say("admin-msg", `Adding failed: ${answer.problem}`);
+  say("admin-msg", `Added ${answer.data.name} (#${answer.data.id}).`, true);
+  event.target.reset();
+  refreshAdmin();
+}
+
+// ---- Settings and tabs --------------------------------------------------------------------
+
+function fillSettings() {
+  const form = $("#settings");
+  for (const [key, value] of Object.entries(settings)) {
+    if (form.elements[key]) form.elements[key].value = value;
+  }
+}
+
+async function submitSettings(event) {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  saveSettings(Object.fromEntries(form.entries()));
+  const check = await api("catalog", "GET", "/products?limit=1");
+  if (check.ok) say("settings-msg", "Saved. The key works.", true);
+  else say("settings-msg", `Saved, but: ${check.problem}`);
+  refreshHealth();
+}
+
+const REFRESH = { shop: refreshShop, cart: refreshCart, orders: refreshOrders, stats: refreshStats, admin: refreshAdmin };
+
+function showTab(name) {
+  document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
+  document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.id === `tab-${name}`));
+  if (REFRESH[name]) REFRESH[name]();
+}
+
+document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
+$("#settings").addEventListener("submit", submitSettings);
+$("#cart-clear").addEventListener("click", clearCart);
+$("#checkout").addEventListener("click", checkout);
+$("#orders-refresh").addEventListener("click", refreshOrders);
+$("#admin-add").addEventListener("submit", addProduct);
+
+fillSettings();
+refreshHealth();
+setInterval(refreshHealth, 3000);
+showTab(settings.apiKey ? "shop" : "settings");

@@ -1,0 +1,121 @@
+// The dashboard in a real browser (Debian's Chromium, driven by playwright-core) against
+// the four real services started by scripts/start-all.sh. Run by scripts/test.sh with:
+//   DASHBOARD_URL  the URL start-all.sh printed (with the services' ports in its query)
+//   API_KEY        the shop's key
+//   PID_DIR        start-all.sh's pid files, to stop a service
+//   ARTIFACTS      where screenshots go
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const url = process.env.DASHBOARD_URL;
+const key = process.env.API_KEY;
+const pidDir = process.env.PID_DIR;
+const artifacts = process.env.ARTIFACTS || "artifacts";
+assert.ok(url && key && pidDir, "DASHBOARD_URL, API_KEY and PID_DIR must be set");
+mkdirSync(artifacts, { recursive: true });
+
+const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+
+async function saveSettings(page, apiKey, userId) {
+  await page.click('nav button[data-tab="settings"]');
+  await page.fill('#settings input[name="apiKey"]', apiKey);
+  await page.fill('#settings input[name="userId"]', userId);
+  await page.click('#settings button[type="submit"]');
+}
+
+async function addToCart(page, productId) {
+  await page.click('nav button[data-tab="shop"]');
+  await page.locator(`#products tr[data-product="${productId}"] button`).click();
+  await page.waitForFunction(() => document.querySelector("#shop-msg").textContent.startsWith("Added"));
+}
+
+async function checkOut(page, card) {
+  await page.click('nav button[data-tab="cart"]');
+  await page.waitForSelector("#cart tbody tr");
+  await page.selectOption("#card", card);
+  await page.click("#checkout");
+  await page.waitForFunction(() => {
+    const text = document.querySelector("#checkout-msg").textContent;
+    return text && !text.startsWith("Checking out");
+  });
+  return page.textContent("#checkout-msg");
+}
+
+test("a shopper buys, watches the order get paid, is declined, and sees a service go down", async () => {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const user = `browser-${Date.now()}`;
+    await page.goto(url);
+
+    // A wrong key is refused, in words.
+    await saveSettings(page, "not-the-key", user);
+    await page.waitForFunction(() => document.querySelector("#settings-msg").textContent.includes("rejected the API key"));
+    await shot(page, "01-wrong-key");
+
+    await saveSettings(page, key, user);
+    await page.waitForFunction(() => document.querySelector("#settings-msg").textContent.includes("The key works"));
+    await page.waitForSelector('#health .pill[data-service="payment"][data-state="up"]');
+
+    // Buy a laptop with the success card.
+    await addToCart(page, 1);
+    const done = await checkOut(page, "4242424242424242");
+    await shot(page, "02-checkout");
+    const match = done.match(/order #(\d+) paid/);
+    assert.ok(match, `checkout did not complete: ${done}`);
+    const orderId = match[1];
+
+    // The order is PAID, with its webhook attempt and its events across services.
+    await page.click('nav button[data-tab="orders"]');
+    await page.locator(`#orders tr[data-order="${orderId}"]`).click();
+    await page.waitForFunction(() => document.querySelector("#od-status").textContent === "PAID");
+    await page.waitForSelector('#od-events li[data-event="checkout.completed"]');
+    const attempts = await page.textContent("#od-deliveries");
+    assert.match(attempts, /delivered/);
+    assert.match(attempts, /HTTP 200/);
+    const events = await page.locator("#od-events li").evaluateAll((items) => items.map((li) => li.dataset.event));
+    for (const kind of ["order.created", "stock.reserved", "payment.authorized", "order.paid", "stock.committed", "checkout.completed"]) {
+      assert.ok(events.includes(kind), `${kind} missing from ${events}`);
+    }
+    assert.match(await page.textContent("#od-payments"), /captured 999\.99 by visa ····4242/);
+    await shot(page, "03-order-paid");
+
+    // Ship it: the lifecycle moves on.
+    await page.click('#od-actions button:has-text("Ship")');
+    await page.waitForFunction(() => document.querySelector("#od-status").textContent === "SHIPPED");
+
+    // A declined card says why, and the cart keeps the mouse.
+    await addToCart(page, 2);
+    const declined = await checkOut(page, "4000000000000002");
+    assert.match(declined, /declined/);
+    assert.match(declined, /step pay/);
+    assert.equal(await page.locator('#cart tr[data-product="2"]').count(), 1);
+    await shot(page, "04-declined");
+
+    // Stats draw their chart.
+    await page.click('nav button[data-tab="stats"]');
+    await page.waitForSelector("#stats-chart rect");
+    assert.notEqual(await page.textContent("#stats-revenue"), "");
+    await shot(page, "05-stats");
+
+    // Stop the catalog: the dashboard shows it down.
+    const pid = readFileSync(join(pidDir, "catalog-service.pid"), "utf8").trim();
+    process.kill(Number(pid), "SIGTERM");
+    await page.waitForSelector('#health .pill[data-service="catalog"][data-state="down"]', { timeout: 15000 });
+    assert.equal(await page.locator('#health .pill[data-service="cart"]').getAttribute("data-state"), "up",
+      "only the stopped service is down");
+    await page.click('nav button[data-tab="shop"]');
+    await page.waitForFunction(() => document.querySelector("#shop-msg").textContent.includes("unreachable"));
+    await shot(page, "06-catalog-down");
+  } finally {
+    await browser.close();
+  }
+});
