@@ -54,6 +54,10 @@ stop_all() {
     echo
     echo "stopping services..."
     kill "${pids[@]}" 2>/dev/null || true
+    # A service restarted by hand (or by loadgen --fault) is found through its pid file.
+    for file in "$pid_dir"/*.pid; do
+      [[ -f "$file" ]] && kill "$(cat "$file")" 2>/dev/null || true
+    done
     wait "${pids[@]}" 2>/dev/null || true
   fi
 }

@@ -88,6 +88,11 @@ grep -q "all four services are healthy" "$guide_data/start-all.out" || {
 scripts/testing-guide.sh | tee "$guide_data/guide.out"
 guide_passed="$(awk '/^guide: / { print $2 }' "$guide_data/guide.out")"
 
+step "loadgen smoke run: a few seconds of mixed load, then the invariants"
+target/release/loadgen --users 8 --duration 3s --mix browse=40,add=30,checkout=20,pay=10 \
+  --restock 100000 --settle 30s | tee "$guide_data/loadgen.out"
+loadgen_passed="$(grep -c '^  PASS ' "$guide_data/loadgen.out" || true)"
+
 step "dashboard in headless Chromium (screenshots in target/dashboard-screenshots/)"
 dashboard_url="$(grep -o 'http://127.0.0.1:[0-9]*/?cart=[^ ]*' "$guide_data/start-all.out" | head -n 1)"
 (cd tests/dashboard && DASHBOARD_URL="$dashboard_url" PID_DIR="$guide_data/pids" \
@@ -95,5 +100,6 @@ dashboard_url="$(grep -o 'http://127.0.0.1:[0-9]*/?cart=[^ ]*' "$guide_data/star
 browser_passed="$(awk '/^# pass / { print $3 } /^ℹ pass / { print $3 }' "$guide_data/browser.out" | tail -n 1)"
 
 echo
-echo "cargo tests: $unit_passed passed, $unit_failed failed; testing guide: $guide_passed passed; browser: ${browser_passed:-0} passed"
-echo "all: $((unit_passed + guide_passed + ${browser_passed:-0})) passed, $unit_failed failed"
+echo "cargo tests: $unit_passed passed, $unit_failed failed; testing guide: $guide_passed passed;" \
+  "loadgen invariants: $loadgen_passed passed; browser: ${browser_passed:-0} passed"
+echo "all: $((unit_passed + guide_passed + loadgen_passed + ${browser_passed:-0})) passed, $unit_failed failed"

@@ -139,8 +139,9 @@ impl AppState {
     }
 }
 
-/// A running checkout not saved for this long is taken to be interrupted.
-pub const CHECKOUT_STALE_AFTER: Duration = Duration::from_secs(30);
+/// How much longer than one call's timeout a running checkout may go unsaved before it is
+/// taken to be interrupted. A live checkout saves after every step, and a step is one call.
+pub const CHECKOUT_STALE_MARGIN: Duration = Duration::from_secs(5);
 
 /// The schema, in order. Never edit an applied entry; add a new one.
 pub fn migrations() -> Migrations<'static> {
@@ -182,8 +183,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let keys = config.common.api_keys()?;
-    // Checkouts record money-related steps: a commit is on disk before it is acted on.
-    let db = Db::open(&config.db, &migrations(), Durability::Full)?;
+    // NORMAL in WAL mode: a commit survives the process dying (the checkout crash test kills
+    // it with SIGKILL); only a power cut could lose the last steps, and each step's call is
+    // idempotent, so settling the checkout again is safe. Orders and payments use FULL.
+    let db = Db::open(&config.db, &migrations(), Durability::Normal)?;
     let urls = PeerUrls {
         catalog: config.catalog_url.clone(),
         order: config.order_url.clone(),
@@ -198,6 +201,7 @@ pub async fn run(
     let recovery = tokio::spawn(recover_interrupted(
         state.clone(),
         Duration::from_millis(config.checkout_recovery_ms.max(1)),
+        timeouts.checkout,
         cancel.clone(),
     ));
     let app = router(state, ApiKeys::new(keys));
@@ -210,8 +214,15 @@ pub async fn run(
 }
 
 /// At start-up settles every checkout a crash left running, then keeps settling those that
-/// stay unsaved for [`CHECKOUT_STALE_AFTER`] (a peer that stopped answering mid-way).
-async fn recover_interrupted(state: AppState, every: Duration, cancel: CancellationToken) {
+/// stay unsaved for longer than a checkout call may take plus [`CHECKOUT_STALE_MARGIN`]
+/// (a peer that stopped answering mid-way).
+async fn recover_interrupted(
+    state: AppState,
+    every: Duration,
+    call_timeout: Duration,
+    cancel: CancellationToken,
+) {
+    let stale_after = (call_timeout + CHECKOUT_STALE_MARGIN).as_millis() as i64;
     let mut stale_before = service_kit::clock::unix_now_ms();
     loop {
         match recover(&state, stale_before).await {
@@ -223,6 +234,6 @@ async fn recover_interrupted(state: AppState, every: Duration, cancel: Cancellat
             () = cancel.cancelled() => break,
             () = tokio::time::sleep(every) => {}
         }
-        stale_before = service_kit::clock::unix_now_ms() - CHECKOUT_STALE_AFTER.as_millis() as i64;
+        stale_before = service_kit::clock::unix_now_ms() - stale_after;
     }
 }

@@ -260,3 +260,14 @@ pub fn list_orders(
     }
     Ok(orders)
 }
+
+/// Units of each product in orders that have been paid (PAID, SHIPPED, DELIVERED).
+pub fn paid_units(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
+    conn.prepare_cached(
+        "SELECT i.product_id, SUM(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id
+         WHERE o.status IN ('PAID', 'SHIPPED', 'DELIVERED')
+         GROUP BY i.product_id ORDER BY i.product_id",
+    )?
+    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+    .collect()
+}

@@ -60,6 +60,11 @@ pub enum OpenError {
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    /// Writers take turns here before `BEGIN IMMEDIATE`. SQLite lets one writer in at a
+    /// time anyway, and a writer that finds the lock taken sleeps in growing steps (up to
+    /// 100 ms) before trying again; queueing in-process instead keeps a burst of writes from
+    /// turning into a burst of sleeps.
+    write_turn: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 /// Connections wait this long for a writer's lock before giving up with SQLITE_BUSY.
@@ -117,7 +122,10 @@ impl Db {
                 path: shown,
                 source,
             })?;
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            write_turn: Default::default(),
+        })
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool.
@@ -143,7 +151,12 @@ impl Db {
         F: FnOnce(&Transaction) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
+        let turn = self.write_turn.clone();
         self.call(move |conn| {
+            // A poisoned lock only means another writer panicked; the database is intact.
+            let _turn = turn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx)?;
             tx.commit()?;

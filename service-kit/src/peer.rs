@@ -94,6 +94,10 @@ impl PeerClient {
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .max_redirects(0)
+            // Every concurrent request may be calling the same peer: keep that many
+            // connections alive instead of opening a new one per call.
+            .max_idle_connections(256)
+            .max_idle_connections_per_host(128)
             .build()
             .into();
         PeerClient {

@@ -99,6 +99,8 @@ pub struct StatsOut {
     pub paid_order_count: i64,
     /// Sum of the totals of paid orders.
     pub revenue: Cents,
+    /// Units of each product (by id) in paid orders: what the catalog should have sold.
+    pub paid_units: BTreeMap<i64, i64>,
     pub reconciliation: ReconciliationOut,
 }
 
@@ -326,9 +328,9 @@ pub async fn orders_status_update(
 /// Order counts per status, revenue, and the reconciliation of paid orders against the
 /// payments payment-service captured.
 pub async fn orders_stats(State(state): State<AppState>) -> Result<Json<StatsOut>, ApiError> {
-    let totals = state
+    let (totals, paid_units) = state
         .db
-        .call(|conn| Ok(store::status_totals(conn)?))
+        .call(|conn| Ok((store::status_totals(conn)?, store::paid_units(conn)?)))
         .await?;
     let mut orders_by_status: BTreeMap<&'static str, i64> =
         OrderStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
@@ -373,6 +375,7 @@ pub async fn orders_stats(State(state): State<AppState>) -> Result<Json<StatsOut
         order_count,
         paid_order_count,
         revenue,
+        paid_units: paid_units.into_iter().collect(),
         reconciliation,
     }))
 }

@@ -1,0 +1,212 @@
+//! What must still be true of the shop after the load: read before and after the run, and
+//! compared as differences so earlier data (or other users) does not matter.
+
+use crate::shop::Client;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The shop's books at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Books {
+    /// Stock of every product on sale.
+    pub stock: BTreeMap<i64, i64>,
+    /// Units of each product in paid orders.
+    pub paid_units: BTreeMap<i64, i64>,
+    /// Cents: total of paid orders, and of captured payments.
+    pub revenue_cents: i64,
+    pub captured_cents: i64,
+    pub paid_orders: i64,
+    pub captured_payments: i64,
+    pub failed_deliveries: i64,
+    pub pending_deliveries: i64,
+}
+
+fn cents(value: &Value) -> i64 {
+    // Display amounts have two decimals; rounding the f64 recovers the exact cents.
+    (value.as_f64().unwrap_or(0.0) * 100.0).round() as i64
+}
+
+fn int_map(value: &Value) -> BTreeMap<i64, i64> {
+    value
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_i64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads the books, or says which service did not answer.
+pub fn read_books(client: &Client) -> Result<Books, String> {
+    let e = &client.endpoints;
+    let products = client.send("GET", &format!("{}/products?limit=200", e.catalog), None);
+    let stats = client.send("GET", &format!("{}/orders/stats", e.order), None);
+    let payments = client.send("GET", &format!("{}/payments/summary", e.payment), None);
+    let health = client.send("GET", &format!("{}/health", e.payment), None);
+    for (name, answer) in [
+        ("catalog", &products),
+        ("order", &stats),
+        ("payment", &payments),
+        ("payment health", &health),
+    ] {
+        if !answer.ok() {
+            return Err(format!("{name} answered {}", answer.status));
+        }
+    }
+    Ok(Books {
+        stock: products
+            .body
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|p| Some((p["id"].as_i64()?, p["stock"].as_i64()?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        paid_units: int_map(&stats.body["paid_units"]),
+        revenue_cents: cents(&stats.body["revenue"]),
+        captured_cents: cents(&payments.body["captured_total"]),
+        paid_orders: stats.body["paid_order_count"].as_i64().unwrap_or(0),
+        captured_payments: payments.body["captured_count"].as_i64().unwrap_or(0),
+        failed_deliveries: health.body["webhook_backlog"]["failed"]
+            .as_i64()
+            .unwrap_or(0),
+        pending_deliveries: health.body["webhook_backlog"]["pending"]
+            .as_i64()
+            .unwrap_or(0),
+    })
+}
+
+/// One invariant's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub invariant: &'static str,
+    pub holds: bool,
+    pub detail: String,
+}
+
+/// Checks the invariants between `before` and `after`. `paid_directly` holds the units of
+/// orders paid through `POST /orders` + `/pay`, which take no stock (only a checkout reserves
+/// it); `completed_unpaid` is how many completed checkouts have an order that is not paid.
+pub fn check(
+    before: &Books,
+    after: &Books,
+    paid_directly: &BTreeMap<i64, i64>,
+    completed_unpaid: usize,
+    completed: usize,
+) -> Vec<Verdict> {
+    let below_zero: Vec<_> = after.stock.iter().filter(|(_, s)| **s < 0).collect();
+    let mut sold_mismatch = Vec::new();
+    for (product, stock_after) in &after.stock {
+        let stock_before = before.stock.get(product).copied().unwrap_or(*stock_after);
+        let sold = stock_before - stock_after;
+        let paid = after.paid_units.get(product).copied().unwrap_or(0)
+            - before.paid_units.get(product).copied().unwrap_or(0)
+            - paid_directly.get(product).copied().unwrap_or(0);
+        if sold != paid {
+            sold_mismatch.push(format!(
+                "product {product}: stock fell by {sold}, paid orders hold {paid}"
+            ));
+        }
+    }
+    let revenue = after.revenue_cents - before.revenue_cents;
+    let captured = after.captured_cents - before.captured_cents;
+    let paid_orders = after.paid_orders - before.paid_orders;
+    let payments = after.captured_payments - before.captured_payments;
+    let failed = after.failed_deliveries - before.failed_deliveries;
+    vec![
+        Verdict {
+            invariant: "no stock below zero",
+            holds: below_zero.is_empty(),
+            detail: format!("{below_zero:?}"),
+        },
+        Verdict {
+            invariant: "stock sold equals units in paid orders",
+            holds: sold_mismatch.is_empty(),
+            detail: if sold_mismatch.is_empty() {
+                "every product".into()
+            } else {
+                sold_mismatch.join("; ")
+            },
+        },
+        Verdict {
+            invariant: "captured payments equal the total of paid orders",
+            holds: revenue == captured,
+            detail: format!(
+                "paid orders {:.2}, captured {:.2}",
+                revenue as f64 / 100.0,
+                captured as f64 / 100.0
+            ),
+        },
+        Verdict {
+            invariant: "one successful payment per paid order",
+            holds: paid_orders == payments,
+            detail: format!("{paid_orders} paid orders, {payments} captured payments"),
+        },
+        Verdict {
+            invariant: "no webhook delivery left failed",
+            holds: failed == 0,
+            detail: format!("{failed} newly failed"),
+        },
+        Verdict {
+            invariant: "every completed checkout has a paid order",
+            holds: completed_unpaid == 0,
+            detail: format!("{completed} completed, {completed_unpaid} without a paid order"),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn books(stock: i64, paid_units: i64, revenue: i64, captured: i64) -> Books {
+        Books {
+            stock: BTreeMap::from([(1, stock)]),
+            paid_units: BTreeMap::from([(1, paid_units)]),
+            revenue_cents: revenue,
+            captured_cents: captured,
+            paid_orders: paid_units,
+            captured_payments: paid_units,
+            ..Books::default()
+        }
+    }
+
+    #[test]
+    fn a_consistent_run_passes_every_invariant() {
+        let none = BTreeMap::new();
+        let verdicts = check(&books(50, 0, 0, 0), &books(47, 3, 300, 300), &none, 0, 3);
+        assert!(verdicts.iter().all(|v| v.holds), "{verdicts:?}");
+        let direct = BTreeMap::from([(1, 2)]);
+        let verdicts = check(&books(50, 0, 0, 0), &books(47, 5, 500, 500), &direct, 0, 3);
+        assert!(
+            verdicts.iter().all(|v| v.holds),
+            "orders paid directly take no stock: {verdicts:?}"
+        );
+    }
+
+    #[test]
+    fn each_kind_of_damage_is_caught() {
+        let before = books(50, 0, 0, 0);
+        let none = BTreeMap::new();
+        let oversold = check(&before, &books(-1, 51, 5100, 5100), &none, 0, 51);
+        assert!(!oversold[0].holds);
+        let lost_stock = check(&before, &books(45, 3, 300, 300), &none, 0, 3);
+        assert!(!lost_stock[1].holds);
+        let unpaid = check(&before, &books(47, 3, 300, 200), &none, 0, 3);
+        assert!(!unpaid[2].holds);
+        let orphan = check(&before, &books(47, 3, 300, 300), &none, 1, 3);
+        assert!(!orphan[5].holds);
+        let mut twice = books(47, 3, 300, 300);
+        twice.captured_payments = 4;
+        assert!(!check(&before, &twice, &none, 0, 3)[3].holds);
+    }
+
+    #[test]
+    fn amounts_read_as_exact_cents() {
+        assert_eq!(cents(&serde_json::json!(999.99)), 99_999);
+        assert_eq!(cents(&serde_json::json!(0.07)), 7);
+    }
+}
