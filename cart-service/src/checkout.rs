@@ -220,8 +220,7 @@ async fn run(state: &AppState, mut co: CheckoutOut, card: Option<Value>) -> Answ
         .await;
     match placed {
         Ok(answer) if answer.is_success() => {
-            let order: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
-            co.order_id = order["id"].as_i64();
+            co.order_id = id_in(&answer);
             if co.order_id.is_none() {
                 let garbled = ApiError::Unavailable("order service answered without an id".into());
                 return fail(state, co, Step::Order, garbled).await;
@@ -236,10 +235,7 @@ async fn run(state: &AppState, mut co: CheckoutOut, card: Option<Value>) -> Answ
         outcome => {
             // The order may exist without our knowing its id. The recovery loop asks again
             // with the same idempotency key, finds it and cancels it.
-            let detail = match outcome {
-                Ok(answer) => answer.error().1,
-                Err(err) => err.to_string(),
-            };
+            let detail = problem(outcome);
             co.log(Step::Order, "unsettled", Some(detail.clone()));
             save(state, &co).await?;
             return Err(ApiError::Unavailable(format!(
@@ -278,10 +274,7 @@ async fn run(state: &AppState, mut co: CheckoutOut, card: Option<Value>) -> Answ
         .pay(order_id, total, card.as_ref(), pay_key(co.id))
         .await;
     match paid {
-        Ok(answer) if answer.is_success() => {
-            let payment: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
-            co.payment_id = payment["id"].as_i64();
-        }
+        Ok(answer) if answer.is_success() => co.payment_id = id_in(&answer),
         Ok(answer) if answer.status < 500 => {
             return fail(state, co, Step::Pay, refused(&answer)).await;
         }
@@ -313,10 +306,7 @@ async fn finish(state: &AppState, mut co: CheckoutOut) -> Answer {
     match state.stock.commit(order_id).await {
         Ok(answer) if answer.is_success() => {}
         outcome => {
-            let detail = match outcome {
-                Ok(answer) => answer.error().1,
-                Err(err) => err.to_string(),
-            };
+            let detail = problem(outcome);
             tracing::warn!(checkout = co.id, %detail, "payment taken but reservation not committed yet; will retry");
             co.log(Step::Commit, "pending", Some(detail));
             save(state, &co).await?;
@@ -386,10 +376,7 @@ async fn undo(state: &AppState, co: &mut CheckoutOut, failed_at: Step, reason: &
             Err(err) => return Undo::Unsettled(err.to_string()),
         },
         outcome => {
-            let detail = match outcome {
-                Ok(answer) => answer.error().1,
-                Err(err) => err.to_string(),
-            };
+            let detail = problem(outcome);
             // Before the payment step nothing can be charged: a PENDING order is harmless.
             if failed_at >= Step::Pay {
                 return Undo::Unsettled(detail);
@@ -403,10 +390,7 @@ async fn undo(state: &AppState, co: &mut CheckoutOut, failed_at: Step, reason: &
                 co.log(Step::Reserve, "undone", Some("stock released".into()));
             }
             outcome => {
-                let detail = match outcome {
-                    Ok(answer) => answer.error().1,
-                    Err(err) => err.to_string(),
-                };
+                let detail = problem(outcome);
                 // The catalog's sweep releases an uncommitted reservation when it expires.
                 co.log(
                     Step::Reserve,
@@ -482,6 +466,19 @@ async fn fail(state: &AppState, mut co: CheckoutOut, step: Step, error: ApiError
         ApiError::NotFound(_) => ApiError::NotFound(message),
         _ => ApiError::Unavailable(message),
     })
+}
+
+/// What went wrong with a peer call, in words: its error message, or why it did not answer.
+fn problem(outcome: Result<PeerResponse, PeerError>) -> String {
+    match outcome {
+        Ok(answer) => answer.error().1,
+        Err(err) => err.to_string(),
+    }
+}
+
+/// The `id` of the order or payment a peer answered with.
+fn id_in(answer: &PeerResponse) -> Option<i64> {
+    serde_json::from_slice::<Value>(&answer.body).ok()?["id"].as_i64()
 }
 
 /// A service this checkout cannot do without did not answer: 503.
@@ -563,8 +560,7 @@ async fn resume(state: &AppState, mut co: CheckoutOut) -> Answer {
                 .await;
             match placed {
                 Ok(answer) if answer.is_success() => {
-                    let order: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
-                    co.order_id = order["id"].as_i64();
+                    co.order_id = id_in(&answer);
                     fail(state, co, Step::Order, interrupted()).await
                 }
                 Ok(_) => fail(state, co, Step::Order, interrupted()).await,

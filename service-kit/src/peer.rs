@@ -129,17 +129,21 @@ impl PeerClient {
         }
     }
 
+    fn encode<B: Serialize>(&self, body: &B) -> Result<Vec<u8>, PeerError> {
+        serde_json::to_vec(body).map_err(|e| PeerError::Garbage {
+            peer: self.name,
+            detail: e.to_string(),
+        })
+    }
+
     /// `PUT path` with a JSON body; returns whatever the peer answered.
     pub async fn put_json<B: Serialize>(
         &self,
         path: String,
         body: &B,
     ) -> Result<PeerResponse, PeerError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| PeerError::Garbage {
-            peer: self.name,
-            detail: e.to_string(),
-        })?;
-        self.send("PUT", path, Some(bytes), Vec::new()).await
+        self.send("PUT", path, Some(self.encode(body)?), Vec::new())
+            .await
     }
 
     /// `POST path` with a JSON body and extra headers (an idempotency key).
@@ -149,11 +153,8 @@ impl PeerClient {
         body: &B,
         headers: Vec<(&'static str, String)>,
     ) -> Result<PeerResponse, PeerError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| PeerError::Garbage {
-            peer: self.name,
-            detail: e.to_string(),
-        })?;
-        self.send("POST", path, Some(bytes), headers).await
+        self.send("POST", path, Some(self.encode(body)?), headers)
+            .await
     }
 
     /// `POST path` with a JSON body; returns whatever the peer answered.
@@ -162,11 +163,7 @@ impl PeerClient {
         path: String,
         body: &B,
     ) -> Result<PeerResponse, PeerError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| PeerError::Garbage {
-            peer: self.name,
-            detail: e.to_string(),
-        })?;
-        self.send("POST", path, Some(bytes), Vec::new()).await
+        self.post_json_with(path, body, Vec::new()).await
     }
 
     /// `POST path` with a body given as bytes (JSON or empty) and extra headers.
