@@ -1,0 +1,214 @@
+//! Crash safety: each service killed with SIGKILL while clients write to it, then started
+//! again. Every write that was answered 2xx must be there, whole, and SQLite must find its
+//! file intact. And many concurrent writers must never see "database is locked".
+
+use serde_json::Value;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use system_tests::{Client, KEY, Shop};
+
+/// One write that may meet a dead service: `None` when there was no answer.
+fn attempt(client: &Client, method: &str, url: &str, body: Option<&str>) -> Option<(u16, Value)> {
+    client
+        .try_call(method, url, body, &[("X-API-Key", KEY)])
+        .ok()
+}
+
+/// Runs `write` from `threads` threads until `stop` is set; collects the ids it returns for
+/// answered writes.
+fn write_until_stopped<F>(threads: usize, stop: &AtomicBool, write: F) -> Vec<i64>
+where
+    F: Fn(&Client, usize) -> Option<i64> + Sync,
+{
+    let acknowledged = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (write, acknowledged) = (&write, &acknowledged);
+            scope.spawn(move || {
+                let client = Client::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    if let Some(id) = write(&client, t * 100_000 + n) {
+                        acknowledged.lock().expect("lock").push(id);
+                    }
+                }
+            });
+        }
+    });
+    acknowledged.into_inner().expect("lock")
+}
+
+/// Lets writes flow, kills the service mid-stream, and returns what was acknowledged.
+fn kill_during<F>(service: &mut system_tests::Service, write: F) -> Vec<i64>
+where
+    F: Fn(&Client, usize) -> Option<i64> + Sync,
+{
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let writers = scope.spawn(|| write_until_stopped(6, &stop, &write));
+        std::thread::sleep(Duration::from_millis(400));
+        service.kill();
+        std::thread::sleep(Duration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+        writers.join().expect("writers")
+    })
+}
+
+fn integrity(shop: &Shop, file: &str) -> String {
+    let conn = rusqlite::Connection::open(shop.dir.path().join(file)).expect("open");
+    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check")
+}
+
+fn created_id(answer: Option<(u16, Value)>) -> Option<i64> {
+    let (status, body) = answer?;
+    ((200..300).contains(&status))
+        .then(|| body["id"].as_i64())
+        .flatten()
+}
+
+#[test]
+fn every_acknowledged_write_survives_sigkill_of_each_service() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+
+    // Orders: each one acknowledged must come back whole (all its lines, its history).
+    let (order_url, catalog_url) = (shop.order.url(), shop.catalog.url());
+    let body = r#"[{"product_id":1,"quantity":1,"price":999.99},{"product_id":2,"quantity":2,"price":29.99}]"#;
+    let orders = kill_during(&mut shop.order, |c, n| {
+        created_id(attempt(
+            c,
+            "POST",
+            &format!("{order_url}/orders?user_id=crash{n}"),
+            Some(body),
+        ))
+    });
+    shop.order.restart();
+    assert!(
+        !orders.is_empty(),
+        "some orders were acknowledged before the kill"
+    );
+    for id in &orders {
+        let (status, order) = client.get(&format!("{}/orders/{id}", shop.order.url()));
+        assert_eq!(status, 200, "acknowledged order {id} lost");
+        assert_eq!(
+            order["items"].as_array().expect("items").len(),
+            2,
+            "order {id} half written"
+        );
+        assert_eq!(
+            order["status_history"].as_array().expect("history").len(),
+            1
+        );
+    }
+    assert_eq!(integrity(&shop, "orders.db"), "ok");
+
+    // Products (catalog admin).
+    let products = kill_during(&mut shop.catalog, |c, n| {
+        let body = format!(r#"{{"name":"Crash {n}","price":1.50,"stock":3}}"#);
+        created_id(attempt(
+            c,
+            "POST",
+            &format!("{catalog_url}/products"),
+            Some(&body),
+        ))
+    });
+    shop.catalog.restart();
+    assert!(!products.is_empty());
+    for id in &products {
+        let (status, _) = client.get(&format!("{}/products/{id}", shop.catalog.url()));
+        assert_eq!(status, 200, "acknowledged product {id} lost");
+    }
+    assert_eq!(integrity(&shop, "products.db"), "ok");
+
+    // Payments, for orders placed beforehand.
+    let to_pay: Vec<i64> = (0..400)
+        .filter_map(|n| {
+            let url = format!("{}/orders?user_id=payer{n}", shop.order.url());
+            created_id(attempt(&client, "POST", &url, Some(body)))
+        })
+        .collect();
+    let payment_url = shop.payment.url();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let payments = kill_during(&mut shop.payment, |c, _| {
+        let order = *to_pay.get(next.fetch_add(1, Ordering::Relaxed))?;
+        created_id(attempt(
+            c,
+            "POST",
+            &format!("{payment_url}/pay?order_id={order}&amount=1059.97"),
+            None,
+        ))
+    });
+    shop.payment.restart();
+    assert!(!payments.is_empty());
+    for id in &payments {
+        let (status, payment) = client.get(&format!("{}/payments/{id}", shop.payment.url()));
+        assert_eq!(status, 200, "acknowledged payment {id} lost");
+        assert_eq!(payment["status"], "captured");
+        assert!(
+            payment["webhook_delivery_id"].is_string(),
+            "payment {id} without its webhook"
+        );
+    }
+    assert_eq!(integrity(&shop, "payments.db"), "ok");
+
+    // Cart lines: every acknowledged add is in the cart.
+    let cart_url = shop.cart.url();
+    let adds = kill_during(&mut shop.cart, |c, n| {
+        let (status, _) = attempt(
+            c,
+            "POST",
+            &format!("{cart_url}/cart/adder{n}/add?product_id=3&quantity=1"),
+            None,
+        )?;
+        ((200..300).contains(&status)).then_some(n as i64)
+    });
+    shop.cart.restart();
+    assert!(!adds.is_empty());
+    for n in &adds {
+        let (_, cart) = client.get(&format!("{}/cart/adder{n}", shop.cart.url()));
+        assert_eq!(
+            cart["items"].as_array().expect("items").len(),
+            1,
+            "acknowledged add for adder{n} lost"
+        );
+    }
+    assert_eq!(integrity(&shop, "carts.db"), "ok");
+}
+
+#[test]
+fn fifty_concurrent_writers_never_see_a_locked_database() {
+    let shop = Shop::start();
+    let url = format!("{}/orders", shop.order.url());
+    let body = r#"[{"product_id":2,"quantity":1,"price":29.99}]"#;
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..50)
+            .map(|t| {
+                let url = &url;
+                scope.spawn(move || {
+                    let client = Client::new();
+                    (0..10)
+                        .map(|i| {
+                            client
+                                .call("POST", &format!("{url}?user_id=w{t}-{i}"), Some(body))
+                                .0
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("writer"))
+            .collect()
+    });
+    assert_eq!(statuses.len(), 500);
+    assert!(
+        statuses.iter().all(|s| *s == 201),
+        "{:?}",
+        statuses.iter().filter(|s| **s != 201).collect::<Vec<_>>()
+    );
+    assert!(!shop.order.log_text().contains("database is locked"));
+}
