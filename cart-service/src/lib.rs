@@ -173,8 +173,9 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             put(cart::items_update).delete(cart::items_remove),
         )
         .with_state(state.clone())
-        .merge(service_kit::events::routes(state.db));
-    service_kit::http::assemble(service_kit::http::health_route(SERVICE), api, keys)
+        .merge(service_kit::events::routes(state.db.clone()));
+    let probes = service_kit::http::probes(SERVICE, state.db, migrations);
+    service_kit::http::assemble(probes, api, keys)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

@@ -102,8 +102,9 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             post(reservations::reservations_release),
         )
         .with_state(state.clone())
-        .merge(events::routes(state.db));
-    service_kit::http::assemble(service_kit::http::health_route(SERVICE), api, keys)
+        .merge(events::routes(state.db.clone()));
+    let probes = service_kit::http::probes(SERVICE, state.db, migrations);
+    service_kit::http::assemble(probes, api, keys)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

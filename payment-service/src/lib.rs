@@ -144,6 +144,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .merge(service_kit::events::routes(state.db.clone()));
     let public = Router::new()
         .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
         .with_state(state);
     service_kit::http::assemble(public, api, keys)
 }

@@ -97,6 +97,69 @@ pub fn health_route(service: &'static str) -> Router {
     )
 }
 
+/// The body of `GET /ready`.
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// Which service answered.
+    pub service: &'static str,
+    /// `ok`, or why the database cannot be used.
+    pub database: String,
+    /// Migrations this binary has that the database lacks (0 when ready).
+    pub pending_migrations: Option<i32>,
+}
+
+/// The service's schema, as each service crate's `migrations()` builds it.
+pub type MigrationsFn = fn() -> rusqlite_migration::Migrations<'static>;
+
+/// Whether the service can do its work: the database answers and every migration is applied.
+pub async fn readiness(
+    service: &'static str,
+    db: &crate::db::Db,
+    migrations: MigrationsFn,
+) -> Readiness {
+    let pending = db
+        .call(move |conn| {
+            migrations()
+                .pending_migrations(conn)
+                .map_err(|e| ApiError::Unavailable(format!("cannot read the schema version: {e}")))
+        })
+        .await;
+    let (database, pending_migrations) = match pending {
+        Ok(0) => ("ok".to_string(), Some(0)),
+        Ok(n) => (format!("{n} migration(s) not applied"), Some(n)),
+        Err(err) => (err.to_string(), None),
+    };
+    Readiness {
+        status: if database == "ok" {
+            "ready"
+        } else {
+            "not_ready"
+        },
+        service,
+        database,
+        pending_migrations,
+    }
+}
+
+/// `GET /health` (alive) and `GET /ready` (database reachable, migrations applied: 200, else
+/// 503), both answering without a key.
+pub fn probes(service: &'static str, db: crate::db::Db, migrations: MigrationsFn) -> Router {
+    health_route(service).route(
+        "/ready",
+        get(move || async move {
+            let ready = readiness(service, &db, migrations).await;
+            let status = if ready.status == "ready" {
+                axum::http::StatusCode::OK
+            } else {
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            };
+            (status, axum::Json(ready))
+        }),
+    )
+}
+
 /// Puts a service together: `public` routes (health) answer anyone; every `api` route
 /// demands an API key; unknown routes and wrong methods get JSON errors; bodies are capped;
 /// every request gets an `X-Request-Id` (the client's, or a new one), returned in the answer
@@ -252,5 +315,40 @@ pub async fn serve(
             tracing::warn!("requests still in flight after the grace period; exiting anyway");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite_migration::{M, Migrations};
+
+    fn one() -> Migrations<'static> {
+        Migrations::new(vec![M::up("CREATE TABLE a(x);")])
+    }
+
+    fn two() -> Migrations<'static> {
+        Migrations::new(vec![
+            M::up("CREATE TABLE a(x);"),
+            M::up("CREATE TABLE b(y);"),
+        ])
+    }
+
+    #[tokio::test]
+    async fn ready_only_when_every_migration_is_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(
+            &dir.path().join("r.db"),
+            &one(),
+            crate::db::Durability::Normal,
+        )
+        .unwrap();
+        let ready = readiness("test", &db, one).await;
+        assert_eq!((ready.status, ready.pending_migrations), ("ready", Some(0)));
+        let behind = readiness("test", &db, two).await;
+        assert_eq!(
+            (behind.status, behind.pending_migrations),
+            ("not_ready", Some(1))
+        );
     }
 }

@@ -116,6 +116,11 @@ fn every_route_of_every_service_is_401_without_a_key_and_health_is_open() {
             client.call_with_key("GET", &format!("{}/health", service.url()), None, None);
         assert_eq!(status, 200, "{}", service.name);
         assert_eq!(body["status"], "ok");
+        let (status, body) =
+            client.call_with_key("GET", &format!("{}/ready", service.url()), None, None);
+        assert_eq!(status, 200, "{} ready: {body}", service.name);
+        assert_eq!(body["status"], "ready");
+        assert_eq!(body["pending_migrations"], 0);
     }
     // Nothing the refused requests asked for happened.
     let (_, order) = client.get(&format!("{}/orders/{order_id}", shop.order.url()));

@@ -3,6 +3,7 @@
 use crate::AppState;
 use crate::store;
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Serialize;
 use service_kit::ApiError;
 use service_kit::extract::Json;
@@ -36,4 +37,38 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<HealthOut>, Ap
             oldest_pending_age_seconds: oldest.map_or(0, |t| ((now_ms - t) / 1000).max(0)),
         },
     }))
+}
+
+/// `GET /ready`: the database answers at the right schema version (else 503), with the
+/// webhook backlog alongside.
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyOut>) {
+    let readiness =
+        service_kit::http::readiness(crate::SERVICE, &state.db, crate::migrations).await;
+    let backlog = state.db.call(|conn| Ok(store::backlog(conn)?)).await.ok();
+    let status = if readiness.status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let webhook_backlog = backlog.map(|(pending, failed, oldest)| BacklogOut {
+        pending,
+        failed,
+        oldest_pending_age_seconds: oldest.map_or(0, |t| {
+            ((service_kit::clock::unix_now_ms() - t) / 1000).max(0)
+        }),
+    });
+    (
+        status,
+        Json(ReadyOut {
+            readiness,
+            webhook_backlog,
+        }),
+    )
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReadyOut {
+    #[serde(flatten)]
+    pub readiness: service_kit::http::Readiness,
+    pub webhook_backlog: Option<BacklogOut>,
 }
