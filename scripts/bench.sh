@@ -24,7 +24,7 @@ bin="$root/target/release"
 data="$(mktemp -d)"
 results="$root/target/bench"
 mkdir -p "$results" "$data/pids"
-export API_KEY="bench-key-$$" WEBHOOK_SECRET="whsec_$(head -c 32 /dev/urandom | base64)" RUST_LOG=warn
+export RATE_LIMIT=0 API_KEY="bench-key-$$" WEBHOOK_SECRET="whsec_$(head -c 32 /dev/urandom | base64)" RUST_LOG=warn
 
 cart_port=$base; catalog_port=$((base + 1)); order_port=$((base + 2)); payment_port=$((base + 3))
 export CART_URL="http://127.0.0.1:$cart_port" CATALOG_URL="http://127.0.0.1:$catalog_port"

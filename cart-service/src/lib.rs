@@ -205,7 +205,7 @@ pub async fn run(
         timeouts.checkout,
         cancel.clone(),
     ));
-    let app = router(state, ApiKeys::new(keys));
+    let app = router(state, config.common.key_policy()?);
     let served =
         service_kit::http::launch(SERVICE, &config.common, config.port, app, shutdown).await;
     cancel.cancel();

@@ -112,7 +112,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let keys = ApiKeys::new(config.common.api_keys()?);
+    let keys = config.common.key_policy()?;
     let db = Db::open(&config.db, &migrations(), Durability::Normal)?;
     let state = AppState {
         db,

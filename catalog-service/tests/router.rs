@@ -403,3 +403,32 @@ async fn a_request_id_is_returned_and_carried_onto_events() {
     .await;
     assert_ne!(headers["x-request-id"], "a b<c>");
 }
+
+#[tokio::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after() {
+    let (_dir, app) = app_with_keys(test_keys().with_rate_limit(2));
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let (status, headers, body) = send_raw(&app, Call::new("GET", "/products")).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(
+                headers["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+                    >= 1
+            );
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"]["code"], "rate_limited");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        4,
+        "{statuses:?}"
+    );
+    let (status, _) = send(&app, Call::new("GET", "/health").key(None)).await;
+    assert_eq!(status, StatusCode::OK, "probes are not limited");
+}

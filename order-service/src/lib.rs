@@ -144,7 +144,7 @@ pub async fn run(
         payments,
         webhook_secrets,
     };
-    let app = router(state, ApiKeys::new(keys));
+    let app = router(state, config.common.key_policy()?);
     service_kit::http::launch(SERVICE, &config.common, config.port, app, shutdown).await?;
     Ok(())
 }

@@ -172,7 +172,7 @@ pub async fn run(
         Duration::from_millis(config.webhook_poll_ms.max(1)),
         cancel.clone(),
     ));
-    let app = router(state, ApiKeys::new(keys));
+    let app = router(state, config.common.key_policy()?);
     let stop = cancel.clone();
     let served = service_kit::http::launch(SERVICE, &config.common, config.port, app, async move {
         shutdown.await;

@@ -11,35 +11,87 @@ use subtle::ConstantTimeEq;
 /// The header clients put their key in.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
-/// The keys a service accepts. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct ApiKeys(Arc<Vec<Secret>>);
+type Limiter = governor::DefaultKeyedRateLimiter<usize>;
+
+/// The keys a service accepts, and how many requests per second each may send. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct ApiKeys {
+    keys: Arc<Vec<Secret>>,
+    limiter: Option<Arc<Limiter>>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("keys", &self.keys.len())
+            .field("rate_limited", &self.limiter.is_some())
+            .finish()
+    }
+}
 
 impl ApiKeys {
-    /// Accepts any of `keys`.
+    /// Accepts any of `keys`, without a rate limit.
     pub fn new(keys: Vec<Secret>) -> Self {
-        ApiKeys(Arc::new(keys))
+        ApiKeys {
+            keys: Arc::new(keys),
+            limiter: None,
+        }
+    }
+
+    /// The same keys, each allowed `per_second` requests a second (bursts of twice that);
+    /// 0 turns the limit off.
+    pub fn with_rate_limit(mut self, per_second: u32) -> Self {
+        self.limiter = std::num::NonZeroU32::new(per_second).map(|rate| {
+            let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+            Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
+        self
     }
 
     /// The first key, which this service sends when it calls a peer.
     pub fn primary(&self) -> Option<&Secret> {
-        self.0.first()
+        self.keys.first()
     }
 
-    /// True when `candidate` equals one of the keys. Every key is compared in constant time
-    /// and all are compared, so timing tells nothing about which key nearly matched.
-    pub fn accepts(&self, candidate: &[u8]) -> bool {
+    /// Which key `candidate` is, if any. Every key is compared in constant time and all are
+    /// compared, so timing tells nothing about which key nearly matched.
+    pub fn matching(&self, candidate: &[u8]) -> Option<usize> {
         if candidate.is_empty() {
-            return false;
+            return None;
         }
-        self.0.iter().fold(false, |found, key| {
-            let equal: bool = key.expose().as_bytes().ct_eq(candidate).into();
-            found | equal
+        self.keys
+            .iter()
+            .enumerate()
+            .fold(None, |found, (index, key)| {
+                let equal: bool = key.expose().as_bytes().ct_eq(candidate).into();
+                if equal { Some(index) } else { found }
+            })
+    }
+
+    /// True when `candidate` is one of the keys.
+    pub fn accepts(&self, candidate: &[u8]) -> bool {
+        self.matching(candidate).is_some()
+    }
+
+    /// `Err` with the seconds to wait when key `index` is over its rate.
+    fn admit(&self, index: usize) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(&index).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            ApiError::RateLimited(wait.as_secs().max(1))
         })
     }
 }
 
-/// Middleware: answers 401 unless the request carries an accepted `X-API-Key`.
+/// Middleware: answers 401 unless the request carries an accepted `X-API-Key`, and 429 with
+/// `Retry-After` when that key is over its rate.
 pub async fn require_api_key(
     State(keys): State<ApiKeys>,
     request: Request,
@@ -49,13 +101,16 @@ pub async fn require_api_key(
         .headers()
         .get(API_KEY_HEADER)
         .map(|value| value.as_bytes());
-    match presented {
-        None => Err(ApiError::Unauthorized(
+    let Some(presented) = presented else {
+        return Err(ApiError::Unauthorized(
             "missing X-API-Key header".to_string(),
-        )),
-        Some(key) if keys.accepts(key) => Ok(next.run(request).await),
-        Some(_) => Err(ApiError::Unauthorized("invalid API key".to_string())),
-    }
+        ));
+    };
+    let Some(index) = keys.matching(presented) else {
+        return Err(ApiError::Unauthorized("invalid API key".to_string()));
+    };
+    keys.admit(index)?;
+    Ok(next.run(request).await)
 }
 
 #[cfg(test)]
@@ -71,5 +126,22 @@ mod tests {
         assert!(!keys.accepts(b"ol"));
         assert!(!keys.accepts(b"oldx"));
         assert!(!keys.accepts(b"NEW"));
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_over_its_rate_is_told_when_to_retry_and_other_keys_are_not_affected() {
+        let keys = ApiKeys::new(vec![Secret::new("a"), Secret::new("b")]).with_rate_limit(5);
+        let a = keys.matching(b"a").unwrap();
+        let admitted = (0..30).filter(|_| keys.admit(a).is_ok()).count();
+        assert_eq!(admitted, 10, "a burst of twice the rate, then no more");
+        assert!(matches!(keys.admit(a), Err(ApiError::RateLimited(s)) if s >= 1));
+        assert!(keys.admit(keys.matching(b"b").unwrap()).is_ok());
+        let unlimited = ApiKeys::new(vec![Secret::new("a")]).with_rate_limit(0);
+        assert!((0..1000).all(|_| unlimited.admit(0).is_ok()));
     }
 }

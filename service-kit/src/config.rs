@@ -59,6 +59,12 @@ pub struct CommonArgs {
         default_value = "http://127.0.0.1:8080,http://localhost:8080"
     )]
     pub cors_origins: Vec<String>,
+
+    /// Requests per second each API key may make (bursts of twice that); 429 with
+    /// `Retry-After` beyond it. 0 turns the limit off (benchmarks do). Services calling each
+    /// other use their key too, so this is a guard against runaway clients, not a quota.
+    #[arg(long, env = "RATE_LIMIT", default_value_t = 2000)]
+    pub rate_limit: u32,
 }
 
 /// The shared webhook secret(s), flattened into payment-service (signs) and order-service
@@ -96,6 +102,11 @@ impl WebhookArgs {
 pub struct ConfigError(String);
 
 impl CommonArgs {
+    /// The accepted keys with the configured rate limit, or a clear error when none was given.
+    pub fn key_policy(&self) -> Result<crate::auth::ApiKeys, ConfigError> {
+        Ok(crate::auth::ApiKeys::new(self.api_keys()?).with_rate_limit(self.rate_limit))
+    }
+
     /// The accepted API keys, or a clear error when none was given.
     pub fn api_keys(&self) -> Result<Vec<Secret>, ConfigError> {
         let keys: Vec<Secret> = self
@@ -136,6 +147,7 @@ mod tests {
             api_key: key.map(Secret::new),
             peer_timeout_ms: 1000,
             cors_origins: Vec::new(),
+            rate_limit: 0,
         }
     }
 

@@ -37,6 +37,10 @@ pub enum ApiError {
     /// 415: the body is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 429: this API key sent more requests than its rate allows; retry after this many
+    /// seconds.
+    #[error("too many requests for this API key; retry after {0} s")]
+    RateLimited(u64),
     /// 422: the request parsed but breaks a business rule.
     #[error("{0}")]
     Validation(String),
@@ -83,6 +87,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -106,11 +111,16 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail { code, message },
         };
+        let retry_after = match &self {
+            ApiError::Unavailable(_) => Some(1),
+            ApiError::RateLimited(seconds) => Some(*seconds),
+            _ => None,
+        };
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(seconds),
             );
         }
         response
@@ -161,6 +171,7 @@ mod tests {
             ApiError::PayloadTooLarge(String::new()),
             ApiError::UnsupportedMediaType(String::new()),
             ApiError::Validation(String::new()),
+            ApiError::RateLimited(1),
             ApiError::Unavailable(String::new()),
             ApiError::Internal(String::new()),
         ];
