@@ -115,7 +115,9 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .with_state(state.clone())
         .merge(service_kit::events::routes(state.db.clone()));
     let probes = service_kit::http::probes(SERVICE, state.db, migrations);
-    service_kit::http::assemble(probes, api, keys)
+    let metrics = service_kit::metrics::MetricsBuilder::new(SERVICE).finish();
+    let api = api.merge(metrics.route());
+    service_kit::http::assemble(probes, api, keys, &metrics)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

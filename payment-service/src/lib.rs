@@ -129,7 +129,28 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
     use routes::{deliveries, health, payments};
     let once =
         middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
+    let mut metrics = service_kit::metrics::MetricsBuilder::new(SERVICE);
+    let gauges = health::BacklogGauges {
+        pending: metrics.gauge(
+            "webhook_backlog_pending",
+            "Webhook deliveries still being retried",
+        ),
+        failed: metrics.gauge(
+            "webhook_backlog_failed",
+            "Webhook deliveries that ran out of attempts",
+        ),
+        oldest_pending_age_seconds: metrics.gauge(
+            "webhook_backlog_oldest_pending_age_seconds",
+            "Age of the oldest pending webhook delivery",
+        ),
+    };
+    let metrics = metrics.finish();
+    let scrape = {
+        let (metrics, db) = (metrics.clone(), state.db.clone());
+        move || health::metrics(db, gauges, metrics)
+    };
     let api = Router::new()
+        .route("/metrics", get(scrape))
         .route("/pay", post(payments::pay).layer(once))
         .route("/payments", get(payments::payments_list))
         .route("/payments/summary", get(payments::payments_summary))
@@ -146,7 +167,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .with_state(state);
-    service_kit::http::assemble(public, api, keys)
+    service_kit::http::assemble(public, api, keys, &metrics)
 }
 
 /// Opens the database, starts the webhook worker and serves until `shutdown` resolves;

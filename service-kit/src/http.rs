@@ -164,11 +164,16 @@ pub fn probes(service: &'static str, db: crate::db::Db, migrations: MigrationsFn
 /// demands an API key; unknown routes and wrong methods get JSON errors; bodies are capped;
 /// every request gets an `X-Request-Id` (the client's, or a new one), returned in the answer
 /// and carried on to peers; and every request is logged with its id, method, path, status
-/// and latency (never headers, so never a key).
-pub fn assemble(public: Router, api: Router, keys: ApiKeys) -> Router {
+/// and latency (never headers, so never a key), and counted in `metrics`.
+pub fn assemble(
+    public: Router,
+    api: Router,
+    keys: ApiKeys,
+    metrics: &crate::metrics::Metrics,
+) -> Router {
     let api = api.route_layer(middleware::from_fn_with_state(keys, require_api_key));
-    public
-        .merge(api)
+    let routes = metrics.layer(public.merge(api));
+    routes
         .fallback(|| async { ApiError::NotFound("no such route".to_string()) })
         .method_not_allowed_fallback(|| async {
             (

@@ -11,6 +11,7 @@
 //! - [`db`]: the SQLite pool, its pragmas, embedded migrations and `spawn_blocking` access.
 //! - [`peer`]: a blocking HTTP client for service-to-service calls, run off the async threads.
 //! - [`events`]: the domain event table, `record` inside a transaction, and `GET /events`.
+//! - [`metrics`]: `/metrics` in the Prometheus text format, per-route counts and latency.
 //! - [`idempotency`]: the `Idempotency-Key` middleware and its table.
 //! - [`webhook`]: Standard Webhooks signing and verification (HMAC-SHA256, rotation).
 //! - [`catalog`]: the typed catalog client that cart and order both use.
@@ -29,6 +30,7 @@ pub mod events;
 pub mod extract;
 pub mod http;
 pub mod idempotency;
+pub mod metrics;
 pub mod money;
 pub mod peer;
 #[cfg(feature = "testing")]

@@ -593,3 +593,53 @@ fn browsers_from_the_dashboard_get_cors_preflights_answered_but_still_need_the_k
         );
     }
 }
+
+#[test]
+fn metrics_count_requests_per_route_and_show_the_webhook_backlog() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    let order_id = place_guide_order(&client, &shop, "m1");
+    client.get(&format!("{}/orders/{order_id}", shop.order.url()));
+    client.post(&format!(
+        "{}/pay?order_id={order_id}&amount=999.99",
+        shop.payment.url()
+    ));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let scrape = |url: String| {
+        let mut response = agent
+            .get(&url)
+            .header("X-API-Key", KEY)
+            .call()
+            .expect("scrape");
+        assert_eq!(response.status().as_u16(), 200);
+        response.body_mut().read_to_string().expect("text")
+    };
+    let orders = scrape(format!("{}/metrics", shop.order.url()));
+    assert!(
+        orders.contains(r#"http_requests_total{service="order-service",route="/orders/{id}",method="GET",status="200"} 2"#),
+        "{orders}"
+    );
+    assert!(
+        orders.contains("http_request_duration_seconds_bucket{"),
+        "{orders}"
+    );
+    let payments = scrape(format!("{}/metrics", shop.payment.url()));
+    assert!(
+        payments.contains(r#"webhook_backlog_pending{service="payment-service"} 0"#),
+        "{payments}"
+    );
+    assert!(
+        payments.contains(r#"route="/pay",method="POST",status="200"} 1"#),
+        "{payments}"
+    );
+    for service in shop.services() {
+        assert!(
+            scrape(format!("{}/metrics", service.url())).ends_with("# EOF\n"),
+            "{}",
+            service.name
+        );
+    }
+}

@@ -4,9 +4,13 @@ use crate::AppState;
 use crate::store;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use service_kit::ApiError;
+use service_kit::db::Db;
 use service_kit::extract::Json;
+use service_kit::metrics::Metrics;
 
 #[derive(Debug, Serialize)]
 pub struct HealthOut {
@@ -71,4 +75,28 @@ pub struct ReadyOut {
     #[serde(flatten)]
     pub readiness: service_kit::http::Readiness,
     pub webhook_backlog: Option<BacklogOut>,
+}
+
+/// The gauges `/metrics` sets from the outbox before each scrape.
+#[derive(Debug, Clone)]
+pub struct BacklogGauges {
+    pub pending: Gauge,
+    pub failed: Gauge,
+    pub oldest_pending_age_seconds: Gauge,
+}
+
+/// `GET /metrics`: request metrics plus the webhook backlog, read now.
+pub async fn metrics(db: Db, gauges: BacklogGauges, metrics: Metrics) -> Response {
+    match db.call(|conn| Ok(store::backlog(conn)?)).await {
+        Ok((pending, failed, oldest)) => {
+            gauges.pending.set(pending);
+            gauges.failed.set(failed);
+            let age = oldest.map_or(0, |t| {
+                ((service_kit::clock::unix_now_ms() - t) / 1000).max(0)
+            });
+            gauges.oldest_pending_age_seconds.set(age);
+            metrics.response()
+        }
+        Err(err) => err.into_response(),
+    }
 }
