@@ -5,7 +5,7 @@
 use serde_json::Value;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use system_tests::{Client, KEY, Shop};
 
 /// One write that may meet a dead service: `None` when there was no answer.
@@ -15,16 +15,17 @@ fn attempt(client: &Client, method: &str, url: &str, body: Option<&str>) -> Opti
         .ok()
 }
 
-/// Runs `write` from `threads` threads until `stop` is set; collects the ids it returns for
-/// answered writes.
-fn write_until_stopped<F>(threads: usize, stop: &AtomicBool, write: F) -> Vec<i64>
+/// Writes from six threads until some writes are acknowledged, kills the service while the
+/// writes keep coming, and returns the ids of every write that was answered 2xx.
+fn kill_during<F>(service: &mut system_tests::Service, write: F) -> Vec<i64>
 where
     F: Fn(&Client, usize) -> Option<i64> + Sync,
 {
+    let stop = AtomicBool::new(false);
     let acknowledged = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for t in 0..threads {
-            let (write, acknowledged) = (&write, &acknowledged);
+        for t in 0..6 {
+            let (write, acknowledged, stop) = (&write, &acknowledged, &stop);
             scope.spawn(move || {
                 let client = Client::new();
                 let mut n = 0;
@@ -36,24 +37,15 @@ where
                 }
             });
         }
-    });
-    acknowledged.into_inner().expect("lock")
-}
-
-/// Lets writes flow, kills the service mid-stream, and returns what was acknowledged.
-fn kill_during<F>(service: &mut system_tests::Service, write: F) -> Vec<i64>
-where
-    F: Fn(&Client, usize) -> Option<i64> + Sync,
-{
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let writers = scope.spawn(|| write_until_stopped(6, &stop, &write));
-        std::thread::sleep(Duration::from_millis(400));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while acknowledged.lock().expect("lock").len() < 20 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         service.kill();
         std::thread::sleep(Duration::from_millis(100));
         stop.store(true, Ordering::Relaxed);
-        writers.join().expect("writers")
-    })
+    });
+    acknowledged.into_inner().expect("lock")
 }
 
 fn integrity(shop: &Shop, file: &str) -> String {
