@@ -180,12 +180,14 @@ async fn a_line_never_holds_more_than_the_maximum() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_catalog_that_is_down_failing_garbled_or_slow_lets_the_add_through_unverified() {
+async fn a_catalog_that_is_down_failing_garbled_slow_or_redirecting_lets_the_add_through_unverified()
+ {
     let catalog = FakeCatalog::start().await;
     for (mode, user) in [
         (CatalogMode::Failing, "failing"),
         (CatalogMode::Garbage, "garbage"),
         (CatalogMode::Slow, "slow"),
+        (CatalogMode::Redirect, "redirected"),
     ] {
         catalog.set_mode(mode);
         let (_dir, app) = app(&catalog.url);

@@ -125,6 +125,8 @@ pub enum CatalogMode {
     Garbage = 2,
     /// Waits five seconds before answering.
     Slow = 3,
+    /// Answers 302, pointing at itself.
+    Redirect = 4,
 }
 
 /// A stand-in catalog-service on a port-0 loopback socket, switchable between modes. It
@@ -149,6 +151,13 @@ impl FakeCatalog {
                 1 => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
                 2 => return "<html>not json</html>".into_response(),
                 3 => tokio::time::sleep(std::time::Duration::from_secs(5)).await,
+                4 => {
+                    return (
+                        StatusCode::FOUND,
+                        [(axum::http::header::LOCATION, format!("/products/{id}"))],
+                    )
+                        .into_response();
+                }
                 _ => {}
             }
             let (name, price) = match id {
