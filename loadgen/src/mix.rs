@@ -75,11 +75,6 @@ impl Mix {
     pub fn total(&self) -> u32 {
         self.0.iter().map(|(_, w)| w).sum()
     }
-
-    /// True when some journey places orders that should end up paid.
-    pub fn has(&self, journey: Journey) -> bool {
-        self.0.iter().any(|(j, w)| *j == journey && *w > 0)
-    }
 }
 
 #[cfg(test)]

@@ -51,11 +51,6 @@ impl ApiKeys {
         self
     }
 
-    /// The first key, which this service sends when it calls a peer.
-    pub fn primary(&self) -> Option<&Secret> {
-        self.keys.first()
-    }
-
     /// Which key `candidate` is, if any. Every key is compared in constant time and all are
     /// compared, so timing tells nothing about which key nearly matched.
     pub fn matching(&self, candidate: &[u8]) -> Option<usize> {

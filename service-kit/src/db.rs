@@ -164,13 +164,6 @@ impl Db {
         })
         .await
     }
-
-    /// A blocking connection, for start-up work and tests outside the async runtime.
-    pub fn get_blocking(
-        &self,
-    ) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, ApiError> {
-        Ok(self.pool.get()?)
-    }
 }
 
 #[cfg(test)]

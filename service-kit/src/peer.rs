@@ -177,7 +177,7 @@ impl PeerClient {
     }
 
     /// Decodes a JSON body from this peer, naming the peer in the error.
-    pub fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, PeerError> {
+    fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, PeerError> {
         serde_json::from_slice(body).map_err(|e| PeerError::Garbage {
             peer: self.name,
             detail: e.to_string(),
