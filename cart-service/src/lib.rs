@@ -172,12 +172,8 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             "/cart/{user_id}/items/{product_id}",
             put(cart::items_update).delete(cart::items_remove),
         )
-        .with_state(state.clone())
-        .merge(service_kit::events::routes(state.db.clone()));
-    let probes = service_kit::http::probes(SERVICE, state.db, migrations);
-    let metrics = service_kit::metrics::MetricsBuilder::new(SERVICE).finish();
-    let api = api.merge(metrics.route());
-    service_kit::http::assemble(probes, api, keys, &metrics)
+        .with_state(state.clone());
+    service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

@@ -101,12 +101,8 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             "/reservations/{order_id}/release",
             post(reservations::reservations_release),
         )
-        .with_state(state.clone())
-        .merge(events::routes(state.db.clone()));
-    let probes = service_kit::http::probes(SERVICE, state.db, migrations);
-    let metrics = service_kit::metrics::MetricsBuilder::new(SERVICE).finish();
-    let api = api.merge(metrics.route());
-    service_kit::http::assemble(probes, api, keys, &metrics)
+        .with_state(state.clone());
+    service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

@@ -112,12 +112,8 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .route("/orders/{id}", get(orders::orders_get))
         .route("/orders/{id}/status", put(orders::orders_status_update))
         .route("/orders/{id}/payment", post(orders::orders_payment))
-        .with_state(state.clone())
-        .merge(service_kit::events::routes(state.db.clone()));
-    let probes = service_kit::http::probes(SERVICE, state.db, migrations);
-    let metrics = service_kit::metrics::MetricsBuilder::new(SERVICE).finish();
-    let api = api.merge(metrics.route());
-    service_kit::http::assemble(probes, api, keys, &metrics)
+        .with_state(state.clone());
+    service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

@@ -160,6 +160,22 @@ pub fn probes(service: &'static str, db: crate::db::Db, migrations: MigrationsFn
     )
 }
 
+/// The usual service: its `api` routes plus `GET /events` and `GET /metrics` (behind the key),
+/// `/health` and `/ready` (open), all assembled as [`assemble`] does.
+pub fn standard_service(
+    service: &'static str,
+    db: crate::db::Db,
+    migrations: MigrationsFn,
+    api: Router,
+    keys: ApiKeys,
+) -> Router {
+    let metrics = crate::metrics::MetricsBuilder::new(service).finish();
+    let api = api
+        .merge(crate::events::routes(db.clone()))
+        .merge(metrics.route());
+    assemble(probes(service, db, migrations), api, keys, &metrics)
+}
+
 /// Puts a service together: `public` routes (health) answer anyone; every `api` route
 /// demands an API key; unknown routes and wrong methods get JSON errors; bodies are capped;
 /// every request gets an `X-Request-Id` (the client's, or a new one), returned in the answer
