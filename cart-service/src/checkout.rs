@@ -34,6 +34,17 @@ pub enum Step {
 }
 
 impl Step {
+    /// Every step, in order.
+    pub const ALL: [Step; 7] = [
+        Step::Validate,
+        Step::Order,
+        Step::Reserve,
+        Step::Pay,
+        Step::Commit,
+        Step::Clear,
+        Step::Done,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,17 +60,7 @@ impl Step {
 
     /// Reads a stored name.
     pub fn parse(text: &str) -> Option<Step> {
-        [
-            Step::Validate,
-            Step::Order,
-            Step::Reserve,
-            Step::Pay,
-            Step::Commit,
-            Step::Clear,
-            Step::Done,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        Step::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 
@@ -582,17 +583,10 @@ mod tests {
     fn steps_are_ordered_and_round_trip_their_names() {
         assert!(Step::Validate < Step::Order && Step::Order < Step::Reserve);
         assert!(Step::Reserve < Step::Pay && Step::Pay < Step::Commit);
-        for step in [
-            Step::Validate,
-            Step::Order,
-            Step::Reserve,
-            Step::Pay,
-            Step::Commit,
-            Step::Clear,
-            Step::Done,
-        ] {
+        for step in Step::ALL {
             assert_eq!(Step::parse(step.as_str()), Some(step));
         }
+        assert!(Step::ALL.windows(2).all(|pair| pair[0] < pair[1]));
         assert_eq!(Step::parse("ship"), None);
     }
 
