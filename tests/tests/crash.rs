@@ -204,3 +204,56 @@ fn fifty_concurrent_writers_never_see_a_locked_database() {
     );
     assert!(!shop.order.log_text().contains("database is locked"));
 }
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_and_exits_zero_within_ten_seconds() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    let (status, _) = client.post(&format!("{}/cart/term/add?product_id=2", shop.cart.url()));
+    assert_eq!(status, 200);
+    // The checkout waits at its pay step while payment-service is frozen.
+    shop.payment.pause();
+    let url = format!("{}/cart/term/checkout", shop.cart.url());
+    let in_flight = {
+        let client = client.clone();
+        std::thread::spawn(move || client.try_call("POST", &url, None, &[("X-API-Key", KEY)]))
+    };
+    let cart_url = shop.cart.url();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, checkouts) = client.get(&format!("{cart_url}/checkouts?user_id=term"));
+        if checkouts[0]["step"] == "pay" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the checkout never reached its pay step"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stopping = Instant::now();
+    let cart = std::thread::scope(|scope| {
+        let stopped = scope.spawn(|| shop.cart.stop());
+        std::thread::sleep(Duration::from_millis(500));
+        // No new request is taken while the old one is still being served.
+        let refused = attempt(&client, "GET", &format!("{cart_url}/health"), None);
+        assert!(
+            refused.is_none(),
+            "a stopping service accepted a new request: {refused:?}"
+        );
+        shop.payment.resume();
+        stopped.join().expect("stop")
+    });
+    assert!(cart, "cart-service exits 0 on SIGTERM");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        stopping.elapsed()
+    );
+    let (status, checkout) = in_flight
+        .join()
+        .expect("thread")
+        .expect("the request in flight was answered");
+    assert_eq!(status, 201, "{checkout}");
+    assert_eq!(checkout["status"], "completed");
+}
