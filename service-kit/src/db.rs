@@ -65,6 +65,9 @@ pub struct Db {
     /// 100 ms) before trying again; queueing in-process instead keeps a burst of writes from
     /// turning into a burst of sleeps.
     write_turn: std::sync::Arc<std::sync::Mutex<()>>,
+    /// Why the last write could not reach the disk, until a write succeeds again: what
+    /// `/health` reports.
+    storage_problem: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// Connections wait this long for a writer's lock before giving up with SQLITE_BUSY.
@@ -125,6 +128,7 @@ impl Db {
         Ok(Db {
             pool,
             write_turn: Default::default(),
+            storage_problem: Default::default(),
         })
     }
 
@@ -152,17 +156,37 @@ impl Db {
         T: Send + 'static,
     {
         let turn = self.write_turn.clone();
-        self.call(move |conn| {
-            // A poisoned lock only means another writer panicked; the database is intact.
-            let _turn = turn
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })
-        .await
+        let outcome = self
+            .call(move |conn| {
+                // A poisoned lock only means another writer panicked; the database is intact.
+                let _turn = turn
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let value = f(&tx)?;
+                tx.commit()?;
+                Ok(value)
+            })
+            .await;
+        let mut problem = self
+            .storage_problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &outcome {
+            Err(ApiError::Storage(why)) => *problem = Some(why.clone()),
+            Ok(_) => *problem = None,
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    /// Why the last write could not reach the disk, if it could not (cleared by the next
+    /// write that does).
+    pub fn storage_problem(&self) -> Option<String> {
+        self.storage_problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -44,6 +44,9 @@ pub enum ApiError {
     /// 422: the request parsed but breaks a business rule.
     #[error("{0}")]
     Validation(String),
+    /// 503: the database file cannot be written (disk full, read-only).
+    #[error("{0}")]
+    Storage(String),
     /// 503: a dependency this request cannot do without (the database, a peer) is unavailable.
     #[error("{0}")]
     Unavailable(String),
@@ -89,6 +92,7 @@ impl ApiError {
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -102,7 +106,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(%detail, "request failed with an internal error");
                 "internal error".to_string()
             }
-            ApiError::Unavailable(detail) => {
+            ApiError::Unavailable(detail) | ApiError::Storage(detail) => {
                 tracing::warn!(%detail, "request failed: dependency unavailable");
                 detail.clone()
             }
@@ -112,7 +116,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail { code, message },
         };
         let retry_after = match &self {
-            ApiError::Unavailable(_) => Some(1),
+            ApiError::Unavailable(_) | ApiError::Storage(_) => Some(1),
             ApiError::RateLimited(seconds) => Some(*seconds),
             _ => None,
         };
@@ -131,11 +135,12 @@ impl From<rusqlite::Error> for ApiError {
     fn from(err: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;
         match err.sqlite_error_code() {
-            // A full disk, a read-only file or a lock held past busy_timeout is an outage of
-            // storage, not a bug: say so and let the client retry.
-            Some(ErrorCode::DiskFull | ErrorCode::ReadOnly | ErrorCode::DatabaseBusy) => {
-                ApiError::Unavailable(format!("database unavailable: {err}"))
+            // A full disk or a read-only file is an outage of storage, not a bug: say so and
+            // let the client retry once it is fixed.
+            Some(ErrorCode::DiskFull | ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
+                ApiError::Storage(format!("cannot write the database: {err}"))
             }
+            Some(ErrorCode::DatabaseBusy) => ApiError::Unavailable(format!("database busy: {err}")),
             _ => ApiError::Internal(format!("database error: {err}")),
         }
     }
@@ -158,7 +163,7 @@ mod tests {
     }
 
     #[test]
-    fn every_variant_has_a_distinct_status() {
+    fn every_variant_has_a_distinct_code_and_an_error_status() {
         let errors = [
             ApiError::BadRequest(String::new()),
             ApiError::Unauthorized(String::new()),
@@ -173,14 +178,13 @@ mod tests {
             ApiError::Validation(String::new()),
             ApiError::RateLimited(1),
             ApiError::Unavailable(String::new()),
+            ApiError::Storage(String::new()),
             ApiError::Internal(String::new()),
         ];
-        let mut statuses: Vec<u16> = errors
-            .iter()
-            .map(|e| e.status_and_code().0.as_u16())
-            .collect();
-        statuses.sort_unstable();
-        statuses.dedup();
-        assert_eq!(statuses.len(), errors.len());
+        assert!(errors.iter().all(|e| e.status_and_code().0.as_u16() >= 400));
+        let mut codes: Vec<&str> = errors.iter().map(|e| e.status_and_code().1).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), errors.len());
     }
 }

@@ -78,21 +78,33 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The body of a plain `GET /health`.
 #[derive(Debug, Serialize)]
 pub struct Health {
-    /// Always `"ok"` when the process answers.
+    /// `ok`, or `unhealthy` when the last write could not reach the disk.
     pub status: &'static str,
     /// Which service answered.
     pub service: &'static str,
+    /// Why it is unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
-/// A `/health` route that answers 200 without a key.
-pub fn health_route(service: &'static str) -> Router {
+/// `GET /health` without a key: 200 while the service can write its database, 503 with the
+/// reason after a write failed for lack of storage (until a write succeeds again).
+pub fn health_route(service: &'static str, db: crate::db::Db) -> Router {
     Router::new().route(
         "/health",
         get(move || async move {
-            axum::Json(Health {
-                status: "ok",
+            let problem = db.storage_problem();
+            let status = if problem.is_some() {
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                axum::http::StatusCode::OK
+            };
+            let health = Health {
+                status: if problem.is_some() { "unhealthy" } else { "ok" },
                 service,
-            })
+                problem,
+            };
+            (status, axum::Json(health))
         }),
     )
 }
@@ -146,7 +158,7 @@ pub async fn readiness(
 /// `GET /health` (alive) and `GET /ready` (database reachable, migrations applied: 200, else
 /// 503), both answering without a key.
 pub fn probes(service: &'static str, db: crate::db::Db, migrations: MigrationsFn) -> Router {
-    health_route(service).route(
+    health_route(service, db.clone()).route(
         "/ready",
         get(move || async move {
             let ready = readiness(service, &db, migrations).await;

@@ -257,3 +257,95 @@ fn sigterm_lets_a_request_in_flight_finish_and_exits_zero_within_ten_seconds() {
     assert_eq!(status, 201, "{checkout}");
     assert_eq!(checkout["status"], "completed");
 }
+
+/// A tmpfs of `size` at `dir`, unmounted when dropped. Needs root, as CI runs.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: std::path::PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&dir).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs failed: this test needs root, as CI has"
+        );
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_503_and_an_unhealthy_service_that_recovers_when_space_is_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = SmallDisk::mount(dir.path().join("disk"), "2m");
+    let args = vec![
+        "--db".to_string(),
+        disk.0.join("orders.db").display().to_string(),
+        "--catalog-url".to_string(),
+        "http://127.0.0.1:1".to_string(),
+    ];
+    let mut order =
+        system_tests::Service::start("order-service", args, dir.path().join("order.log"));
+    let client = Client::new();
+    let place = |n: usize| {
+        let body = r#"[{"product_id":1,"quantity":1,"price":999.99}]"#;
+        client.call(
+            "POST",
+            &format!("{}/orders?user_id=disk{n}", order.url()),
+            Some(body),
+        )
+    };
+    assert_eq!(place(0).0, 201);
+
+    // Fill the disk to the last byte.
+    let filler = disk.0.join("filler");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 16 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.write_all(&[0u8; 512]);
+        let _ = file.sync_all();
+    }
+    let mut refused = None;
+    for n in 1..2000 {
+        let (status, body) = place(n);
+        assert_ne!(status, 500, "a full disk is not a bug: {body}");
+        if status == 503 {
+            refused = Some(body);
+            break;
+        }
+    }
+    let refused = refused.expect("the disk never filled up");
+    assert_eq!(refused["error"]["code"], "storage_unavailable", "{refused}");
+    let (status, health) =
+        client.call_with_key("GET", &format!("{}/health", order.url()), None, None);
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "unhealthy");
+    let (status, _) = client.get(&format!("{}/orders?limit=1", order.url()));
+    assert_eq!(
+        status, 200,
+        "reads still work: the process is alive, not in a panic loop"
+    );
+
+    // Space is back: the next write succeeds and health recovers, without a restart.
+    std::fs::remove_file(&filler).expect("remove filler");
+    assert_eq!(place(9_999).0, 201);
+    let (status, health) =
+        client.call_with_key("GET", &format!("{}/health", order.url()), None, None);
+    assert_eq!(status, 200, "{health}");
+    assert!(order.stop(), "exits 0 on SIGTERM");
+    drop(disk);
+}

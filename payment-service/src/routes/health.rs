@@ -30,6 +30,9 @@ pub struct BacklogOut {
 }
 
 pub async fn health(State(state): State<AppState>) -> Result<Json<HealthOut>, ApiError> {
+    if let Some(problem) = state.db.storage_problem() {
+        return Err(ApiError::Storage(problem));
+    }
     let (pending, failed, oldest) = state.db.call(|conn| Ok(store::backlog(conn)?)).await?;
     let now_ms = service_kit::clock::unix_now_ms();
     Ok(Json(HealthOut {
