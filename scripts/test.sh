@@ -3,7 +3,8 @@
 # binaries), the testing guide's curl commands against the release build started by
 # scripts/start-all.sh, and the dashboard in headless Chromium against that same shop.
 # Installs what it needs when it is missing (apt: curl jq openssl chromium; npm:
-# playwright-core, pinned in tests/dashboard/package-lock.json).
+# playwright-core, pinned in tests/dashboard/package-lock.json; PyPI: schemathesis, pinned,
+# into target/schemathesis-venv).
 #
 # Environment (optional):
 #   GUIDE_PORT_BASE  first of four free ports for the guide run (default 18001: cart, then
@@ -17,6 +18,7 @@ cd "$root"
 step() { printf '\n==> %s\n' "$*"; }
 
 need_apt=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 for tool in curl jq openssl python3; do
   command -v "$tool" >/dev/null || need_apt+=("$tool")
 done
@@ -93,6 +95,30 @@ target/release/loadgen --users 8 --duration 3s --mix browse=40,add=30,checkout=2
   --restock 100000 --settle 30s | tee "$guide_data/loadgen.out"
 loadgen_passed="$(grep -c '^  PASS ' "$guide_data/loadgen.out" || true)"
 
+step "contract: Schemathesis against catalog-service's OpenAPI document"
+venv="$root/target/schemathesis-venv"
+if [[ ! -x "$venv/bin/schemathesis" ]]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "schemathesis==4.32.5"
+fi
+contract_data="$(mktemp -d)"
+contract_port=$((base + 90))
+RATE_LIMIT=0 target/release/catalog-service --port "$contract_port" --db "$contract_data/products.db" \
+  >"$contract_data/catalog.log" 2>&1 &
+contract_pid=$!
+until curl -fsS "http://127.0.0.1:$contract_port/health" >/dev/null 2>&1; do sleep 0.05; done
+contract_ok=0
+"$venv/bin/schemathesis" run "http://127.0.0.1:$contract_port/openapi.json" \
+  --url "http://127.0.0.1:$contract_port" -H "X-API-Key: $API_KEY" --max-examples 30 \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,ignored_auth \
+  | tee "$guide_data/schemathesis.out" || contract_ok=$?
+kill "$contract_pid"; wait "$contract_pid" 2>/dev/null || true
+rm -rf "$contract_data"
+if [[ "$contract_ok" != 0 ]]; then
+  echo "Schemathesis found a contract violation (see above)" >&2
+  exit 1
+fi
+
 step "dashboard in headless Chromium (screenshots in target/dashboard-screenshots/)"
 dashboard_url="$(grep -o 'http://127.0.0.1:[0-9]*/?cart=[^ ]*' "$guide_data/start-all.out" | head -n 1)"
 (cd tests/dashboard && DASHBOARD_URL="$dashboard_url" PID_DIR="$guide_data/pids" \
@@ -102,4 +128,5 @@ browser_passed="$(awk '/^# pass / { print $3 } /^ℹ pass / { print $3 }' "$guid
 echo
 echo "cargo tests: $unit_passed passed, $unit_failed failed; testing guide: $guide_passed passed;" \
   "loadgen invariants: $loadgen_passed passed; browser: ${browser_passed:-0} passed"
-echo "all: $((unit_passed + guide_passed + loadgen_passed + ${browser_passed:-0})) passed, $unit_failed failed"
+echo "contract: Schemathesis passed against catalog-service"
+echo "all: $((unit_passed + guide_passed + loadgen_passed + ${browser_passed:-0} + 1)) passed, $unit_failed failed"

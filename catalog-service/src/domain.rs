@@ -13,7 +13,7 @@ pub const MAX_PRICE: Cents = Cents::new(100_000_000);
 pub const MAX_STOCK: i64 = 1_000_000;
 
 /// A product's fields as an admin sends them; every field optional so `PUT` can change some.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct ProductFields {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -68,7 +68,7 @@ impl ProductFields {
 }
 
 /// Where a reservation is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReservationStatus {
     Reserved,
@@ -119,7 +119,7 @@ pub fn transition(current: ReservationStatus, target: ReservationStatus) -> Tran
 }
 
 /// One line of a reservation request.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct LineIn {
     pub product_id: i64,
     pub quantity: i64,

@@ -23,6 +23,7 @@ use service_kit::config::CommonArgs;
 use service_kit::db::{Db, Durability};
 use service_kit::domain::Id;
 use service_kit::events;
+use service_kit::openapi::ApiKeyScheme;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,6 +65,26 @@ pub struct AppState {
     pub reservation_ttl: Duration,
 }
 
+/// The catalog's OpenAPI document, generated from the handlers.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    info(title = "catalog-service", description = "Products, prices, stock and reservations."),
+    paths(
+        routes::products::products_list,
+        routes::products::products_get,
+        routes::products::products_create,
+        routes::products::products_update,
+        routes::products::products_delete,
+        routes::reservations::reservations_create,
+        routes::reservations::reservations_get,
+        routes::reservations::reservations_commit,
+        routes::reservations::reservations_release,
+        service_kit::events::events_feed,
+    ),
+    modifiers(&ApiKeyScheme)
+)]
+pub struct ApiDoc;
+
 /// The schema, in order. Never edit an applied entry; add a new one.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -102,7 +123,9 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             post(reservations::reservations_release),
         )
         .with_state(state.clone());
+    let document = <ApiDoc as utoipa::OpenApi>::openapi();
     service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys)
+        .merge(service_kit::openapi::route(document))
 }
 
 /// Opens the database and serves until `shutdown` resolves.

@@ -432,3 +432,28 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
     let (status, _) = send(&app, Call::new("GET", "/health").key(None)).await;
     assert_eq!(status, StatusCode::OK, "probes are not limited");
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_without_a_key_and_names_the_key_scheme() {
+    let (_dir, app) = app();
+    let (status, doc) = send(&app, Call::new("GET", "/openapi.json").key(None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["name"],
+        "X-API-Key"
+    );
+    for path in [
+        "/products",
+        "/products/{id}",
+        "/reservations",
+        "/reservations/{order_id}/release",
+        "/events",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    assert_eq!(
+        doc["paths"]["/products/{id}"]["get"]["responses"]["404"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+}

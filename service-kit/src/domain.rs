@@ -99,7 +99,8 @@ impl Quantity {
 }
 
 /// `?limit=&offset=` on every list route. Lists are always capped at [`Page::MAX`].
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// Rows wanted (1 to [`Page::MAX`], default [`Page::DEFAULT`]).
     pub limit: Option<u32>,

@@ -56,14 +56,14 @@ pub enum ApiError {
 }
 
 /// The JSON body of every error answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// The error object.
     pub error: ErrorDetail,
 }
 
 /// The `error` object: a stable machine-readable code and a sentence for people.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable code, e.g. `not_found`.
     pub code: &'static str,

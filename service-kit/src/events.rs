@@ -42,7 +42,7 @@ pub fn record(
 }
 
 /// One event in the feed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventOut {
     /// Position in this service's feed.
     pub seq: i64,
@@ -56,11 +56,13 @@ pub struct EventOut {
     /// The `X-Request-Id` of the journey that caused it.
     pub correlation_id: Option<String>,
     /// What happened.
+    #[schema(value_type = Object)]
     pub payload: Value,
 }
 
 /// `GET /events?after=SEQ&limit=N&type=T&correlation_id=C`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedParams {
     /// Only events after this sequence number.
     pub after: Option<i64>,
@@ -103,7 +105,20 @@ pub fn list(conn: &Connection, params: &FeedParams) -> rusqlite::Result<Vec<Even
     .collect()
 }
 
-async fn events_feed(
+/// The service's domain events, in sequence order.
+#[utoipa::path(
+    get,
+    path = "/events",
+    params(FeedParams),
+    responses(
+        (status = 200, description = "Events after `after`", body = [EventOut]),
+        (status = 400, description = "A parameter of the wrong type", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong X-API-Key", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the key's rate", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn events_feed(
     State(db): State<Db>,
     Query(params): Query<FeedParams>,
 ) -> Result<Json<Vec<EventOut>>, ApiError> {

@@ -12,6 +12,7 @@
 //! - [`peer`]: a blocking HTTP client for service-to-service calls, run off the async threads.
 //! - [`events`]: the domain event table, `record` inside a transaction, and `GET /events`.
 //! - [`metrics`]: `/metrics` in the Prometheus text format, per-route counts and latency.
+//! - [`openapi`]: the `X-API-Key` scheme and the `/openapi.json` route.
 //! - [`idempotency`]: the `Idempotency-Key` middleware and its table.
 //! - [`webhook`]: Standard Webhooks signing and verification (HMAC-SHA256, rotation).
 //! - [`catalog`]: the typed catalog client that cart and order both use.
@@ -32,6 +33,7 @@ pub mod http;
 pub mod idempotency;
 pub mod metrics;
 pub mod money;
+pub mod openapi;
 pub mod peer;
 #[cfg(feature = "testing")]
 pub mod testing;

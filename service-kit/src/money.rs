@@ -159,6 +159,21 @@ impl Visitor<'_> for CentsVisitor {
     }
 }
 
+impl utoipa::PartialSchema for Cents {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Number)
+            .description(Some(
+                "An amount of money with at most two decimals, e.g. 999.99",
+            ))
+            .minimum(Some(-10_000_000_000.0))
+            .maximum(Some(10_000_000_000.0))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Cents {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,11 +8,12 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page};
+use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query};
 use service_kit::money::Cents;
 
 /// A product as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProductOut {
     pub id: i64,
     pub name: String,
@@ -23,6 +24,20 @@ pub struct ProductOut {
     pub updated_at: String,
 }
 
+/// Products on sale, by id.
+#[utoipa::path(
+    get,
+    path = "/products",
+    params(Page),
+    responses(
+        (status = 200, description = "Products", body = [ProductOut]),
+        (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
+        (status = 429, description = "Over the key's rate", body = ErrorBody),
+        (status = 503, description = "The database cannot be used", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn products_list(
     State(state): State<AppState>,
     Query(page): Query<Page>,
@@ -34,6 +49,22 @@ pub async fn products_list(
     Ok(Json(products))
 }
 
+/// One product on sale.
+#[utoipa::path(
+    get,
+    path = "/products/{id}",
+    params(("id" = i64, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "The product", body = ProductOut),
+        (status = 400, description = "Not a number", body = ErrorBody),
+        (status = 404, description = "No such product on sale", body = ErrorBody),
+        (status = 422, description = "Not a positive id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
+        (status = 429, description = "Over the key's rate", body = ErrorBody),
+        (status = 503, description = "The database cannot be used", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn products_get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -48,6 +79,23 @@ pub async fn products_get(
         .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))
 }
 
+/// Adds a product.
+#[utoipa::path(
+    post,
+    path = "/products",
+    request_body = ProductFields,
+    responses(
+        (status = 201, description = "The new product", body = ProductOut),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "A missing or invalid field", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
+        (status = 429, description = "Over the key's rate", body = ErrorBody),
+        (status = 503, description = "The database cannot be used", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn products_create(
     State(state): State<AppState>,
     Json(fields): Json<ProductFields>,
@@ -60,6 +108,25 @@ pub async fn products_create(
     Ok((StatusCode::CREATED, Json(product)))
 }
 
+/// Changes a product's name, description, price or stock.
+#[utoipa::path(
+    put,
+    path = "/products/{id}",
+    params(("id" = i64, Path, description = "Product id")),
+    request_body = ProductFields,
+    responses(
+        (status = 200, description = "The product as it is now", body = ProductOut),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 404, description = "No such product on sale", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "An invalid field", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
+        (status = 429, description = "Over the key's rate", body = ErrorBody),
+        (status = 503, description = "The database cannot be used", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn products_update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -77,6 +144,21 @@ pub async fn products_update(
 
 /// Hides a product from the catalog; its row stays, so carts and orders that name it still
 /// make sense.
+#[utoipa::path(
+    delete,
+    path = "/products/{id}",
+    params(("id" = i64, Path, description = "Product id")),
+    responses(
+        (status = 204, description = "Hidden from the catalog"),
+        (status = 400, description = "Not a number", body = ErrorBody),
+        (status = 404, description = "No such product on sale", body = ErrorBody),
+        (status = 422, description = "Not a positive id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
+        (status = 429, description = "Over the key's rate", body = ErrorBody),
+        (status = 503, description = "The database cannot be used", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn products_delete(
     State(state): State<AppState>,
     Path(id): Path<i64>,

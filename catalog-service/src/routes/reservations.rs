@@ -11,12 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use service_kit::ApiError;
 use service_kit::domain::Id;
+use service_kit::error::ErrorBody;
 use service_kit::events;
 use service_kit::extract::{Json, Path};
 use service_kit::http::correlation_id;
 
 /// A reservation as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReservationOut {
     pub order_id: i64,
     pub status: ReservationStatus,
@@ -30,27 +31,46 @@ pub struct ReservationOut {
 }
 
 /// One reserved line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReservationLineOut {
     pub product_id: i64,
     pub quantity: i64,
 }
 
 /// `POST /reservations` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ReserveIn {
     pub order_id: i64,
     pub lines: Vec<LineIn>,
 }
 
 /// Optional body of a release.
-#[derive(Debug, Default, Deserialize)]
-struct ReleaseIn {
-    reason: Option<String>,
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct ReleaseIn {
+    pub reason: Option<String>,
 }
 
 use service_kit::clock::unix_now_ms as now_ms;
 
+/// Reserves every line or none, for one order.
+#[utoipa::path(
+    post,
+    path = "/reservations",
+    request_body = ReserveIn,
+    responses(
+        (status = 201, description = "Reserved", body = ReservationOut),
+        (status = 200, description = "This order's reservation, already made", body = ReservationOut),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "Out of stock", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Unknown product or invalid line", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
+        (status = 429, description = "Over the key's rate", body = ErrorBody),
+        (status = 503, description = "The database cannot be used", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn reservations_create(
     State(state): State<AppState>,
     Json(body): Json<ReserveIn>,
@@ -113,6 +133,22 @@ pub async fn reservations_create(
     }
 }
 
+/// One order's reservation.
+#[utoipa::path(
+    get,
+    path = "/reservations/{order_id}",
+    params(("order_id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The reservation", body = ReservationOut),
+        (status = 400, description = "Not a number", body = ErrorBody),
+        (status = 404, description = "No reservation for the order", body = ErrorBody),
+        (status = 422, description = "Not a positive id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
+        (status = 429, description = "Over the key's rate", body = ErrorBody),
+        (status = 503, description = "The database cannot be used", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn reservations_get(
     State(state): State<AppState>,
     Path(order_id): Path<i64>,
@@ -168,6 +204,23 @@ pub async fn settle(
         .await
 }
 
+/// Commits a reservation: its stock is sold.
+#[utoipa::path(
+    post,
+    path = "/reservations/{order_id}/commit",
+    params(("order_id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The reservation as it is now", body = ReservationOut),
+        (status = 400, description = "Not a number or malformed body", body = ErrorBody),
+        (status = 404, description = "No reservation for the order", body = ErrorBody),
+        (status = 409, description = "Already settled the other way", body = ErrorBody),
+        (status = 422, description = "Not a positive id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
+        (status = 429, description = "Over the key's rate", body = ErrorBody),
+        (status = 503, description = "The database cannot be used", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn reservations_commit(
     State(state): State<AppState>,
     Path(order_id): Path<i64>,
@@ -178,6 +231,24 @@ pub async fn reservations_commit(
     ))
 }
 
+/// Releases a reservation: its stock is back on sale.
+#[utoipa::path(
+    post,
+    path = "/reservations/{order_id}/release",
+    params(("order_id" = i64, Path, description = "Order id")),
+    request_body(content = Option<ReleaseIn>, description = "Why (optional)"),
+    responses(
+        (status = 200, description = "The reservation as it is now", body = ReservationOut),
+        (status = 400, description = "Not a number or malformed body", body = ErrorBody),
+        (status = 404, description = "No reservation for the order", body = ErrorBody),
+        (status = 409, description = "Already settled the other way", body = ErrorBody),
+        (status = 422, description = "Not a positive id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
+        (status = 429, description = "Over the key's rate", body = ErrorBody),
+        (status = 503, description = "The database cannot be used", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn reservations_release(
     State(state): State<AppState>,
     Path(order_id): Path<i64>,

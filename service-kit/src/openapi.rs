@@ -1,0 +1,36 @@
+//! The OpenAPI pieces every service shares: the `X-API-Key` security scheme, and the
+//! `GET /openapi.json` route serving a service's document (no UI: nothing to download).
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::Modify;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+
+/// Adds the `api_key` scheme (`X-API-Key` header) that every protected path names.
+#[derive(Debug)]
+pub struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// `GET /openapi.json`, open like the probes.
+pub fn route(document: OpenApi) -> Router {
+    let json = document.to_json().unwrap_or_else(|_| "{}".to_string());
+    Router::new().route(
+        "/openapi.json",
+        get(move || async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                json,
+            )
+        }),
+    )
+}
