@@ -113,8 +113,7 @@ pub fn list(conn: &Connection, params: &FeedParams) -> rusqlite::Result<Vec<Even
     responses(
         (status = 200, description = "Events after `after`", body = [EventOut]),
         (status = 400, description = "A parameter of the wrong type", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or wrong X-API-Key", body = crate::error::ErrorBody),
-        (status = 429, description = "Over the key's rate", body = crate::error::ErrorBody),
+        crate::openapi::ProtectedErrors,
     ),
     security(("api_key" = []))
 )]

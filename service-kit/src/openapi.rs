@@ -7,6 +7,21 @@ use utoipa::Modify;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
+/// The answers every key-protected route may give besides its own: document them with
+/// `responses(..., ProtectedErrors)`.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum ProtectedErrors {
+    /// 401.
+    #[response(status = 401, description = "Missing or wrong X-API-Key")]
+    Unauthorized(crate::error::ErrorBody),
+    /// 429.
+    #[response(status = 429, description = "Over the key's rate")]
+    RateLimited(crate::error::ErrorBody),
+    /// 503.
+    #[response(status = 503, description = "The database cannot be used")]
+    Unavailable(crate::error::ErrorBody),
+}
+
 /// Adds the `api_key` scheme (`X-API-Key` header) that every protected path names.
 #[derive(Debug)]
 pub struct ApiKeyScheme;

@@ -11,6 +11,7 @@ use service_kit::domain::{Id, Page};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query};
 use service_kit::money::Cents;
+use service_kit::openapi::ProtectedErrors;
 
 /// A product as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -32,9 +33,7 @@ pub struct ProductOut {
     responses(
         (status = 200, description = "Products", body = [ProductOut]),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
-        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
-        (status = 429, description = "Over the key's rate", body = ErrorBody),
-        (status = 503, description = "The database cannot be used", body = ErrorBody),
+        ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
@@ -59,9 +58,7 @@ pub async fn products_list(
         (status = 400, description = "Not a number", body = ErrorBody),
         (status = 404, description = "No such product on sale", body = ErrorBody),
         (status = 422, description = "Not a positive id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
-        (status = 429, description = "Over the key's rate", body = ErrorBody),
-        (status = 503, description = "The database cannot be used", body = ErrorBody),
+        ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
@@ -90,9 +87,7 @@ pub async fn products_get(
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "A missing or invalid field", body = ErrorBody),
-        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
-        (status = 429, description = "Over the key's rate", body = ErrorBody),
-        (status = 503, description = "The database cannot be used", body = ErrorBody),
+        ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
@@ -121,9 +116,7 @@ pub async fn products_create(
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "An invalid field", body = ErrorBody),
-        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
-        (status = 429, description = "Over the key's rate", body = ErrorBody),
-        (status = 503, description = "The database cannot be used", body = ErrorBody),
+        ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
@@ -153,9 +146,7 @@ pub async fn products_update(
         (status = 400, description = "Not a number", body = ErrorBody),
         (status = 404, description = "No such product on sale", body = ErrorBody),
         (status = 422, description = "Not a positive id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
-        (status = 429, description = "Over the key's rate", body = ErrorBody),
-        (status = 503, description = "The database cannot be used", body = ErrorBody),
+        ProtectedErrors,
     ),
     security(("api_key" = []))
 )]

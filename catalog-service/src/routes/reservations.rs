@@ -15,6 +15,7 @@ use service_kit::error::ErrorBody;
 use service_kit::events;
 use service_kit::extract::{Json, Path};
 use service_kit::http::correlation_id;
+use service_kit::openapi::ProtectedErrors;
 
 /// A reservation as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -65,9 +66,7 @@ use service_kit::clock::unix_now_ms as now_ms;
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Unknown product or invalid line", body = ErrorBody),
-        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
-        (status = 429, description = "Over the key's rate", body = ErrorBody),
-        (status = 503, description = "The database cannot be used", body = ErrorBody),
+        ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
@@ -143,9 +142,7 @@ pub async fn reservations_create(
         (status = 400, description = "Not a number", body = ErrorBody),
         (status = 404, description = "No reservation for the order", body = ErrorBody),
         (status = 422, description = "Not a positive id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
-        (status = 429, description = "Over the key's rate", body = ErrorBody),
-        (status = 503, description = "The database cannot be used", body = ErrorBody),
+        ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
@@ -215,9 +212,7 @@ pub async fn settle(
         (status = 404, description = "No reservation for the order", body = ErrorBody),
         (status = 409, description = "Already settled the other way", body = ErrorBody),
         (status = 422, description = "Not a positive id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
-        (status = 429, description = "Over the key's rate", body = ErrorBody),
-        (status = 503, description = "The database cannot be used", body = ErrorBody),
+        ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
@@ -243,9 +238,7 @@ pub async fn reservations_commit(
         (status = 404, description = "No reservation for the order", body = ErrorBody),
         (status = 409, description = "Already settled the other way", body = ErrorBody),
         (status = 422, description = "Not a positive id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
-        (status = 429, description = "Over the key's rate", body = ErrorBody),
-        (status = 503, description = "The database cannot be used", body = ErrorBody),
+        ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
