@@ -21,7 +21,9 @@ use service_kit::money::Cents;
 use service_kit::peer::{PeerError, PeerResponse};
 
 /// The steps, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     Validate,
@@ -65,7 +67,7 @@ impl Step {
 }
 
 /// One entry of a checkout's step log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepLog {
     pub step: Step,
     /// `done`, `failed`, `undone` or `undo_failed`.
@@ -75,7 +77,7 @@ pub struct StepLog {
 }
 
 /// One line checked out: what the cart held, priced by the catalog once validated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckoutLine {
     pub product_id: i64,
     pub quantity: i64,
@@ -84,7 +86,7 @@ pub struct CheckoutLine {
 }
 
 /// A checkout as stored and as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckoutOut {
     pub id: i64,
     pub user_id: String,

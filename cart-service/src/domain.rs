@@ -5,7 +5,7 @@ use service_kit::ApiError;
 use service_kit::money::Cents;
 
 /// One product in a cart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CartLine {
     pub product_id: i64,
     pub quantity: i64,
@@ -22,7 +22,7 @@ pub struct CartLine {
 }
 
 /// A user's cart as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CartOut {
     pub user_id: String,
     pub items: Vec<CartLine>,

@@ -35,6 +35,7 @@ use service_kit::config::CommonArgs;
 use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
 use service_kit::idempotency::{self, Idempotency};
+use service_kit::openapi::ApiKeyScheme;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,6 +144,25 @@ impl AppState {
 /// taken to be interrupted. A live checkout saves after every step, and a step is one call.
 pub const CHECKOUT_STALE_MARGIN: Duration = Duration::from_secs(5);
 
+/// The cart service's OpenAPI document, generated from the handlers.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    info(title = "cart-service", description = "Carts checked against the catalog, and checkout."),
+    paths(
+        routes::cart::cart_get,
+        routes::cart::cart_add,
+        routes::cart::items_update,
+        routes::cart::items_remove,
+        routes::cart::cart_clear,
+        routes::checkouts::cart_checkout,
+        routes::checkouts::checkouts_get,
+        routes::checkouts::checkouts_list,
+        service_kit::events::events_feed,
+    ),
+    modifiers(&ApiKeyScheme)
+)]
+pub struct ApiDoc;
+
 /// The schema, in order. Never edit an applied entry; add a new one.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -173,7 +193,9 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             put(cart::items_update).delete(cart::items_remove),
         )
         .with_state(state.clone());
+    let document = <ApiDoc as utoipa::OpenApi>::openapi();
     service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys)
+        .merge(service_kit::openapi::route(document))
 }
 
 /// Opens the database and serves until `shutdown` resolves.

@@ -7,28 +7,51 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::domain::{Id, Quantity, UserId};
+use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query};
+use service_kit::openapi::ProtectedErrors;
 
 /// `?product_id=X&quantity=N` (quantity defaults to 1).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AddParams {
+    /// The catalog's product id.
+    #[param(minimum = 1)]
     pub product_id: i64,
+    /// Units to add (1 to 1000, default 1).
+    #[param(minimum = 1, maximum = 1000)]
     pub quantity: Option<i64>,
 }
 
 /// `?quantity=N`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QuantityParams {
+    /// The line's new number of units (1 to 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
 
 /// The answer to an add: the line as it is now, and the whole cart.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AddOut {
     pub item: CartLine,
     pub cart: CartOut,
 }
 
+/// A shopper's cart, priced by the catalog where it answered.
+#[utoipa::path(
+    get,
+    path = "/cart/{user_id}",
+    params(("user_id" = String, Path, description = "The shopper: 1 to 64 letters, digits, _ - . @", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$")),
+    responses(
+        (status = 200, description = "The cart (empty when the shopper has none)", body = CartOut),
+        (status = 422, description = "An invalid user id, product id or quantity", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn cart_get(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
@@ -41,6 +64,21 @@ pub async fn cart_get(
     Ok(Json(cart))
 }
 
+/// Adds units of a product; when the catalog cannot answer the line is added unverified.
+#[utoipa::path(
+    post,
+    path = "/cart/{user_id}/add",
+    params(("user_id" = String, Path, description = "The shopper: 1 to 64 letters, digits, _ - . @", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$"), AddParams),
+    responses(
+        (status = 200, description = "The line and the whole cart", body = AddOut),
+        (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
+        (status = 404, description = "The catalog has no such product", body = ErrorBody),
+        (status = 422, description = "An invalid id or quantity, or a line or total too large", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn cart_add(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
@@ -88,6 +126,21 @@ pub async fn cart_add(
     Ok(Json(AddOut { item, cart }))
 }
 
+/// Sets the number of units of one line.
+#[utoipa::path(
+    put,
+    path = "/cart/{user_id}/items/{product_id}",
+    params(("user_id" = String, Path, description = "The shopper: 1 to 64 letters, digits, _ - . @", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$"), ("product_id" = i64, Path, description = "The product of the line", minimum = 1), QuantityParams),
+    responses(
+        (status = 200, description = "The cart as it is now", body = CartOut),
+        (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
+        (status = 404, description = "The product is not in the cart", body = ErrorBody),
+        (status = 422, description = "An invalid id or quantity, or a total too large", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn items_update(
     State(state): State<AppState>,
     Path((user_id, product_id)): Path<(String, i64)>,
@@ -110,6 +163,21 @@ pub async fn items_update(
     Ok(Json(cart))
 }
 
+/// Removes one line.
+#[utoipa::path(
+    delete,
+    path = "/cart/{user_id}/items/{product_id}",
+    params(("user_id" = String, Path, description = "The shopper: 1 to 64 letters, digits, _ - . @", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$"), ("product_id" = i64, Path, description = "The product of the line", minimum = 1)),
+    responses(
+        (status = 200, description = "The cart as it is now", body = CartOut),
+        (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
+        (status = 404, description = "The product is not in the cart", body = ErrorBody),
+        (status = 422, description = "An invalid user id, product id or quantity", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn items_remove(
     State(state): State<AppState>,
     Path((user_id, product_id)): Path<(String, i64)>,
@@ -130,6 +198,19 @@ pub async fn items_remove(
     Ok(Json(cart))
 }
 
+/// Empties the cart.
+#[utoipa::path(
+    delete,
+    path = "/cart/{user_id}/clear",
+    params(("user_id" = String, Path, description = "The shopper: 1 to 64 letters, digits, _ - . @", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$")),
+    responses(
+        (status = 200, description = "The empty cart", body = CartOut),
+        (status = 422, description = "An invalid user id, product id or quantity", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn cart_clear(
     State(state): State<AppState>,
     Path(user_id): Path<String>,

@@ -10,13 +10,20 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use service_kit::ApiError;
 use service_kit::domain::{Page, UserId};
+use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query};
+use service_kit::openapi::{CardBody, ProtectedErrors};
 
 /// `GET /checkouts?user_id=U&limit=&offset=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// The shopper whose checkouts are listed.
+    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$")]
     pub user_id: String,
+    /// Rows wanted (1 to 200, default 50).
     pub limit: Option<u32>,
+    /// Rows to skip.
     pub offset: Option<u32>,
 }
 
@@ -34,6 +41,29 @@ fn card_from_body(body: &[u8]) -> Result<Option<Value>, ApiError> {
     Ok(parsed.get("card").map(|card| json!({"card": card})))
 }
 
+/// Checks out the whole cart: validate, order, reserve, pay, commit, clear. A failed step
+/// undoes the earlier ones. Send an `Idempotency-Key` header to make a retry safe.
+#[utoipa::path(
+    post,
+    path = "/cart/{user_id}/checkout",
+    params(
+        ("user_id" = String, Path, description = "The shopper: 1 to 64 letters, digits, _ - . @", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255),
+    ),
+    request_body(content = Option<CardBody>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Completed: paid, stock taken, cart cleared", body = CheckoutOut),
+        (status = 202, description = "Paid; the last steps finish in the background", body = CheckoutOut),
+        (status = 400, description = "A malformed Idempotency-Key", body = ErrorBody),
+        (status = 402, description = "The card was declined; the checkout was undone", body = ErrorBody),
+        (status = 404, description = "A product of the cart is gone", body = ErrorBody),
+        (status = 409, description = "A checkout of this user is running, stock ran out, or the key is in use", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "An empty cart, an invalid user id, card or body, or a key reused with another body", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn cart_checkout(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
@@ -45,6 +75,19 @@ pub async fn cart_checkout(
     Ok((status, Json(checkout)))
 }
 
+/// One checkout with its step log.
+#[utoipa::path(
+    get,
+    path = "/checkouts/{id}",
+    params(("id" = i64, Path, description = "Checkout id")),
+    responses(
+        (status = 200, description = "The checkout", body = CheckoutOut),
+        (status = 400, description = "Not a number", body = ErrorBody),
+        (status = 404, description = "No such checkout", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn checkouts_get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -57,6 +100,19 @@ pub async fn checkouts_get(
         .ok_or_else(|| ApiError::NotFound(format!("checkout {id} not found")))
 }
 
+/// A shopper's checkouts, newest first.
+#[utoipa::path(
+    get,
+    path = "/checkouts",
+    params(ListParams),
+    responses(
+        (status = 200, description = "Checkouts", body = [CheckoutOut]),
+        (status = 400, description = "A missing parameter or one of the wrong type", body = ErrorBody),
+        (status = 422, description = "An invalid user id", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn checkouts_list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
