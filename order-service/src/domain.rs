@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Pending,
@@ -105,10 +105,14 @@ pub fn payment_outcome(status: OrderStatus) -> PaymentOutcome {
 }
 
 /// One line of the order body the testing guide sends: `{"product_id","quantity","price"}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct OrderLineIn {
+    #[schema(minimum = 1)]
     pub product_id: i64,
+    /// 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i64,
+    /// The catalog's unit price, as a decimal (999.99).
     pub price: Cents,
 }
 

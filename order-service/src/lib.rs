@@ -28,6 +28,7 @@ use service_kit::catalog::CatalogClient;
 use service_kit::config::{CommonArgs, WebhookArgs};
 use service_kit::db::{Db, Durability};
 use service_kit::idempotency::{self, Idempotency};
+use service_kit::openapi::ApiKeyScheme;
 use service_kit::peer::PeerClient;
 use service_kit::webhook::WebhookSecret;
 use std::future::Future;
@@ -96,6 +97,23 @@ pub fn migrations() -> Migrations<'static> {
     ])
 }
 
+/// The order service's OpenAPI document, generated from the handlers.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    info(title = "order-service", description = "Orders, their lifecycle, and the payment webhook."),
+    paths(
+        routes::orders::orders_create,
+        routes::orders::orders_list,
+        routes::orders::orders_stats,
+        routes::orders::orders_get,
+        routes::orders::orders_status_update,
+        routes::orders::orders_payment,
+        service_kit::events::events_feed,
+    ),
+    modifiers(&ApiKeyScheme)
+)]
+pub struct ApiDoc;
+
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
     use routes::orders;
@@ -113,7 +131,9 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .route("/orders/{id}/status", put(orders::orders_status_update))
         .route("/orders/{id}/payment", post(orders::orders_payment))
         .with_state(state.clone());
+    let document = <ApiDoc as utoipa::OpenApi>::openapi();
     service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys)
+        .merge(service_kit::openapi::route(document))
 }
 
 /// Opens the database and serves until `shutdown` resolves.

@@ -10,14 +10,16 @@ use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::catalog::CatalogClient;
 use service_kit::domain::{Id, Page, UserId};
+use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query};
 use service_kit::http::correlation_id;
 use service_kit::money::Cents;
+use service_kit::openapi::ProtectedErrors;
 use service_kit::webhook;
 use std::collections::BTreeMap;
 
 /// An order as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderOut {
     pub id: i64,
     pub user_id: String,
@@ -36,7 +38,7 @@ pub struct OrderOut {
 }
 
 /// One line of an order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderItemOut {
     pub product_id: i64,
     pub quantity: i64,
@@ -45,7 +47,7 @@ pub struct OrderItemOut {
 }
 
 /// One entry of an order's status history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StatusChangeOut {
     pub status: OrderStatus,
     pub at: String,
@@ -53,22 +55,31 @@ pub struct StatusChangeOut {
 }
 
 /// `POST /orders?user_id=U`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreateParams {
+    /// The shopper placing the order.
+    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$")]
     pub user_id: String,
 }
 
 /// `GET /orders?user_id=&status=&limit=&offset=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only this shopper's orders.
+    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$")]
     pub user_id: Option<String>,
+    /// Only orders in this status (PENDING, PAID, SHIPPED, DELIVERED, CANCELLED; any case).
     pub status: Option<String>,
+    /// Rows wanted (1 to 200, default 50).
     pub limit: Option<u32>,
+    /// Rows to skip.
     pub offset: Option<u32>,
 }
 
 /// The signed body payment-service sends.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PaymentWebhook {
     #[serde(rename = "type")]
     pub kind: String,
@@ -76,7 +87,7 @@ pub struct PaymentWebhook {
 }
 
 /// `data` of a `payment.succeeded` webhook.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PaymentData {
     pub payment_id: i64,
     pub order_id: i64,
@@ -84,15 +95,19 @@ pub struct PaymentData {
 }
 
 /// `PUT /orders/{id}/status` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct StatusChange {
+    /// SHIPPED, DELIVERED or CANCELLED (any case); PAID only comes with a payment webhook.
+    #[schema(example = "SHIPPED")]
     pub status: String,
+    /// Kept in the status history (the first 500 characters).
     pub reason: Option<String>,
 }
 
 /// `GET /orders/stats`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatsOut {
+    #[schema(value_type = BTreeMap<String, i64>)]
     pub orders_by_status: BTreeMap<&'static str, i64>,
     pub order_count: i64,
     /// Orders that have been paid (PAID, SHIPPED, DELIVERED).
@@ -100,17 +115,19 @@ pub struct StatsOut {
     /// Sum of the totals of paid orders.
     pub revenue: Cents,
     /// Units of each product (by id) in paid orders: what the catalog should have sold.
+    #[schema(value_type = BTreeMap<String, i64>)]
     pub paid_units: BTreeMap<i64, i64>,
     pub reconciliation: ReconciliationOut,
 }
 
 /// Paid orders against the payments payment-service captured; the two totals must match.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReconciliationOut {
     pub paid_orders_total: Cents,
     pub captured_payments_total: Option<Cents>,
     pub captured_payments_count: Option<i64>,
     /// `matched`, `mismatch` (a webhook may still be on its way) or `unavailable`.
+    #[schema(value_type = String)]
     pub status: &'static str,
 }
 
@@ -121,6 +138,25 @@ pub struct CapturedSummary {
     pub captured_total: Cents,
 }
 
+/// Places an order. Every line's price must be the catalog's; when the catalog cannot
+/// answer the order is accepted unverified. Send an `Idempotency-Key` to make a retry safe.
+#[utoipa::path(
+    post,
+    path = "/orders",
+    params(CreateParams, ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255)),
+    request_body = Vec<OrderLineIn>,
+    responses(
+        (status = 201, description = "The new order, PENDING", body = OrderOut),
+        (status = 400, description = "Malformed JSON, parameter or Idempotency-Key", body = ErrorBody),
+        (status = 409, description = "The same Idempotency-Key is in use", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "An invalid user id, line, or a price that is not the catalog's", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn orders_create(
     State(state): State<AppState>,
     Query(params): Query<CreateParams>,
@@ -178,6 +214,20 @@ async fn check_against_catalog(
     Ok(true)
 }
 
+/// Orders, newest first.
+#[utoipa::path(
+    get,
+    path = "/orders",
+    params(ListParams),
+    responses(
+        (status = 200, description = "Orders", body = [OrderOut]),
+        (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
+        (status = 422, description = "An invalid user id or status", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn orders_list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
@@ -199,6 +249,21 @@ pub async fn orders_list(
     Ok(Json(orders))
 }
 
+/// One order with its status history.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderOut),
+        (status = 400, description = "Not a number", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 422, description = "Not a positive id", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn orders_get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -215,6 +280,26 @@ pub async fn orders_get(
 /// The payment webhook. Accepted only with a valid Standard Webhooks signature and a fresh
 /// timestamp (else 401, nothing changed). PENDING becomes PAID; an order already paid answers
 /// 200 unchanged; a cancelled one is 409. A webhook id seen before is a no-op 200.
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/payment",
+    params(("id" = i64, Path, description = "Order id"),
+        ("webhook-id" = String, Header, description = "Standard Webhooks message id"),
+        ("webhook-timestamp" = String, Header, description = "Unix seconds, within 5 minutes of now"),
+        ("webhook-signature" = String, Header, description = "v1,<base64 HMAC-SHA256>; several may be sent")),
+    request_body = PaymentWebhook,
+    responses(
+        (status = 200, description = "The order, PAID", body = OrderOut),
+        (status = 400, description = "Not a number, or a body that is not a payment notice", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-API-Key, or a missing, wrong or stale signature", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "The order was cancelled", body = ErrorBody),
+        (status = 422, description = "Another type, order or amount", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn orders_payment(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -285,6 +370,24 @@ pub async fn orders_payment(
 
 /// Moves an order along its lifecycle (ship, deliver, cancel). 409 for a transition the shop
 /// does not allow; PAID is reached only through a signed payment webhook.
+#[utoipa::path(
+    put,
+    path = "/orders/{id}/status",
+    params(("id" = i64, Path, description = "Order id")),
+    request_body = StatusChange,
+    responses(
+        (status = 200, description = "The order as it is now", body = OrderOut),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "A transition the lifecycle does not allow", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "An unknown status or not a positive id", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn orders_status_update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -327,6 +430,16 @@ pub async fn orders_status_update(
 
 /// Order counts per status, revenue, and the reconciliation of paid orders against the
 /// payments payment-service captured.
+#[utoipa::path(
+    get,
+    path = "/orders/stats",
+    responses(
+        (status = 200, description = "Counts, revenue and reconciliation", body = StatsOut),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn orders_stats(State(state): State<AppState>) -> Result<Json<StatsOut>, ApiError> {
     let (totals, paid_units) = state
         .db
