@@ -32,6 +32,7 @@ use service_kit::auth::ApiKeys;
 use service_kit::config::{CommonArgs, Secret, WebhookArgs};
 use service_kit::db::{Db, Durability};
 use service_kit::idempotency::{self, Idempotency};
+use service_kit::openapi::ApiKeyScheme;
 use service_kit::webhook::WebhookSecret;
 use std::future::Future;
 use std::path::PathBuf;
@@ -124,6 +125,24 @@ pub fn migrations() -> Migrations<'static> {
     ])
 }
 
+/// The payment service's OpenAPI document, generated from the handlers.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    info(title = "payment-service", description = "Simulated card payments and their webhooks."),
+    paths(
+        routes::payments::pay,
+        routes::payments::payments_list,
+        routes::payments::payments_summary,
+        routes::payments::payments_get,
+        routes::deliveries::deliveries_list,
+        routes::deliveries::deliveries_get,
+        routes::deliveries::deliveries_retry,
+        service_kit::events::events_feed,
+    ),
+    modifiers(&ApiKeyScheme)
+)]
+pub struct ApiDoc;
+
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
     use routes::{deliveries, health, payments};
@@ -167,7 +186,9 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .with_state(state);
+    let document = <ApiDoc as utoipa::OpenApi>::openapi();
     service_kit::http::assemble(public, api, keys, &metrics)
+        .merge(service_kit::openapi::route(document))
 }
 
 /// Opens the database, starts the webhook worker and serves until `shutdown` resolves;

@@ -6,10 +6,12 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page};
+use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query};
+use service_kit::openapi::ProtectedErrors;
 
 /// A webhook delivery.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryOut {
     /// The `webhook-id`.
     pub id: String,
@@ -30,7 +32,7 @@ pub struct DeliveryOut {
 }
 
 /// One delivery attempt.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptOut {
     pub attempted_at: String,
     /// What the order service answered, if it answered.
@@ -41,14 +43,34 @@ pub struct AttemptOut {
 }
 
 /// `GET /webhooks/deliveries?status=&order_id=&limit=&offset=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// `pending`, `delivered` or `failed`.
     pub status: Option<String>,
+    /// Only this order's deliveries.
+    #[param(minimum = 1)]
     pub order_id: Option<i64>,
+    /// Rows wanted (1 to 200, default 50).
     pub limit: Option<u32>,
+    /// Rows to skip.
     pub offset: Option<u32>,
 }
 
+/// Webhook deliveries, newest first.
+#[utoipa::path(
+    get,
+    path = "/webhooks/deliveries",
+    params(ListParams),
+    responses(
+        (status = 200, description = "Deliveries (without their attempts)", body = [DeliveryOut]),
+        (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
+        (status = 422, description = "An unknown status or not a positive order id", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn deliveries_list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
@@ -101,6 +123,20 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// One delivery with every attempt.
+#[utoipa::path(
+    get,
+    path = "/webhooks/deliveries/{id}",
+    params(("id" = String, Path, description = "The delivery's webhook-id", max_length = 64, pattern = r"^[A-Za-z0-9_]{1,64}$")),
+    responses(
+        (status = 200, description = "The delivery", body = DeliveryOut),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+        (status = 422, description = "Not a delivery id", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn deliveries_get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -111,6 +147,20 @@ pub async fn deliveries_get(
 
 /// Starts a fresh round of attempts for a pending or failed delivery and makes the first
 /// one now; answers with the delivery as it stands after that attempt.
+#[utoipa::path(
+    post,
+    path = "/webhooks/deliveries/{id}/retry",
+    params(("id" = String, Path, description = "The delivery's webhook-id", max_length = 64, pattern = r"^[A-Za-z0-9_]{1,64}$")),
+    responses(
+        (status = 200, description = "The delivery after the attempt", body = DeliveryOut),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+        (status = 409, description = "Already delivered", body = ErrorBody),
+        (status = 422, description = "Not a delivery id", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn deliveries_retry(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -10,11 +10,13 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page};
+use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query};
 use service_kit::money::Cents;
+use service_kit::openapi::{CardBody, ProtectedErrors};
 
 /// A payment as the API shows it. A card appears only as brand, last four and expiry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PaymentOut {
     pub id: i64,
     pub order_id: i64,
@@ -34,7 +36,7 @@ pub struct PaymentOut {
 }
 
 /// What is kept of a card.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CardOut {
     pub brand: String,
     pub last4: String,
@@ -43,9 +45,14 @@ pub struct CardOut {
 }
 
 /// `POST /pay?order_id=ID&amount=A`. The amount is read as text so it is parsed exactly.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PayParams {
+    /// The order paid for.
+    #[param(minimum = 1)]
     pub order_id: i64,
+    /// The order's total as a decimal (999.99).
+    #[param(example = "999.99", pattern = r"^[0-9]{1,13}(\.[0-9]{1,2})?$")]
     pub amount: String,
 }
 
@@ -56,15 +63,20 @@ struct PayBody {
 }
 
 /// `GET /payments?order_id=&limit=&offset=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only this order's payments.
+    #[param(minimum = 1)]
     pub order_id: Option<i64>,
+    /// Rows wanted (1 to 200, default 50).
     pub limit: Option<u32>,
+    /// Rows to skip.
     pub offset: Option<u32>,
 }
 
 /// Count and total of captured payments, for reconciliation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SummaryOut {
     pub captured_count: i64,
     pub captured_total: Cents,
@@ -90,6 +102,26 @@ fn current_year_month() -> (u32, u32) {
     (now.year().max(0) as u32, u32::from(u8::from(now.month())))
 }
 
+/// Takes a simulated payment for an order; a captured one is told to the order service by
+/// a signed webhook that is retried until it is acknowledged.
+#[utoipa::path(
+    post,
+    path = "/pay",
+    params(PayParams, ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255)),
+    request_body(content = Option<CardBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Captured", body = PaymentOut),
+        (status = 400, description = "A parameter of the wrong type or a malformed Idempotency-Key", body = ErrorBody),
+        (status = 402, description = "Declined; recorded as failed", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "The order is paid or cancelled, or the key is in use", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "An invalid amount, card or body, an amount that is not the order total, or a key reused with another body", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn pay(
     State(state): State<AppState>,
     Query(params): Query<PayParams>,
@@ -206,6 +238,20 @@ pub async fn pay(
     Ok(Json(payment))
 }
 
+/// Payments, newest first.
+#[utoipa::path(
+    get,
+    path = "/payments",
+    params(ListParams),
+    responses(
+        (status = 200, description = "Payments", body = [PaymentOut]),
+        (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
+        (status = 422, description = "Not a positive order id", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn payments_list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
@@ -225,6 +271,21 @@ pub async fn payments_list(
     Ok(Json(payments))
 }
 
+/// One payment.
+#[utoipa::path(
+    get,
+    path = "/payments/{id}",
+    params(("id" = i64, Path, description = "Payment id")),
+    responses(
+        (status = 200, description = "The payment", body = PaymentOut),
+        (status = 400, description = "Not a number", body = ErrorBody),
+        (status = 404, description = "No such payment", body = ErrorBody),
+        (status = 422, description = "Not a positive id", body = ErrorBody),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn payments_get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -238,6 +299,17 @@ pub async fn payments_get(
         .ok_or_else(|| ApiError::NotFound(format!("payment {id} not found")))
 }
 
+/// Count and total of captured payments, for reconciliation.
+#[utoipa::path(
+    get,
+    path = "/payments/summary",
+    responses(
+        (status = 200, description = "Captured payments", body = SummaryOut),
+
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
 pub async fn payments_summary(State(state): State<AppState>) -> Result<Json<SummaryOut>, ApiError> {
     let (captured_count, captured_total) = state
         .db
