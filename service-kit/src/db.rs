@@ -38,6 +38,14 @@ pub enum OpenError {
         /// The cause.
         source: rusqlite::Error,
     },
+    /// The file or its folder cannot be written (a read-only mount, say).
+    #[error("cannot write database {path}: {source}")]
+    NotWritable {
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
     /// A migration failed; nothing of it was applied.
     #[error("cannot migrate database {path}: {source}")]
     Migrate {
@@ -68,6 +76,8 @@ pub struct Db {
     /// Why the last write could not reach the disk, until a write succeeds again: what
     /// `/health` reports.
     storage_problem: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// The database file; `check_storage` writes a scratch file beside it.
+    path: std::sync::Arc<std::path::PathBuf>,
 }
 
 /// Connections wait this long for a writer's lock before giving up with SQLITE_BUSY.
@@ -100,9 +110,21 @@ impl Db {
                 source,
             })?;
         }
-        let sqlite_err = |source| OpenError::Sqlite {
-            path: shown.clone(),
-            source,
+        // SQLite says only "unable to open database file" when the file cannot be written;
+        // the operating system says why.
+        let sqlite_err = |source| match std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            Err(io) => OpenError::NotWritable {
+                path: shown.clone(),
+                source: io,
+            },
+            Ok(_) => OpenError::Sqlite {
+                path: shown.clone(),
+                source,
+            },
         };
         let mut conn = Connection::open(path).map_err(sqlite_err)?;
         apply_pragmas(&conn, durability).map_err(sqlite_err)?;
@@ -129,6 +151,7 @@ impl Db {
             pool,
             write_turn: Default::default(),
             storage_problem: Default::default(),
+            path: std::sync::Arc::new(path.to_path_buf()),
         })
     }
 
@@ -188,6 +211,40 @@ impl Db {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
+
+    /// [`Db::storage_problem`], but when there is one, first looks whether the disk takes
+    /// writes again (a scratch file beside the database, written, synced and removed) and
+    /// clears it if so. `/health` calls this: a load balancer that stops sending traffic to
+    /// an unhealthy service would otherwise never send the write that clears it.
+    pub async fn check_storage(&self) -> Option<String> {
+        self.storage_problem()?;
+        let scratch = self.path.with_extension("storage-check");
+        let writable = tokio::task::spawn_blocking(move || disk_takes_writes(&scratch))
+            .await
+            .is_ok_and(|outcome| outcome.is_ok());
+        let mut problem = self
+            .storage_problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if writable {
+            *problem = None;
+        }
+        problem.clone()
+    }
+}
+
+/// The size of the scratch write: a few SQLite pages, so a disk with room for it has room
+/// for a commit.
+const STORAGE_CHECK_BYTES: usize = 64 * 1024;
+
+fn disk_takes_writes(scratch: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let outcome = std::fs::File::create(scratch).and_then(|mut file| {
+        file.write_all(&[0u8; STORAGE_CHECK_BYTES])?;
+        file.sync_all()
+    });
+    let _ = std::fs::remove_file(scratch);
+    outcome
 }
 
 #[cfg(test)]
@@ -249,5 +306,53 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(version, 1);
+    }
+
+    #[tokio::test]
+    async fn a_storage_problem_clears_once_the_disk_takes_writes_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), &migrations(), Durability::Normal).unwrap();
+        assert_eq!(db.check_storage().await, None);
+
+        let problem = || Some("cannot write the database: disk full".to_string());
+        *db.storage_problem.lock().unwrap() = problem();
+        let unwritable = Db {
+            path: std::sync::Arc::new(dir.path().join("gone/t.db")),
+            ..db.clone()
+        };
+        assert_eq!(
+            unwritable.check_storage().await,
+            problem(),
+            "no folder: still failing"
+        );
+        assert_eq!(
+            db.check_storage().await,
+            None,
+            "the disk takes writes: cleared"
+        );
+        assert_eq!(db.storage_problem(), None);
+        assert!(
+            !dir.path().join("t.storage-check").exists(),
+            "scratch file removed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_database_that_refuses_writes_is_a_storage_outage_until_the_disk_takes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), &migrations(), Durability::Normal).unwrap();
+        // query_only makes SQLite answer SQLITE_READONLY, as a read-only file does.
+        let refused = db
+            .write(|tx| {
+                tx.pragma_update(None, "query_only", "ON")?;
+                let outcome = tx.execute("INSERT INTO t(v) VALUES (1)", []);
+                tx.pragma_update(None, "query_only", "OFF")?;
+                outcome?;
+                Ok(())
+            })
+            .await;
+        assert!(matches!(refused, Err(ApiError::Storage(_))), "{refused:?}");
+        assert!(db.storage_problem().is_some(), "reported to /health");
+        assert_eq!(db.check_storage().await, None, "the disk takes writes");
     }
 }

@@ -135,11 +135,14 @@ impl From<rusqlite::Error> for ApiError {
     fn from(err: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;
         match err.sqlite_error_code() {
-            // A full disk or a read-only file is an outage of storage, not a bug: say so and
-            // let the client retry once it is fixed.
-            Some(ErrorCode::DiskFull | ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
-                ApiError::Storage(format!("cannot write the database: {err}"))
-            }
+            // A full disk, a read-only file or a failing device is an outage of storage, not
+            // a bug: say so and let the client retry once it is fixed.
+            Some(
+                ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure,
+            ) => ApiError::Storage(format!("cannot write the database: {err}")),
             Some(ErrorCode::DatabaseBusy) => ApiError::Unavailable(format!("database busy: {err}")),
             _ => ApiError::Internal(format!("database error: {err}")),
         }

@@ -88,23 +88,26 @@ pub struct Health {
 }
 
 /// `GET /health` without a key: 200 while the service can write its database, 503 with the
-/// reason after a write failed for lack of storage (until a write succeeds again).
+/// reason after a write failed for lack of storage, until the disk takes writes again.
 pub fn health_route(service: &'static str, db: crate::db::Db) -> Router {
     Router::new().route(
         "/health",
-        get(move || async move {
-            let problem = db.storage_problem();
-            let status = if problem.is_some() {
-                axum::http::StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                axum::http::StatusCode::OK
-            };
-            let health = Health {
-                status: if problem.is_some() { "unhealthy" } else { "ok" },
-                service,
-                problem,
-            };
-            (status, axum::Json(health))
+        get(move || {
+            let db = db.clone();
+            async move {
+                let problem = db.check_storage().await;
+                let status = if problem.is_some() {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::OK
+                };
+                let health = Health {
+                    status: if problem.is_some() { "unhealthy" } else { "ok" },
+                    service,
+                    problem,
+                };
+                (status, axum::Json(health))
+            }
         }),
     )
 }

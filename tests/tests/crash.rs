@@ -340,12 +340,123 @@ fn a_full_disk_is_a_503_and_an_unhealthy_service_that_recovers_when_space_is_bac
         "reads still work: the process is alive, not in a panic loop"
     );
 
-    // Space is back: the next write succeeds and health recovers, without a restart.
+    // Space is back: health recovers by itself (a load balancer that stopped sending writes
+    // would wait for it) and writes succeed again, without a restart.
     std::fs::remove_file(&filler).expect("remove filler");
-    assert_eq!(place(9_999).0, 201);
     let (status, health) =
         client.call_with_key("GET", &format!("{}/health", order.url()), None, None);
     assert_eq!(status, 200, "{health}");
+    assert_eq!(place(9_999).0, 201);
     assert!(order.stop(), "exits 0 on SIGTERM");
     drop(disk);
+}
+
+/// A read-only bind mount of `source` at `target`, unmounted when dropped. Needs root.
+struct ReadOnlyView(std::path::PathBuf);
+
+impl ReadOnlyView {
+    fn mount(source: &std::path::Path, target: std::path::PathBuf) -> ReadOnlyView {
+        std::fs::create_dir_all(&target).expect("mount point");
+        let run = |args: &[&std::ffi::OsStr]| {
+            let status = std::process::Command::new("mount")
+                .args(args)
+                .status()
+                .expect("run mount");
+            assert!(
+                status.success(),
+                "mount {args:?} failed: this test needs root"
+            );
+        };
+        run(&["--bind".as_ref(), source.as_os_str(), target.as_os_str()]);
+        let view = ReadOnlyView(target);
+        run(&[
+            "-o".as_ref(),
+            "remount,bind,ro".as_ref(),
+            view.0.as_os_str(),
+        ]);
+        view
+    }
+
+    fn make_writable(&self) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", "remount,bind,rw"])
+            .arg(&self.0)
+            .status()
+            .expect("run mount");
+        assert!(status.success());
+    }
+}
+
+impl Drop for ReadOnlyView {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Linux refuses to make a file system read-only while a file on it is open for writing,
+/// as a running service's database is; so what can be tested is a start on a database that
+/// cannot be written: a prompt exit that says why, no panic, and nothing lost.
+#[test]
+fn a_read_only_database_is_refused_at_start_with_the_reason_and_served_once_writable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data folder");
+    let args = |folder: &std::path::Path| {
+        vec![
+            "--db".to_string(),
+            folder.join("orders.db").display().to_string(),
+            "--catalog-url".to_string(),
+            "http://127.0.0.1:1".to_string(),
+        ]
+    };
+    let client = Client::new();
+    let body = r#"[{"product_id":1,"quantity":2,"price":999.99}]"#;
+    let mut order =
+        system_tests::Service::start("order-service", args(&data), dir.path().join("a.log"));
+    let (status, placed) = client.call(
+        "POST",
+        &format!("{}/orders?user_id=ro", order.url()),
+        Some(body),
+    );
+    assert_eq!(status, 201, "{placed}");
+    assert!(order.stop());
+
+    let view = ReadOnlyView::mount(&data, dir.path().join("read-only"));
+    let started = std::time::Instant::now();
+    let refused = std::process::Command::new(system_tests::bin_dir().join("order-service"))
+        .args(args(&view.0))
+        .args(["--port", "0"])
+        .env("API_KEY", system_tests::KEY)
+        .env("WEBHOOK_SECRET", system_tests::WEBHOOK_SECRET)
+        .output()
+        .expect("run order-service");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "it must not serve: {stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "refused promptly"
+    );
+    assert!(
+        stderr.contains("Read-only file system"),
+        "says why: {stderr}"
+    );
+    assert!(stderr.contains("orders.db"), "names the file: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    view.make_writable();
+    let mut order =
+        system_tests::Service::start("order-service", args(&view.0), dir.path().join("b.log"));
+    let (status, found) = client.get(&format!("{}/orders/{}", order.url(), placed["id"]));
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["total"], placed["total"]);
+    let (status, _) = client.call(
+        "POST",
+        &format!("{}/orders?user_id=ro", order.url()),
+        Some(body),
+    );
+    assert_eq!(status, 201, "writable again");
+    assert!(order.stop());
 }

@@ -30,7 +30,7 @@ pub struct BacklogOut {
 }
 
 pub async fn health(State(state): State<AppState>) -> Result<Json<HealthOut>, ApiError> {
-    if let Some(problem) = state.db.storage_problem() {
+    if let Some(problem) = state.db.check_storage().await {
         return Err(ApiError::Storage(problem));
     }
     let (pending, failed, oldest) = state.db.call(|conn| Ok(store::backlog(conn)?)).await?;
