@@ -69,6 +69,102 @@ fn the_guide_journey_works_across_all_four_services() {
 }
 
 #[test]
+fn each_service_documents_its_routes_in_openapi_and_every_documented_route_needs_the_key() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    let expected: [(&str, &[&str]); 4] = [
+        (
+            "cart-service",
+            &[
+                "/cart/{user_id}",
+                "/cart/{user_id}/add",
+                "/cart/{user_id}/items/{product_id}",
+                "/cart/{user_id}/clear",
+                "/cart/{user_id}/checkout",
+                "/checkouts",
+                "/checkouts/{id}",
+                "/events",
+            ],
+        ),
+        (
+            "catalog-service",
+            &[
+                "/products",
+                "/products/{id}",
+                "/reservations",
+                "/reservations/{order_id}",
+                "/events",
+            ],
+        ),
+        (
+            "order-service",
+            &[
+                "/orders",
+                "/orders/{id}",
+                "/orders/{id}/status",
+                "/orders/{id}/payment",
+                "/orders/stats",
+                "/events",
+            ],
+        ),
+        (
+            "payment-service",
+            &[
+                "/pay",
+                "/payments",
+                "/payments/{id}",
+                "/payments/summary",
+                "/webhooks/deliveries",
+                "/webhooks/deliveries/{id}/retry",
+                "/events",
+            ],
+        ),
+    ];
+    let bases: Vec<(&str, String)> = shop.services().iter().map(|s| (s.name, s.url())).collect();
+    for (name, paths) in expected {
+        let base = &bases.iter().find(|(n, _)| *n == name).expect(name).1;
+        let (status, doc) =
+            client.call_with_key("GET", &format!("{base}/openapi.json"), None, None);
+        assert_eq!(status, 200, "{name}: the document needs no key");
+        assert_eq!(doc["info"]["title"], name);
+        assert_eq!(
+            doc["components"]["securitySchemes"]["api_key"]["name"],
+            "X-API-Key"
+        );
+        for path in paths {
+            assert!(doc["paths"][path].is_object(), "{name}: {path} missing");
+        }
+        let mut operations = 0;
+        for (path, methods) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in methods.as_object().expect("methods") {
+                operations += 1;
+                assert_eq!(
+                    operation["security"],
+                    json!([{"api_key": []}]),
+                    "{name}: {method} {path}"
+                );
+                assert_eq!(
+                    operation["responses"]["401"]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{name}: {method} {path}"
+                );
+                // Every documented route, called as the document says but without the key.
+                let concrete = path
+                    .replace("{user_id}", "u1")
+                    .replace("{id}", "1")
+                    .replace("{order_id}", "1")
+                    .replace("{product_id}", "1");
+                let url = format!("{base}{concrete}");
+                let method = method.to_uppercase();
+                let (status, body) = client.call_with_key(&method, &url, None, None);
+                assert_eq!(status, 401, "{name}: {method} {url}: {body}");
+            }
+        }
+        assert!(operations >= paths.len(), "{name}: {operations} operations");
+    }
+}
+
+#[test]
 fn every_route_of_every_service_is_401_without_a_key_and_health_is_open() {
     let mut shop = Shop::start();
     let client = Client::new();
