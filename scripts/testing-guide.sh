@@ -107,6 +107,9 @@ check "the paid order is PAID" 200 '.status == "PAID" and (.status_history | map
 echo "== Health: open to anyone =="
 for svc in "$CART" "$CATALOG" "$ORDER" "$PAYMENT"; do
   check "health of $svc without a key" 200 '.status == "ok"' "$svc/health"
+  check "OpenAPI document of $svc without a key" 200 \
+    '.openapi == "3.1.0" and .components.securitySchemes.api_key.name == "X-API-Key" and (.paths | length) >= 4' \
+    "$svc/openapi.json"
 done
 
 echo "== Authentication: every route needs the key =="
