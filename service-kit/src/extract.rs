@@ -2,17 +2,63 @@
 //! query or path gets the same JSON error shape as everything else.
 
 use crate::ApiError;
-use axum::extract::FromRequest;
-use axum::extract::FromRequestParts;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A JSON body, or a 400/413/415/422 JSON error.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+#[derive(Debug)]
 pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let RawBody(bytes) =
+            RawBody::from_request(Request::from_parts(parts.clone(), body), state).await?;
+        // serde skips the fields a type does not name without looking at their bytes, so a
+        // body that is not UTF-8 could otherwise be accepted.
+        require_utf8(&bytes)?;
+        let request = Request::from_parts(parts, Body::from(bytes));
+        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
+        Ok(Json(value))
+    }
+}
+
+/// A body as it came (within the size limit), or a 400/413 JSON error: for handlers that
+/// read the bytes themselves, such as a signed webhook.
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(rejection.body_text()),
+                _ => ApiError::BadRequest(rejection.body_text()),
+            })
+    }
+}
+
+/// A 400 unless `body` is UTF-8, as JSON must be.
+pub fn require_utf8(body: &[u8]) -> Result<(), ApiError> {
+    std::str::from_utf8(body)
+        .map(|_| ())
+        .map_err(|_| ApiError::BadRequest("the body is not UTF-8".to_string()))
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {

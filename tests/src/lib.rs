@@ -346,6 +346,34 @@ impl Client {
             .map(|(status, _, body)| (status, body))
     }
 
+    /// Sends `body` as it is, with the test key and `content_type` (if any): for bodies that
+    /// are not JSON, or not even UTF-8.
+    pub fn send_raw(
+        &self,
+        method: &str,
+        url: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> (u16, Value) {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("X-API-Key", KEY);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        let request = request.body(body.to_vec()).expect("valid request");
+        let mut response = self
+            .agent
+            .run(request)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (
+            response.status().as_u16(),
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
+    }
+
     /// `GET url`.
     pub fn get(&self, url: &str) -> (u16, Value) {
         self.call("GET", url, None)

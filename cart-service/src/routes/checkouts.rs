@@ -3,7 +3,6 @@
 use crate::AppState;
 use crate::checkout::{self, CheckoutOut};
 use crate::store;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -11,7 +10,7 @@ use serde_json::{Value, json};
 use service_kit::ApiError;
 use service_kit::domain::{Page, UserId};
 use service_kit::error::ErrorBody;
-use service_kit::extract::{Json, Path, Query};
+use service_kit::extract::{Json, Path, Query, RawBody};
 use service_kit::openapi::{CardBody, ProtectedErrors};
 
 /// `GET /checkouts?user_id=U&limit=&offset=`.
@@ -67,7 +66,7 @@ fn card_from_body(body: &[u8]) -> Result<Option<Value>, ApiError> {
 pub async fn cart_checkout(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
     let user = UserId::parse(&user_id)?;
     let card = card_from_body(&body)?;

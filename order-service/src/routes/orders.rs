@@ -3,7 +3,6 @@
 use crate::AppState;
 use crate::domain::{NewOrder, OrderLineIn, OrderStatus, PaymentOutcome, payment_outcome};
 use crate::store;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -11,7 +10,7 @@ use service_kit::ApiError;
 use service_kit::catalog::CatalogClient;
 use service_kit::domain::{Id, Page, UserId};
 use service_kit::error::ErrorBody;
-use service_kit::extract::{Json, Path, Query};
+use service_kit::extract::{Json, Path, Query, RawBody};
 use service_kit::http::correlation_id;
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
@@ -304,7 +303,7 @@ pub async fn orders_payment(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<OrderOut>, ApiError> {
     let id = Id::parse(id, "order id")?;
     let header = |name| {

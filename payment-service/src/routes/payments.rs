@@ -5,13 +5,12 @@ use crate::AppState;
 use crate::cards::{self, CardIn};
 use crate::outbox::Outbox;
 use crate::store::{self, NewPayment};
-use axum::body::Bytes;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page};
 use service_kit::error::ErrorBody;
-use service_kit::extract::{Json, Path, Query};
+use service_kit::extract::{Json, Path, Query, RawBody};
 use service_kit::money::Cents;
 use service_kit::openapi::{CardBody, ProtectedErrors};
 
@@ -87,6 +86,7 @@ fn card_from_body(body: &[u8]) -> Result<Option<CardIn>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
+    service_kit::extract::require_utf8(body)?;
     serde_json::from_slice::<PayBody>(body)
         .map(|b| b.card)
         .map_err(|_| {
@@ -125,7 +125,7 @@ fn current_year_month() -> (u32, u32) {
 pub async fn pay(
     State(state): State<AppState>,
     Query(params): Query<PayParams>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<PaymentOut>, ApiError> {
     let order_id = Id::parse(params.order_id, "order_id")?;
     let amount = Cents::parse_decimal(params.amount.trim())
