@@ -460,3 +460,122 @@ fn a_read_only_database_is_refused_at_start_with_the_reason_and_served_once_writ
     assert_eq!(status, 201, "writable again");
     assert!(order.stop());
 }
+
+/// A stand-in for order-service that payment-service's webhook worker talks to: it knows
+/// order 1 (PENDING, 999.99), refuses the first webhook with a 503, and holds the second for
+/// `hold` before acknowledging it, saying when that second one arrived.
+fn slow_order_receiver(
+    hold: Duration,
+) -> (
+    String,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::Arc<AtomicBool>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let (arrived, arrivals) = std::sync::mpsc::channel();
+    let acknowledged = std::sync::Arc::new(AtomicBool::new(false));
+    let acked = acknowledged.clone();
+    std::thread::spawn(move || {
+        let mut webhooks = 0;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut request_line = String::new();
+            let mut length = 0;
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let (status, answer) = if request_line.starts_with("GET /orders/1 ") {
+                ("200 OK", r#"{"id":1,"total":999.99,"status":"PENDING"}"#)
+            } else if request_line.starts_with("POST /orders/1/payment ") {
+                webhooks += 1;
+                if webhooks == 1 {
+                    ("503 Service Unavailable", r#"{"error":"busy"}"#)
+                } else {
+                    let _ = arrived.send(());
+                    std::thread::sleep(hold);
+                    acked.store(true, Ordering::SeqCst);
+                    ("200 OK", r#"{"id":1,"status":"PAID"}"#)
+                }
+            } else {
+                ("404 Not Found", r#"{"error":"unknown"}"#)
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, arrivals, acknowledged)
+}
+
+#[test]
+fn sigterm_lets_the_webhook_workers_attempt_in_flight_finish_and_record_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (order_url, arrivals, acknowledged) = slow_order_receiver(Duration::from_millis(1500));
+    let args = vec![
+        "--db".to_string(),
+        dir.path().join("payments.db").display().to_string(),
+        "--order-url".to_string(),
+        order_url,
+        "--peer-timeout-ms".to_string(),
+        "5000".to_string(),
+    ];
+    let mut payment =
+        system_tests::Service::start("payment-service", args, dir.path().join("payment.log"));
+    let client = Client::new();
+    let (status, paid) = client.post(&format!("{}/pay?order_id=1&amount=999.99", payment.url()));
+    assert_eq!(status, 200, "{paid}");
+    assert_eq!(
+        paid["webhook_status"], "pending",
+        "the first attempt was refused"
+    );
+    let delivery = paid["webhook_delivery_id"].as_str().expect("delivery id");
+
+    // The worker's retry is now being held by the receiver: stop the service under it.
+    arrivals
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the worker retried");
+    let stopping = Instant::now();
+    assert!(payment.stop(), "exits 0 on SIGTERM");
+    let took = stopping.elapsed();
+    assert!(
+        acknowledged.load(Ordering::SeqCst),
+        "exited before the attempt in flight was answered"
+    );
+    assert!(
+        took >= Duration::from_millis(1000),
+        "did not wait: {took:?}"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+
+    // The answered attempt was recorded before exiting: delivered, two attempts, no more.
+    payment.restart();
+    let (status, found) = client.get(&format!("{}/webhooks/deliveries/{delivery}", payment.url()));
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["status"], "delivered", "{found}");
+    let codes: Vec<&Value> = found["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|a| &a["status_code"])
+        .collect();
+    assert_eq!(codes, [&serde_json::json!(503), &serde_json::json!(200)]);
+    assert!(payment.stop());
+}
