@@ -157,6 +157,8 @@ check "missing product_id is 400" 400 '' -X POST "$CART/cart/$U/add?quantity=1" 
 check "a malformed user id is 422" 422 '' -X POST "$CART/cart/bad%20user/add?product_id=1" "${H[@]}"
 check "  ... none of the bad adds changed the cart" 200 '.items | map([.product_id, .quantity]) == [[1,3],[2,1]]' \
   "$CART/cart/$U" "${H[@]}"
+check "a price sent with an add is ignored: the catalog's applies" 200 '.item.unit_price == 29.99 and .item.line_total == 59.98' \
+  -X POST "$CART/cart/$U/add?product_id=2&quantity=1&price=0.01" "${H[@]}"
 check "set a line's quantity" 200 '(.items[] | select(.product_id == 1) | .quantity) == 5' \
   -X PUT "$CART/cart/$U/items/1?quantity=5" "${H[@]}"
 check "remove a line" 200 '.items | map(.product_id) == [1]' -X DELETE "$CART/cart/$U/items/2" "${H[@]}"

@@ -1,41 +1,9 @@
-//! Simulated card payments: validation (Luhn, expiry, CVC) and the outcome of each test
-//! card, as in Stripe's test mode. Pure functions; the full number and the CVC never leave
-//! this module except as brand, last four digits and expiry.
+//! Simulated card payments: the outcome of each test card, as in Stripe's test mode, and
+//! what is kept of a card (brand, last four digits, expiry). The card's form (Luhn, expiry,
+//! CVC) is checked by `service_kit::card`, which cart-service uses too. Pure functions.
 
-use serde::{Deserialize, Deserializer};
 use service_kit::ApiError;
-use std::fmt;
-
-/// A card as a client sends it. `Debug` hides the number and the CVC.
-#[derive(Clone, Deserialize)]
-pub struct CardIn {
-    #[serde(deserialize_with = "digits_or_text")]
-    pub number: String,
-    pub exp_month: u32,
-    pub exp_year: u32,
-    #[serde(deserialize_with = "digits_or_text")]
-    pub cvc: String,
-}
-
-impl fmt::Debug for CardIn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CardIn([redacted])")
-    }
-}
-
-/// Accepts `"4242..."` or `4242...`: a client may send the number as a JSON number.
-fn digits_or_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Number(u64),
-    }
-    Ok(match Raw::deserialize(d)? {
-        Raw::Text(text) => text,
-        Raw::Number(n) => n.to_string(),
-    })
-}
+use service_kit::card::{CardIn, CheckedCard, check};
 
 /// What may be stored about a card.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,22 +45,6 @@ impl Decline {
     }
 }
 
-/// The Luhn checksum over a string of digits.
-pub fn luhn_valid(digits: &str) -> bool {
-    let mut sum = 0;
-    for (i, c) in digits.bytes().rev().enumerate() {
-        let mut d = u32::from(c - b'0');
-        if i % 2 == 1 {
-            d *= 2;
-            if d > 9 {
-                d -= 9;
-            }
-        }
-        sum += d;
-    }
-    sum % 10 == 0
-}
-
 fn brand(digits: &str) -> &'static str {
     let prefix2: u32 = digits[..2].parse().unwrap_or(0);
     let prefix4: u32 = digits[..4].parse().unwrap_or(0);
@@ -104,37 +56,17 @@ fn brand(digits: &str) -> &'static str {
     }
 }
 
-/// Validates a card at `today` (year, month): a 422 for a number that fails Luhn, a past
-/// expiry or a malformed CVC. Returns what may be stored and the issuer's decision.
+/// Checks a card's form at `today` (year, month), a 422 when it is malformed, and decides
+/// as the issuer of a test card would. Returns what may be stored and the decision.
 pub fn authorize(
     card: &CardIn,
     today: (u32, u32),
 ) -> Result<(CardSummary, Option<Decline>), ApiError> {
-    let digits: String = card
-        .number
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-'))
-        .collect();
-    if !(12..=19).contains(&digits.len())
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-        || !luhn_valid(&digits)
-    {
-        return Err(ApiError::Validation("card number is invalid".into()));
-    }
-    if !(1..=12).contains(&card.exp_month) {
-        return Err(ApiError::Validation("exp_month must be 1 to 12".into()));
-    }
-    let exp_year = if card.exp_year < 100 {
-        2000 + card.exp_year
-    } else {
-        card.exp_year
-    };
-    if (exp_year, card.exp_month) < today {
-        return Err(ApiError::Validation("card has expired".into()));
-    }
-    if !(3..=4).contains(&card.cvc.len()) || !card.cvc.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::Validation("cvc must be 3 or 4 digits".into()));
-    }
+    let CheckedCard {
+        digits,
+        exp_month,
+        exp_year,
+    } = check(card, today)?;
     let decline = match digits.as_str() {
         "4000000000000002" => Some(Decline::CardDeclined),
         "4000000000009995" => Some(Decline::InsufficientFunds),
@@ -145,7 +77,7 @@ pub fn authorize(
     let summary = CardSummary {
         brand: brand(&digits),
         last4: digits[digits.len() - 4..].to_string(),
-        exp_month: card.exp_month,
+        exp_month,
         exp_year,
     };
     Ok((summary, decline))
@@ -196,53 +128,5 @@ mod tests {
             "mastercard"
         );
         assert!(!format!("{:?}", card("4242424242424242")).contains("4242"));
-    }
-
-    #[test]
-    fn a_number_failing_luhn_is_422() {
-        for bad in [
-            "4242424242424241",
-            "1234",
-            "abcd424242424242",
-            "42424242424242424242",
-        ] {
-            assert!(
-                matches!(authorize(&card(bad), TODAY), Err(ApiError::Validation(_))),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn an_expired_card_or_bad_cvc_is_422() {
-        let mut expired = card("4242424242424242");
-        expired.exp_year = 2026;
-        expired.exp_month = 10;
-        assert!(matches!(
-            authorize(&expired, TODAY),
-            Err(ApiError::Validation(_))
-        ));
-        expired.exp_month = 11;
-        assert!(
-            authorize(&expired, TODAY).is_ok(),
-            "valid through the end of its month"
-        );
-        let mut two_digit_year = card("4242424242424242");
-        two_digit_year.exp_year = 30;
-        assert_eq!(authorize(&two_digit_year, TODAY).unwrap().0.exp_year, 2030);
-        let mut bad_month = card("4242424242424242");
-        bad_month.exp_month = 13;
-        assert!(authorize(&bad_month, TODAY).is_err());
-        for cvc in ["12", "12345", "12a"] {
-            let mut c = card("4242424242424242");
-            c.cvc = cvc.into();
-            assert!(authorize(&c, TODAY).is_err(), "{cvc}");
-        }
-    }
-
-    #[test]
-    fn luhn_matches_known_numbers() {
-        assert!(luhn_valid("79927398713"));
-        assert!(!luhn_valid("79927398710"));
     }
 }

@@ -21,6 +21,7 @@
 //! - `testing` (feature `testing`): helpers for router tests.
 
 pub mod auth;
+pub mod card;
 pub mod catalog;
 pub mod clock;
 pub mod config;

@@ -49,27 +49,3 @@ pub fn route(document: OpenApi) -> Router {
         }),
     )
 }
-
-/// The optional body of a payment (`POST /pay`, and a checkout that passes it on), for the
-/// documents only: payment-service parses it, and no other service keeps it.
-#[derive(Debug, utoipa::ToSchema)]
-pub struct CardBody {
-    /// Leave out to pay without a card (always approved).
-    pub card: Option<Card>,
-}
-
-/// A card as a client sends it; the test numbers decide the outcome, as in Stripe's test mode.
-#[derive(Debug, utoipa::ToSchema)]
-pub struct Card {
-    /// 12 to 19 digits, Luhn-valid (a JSON number is accepted too).
-    #[schema(example = "4242424242424242")]
-    pub number: String,
-    /// 1 to 12.
-    #[schema(minimum = 1, maximum = 12)]
-    pub exp_month: u32,
-    /// Four digits, this year or later.
-    pub exp_year: u32,
-    /// 3 or 4 digits.
-    #[schema(example = "123")]
-    pub cvc: String,
-}

@@ -416,6 +416,31 @@ fn hostile_input_is_a_json_4xx_everywhere_and_changes_nothing() {
             json,
             too_big.clone().into_bytes(),
         ),
+        // A malformed card is refused before the checkout places an order.
+        (
+            "POST",
+            format!("{cart}/cart/u1/checkout"),
+            json,
+            card("4000000000000002", "12345").into_bytes(),
+        ),
+        (
+            "POST",
+            format!("{cart}/cart/u1/checkout"),
+            json,
+            card("1234567890123456", "123").into_bytes(),
+        ),
+        (
+            "POST",
+            format!("{cart}/cart/u1/checkout"),
+            json,
+            card("4242424242424242\\u0000", "123").into_bytes(),
+        ),
+        (
+            "POST",
+            format!("{cart}/cart/u1/checkout"),
+            json,
+            br#"{"card":{"number":"4242424242424242"}}"#.to_vec(),
+        ),
     ] {
         requests.push((method, url, content_type, body));
     }

@@ -8,10 +8,11 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use service_kit::ApiError;
+use service_kit::card::{self, CardBody};
 use service_kit::domain::{Page, UserId};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query, RawBody};
-use service_kit::openapi::{CardBody, ProtectedErrors};
+use service_kit::openapi::ProtectedErrors;
 
 /// `GET /checkouts?user_id=U&limit=&offset=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -29,6 +30,11 @@ pub struct ListParams {
 /// Reads the optional `{"card":{...}}` body; the card is passed on to the payment service
 /// and never kept. A parse error is not echoed: it could quote the number.
 fn card_from_body(body: &[u8]) -> Result<Option<Value>, ApiError> {
+    // A malformed card is refused here, before an order is placed, not at the pay step with
+    // an order and a reservation to undo.
+    if let Some(card) = card::card_from_body(body)? {
+        card::check(&card, card::current_year_month())?;
+    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

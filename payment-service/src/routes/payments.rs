@@ -2,17 +2,18 @@
 //! the outbox in the same transaction and is tried at once.
 
 use crate::AppState;
-use crate::cards::{self, CardIn};
+use crate::cards;
 use crate::outbox::Outbox;
 use crate::store::{self, NewPayment};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
+use service_kit::card::{CardBody, card_from_body, current_year_month};
 use service_kit::domain::{Id, Page};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query, RawBody};
 use service_kit::money::Cents;
-use service_kit::openapi::{CardBody, ProtectedErrors};
+use service_kit::openapi::ProtectedErrors;
 
 /// A payment as the API shows it. A card appears only as brand, last four and expiry.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -55,12 +56,6 @@ pub struct PayParams {
     pub amount: String,
 }
 
-/// The optional body of `/pay`.
-#[derive(Debug, Deserialize)]
-struct PayBody {
-    card: Option<CardIn>,
-}
-
 /// `GET /payments?order_id=&limit=&offset=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -79,27 +74,6 @@ pub struct ListParams {
 pub struct SummaryOut {
     pub captured_count: i64,
     pub captured_total: Cents,
-}
-
-/// Reads the optional card body. The parse error is not echoed: it could quote the number.
-fn card_from_body(body: &[u8]) -> Result<Option<CardIn>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    service_kit::extract::require_utf8(body)?;
-    serde_json::from_slice::<PayBody>(body)
-        .map(|b| b.card)
-        .map_err(|_| {
-            ApiError::Validation(
-                r#"body must be {"card":{"number":"...","exp_month":12,"exp_year":2030,"cvc":"123"}}"#
-                    .to_string(),
-            )
-        })
-}
-
-fn current_year_month() -> (u32, u32) {
-    let now = time::OffsetDateTime::now_utc();
-    (now.year().max(0) as u32, u32::from(u8::from(now.month())))
 }
 
 /// Takes a simulated payment for an order; a captured one is told to the order service by
