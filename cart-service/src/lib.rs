@@ -157,7 +157,6 @@ pub const CHECKOUT_STALE_MARGIN: Duration = Duration::from_secs(5);
         routes::checkouts::cart_checkout,
         routes::checkouts::checkouts_get,
         routes::checkouts::checkouts_list,
-        service_kit::events::events_feed,
     ),
     modifiers(&ApiKeyScheme)
 )]
@@ -194,8 +193,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         )
         .with_state(state.clone());
     let document = <ApiDoc as utoipa::OpenApi>::openapi();
-    service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys)
-        .merge(service_kit::openapi::route(document))
+    service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys, document)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

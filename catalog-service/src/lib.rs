@@ -79,7 +79,6 @@ pub struct AppState {
         routes::reservations::reservations_get,
         routes::reservations::reservations_commit,
         routes::reservations::reservations_release,
-        service_kit::events::events_feed,
     ),
     modifiers(&ApiKeyScheme)
 )]
@@ -124,8 +123,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         )
         .with_state(state.clone());
     let document = <ApiDoc as utoipa::OpenApi>::openapi();
-    service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys)
-        .merge(service_kit::openapi::route(document))
+    service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys, document)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

@@ -108,7 +108,6 @@ pub fn migrations() -> Migrations<'static> {
         routes::orders::orders_get,
         routes::orders::orders_status_update,
         routes::orders::orders_payment,
-        service_kit::events::events_feed,
     ),
     modifiers(&ApiKeyScheme)
 )]
@@ -132,8 +131,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .route("/orders/{id}/payment", post(orders::orders_payment))
         .with_state(state.clone());
     let document = <ApiDoc as utoipa::OpenApi>::openapi();
-    service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys)
-        .merge(service_kit::openapi::route(document))
+    service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys, document)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

@@ -138,6 +138,9 @@ pub fn migrations() -> Migrations<'static> {
         routes::deliveries::deliveries_get,
         routes::deliveries::deliveries_retry,
         service_kit::events::events_feed,
+        routes::health::health,
+        routes::health::ready,
+        service_kit::metrics::scrape,
     ),
     modifiers(&ApiKeyScheme)
 )]

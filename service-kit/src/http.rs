@@ -5,7 +5,8 @@ use crate::ApiError;
 use crate::auth::{ApiKeys, require_api_key};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::Request;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -76,48 +77,27 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The body of a plain `GET /health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// `ok`, or `unhealthy` when the last write could not reach the disk.
+    #[schema(value_type = String)]
     pub status: &'static str,
     /// Which service answered.
+    #[schema(value_type = String)]
     pub service: &'static str,
     /// Why it is unhealthy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
 
-/// `GET /health` without a key: 200 while the service can write its database, 503 with the
-/// reason after a write failed for lack of storage, until the disk takes writes again.
-pub fn health_route(service: &'static str, db: crate::db::Db) -> Router {
-    Router::new().route(
-        "/health",
-        get(move || {
-            let db = db.clone();
-            async move {
-                let problem = db.check_storage().await;
-                let status = if problem.is_some() {
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    axum::http::StatusCode::OK
-                };
-                let health = Health {
-                    status: if problem.is_some() { "unhealthy" } else { "ok" },
-                    service,
-                    problem,
-                };
-                (status, axum::Json(health))
-            }
-        }),
-    )
-}
-
 /// The body of `GET /ready`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// `ready` or `not_ready`.
+    #[schema(value_type = String)]
     pub status: &'static str,
     /// Which service answered.
+    #[schema(value_type = String)]
     pub service: &'static str,
     /// `ok`, or why the database cannot be used.
     pub database: String,
@@ -158,37 +138,90 @@ pub async fn readiness(
     }
 }
 
-/// `GET /health` (alive) and `GET /ready` (database reachable, migrations applied: 200, else
-/// 503), both answering without a key.
-pub fn probes(service: &'static str, db: crate::db::Db, migrations: MigrationsFn) -> Router {
-    health_route(service, db.clone()).route(
-        "/ready",
-        get(move || async move {
-            let ready = readiness(service, &db, migrations).await;
-            let status = if ready.status == "ready" {
-                axum::http::StatusCode::OK
-            } else {
-                axum::http::StatusCode::SERVICE_UNAVAILABLE
-            };
-            (status, axum::Json(ready))
-        }),
+/// What the probes need to answer.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    service: &'static str,
+    db: crate::db::Db,
+    migrations: MigrationsFn,
+}
+
+/// Liveness: 200 while the service can write its database; 503 with the reason after a
+/// write failed for lack of storage, until the disk takes writes again. No key needed.
+#[utoipa::path(
+    get,
+    path = "/health",
+    responses(
+        (status = 200, description = "Alive and able to write", body = Health),
+        (status = 503, description = "Writes fail for lack of storage", body = Health),
     )
+)]
+pub async fn health(State(probe): State<Probe>) -> (StatusCode, axum::Json<Health>) {
+    let problem = probe.db.check_storage().await;
+    let status = if problem.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let health = Health {
+        status: if problem.is_some() { "unhealthy" } else { "ok" },
+        service: probe.service,
+        problem,
+    };
+    (status, axum::Json(health))
+}
+
+/// Readiness: 200 when the database answers and every migration is applied, else 503. No
+/// key needed.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    responses(
+        (status = 200, description = "Ready to serve", body = Readiness),
+        (status = 503, description = "The database cannot be used yet", body = Readiness),
+    )
+)]
+pub async fn ready(State(probe): State<Probe>) -> (StatusCode, axum::Json<Readiness>) {
+    let ready = readiness(probe.service, &probe.db, probe.migrations).await;
+    let status = if ready.status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(ready))
+}
+
+/// `GET /health` and `GET /ready`, both answering without a key.
+pub fn probes(service: &'static str, db: crate::db::Db, migrations: MigrationsFn) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(Probe {
+            service,
+            db,
+            migrations,
+        })
 }
 
 /// The usual service: its `api` routes plus `GET /events` and `GET /metrics` (behind the key),
-/// `/health` and `/ready` (open), all assembled as [`assemble`] does.
+/// `/health`, `/ready` and `GET /openapi.json` (open), all assembled as [`assemble`] does.
+/// `document` describes the `api` routes; the shared routes are added to it here.
 pub fn standard_service(
     service: &'static str,
     db: crate::db::Db,
     migrations: MigrationsFn,
     api: Router,
     keys: ApiKeys,
+    document: utoipa::openapi::OpenApi,
 ) -> Router {
     let metrics = crate::metrics::MetricsBuilder::new(service).finish();
     let api = api
         .merge(crate::events::routes(db.clone()))
         .merge(metrics.route());
+    let document =
+        document.merge_from(<crate::openapi::SharedRoutes as utoipa::OpenApi>::openapi());
     assemble(probes(service, db, migrations), api, keys, &metrics)
+        .merge(crate::openapi::route(document))
 }
 
 /// Puts a service together: `public` routes (health) answer anyone; every `api` route

@@ -94,8 +94,9 @@ impl Metrics {
 
     /// A `/metrics` route rendering these metrics, for a service that sets no gauge.
     pub fn route(&self) -> Router {
-        let metrics = self.clone();
-        Router::new().route("/metrics", get(move || async move { metrics.response() }))
+        Router::new()
+            .route("/metrics", get(scrape))
+            .with_state(self.clone())
     }
 
     /// The `/metrics` answer.
@@ -134,6 +135,20 @@ async fn record(State(metrics): State<Metrics>, request: Request, next: Next) ->
     with_status.push(("status".to_string(), response.status().as_u16().to_string()));
     metrics.requests.get_or_create(&with_status).inc();
     response
+}
+
+/// Request counts and latencies per route, in the Prometheus (OpenMetrics) text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses(
+        (status = 200, description = "The metrics", content_type = "application/openmetrics-text", body = String),
+        crate::openapi::ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn scrape(State(metrics): State<Metrics>) -> Response {
+    metrics.response()
 }
 
 #[cfg(test)]

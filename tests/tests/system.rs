@@ -120,6 +120,7 @@ fn each_service_documents_its_routes_in_openapi_and_every_documented_route_needs
             ],
         ),
     ];
+    let shared = ["/health", "/ready", "/metrics", "/events"];
     let bases: Vec<(&str, String)> = shop.services().iter().map(|s| (s.name, s.url())).collect();
     for (name, paths) in expected {
         let base = &bases.iter().find(|(n, _)| *n == name).expect(name).1;
@@ -131,13 +132,20 @@ fn each_service_documents_its_routes_in_openapi_and_every_documented_route_needs
             doc["components"]["securitySchemes"]["api_key"]["name"],
             "X-API-Key"
         );
-        for path in paths {
+        for path in paths.iter().chain(&shared) {
             assert!(doc["paths"][path].is_object(), "{name}: {path} missing");
         }
         let mut operations = 0;
         for (path, methods) in doc["paths"].as_object().expect("paths") {
             for (method, operation) in methods.as_object().expect("methods") {
                 operations += 1;
+                if ["/health", "/ready"].contains(&path.as_str()) {
+                    assert!(operation["security"].is_null(), "{name}: {path} is open");
+                    let url = format!("{base}{path}");
+                    let (status, body) = client.call_with_key("GET", &url, None, None);
+                    assert_eq!(status, 200, "{name}: {url}: {body}");
+                    continue;
+                }
                 assert_eq!(
                     operation["security"],
                     json!([{"api_key": []}]),

@@ -9,17 +9,23 @@ use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use service_kit::ApiError;
 use service_kit::db::Db;
+use service_kit::error::ErrorBody;
 use service_kit::extract::Json;
 use service_kit::metrics::Metrics;
 
-#[derive(Debug, Serialize)]
+/// `GET /health` of payment-service.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HealthOut {
+    /// `ok`.
+    #[schema(value_type = String)]
     pub status: &'static str,
+    #[schema(value_type = String)]
     pub service: &'static str,
     pub webhook_backlog: BacklogOut,
 }
 
-#[derive(Debug, Serialize)]
+/// How far behind webhook delivery is.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BacklogOut {
     /// Deliveries not yet acknowledged and still being retried.
     pub pending: i64,
@@ -29,6 +35,16 @@ pub struct BacklogOut {
     pub oldest_pending_age_seconds: i64,
 }
 
+/// Liveness, with the webhook backlog: 200, or 503 while writes fail for lack of storage.
+/// No key needed.
+#[utoipa::path(
+    get,
+    path = "/health",
+    responses(
+        (status = 200, description = "Alive and able to write", body = HealthOut),
+        (status = 503, description = "Writes fail for lack of storage", body = ErrorBody),
+    )
+)]
 pub async fn health(State(state): State<AppState>) -> Result<Json<HealthOut>, ApiError> {
     if let Some(problem) = state.db.check_storage().await {
         return Err(ApiError::Storage(problem));
@@ -47,7 +63,15 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<HealthOut>, Ap
 }
 
 /// `GET /ready`: the database answers at the right schema version (else 503), with the
-/// webhook backlog alongside.
+/// webhook backlog alongside. No key needed.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    responses(
+        (status = 200, description = "Ready to serve", body = ReadyOut),
+        (status = 503, description = "The database cannot be used yet", body = ReadyOut),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyOut>) {
     let readiness =
         service_kit::http::readiness(crate::SERVICE, &state.db, crate::migrations).await;
@@ -73,7 +97,8 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyOut>
     )
 }
 
-#[derive(Debug, Serialize)]
+/// `GET /ready` of payment-service.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReadyOut {
     #[serde(flatten)]
     pub readiness: service_kit::http::Readiness,
