@@ -15,9 +15,21 @@ pub const MAX_STOCK: i64 = 1_000_000;
 /// A product's fields as an admin sends them; every field optional so `PUT` can change some.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct ProductFields {
+    /// 1 to 200 printable characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"
+    )]
     pub name: Option<String>,
+    /// Up to 2000 characters, no NUL.
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
+    /// More than 0 and at most 1000000.00, with at most two decimals.
+    #[schema(value_type = Option<f64>, exclusive_minimum = 0.0, maximum = 1_000_000.0)]
     pub price: Option<Cents>,
+    /// 0 to 1000000.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub stock: Option<i64>,
 }
 
@@ -121,7 +133,10 @@ pub fn transition(current: ReservationStatus, target: ReservationStatus) -> Tran
 /// One line of a reservation request.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct LineIn {
+    #[schema(minimum = 1)]
     pub product_id: i64,
+    /// 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
 

@@ -41,7 +41,11 @@ pub struct ReservationLineOut {
 /// `POST /reservations` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ReserveIn {
+    /// The order the stock is held for; reserving again for it finds the same reservation.
+    #[schema(minimum = 1)]
     pub order_id: i64,
+    /// 1 to 100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<LineIn>,
 }
 

@@ -97,7 +97,7 @@ pub struct PaymentData {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct StatusChange {
     /// SHIPPED, DELIVERED or CANCELLED (any case); PAID only comes with a payment webhook.
-    #[schema(example = "SHIPPED")]
+    #[schema(example = "SHIPPED", max_length = 20)]
     pub status: String,
     /// Kept in the status history (the first 500 characters).
     pub reason: Option<String>,
