@@ -105,6 +105,17 @@ pub struct Readiness {
     pub pending_migrations: Option<i32>,
 }
 
+impl Readiness {
+    /// 200 when ready, else 503.
+    pub fn status_code(&self) -> StatusCode {
+        if self.status == "ready" {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
 /// The service's schema, as each service crate's `migrations()` builds it.
 pub type MigrationsFn = fn() -> rusqlite_migration::Migrations<'static>;
 
@@ -183,12 +194,7 @@ pub async fn health(State(probe): State<Probe>) -> (StatusCode, axum::Json<Healt
 )]
 pub async fn ready(State(probe): State<Probe>) -> (StatusCode, axum::Json<Readiness>) {
     let ready = readiness(probe.service, &probe.db, probe.migrations).await;
-    let status = if ready.status == "ready" {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, axum::Json(ready))
+    (ready.status_code(), axum::Json(ready))
 }
 
 /// `GET /health` and `GET /ready`, both answering without a key.

@@ -258,26 +258,50 @@ fn sigterm_lets_a_request_in_flight_finish_and_exits_zero_within_ten_seconds() {
     assert_eq!(checkout["status"], "completed");
 }
 
-/// A tmpfs of `size` at `dir`, unmounted when dropped. Needs root, as CI runs.
-struct SmallDisk(std::path::PathBuf);
+/// A file system mounted for one test at a folder, unmounted when dropped. Needs root, as CI
+/// has.
+struct Mount(std::path::PathBuf);
 
-impl SmallDisk {
-    fn mount(dir: std::path::PathBuf, size: &str) -> SmallDisk {
-        std::fs::create_dir_all(&dir).expect("mount point");
+impl Mount {
+    /// Runs `mount ARGS AT`, creating `at` first.
+    fn new(args: &[&str], at: std::path::PathBuf) -> Mount {
+        std::fs::create_dir_all(&at).expect("mount point");
+        let mount = Mount(at);
+        mount.run(args);
+        mount
+    }
+
+    /// A tmpfs of `size` (`2m`) at `at`.
+    fn small_disk(at: std::path::PathBuf, size: &str) -> Mount {
+        Mount::new(&["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"], at)
+    }
+
+    /// `source` seen read-only at `at`.
+    fn read_only_view(source: &std::path::Path, at: std::path::PathBuf) -> Mount {
+        let source = source.to_str().expect("UTF-8 path");
+        let view = Mount::new(&["--bind", source], at);
+        view.run(&["-o", "remount,bind,ro"]);
+        view
+    }
+
+    fn make_writable(&self) {
+        self.run(&["-o", "remount,bind,rw"]);
+    }
+
+    fn run(&self, args: &[&str]) {
         let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
+            .args(args)
+            .arg(&self.0)
             .status()
             .expect("run mount");
         assert!(
             status.success(),
-            "mounting a tmpfs failed: this test needs root, as CI has"
+            "mount {args:?} failed: this test needs root, as CI has"
         );
-        SmallDisk(dir)
     }
 }
 
-impl Drop for SmallDisk {
+impl Drop for Mount {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
             .arg("-l")
@@ -289,7 +313,7 @@ impl Drop for SmallDisk {
 #[test]
 fn a_full_disk_is_a_503_and_an_unhealthy_service_that_recovers_when_space_is_back() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let disk = SmallDisk::mount(dir.path().join("disk"), "2m");
+    let disk = Mount::small_disk(dir.path().join("disk"), "2m");
     let args = vec![
         "--db".to_string(),
         disk.0.join("orders.db").display().to_string(),
@@ -351,51 +375,6 @@ fn a_full_disk_is_a_503_and_an_unhealthy_service_that_recovers_when_space_is_bac
     drop(disk);
 }
 
-/// A read-only bind mount of `source` at `target`, unmounted when dropped. Needs root.
-struct ReadOnlyView(std::path::PathBuf);
-
-impl ReadOnlyView {
-    fn mount(source: &std::path::Path, target: std::path::PathBuf) -> ReadOnlyView {
-        std::fs::create_dir_all(&target).expect("mount point");
-        let run = |args: &[&std::ffi::OsStr]| {
-            let status = std::process::Command::new("mount")
-                .args(args)
-                .status()
-                .expect("run mount");
-            assert!(
-                status.success(),
-                "mount {args:?} failed: this test needs root"
-            );
-        };
-        run(&["--bind".as_ref(), source.as_os_str(), target.as_os_str()]);
-        let view = ReadOnlyView(target);
-        run(&[
-            "-o".as_ref(),
-            "remount,bind,ro".as_ref(),
-            view.0.as_os_str(),
-        ]);
-        view
-    }
-
-    fn make_writable(&self) {
-        let status = std::process::Command::new("mount")
-            .args(["-o", "remount,bind,rw"])
-            .arg(&self.0)
-            .status()
-            .expect("run mount");
-        assert!(status.success());
-    }
-}
-
-impl Drop for ReadOnlyView {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// Linux refuses to make a file system read-only while a file on it is open for writing,
 /// as a running service's database is; so what can be tested is a start on a database that
 /// cannot be written: a prompt exit that says why, no panic, and nothing lost.
@@ -424,7 +403,7 @@ fn a_read_only_database_is_refused_at_start_with_the_reason_and_served_once_writ
     assert_eq!(status, 201, "{placed}");
     assert!(order.stop());
 
-    let view = ReadOnlyView::mount(&data, dir.path().join("read-only"));
+    let view = Mount::read_only_view(&data, dir.path().join("read-only"));
     let started = std::time::Instant::now();
     let refused = std::process::Command::new(system_tests::bin_dir().join("order-service"))
         .args(args(&view.0))

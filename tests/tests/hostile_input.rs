@@ -46,6 +46,15 @@ fn bad_users() -> Vec<String> {
     .collect()
 }
 
+/// A request as the matrix holds it: method, URL, content type and body.
+type Request = (&'static str, String, Option<&'static str>, Vec<u8>);
+
+/// A request with `body` as JSON, or with no body at all when it is empty.
+fn with_json(method: &'static str, url: String, body: &str) -> Request {
+    let content_type = (!body.is_empty()).then_some("application/json");
+    (method, url, content_type, body.as_bytes().to_vec())
+}
+
 /// Everything a client can see of the shop's state.
 fn snapshot(client: &Client, shop: &Shop) -> Vec<Value> {
     let urls = [
@@ -87,8 +96,7 @@ fn hostile_input_is_a_json_4xx_everywhere_and_changes_nothing() {
     let pending = placed["id"].as_i64().expect("order id");
     let before = snapshot(&client, &shop);
 
-    // (method, url, content type, body)
-    let mut requests: Vec<(&str, String, Option<&str>, Vec<u8>)> = Vec::new();
+    let mut requests: Vec<Request> = Vec::new();
     let json = Some("application/json");
     let none = Vec::new;
     for n in bad_numbers() {
@@ -130,13 +138,7 @@ fn hostile_input_is_a_json_4xx_everywhere_and_changes_nothing() {
             ),
             ("GET", format!("{payment}/payments/{n}"), ""),
         ] {
-            let body = body.as_bytes().to_vec();
-            requests.push((
-                method,
-                url,
-                (!body.is_empty()).then_some("application/json"),
-                body,
-            ));
+            requests.push(with_json(method, url, body));
         }
     }
     for user in bad_users() {
@@ -160,13 +162,7 @@ fn hostile_input_is_a_json_4xx_everywhere_and_changes_nothing() {
                 "",
             ),
         ] {
-            let body = body.as_bytes().to_vec();
-            requests.push((
-                method,
-                url,
-                (!body.is_empty()).then_some("application/json"),
-                body,
-            ));
+            requests.push(with_json(method, url, body));
         }
     }
     let long = "x".repeat(10 * 1024);

@@ -35,6 +35,18 @@ pub struct BacklogOut {
     pub oldest_pending_age_seconds: i64,
 }
 
+impl BacklogOut {
+    /// The backlog from the outbox's (pending, failed, oldest pending since) as of now.
+    fn now((pending, failed, oldest): (i64, i64, Option<i64>)) -> BacklogOut {
+        let now_ms = service_kit::clock::unix_now_ms();
+        BacklogOut {
+            pending,
+            failed,
+            oldest_pending_age_seconds: oldest.map_or(0, |t| ((now_ms - t) / 1000).max(0)),
+        }
+    }
+}
+
 /// Liveness, with the webhook backlog: 200, or 503 while writes fail for lack of storage.
 /// No key needed.
 #[utoipa::path(
@@ -49,16 +61,11 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<HealthOut>, Ap
     if let Some(problem) = state.db.check_storage().await {
         return Err(ApiError::Storage(problem));
     }
-    let (pending, failed, oldest) = state.db.call(|conn| Ok(store::backlog(conn)?)).await?;
-    let now_ms = service_kit::clock::unix_now_ms();
+    let backlog = state.db.call(|conn| Ok(store::backlog(conn)?)).await?;
     Ok(Json(HealthOut {
         status: "ok",
         service: crate::SERVICE,
-        webhook_backlog: BacklogOut {
-            pending,
-            failed,
-            oldest_pending_age_seconds: oldest.map_or(0, |t| ((now_ms - t) / 1000).max(0)),
-        },
+        webhook_backlog: BacklogOut::now(backlog),
     }))
 }
 
@@ -76,20 +83,9 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyOut>
     let readiness =
         service_kit::http::readiness(crate::SERVICE, &state.db, crate::migrations).await;
     let backlog = state.db.call(|conn| Ok(store::backlog(conn)?)).await.ok();
-    let status = if readiness.status == "ready" {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let webhook_backlog = backlog.map(|(pending, failed, oldest)| BacklogOut {
-        pending,
-        failed,
-        oldest_pending_age_seconds: oldest.map_or(0, |t| {
-            ((service_kit::clock::unix_now_ms() - t) / 1000).max(0)
-        }),
-    });
+    let webhook_backlog = backlog.map(BacklogOut::now);
     (
-        status,
+        readiness.status_code(),
         Json(ReadyOut {
             readiness,
             webhook_backlog,
@@ -116,13 +112,13 @@ pub struct BacklogGauges {
 /// `GET /metrics`: request metrics plus the webhook backlog, read now.
 pub async fn metrics(db: Db, gauges: BacklogGauges, metrics: Metrics) -> Response {
     match db.call(|conn| Ok(store::backlog(conn)?)).await {
-        Ok((pending, failed, oldest)) => {
-            gauges.pending.set(pending);
-            gauges.failed.set(failed);
-            let age = oldest.map_or(0, |t| {
-                ((service_kit::clock::unix_now_ms() - t) / 1000).max(0)
-            });
-            gauges.oldest_pending_age_seconds.set(age);
+        Ok(backlog) => {
+            let backlog = BacklogOut::now(backlog);
+            gauges.pending.set(backlog.pending);
+            gauges.failed.set(backlog.failed);
+            gauges
+                .oldest_pending_age_seconds
+                .set(backlog.oldest_pending_age_seconds);
             metrics.response()
         }
         Err(err) => err.into_response(),
