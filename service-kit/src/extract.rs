@@ -53,6 +53,42 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
+/// An optional JSON body as it came: empty when none was sent, else bytes sent as JSON
+/// (415 otherwise), for handlers that read it themselves, like `/pay` with its card.
+#[derive(Debug)]
+pub struct OptionalJsonBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let declared_json = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json_media_type);
+        let RawBody(bytes) = RawBody::from_request(request, state).await?;
+        if !declared_json && !bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected a body with Content-Type: application/json".to_string(),
+            ));
+        }
+        Ok(OptionalJsonBody(bytes))
+    }
+}
+
+/// `application/json` or `application/<anything>+json`, with any parameters.
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 /// A 400 unless `body` is UTF-8, as JSON must be.
 pub fn require_utf8(body: &[u8]) -> Result<(), ApiError> {
     std::str::from_utf8(body)
@@ -99,5 +135,30 @@ impl From<QueryRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_media_types_are_recognised_with_their_parameters() {
+        for json in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json_media_type(json), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "json",
+            "",
+        ] {
+            assert!(!is_json_media_type(other), "{other}");
+        }
     }
 }

@@ -412,6 +412,19 @@ fn hostile_input_is_a_json_4xx_everywhere_and_changes_nothing() {
             json,
             too_big.clone().into_bytes(),
         ),
+        // A card must come as JSON.
+        (
+            "POST",
+            format!("{payment}/pay?order_id={pending}&amount=999.99"),
+            Some("text/plain"),
+            card("4242424242424242", "123").into_bytes(),
+        ),
+        (
+            "POST",
+            format!("{cart}/cart/u1/checkout"),
+            Some("application/x-www-form-urlencoded"),
+            card("4242424242424242", "123").into_bytes(),
+        ),
         // A malformed card is refused before the checkout places an order.
         (
             "POST",

@@ -11,7 +11,7 @@ use service_kit::ApiError;
 use service_kit::card::{self, CardBody};
 use service_kit::domain::{Page, UserId};
 use service_kit::error::ErrorBody;
-use service_kit::extract::{Json, Path, Query, RawBody};
+use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
 use service_kit::openapi::ProtectedErrors;
 
 /// `GET /checkouts?user_id=U&limit=&offset=`.
@@ -64,6 +64,7 @@ fn card_from_body(body: &[u8]) -> Result<Option<Value>, ApiError> {
         (status = 404, description = "A product of the cart is gone", body = ErrorBody),
         (status = 409, description = "A checkout of this user is running, stock ran out, or the key is in use", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "A body that is not sent as JSON", body = ErrorBody),
         (status = 422, description = "An empty cart, an invalid user id, card or body, or a key reused with another body", body = ErrorBody),
         ProtectedErrors,
     ),
@@ -72,7 +73,7 @@ fn card_from_body(body: &[u8]) -> Result<Option<Value>, ApiError> {
 pub async fn cart_checkout(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
-    RawBody(body): RawBody,
+    OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
     let user = UserId::parse(&user_id)?;
     let card = card_from_body(&body)?;

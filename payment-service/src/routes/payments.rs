@@ -11,7 +11,7 @@ use service_kit::ApiError;
 use service_kit::card::{CardBody, card_from_body, current_year_month};
 use service_kit::domain::{Id, Page};
 use service_kit::error::ErrorBody;
-use service_kit::extract::{Json, Path, Query, RawBody};
+use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 
@@ -90,6 +90,7 @@ pub struct SummaryOut {
         (status = 404, description = "No such order", body = ErrorBody),
         (status = 409, description = "The order is paid or cancelled, or the key is in use", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "A body that is not sent as JSON", body = ErrorBody),
         (status = 422, description = "An invalid amount, card or body, an amount that is not the order total, or a key reused with another body", body = ErrorBody),
 
         ProtectedErrors,
@@ -99,7 +100,7 @@ pub struct SummaryOut {
 pub async fn pay(
     State(state): State<AppState>,
     Query(params): Query<PayParams>,
-    RawBody(body): RawBody,
+    OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<Json<PaymentOut>, ApiError> {
     let order_id = Id::parse(params.order_id, "order_id")?;
     let amount = Cents::parse_decimal(params.amount.trim())
