@@ -4,7 +4,7 @@
 //! payment service's business, not this module's.
 
 use crate::ApiError;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
 /// The optional body of a payment (`POST /pay`, and a checkout that passes it on).
@@ -14,8 +14,9 @@ pub struct CardBody {
     pub card: Option<CardIn>,
 }
 
-/// A card as a client sends it. `Debug` hides the number and the CVC.
-#[derive(Clone, Deserialize, utoipa::ToSchema)]
+/// A card as a client sends it. `Debug` hides the number and the CVC; it is serialized only
+/// to pass it on to the payment service.
+#[derive(Clone, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct CardIn {
     /// 12 to 19 digits (spaces and dashes allowed), Luhn-valid; a JSON number is accepted.
     #[serde(deserialize_with = "digits_or_text")]

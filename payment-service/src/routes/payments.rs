@@ -92,7 +92,6 @@ pub struct SummaryOut {
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "A body that is not sent as JSON", body = ErrorBody),
         (status = 422, description = "An invalid amount, card or body, an amount that is not the order total, or a key reused with another body", body = ErrorBody),
-
         ProtectedErrors,
     ),
     security(("api_key" = []))
@@ -222,7 +221,6 @@ pub async fn pay(
         (status = 200, description = "Payments", body = [PaymentOut]),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
         (status = 422, description = "Not a positive order id", body = ErrorBody),
-
         ProtectedErrors,
     ),
     security(("api_key" = []))
@@ -256,7 +254,6 @@ pub async fn payments_list(
         (status = 400, description = "Not a number", body = ErrorBody),
         (status = 404, description = "No such payment", body = ErrorBody),
         (status = 422, description = "Not a positive id", body = ErrorBody),
-
         ProtectedErrors,
     ),
     security(("api_key" = []))
