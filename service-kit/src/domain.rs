@@ -39,6 +39,22 @@ impl fmt::Display for UserId {
     }
 }
 
+impl utoipa::PartialSchema for UserId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A shopper: 1 to 64 letters, digits, '_', '-', '.' or '@'",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(UserId::MAX_LEN))
+            .pattern(Some(r"^[A-Za-z0-9_.@-]{1,64}$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for UserId {}
+
 /// A positive row id (product, order, payment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]

@@ -68,6 +68,22 @@ fn the_guide_journey_works_across_all_four_services() {
     assert_eq!(payments.as_array().expect("list").len(), 1);
 }
 
+/// Every `$ref` in `value`, however deep.
+fn collect_refs(value: &Value, refs: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(reference)) => refs.push(reference.clone()),
+                    _ => collect_refs(inner, refs),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_refs(item, refs)),
+        _ => {}
+    }
+}
+
 #[test]
 fn each_service_documents_its_routes_in_openapi_and_every_documented_route_needs_the_key() {
     let mut shop = Shop::start();
@@ -134,6 +150,17 @@ fn each_service_documents_its_routes_in_openapi_and_every_documented_route_needs
         );
         for path in paths.iter().chain(&shared) {
             assert!(doc["paths"][path].is_object(), "{name}: {path} missing");
+        }
+        let mut refs = Vec::new();
+        collect_refs(&doc, &mut refs);
+        for reference in refs {
+            let schema = reference
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{name}: unexpected $ref {reference}"));
+            assert!(
+                doc["components"]["schemas"][schema].is_object(),
+                "{name}: $ref to a schema the document lacks: {reference}"
+            );
         }
         let mut operations = 0;
         for (path, methods) in doc["paths"].as_object().expect("paths") {

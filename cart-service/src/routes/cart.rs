@@ -43,7 +43,7 @@ pub struct AddOut {
 #[utoipa::path(
     get,
     path = "/cart/{user_id}",
-    params(("user_id" = String, Path, description = "The shopper: 1 to 64 letters, digits, _ - . @", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$")),
+    params(("user_id" = inline(UserId), Path, description = "The shopper")),
     responses(
         (status = 200, description = "The cart (empty when the shopper has none)", body = CartOut),
         (status = 422, description = "An invalid user id, product id or quantity", body = ErrorBody),
@@ -68,7 +68,7 @@ pub async fn cart_get(
 #[utoipa::path(
     post,
     path = "/cart/{user_id}/add",
-    params(("user_id" = String, Path, description = "The shopper: 1 to 64 letters, digits, _ - . @", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$"), AddParams),
+    params(("user_id" = inline(UserId), Path, description = "The shopper"), AddParams),
     responses(
         (status = 200, description = "The line and the whole cart", body = AddOut),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
@@ -130,7 +130,7 @@ pub async fn cart_add(
 #[utoipa::path(
     put,
     path = "/cart/{user_id}/items/{product_id}",
-    params(("user_id" = String, Path, description = "The shopper: 1 to 64 letters, digits, _ - . @", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$"), ("product_id" = i64, Path, description = "The product of the line", minimum = 1), QuantityParams),
+    params(("user_id" = inline(UserId), Path, description = "The shopper"), ("product_id" = i64, Path, description = "The product of the line", minimum = 1), QuantityParams),
     responses(
         (status = 200, description = "The cart as it is now", body = CartOut),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
@@ -167,7 +167,7 @@ pub async fn items_update(
 #[utoipa::path(
     delete,
     path = "/cart/{user_id}/items/{product_id}",
-    params(("user_id" = String, Path, description = "The shopper: 1 to 64 letters, digits, _ - . @", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$"), ("product_id" = i64, Path, description = "The product of the line", minimum = 1)),
+    params(("user_id" = inline(UserId), Path, description = "The shopper"), ("product_id" = i64, Path, description = "The product of the line", minimum = 1)),
     responses(
         (status = 200, description = "The cart as it is now", body = CartOut),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
@@ -202,7 +202,7 @@ pub async fn items_remove(
 #[utoipa::path(
     delete,
     path = "/cart/{user_id}/clear",
-    params(("user_id" = String, Path, description = "The shopper: 1 to 64 letters, digits, _ - . @", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$")),
+    params(("user_id" = inline(UserId), Path, description = "The shopper")),
     responses(
         (status = 200, description = "The empty cart", body = CartOut),
         (status = 422, description = "An invalid user id, product id or quantity", body = ErrorBody),

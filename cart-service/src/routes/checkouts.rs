@@ -19,7 +19,7 @@ use service_kit::openapi::ProtectedErrors;
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// The shopper whose checkouts are listed.
-    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$")]
+    #[param(value_type = UserId, inline)]
     pub user_id: String,
     /// Rows wanted (1 to 200, default 50).
     pub limit: Option<u32>,
@@ -44,7 +44,7 @@ fn card_from_body(body: &[u8]) -> Result<Option<Value>, ApiError> {
     post,
     path = "/cart/{user_id}/checkout",
     params(
-        ("user_id" = String, Path, description = "The shopper: 1 to 64 letters, digits, _ - . @", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$"),
+        ("user_id" = inline(UserId), Path, description = "The shopper"),
         ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255),
     ),
     request_body(content = Option<CardBody>, content_type = "application/json"),

@@ -58,7 +58,7 @@ pub struct StatusChangeOut {
 #[into_params(parameter_in = Query)]
 pub struct CreateParams {
     /// The shopper placing the order.
-    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$")]
+    #[param(value_type = UserId, inline)]
     pub user_id: String,
 }
 
@@ -67,7 +67,7 @@ pub struct CreateParams {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only this shopper's orders.
-    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]{1,64}$")]
+    #[param(value_type = Option<UserId>, inline)]
     pub user_id: Option<String>,
     /// Only orders in this status (PENDING, PAID, SHIPPED, DELIVERED, CANCELLED; any case).
     pub status: Option<String>,
