@@ -252,6 +252,10 @@ fn every_route_of_every_service_is_401_without_a_key_and_health_is_open() {
         assert_eq!(status, 200, "{} ready: {body}", service.name);
         assert_eq!(body["status"], "ready");
         assert_eq!(body["pending_migrations"], 0);
+        if service.name == "payment-service" {
+            assert!(body["webhook_backlog"]["pending"].is_i64(), "{body}");
+            assert!(body["webhook_backlog"]["failed"].is_i64(), "{body}");
+        }
     }
     // Nothing the refused requests asked for happened.
     let (_, order) = client.get(&format!("{}/orders/{order_id}", shop.order.url()));
@@ -593,7 +597,7 @@ fn concurrent_payments_for_one_order_charge_it_once() {
 }
 
 #[test]
-fn no_key_or_webhook_secret_reaches_a_log_line() {
+fn requests_are_logged_with_id_method_path_status_and_latency_but_no_key_or_secret() {
     let mut shop = Shop::start();
     let client = Client::new();
     client.post(&format!("{}/cart/u1/add?product_id=1", shop.cart.url()));
@@ -608,6 +612,24 @@ fn no_key_or_webhook_secret_reaches_a_log_line() {
         None,
         Some("not-the-key-xyz"),
     );
+    let (status, _) = client
+        .try_call(
+            "GET",
+            &format!("{}/products/2", shop.catalog.url()),
+            None,
+            &[("X-API-Key", KEY), ("X-Request-Id", "log-line-check-7")],
+        )
+        .expect("answered");
+    assert_eq!(status, 200);
+    // One structured line per request: its id, method, path, status and latency.
+    let catalog_log = shop.catalog.log_text();
+    let line = catalog_log
+        .lines()
+        .find(|l| l.contains("request_id=log-line-check-7") && l.contains("status="))
+        .unwrap_or_else(|| panic!("no line for the request:\n{catalog_log}"));
+    for field in ["method=GET", "path=/products/2", "status=200", "latency="] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
     for service in shop.services() {
         let log = service.log_text();
         assert!(!log.is_empty(), "{} logged something", service.name);
