@@ -73,6 +73,30 @@ async fn webhook(
     send(app, call).await
 }
 
+/// The payment notice payment-service sends for a guide order, signed with the test secret.
+async fn pay_by_webhook(app: &Router, order_id: i64, id: &str) -> (StatusCode, Value) {
+    let body = notice(order_id, "999.99");
+    webhook(
+        app,
+        order_id,
+        id,
+        unix_now(),
+        &body,
+        &test_webhook_secrets(),
+    )
+    .await
+}
+
+/// The statuses an order went through, oldest first.
+fn history(order: &Value) -> Vec<&str> {
+    order["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect()
+}
+
 async fn status_of(app: &Router, order_id: i64) -> Value {
     let (_, order) = send(app, Call::new("GET", &format!("/orders/{order_id}"))).await;
     order["status"].clone()
@@ -235,13 +259,7 @@ async fn a_signed_webhook_marks_an_order_paid_and_the_same_id_again_is_a_no_op()
     // Another message for an order already paid changes nothing either.
     let (status, again) = webhook(&app, id, "msg_two", unix_now(), &body, &secrets).await;
     assert_eq!(status, StatusCode::OK);
-    let history: Vec<&str> = again["status_history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(history, ["PENDING", "PAID"]);
+    assert_eq!(history(&again), ["PENDING", "PAID"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -381,15 +399,7 @@ async fn the_lifecycle_allows_only_the_shop_transitions() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(status_of(&app, id).await, "PENDING");
 
-    webhook(
-        &app,
-        id,
-        "m1",
-        unix_now(),
-        &notice(id, "999.99"),
-        &test_webhook_secrets(),
-    )
-    .await;
+    pay_by_webhook(&app, id, "m1").await;
     let (status, _) = send(&app, put(r#"{"status":"CANCELLED"}"#)).await;
     assert_eq!(
         status,
@@ -403,23 +413,12 @@ async fn the_lifecycle_allows_only_the_shop_transitions() {
     assert_eq!(shipped["status"], "SHIPPED");
     let (_, delivered) = send(&app, put(r#"{"status":"DELIVERED"}"#)).await;
     assert_eq!(delivered["status"], "DELIVERED");
-    let history: Vec<&str> = delivered["status_history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(history, ["PENDING", "PAID", "SHIPPED", "DELIVERED"]);
+    assert_eq!(
+        history(&delivered),
+        ["PENDING", "PAID", "SHIPPED", "DELIVERED"]
+    );
     // A late webhook never moves it backwards.
-    let (status, late) = webhook(
-        &app,
-        id,
-        "m9",
-        unix_now(),
-        &notice(id, "999.99"),
-        &test_webhook_secrets(),
-    )
-    .await;
+    let (status, late) = pay_by_webhook(&app, id, "m9").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(late["status"], "DELIVERED");
     let (status, _) = send(
@@ -444,15 +443,7 @@ async fn a_cancelled_order_keeps_its_reason_and_refuses_payment() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(cancelled["status_history"][1]["reason"], "changed my mind");
-    let (status, _) = webhook(
-        &app,
-        id,
-        "m1",
-        unix_now(),
-        &notice(id, "999.99"),
-        &test_webhook_secrets(),
-    )
-    .await;
+    let (status, _) = pay_by_webhook(&app, id, "m1").await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(status_of(&app, id).await, "CANCELLED");
 }
