@@ -86,17 +86,9 @@ pub fn authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use service_kit::card::test_card as card;
 
     const TODAY: (u32, u32) = (2026, 11);
-
-    fn card(number: &str) -> CardIn {
-        CardIn {
-            number: number.into(),
-            exp_month: 12,
-            exp_year: 2030,
-            cvc: "123".into(),
-        }
-    }
 
     #[test]
     fn the_test_cards_behave_as_in_stripe_test_mode() {

@@ -137,6 +137,17 @@ pub fn card_from_body(body: &[u8]) -> Result<Option<CardIn>, ApiError> {
         })
 }
 
+/// A well-formed card expiring 12/2030 with CVC 123: `number` decides the rest. For tests.
+#[cfg(any(test, feature = "testing"))]
+pub fn test_card(number: &str) -> CardIn {
+    CardIn {
+        number: number.into(),
+        exp_month: 12,
+        exp_year: 2030,
+        cvc: "123".into(),
+    }
+}
+
 /// This (year, month), in UTC.
 pub fn current_year_month() -> (u32, u32) {
     let now = time::OffsetDateTime::now_utc();
@@ -145,18 +156,10 @@ pub fn current_year_month() -> (u32, u32) {
 
 #[cfg(test)]
 mod tests {
+    use super::test_card as card;
     use super::*;
 
     const TODAY: (u32, u32) = (2026, 11);
-
-    fn card(number: &str) -> CardIn {
-        CardIn {
-            number: number.into(),
-            exp_month: 12,
-            exp_year: 2030,
-            cvc: "123".into(),
-        }
-    }
 
     #[test]
     fn a_number_failing_luhn_or_of_the_wrong_length_is_422() {

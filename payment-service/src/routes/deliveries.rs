@@ -66,7 +66,6 @@ pub struct ListParams {
         (status = 200, description = "Deliveries (without their attempts)", body = [DeliveryOut]),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
         (status = 422, description = "An unknown status or not a positive order id", body = ErrorBody),
-
         ProtectedErrors,
     ),
     security(("api_key" = []))
@@ -132,7 +131,6 @@ fn check_id(id: &str) -> Result<(), ApiError> {
         (status = 200, description = "The delivery", body = DeliveryOut),
         (status = 404, description = "No such delivery", body = ErrorBody),
         (status = 422, description = "Not a delivery id", body = ErrorBody),
-
         ProtectedErrors,
     ),
     security(("api_key" = []))
@@ -156,7 +154,6 @@ pub async fn deliveries_get(
         (status = 404, description = "No such delivery", body = ErrorBody),
         (status = 409, description = "Already delivered", body = ErrorBody),
         (status = 422, description = "Not a delivery id", body = ErrorBody),
-
         ProtectedErrors,
     ),
     security(("api_key" = []))
