@@ -4,8 +4,13 @@
 # healthy and the resident memory idle, runs loadgen per operation and for the mixed journey,
 # and prints the figures with the machine they came from.
 #
+# `scripts/bench.sh connections` measures connections instead: for each service, its
+# resident memory idle, while connflood holds BENCH_CONNECTIONS (default 5000) keep-alive
+# connections and BENCH_CONNECTIONS half-open ones (re-opened as the service cuts them), and
+# after they close, with the latency of plain requests made meanwhile from another client.
+#
 # Environment (optional): BENCH_DURATION (default 10s per run), BENCH_USERS (default 32),
-# BENCH_MIX_USERS (default 64), BENCH_PORT_BASE (default 28001).
+# BENCH_MIX_USERS (default 64), BENCH_PORT_BASE (default 28001), BENCH_CONNECTIONS.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,6 +65,35 @@ start cart-service "$cart_port" --catalog-url "$CATALOG_URL" --order-url "$ORDER
 services=(catalog-service cart-service order-service payment-service)
 declare -A idle_kib
 for s in "${services[@]}"; do idle_kib[$s]="$(rss_kib "$s")"; done
+
+if [[ "${1:-}" == "connections" ]]; then
+  flood_n="${BENCH_CONNECTIONS:-5000}"
+  declare -A port_of=([catalog-service]=$catalog_port [cart-service]=$cart_port
+    [order-service]=$order_port [payment-service]=$payment_port)
+  echo "== $flood_n connections held against each service in turn ($(nproc) cores; connflood on the same machine)"
+  printf '%-16s %-10s %9s %9s %9s %12s %9s %9s\n' "service" "clients" "RSS idle" "held" \
+    "after" "probes ok/x" "p50 ms" "p99 ms"
+  for s in "${services[@]}"; do
+    for mode in keepalive half; do
+      extra=(); [[ "$mode" == half ]] && extra=(--reopen)
+      # After closing, wait past the allocator's purge delay (about 10 s) before reading RSS.
+      line="$("$bin/connflood" --addr "127.0.0.1:${port_of[$s]}" --connections "$flood_n" \
+        --mode "$mode" "${extra[@]}" --hold 6s --settle 15s --pid "$(cat "$data/pids/$s.pid")")"
+      echo "$line" >>"$results/connections.txt"
+      awk -v s="$s" -v m="$mode" '{
+        for (i = 1; i <= NF; i++) {
+          if ($i == "ok") ok = $(i + 1); if ($i == "failed") bad = $(i + 1)
+          if ($i == "p50") p50 = $(i + 1); if ($i == "p99") p99 = $(i + 1)
+          if ($i == "idle") idle = $(i + 1); if ($i == "held") held = $(i + 1)
+          if ($i == "after") after = $(i + 1)
+        }
+        printf "%-16s %-10s %9s %9s %9s %12s %9s %9s\n", s, m, idle, held, after, ok "/" bad, p50, p99
+      }' <<<"${line//,/}"
+    done
+  done
+  echo "(MiB; keepalive: one request each, then silent; half: half a request line, re-opened when cut)"
+  exit 0
+fi
 
 run() {
   local name="$1" mix="$2" n="$3"

@@ -241,7 +241,8 @@ async fn recover_interrupted(
     call_timeout: Duration,
     cancel: CancellationToken,
 ) {
-    let stale_after = (call_timeout + CHECKOUT_STALE_MARGIN).as_millis() as i64;
+    let stale_after =
+        service_kit::clock::millis(call_timeout.saturating_add(CHECKOUT_STALE_MARGIN));
     let mut stale_before = service_kit::clock::unix_now_ms();
     loop {
         match recover(&state, stale_before).await {
@@ -253,6 +254,6 @@ async fn recover_interrupted(
             () = cancel.cancelled() => break,
             () = tokio::time::sleep(every) => {}
         }
-        stale_before = service_kit::clock::unix_now_ms() - stale_after;
+        stale_before = service_kit::clock::unix_now_ms().saturating_sub(stale_after);
     }
 }

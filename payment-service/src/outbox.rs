@@ -113,18 +113,24 @@ impl Outbox {
         payment_id: i64,
     ) -> rusqlite::Result<()> {
         let now = now_ms();
-        store::insert_delivery(tx, delivery, payment_id, now, now + self.lease_ms())
+        store::insert_delivery(
+            tx,
+            delivery,
+            payment_id,
+            now,
+            now.saturating_add(self.lease_ms()),
+        )
     }
 
     fn lease_ms(&self) -> i64 {
-        self.lease.as_millis() as i64
+        service_kit::clock::millis(self.lease)
     }
 
     /// Makes one attempt and records it. Returns whether it was delivered.
     pub async fn attempt(&self, delivery: DueDelivery) -> Result<bool, ApiError> {
         let started = Instant::now();
         let result = self.orders.send_webhook(&delivery, &self.secrets).await;
-        let duration_ms = started.elapsed().as_millis() as i64;
+        let duration_ms = service_kit::clock::millis(started.elapsed());
         let (status_code, error) = match &result {
             Ok(code) => (Some(*code), None),
             Err(err) => (None, Some(err.to_string())),
@@ -146,7 +152,7 @@ impl Outbox {
                 });
                 let next = schedule
                     .next_delay(attempts, 0.8 + 0.4 * fastrand::f64())
-                    .map(|delay| now_ms() + delay.as_millis() as i64);
+                    .map(service_kit::clock::unix_ms_after);
                 store::mark_undelivered(tx, &id, &reason, next)?;
                 Ok(Some((reason, next.is_none())))
             })
@@ -164,7 +170,7 @@ impl Outbox {
     /// Starts a fresh round for a delivery that is not yet delivered and attempts it now.
     /// 404 for an unknown delivery, 409 for one already delivered.
     pub async fn retry_now(&self, delivery_id: String) -> Result<bool, ApiError> {
-        let claimed_until = now_ms() + self.lease_ms();
+        let claimed_until = now_ms().saturating_add(self.lease_ms());
         let id = delivery_id.clone();
         let (status, due) = self
             .db
@@ -188,7 +194,7 @@ impl Outbox {
                 () = tokio::time::sleep(poll) => {}
             }
             let now = now_ms();
-            let claimed_until = now + self.lease_ms();
+            let claimed_until = now.saturating_add(self.lease_ms());
             let due = self
                 .db
                 .write(move |tx| Ok(store::claim_due(tx, now, claimed_until, 32)?))

@@ -10,8 +10,19 @@ pub fn unix_now() -> i64 {
 pub fn unix_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(millis)
         .unwrap_or(0)
+}
+
+/// `duration` in whole milliseconds, saturating at `i64::MAX`: durations come from flags
+/// and constants, and a huge one must mean "practically never", not wrap to a past time.
+pub fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The Unix time in milliseconds `duration` from now, saturating rather than overflowing.
+pub fn unix_ms_after(duration: std::time::Duration) -> i64 {
+    unix_now_ms().saturating_add(millis(duration))
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
@@ -40,5 +51,14 @@ mod tests {
         assert!(first.ends_with('Z'));
         assert!(now_rfc3339() >= first);
         assert!((unix_now() - unix_now_ms() / 1000).abs() <= 1);
+    }
+
+    #[test]
+    fn durations_past_i64_milliseconds_saturate_instead_of_wrapping() {
+        use std::time::Duration;
+        assert_eq!(millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(millis(Duration::MAX), i64::MAX);
+        assert_eq!(unix_ms_after(Duration::MAX), i64::MAX);
+        assert!(unix_ms_after(Duration::from_secs(1)) > unix_now_ms());
     }
 }

@@ -65,7 +65,32 @@ pub struct CommonArgs {
     /// other use their key too, so this is a guard against runaway clients, not a quota.
     #[arg(long, env = "RATE_LIMIT", default_value_t = 2000)]
     pub rate_limit: u32,
+
+    /// A request's head (request line and headers) must arrive within this many
+    /// milliseconds of the connection opening, or of a keep-alive request's first byte;
+    /// else the connection is closed.
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub header_timeout_ms: u64,
+
+    /// A keep-alive connection with no request for this many milliseconds is closed. Longer
+    /// than the services' own clients keep idle connections (15 s), so a peer never sends
+    /// on a connection this side is closing.
+    #[arg(long, env = "IDLE_TIMEOUT_MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub idle_timeout_ms: u64,
+
+    /// Open connections allowed at once (lowered to the open-file limit less a reserve);
+    /// past it, the connection that has waited longest without a request in flight is
+    /// closed to make room, so a flood of idle clients cannot lock others out.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
 }
+
+/// The default cap on open connections: with about 10 KiB each (see `server`), this many
+/// stay well inside the memory a service is meant to use.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 8192;
 
 /// The shared webhook secret(s), flattened into payment-service (signs) and order-service
 /// (verifies).
@@ -135,6 +160,15 @@ impl CommonArgs {
     pub fn peer_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.peer_timeout_ms)
     }
+
+    /// The connection limits as configured (before the open-file limit is applied).
+    pub fn connection_limits(&self) -> crate::server::ConnectionLimits {
+        crate::server::ConnectionLimits {
+            header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +182,9 @@ mod tests {
             peer_timeout_ms: 1000,
             cors_origins: Vec::new(),
             rate_limit: 0,
+            header_timeout_ms: 5000,
+            idle_timeout_ms: 60_000,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 

@@ -15,7 +15,6 @@ use serde::Serialize;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -344,8 +343,8 @@ pub fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
 
 /// Binds the configured address and `port`, prints `<service> listening on http://<addr>`
 /// on stdout (the line scripts and tests read to learn a port-0 address), and serves with
-/// the configured CORS origins until `shutdown` resolves; then in-flight requests get
-/// [`SHUTDOWN_GRACE`] to finish.
+/// the configured CORS origins and connection limits until `shutdown` resolves; then
+/// in-flight requests get [`SHUTDOWN_GRACE`] to finish. Raises the open-file limit first.
 pub async fn launch(
     service: &'static str,
     common: &crate::config::CommonArgs,
@@ -354,43 +353,29 @@ pub async fn launch(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = SocketAddr::new(common.bind, port);
-    let router = router.layer(cors_layer(&common.cors_origins));
-    let listener = TcpListener::bind(addr)
-        .await
+    crate::alloc::return_freed_memory_in_the_background();
+    let fd_limit = crate::server::raise_fd_limit();
+    let limits = common.connection_limits().within_fd_limit(fd_limit);
+    tracing::info!(
+        open_file_limit = fd_limit,
+        max_connections = limits.max_connections,
+        header_timeout_ms = common.header_timeout_ms,
+        idle_timeout_ms = common.idle_timeout_ms,
+        "connection limits"
+    );
+    // A request body must keep arriving too: a client that sends its head and then trickles
+    // (or withholds) the body is cut after the same time a head is given.
+    let router = router
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.header_timeout,
+        ))
+        .layer(cors_layer(&common.cors_origins));
+    let listener = crate::server::listen(addr)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr()?;
     tracing::info!(%local, "{service} listening");
     println!("{service} listening on http://{local}");
-    serve(listener, router, shutdown).await
-}
-
-/// Serves `router` on an already bound `listener` until `shutdown` resolves, then gives
-/// in-flight requests [`SHUTDOWN_GRACE`] before returning.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = stopping_tx.send(());
-    };
-    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
-    let grace = async move {
-        if stopping_rx.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        result = server => result,
-        () = grace => {
-            tracing::warn!("requests still in flight after the grace period; exiting anyway");
-            Ok(())
-        }
-    }
+    crate::server::serve(listener, router, limits, SHUTDOWN_GRACE, shutdown).await
 }
 
 #[cfg(test)]

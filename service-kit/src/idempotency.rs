@@ -71,9 +71,9 @@ fn decide(
     fingerprint: &str,
     now: i64,
 ) -> rusqlite::Result<Decision> {
-    let ttl = KEY_TTL.as_millis() as i64;
+    let ttl = crate::clock::millis(KEY_TTL);
     conn.prepare_cached("DELETE FROM idempotency_keys WHERE created_at_ms < ?1")?
-        .execute(params![now - ttl])?;
+        .execute(params![now.saturating_sub(ttl)])?;
     let existing = conn
         .prepare_cached(
             "SELECT fingerprint, state, status, content_type, body, created_at_ms
@@ -107,7 +107,9 @@ fn decide(
             content_type,
             body: body.unwrap_or_default(),
         }),
-        _ if now - created < IN_FLIGHT_LEASE.as_millis() as i64 => Ok(Decision::InFlight),
+        _ if now.saturating_sub(created) < crate::clock::millis(IN_FLIGHT_LEASE) => {
+            Ok(Decision::InFlight)
+        }
         _ => {
             conn.prepare_cached(
                 "UPDATE idempotency_keys SET created_at_ms = ?3 WHERE scope = ?1 AND key = ?2",

@@ -17,9 +17,12 @@
 //! - [`webhook`]: Standard Webhooks signing and verification (HMAC-SHA256, rotation).
 //! - [`catalog`]: the typed catalog client that cart and order both use.
 //! - [`http`]: router assembly (health, auth, JSON 404/405, body limit, request ids,
-//!   tracing), the journey's correlation id, `serve` with graceful shutdown, logging set-up.
+//!   tracing), the journey's correlation id, `launch`, logging set-up.
+//! - [`server`]: the accept loop: header and idle deadlines, the connection cap, the
+//!   open-file limit, graceful shutdown.
 //! - `testing` (feature `testing`): helpers for router tests.
 
+pub mod alloc;
 pub mod auth;
 pub mod card;
 pub mod catalog;
@@ -36,6 +39,7 @@ pub mod metrics;
 pub mod money;
 pub mod openapi;
 pub mod peer;
+pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod webhook;

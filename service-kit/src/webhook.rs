@@ -152,7 +152,9 @@ pub fn verify<'a>(
     let timestamp: i64 = timestamp_text
         .parse()
         .map_err(|_| VerifyError::BadTimestamp)?;
-    if (now - timestamp).abs() > TOLERANCE_SECONDS {
+    // `abs_diff` cannot overflow: `now - timestamp` did for a timestamp near -2^63, which
+    // then skipped this check.
+    if now.abs_diff(timestamp) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(VerifyError::OutOfTolerance);
     }
     let candidates: Vec<Vec<u8>> = signatures
@@ -302,6 +304,54 @@ mod tests {
             ),
             Err(VerifyError::NoMatch)
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_refused_as_out_of_tolerance_without_overflowing() {
+        for now in [SPEC_TIMESTAMP, 0, i64::MIN, i64::MAX] {
+            for sent in [
+                i64::MIN,
+                i64::MIN + 1,
+                i64::MAX,
+                now.wrapping_sub(i64::MIN),
+                now.wrapping_add(i64::MAX),
+                now.saturating_sub(1 << 62),
+                now.saturating_add(TOLERANCE_SECONDS + 1),
+                now.saturating_sub(TOLERANCE_SECONDS + 1),
+            ] {
+                if now.abs_diff(sent) <= TOLERANCE_SECONDS.unsigned_abs() {
+                    continue;
+                }
+                let ts = sent.to_string();
+                assert_eq!(
+                    verify(
+                        &secrets(),
+                        headers(SPEC_ID, &ts, SPEC_SIGNATURE),
+                        SPEC_BODY,
+                        now
+                    ),
+                    Err(VerifyError::OutOfTolerance),
+                    "timestamp {sent} at {now}"
+                );
+            }
+        }
+        for unparsable in [
+            "9223372036854775808",
+            "-9223372036854775809",
+            "1e30",
+            "0x10",
+        ] {
+            assert_eq!(
+                verify(
+                    &secrets(),
+                    headers(SPEC_ID, unparsable, SPEC_SIGNATURE),
+                    SPEC_BODY,
+                    SPEC_TIMESTAMP
+                ),
+                Err(VerifyError::BadTimestamp),
+                "{unparsable}"
+            );
+        }
     }
 
     #[test]

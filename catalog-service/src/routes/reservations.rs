@@ -55,8 +55,6 @@ pub struct ReleaseIn {
     pub reason: Option<String>,
 }
 
-use service_kit::clock::unix_now_ms as now_ms;
-
 /// Reserves every line or none, for one order.
 #[utoipa::path(
     post,
@@ -80,7 +78,7 @@ pub async fn reservations_create(
 ) -> Result<(StatusCode, Json<ReservationOut>), ApiError> {
     let order_id = Id::parse(body.order_id, "order_id")?;
     let lines = merge_lines(body.lines)?;
-    let expires_at_ms = now_ms() + state.reservation_ttl.as_millis() as i64;
+    let expires_at_ms = service_kit::clock::unix_ms_after(state.reservation_ttl);
     let correlation = correlation_id();
     let cid = correlation.clone();
     let outcome = state
