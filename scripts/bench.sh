@@ -74,11 +74,15 @@ if [[ "${1:-}" == "connections" ]]; then
   printf '%-16s %-10s %9s %9s %9s %12s %9s %9s\n' "service" "clients" "RSS idle" "held" \
     "after" "probes ok/x" "p50 ms" "p99 ms"
   for s in "${services[@]}"; do
-    for mode in keepalive half; do
-      extra=(); [[ "$mode" == half ]] && extra=(--reopen)
+    # warm-up: 300 requests first, so the database pool and its page caches are filled and
+    # the next row's "RSS idle" is a service that has worked, not one that never has.
+    for mode in warm-up keepalive half; do
+      n="$flood_n" kind="$mode" extra=()
+      [[ "$mode" == warm-up ]] && n=300 kind=keepalive
+      [[ "$mode" == half ]] && extra=(--reopen)
       # After closing, wait past the allocator's purge delay (about 10 s) before reading RSS.
-      line="$("$bin/connflood" --addr "127.0.0.1:${port_of[$s]}" --connections "$flood_n" \
-        --mode "$mode" "${extra[@]}" --hold 6s --settle 15s --pid "$(cat "$data/pids/$s.pid")")"
+      line="$("$bin/connflood" --addr "127.0.0.1:${port_of[$s]}" --connections "$n" \
+        --mode "$kind" "${extra[@]}" --hold 6s --settle 20s --pid "$(cat "$data/pids/$s.pid")")"
       echo "$line" >>"$results/connections.txt"
       awk -v s="$s" -v m="$mode" '{
         for (i = 1; i <= NF; i++) {
@@ -91,7 +95,9 @@ if [[ "${1:-}" == "connections" ]]; then
       }' <<<"${line//,/}"
     done
   done
-  echo "(MiB; keepalive: one request each, then silent; half: half a request line, re-opened when cut)"
+  echo "(MiB; warm-up: 300 connections, one request each; keepalive: $flood_n connections, one"
+  echo " request each, then silent; half: half a request line, re-opened when the service cuts it;"
+  echo " probes: plain requests on new connections from another client meanwhile)"
   exit 0
 fi
 

@@ -10,7 +10,6 @@
 
 use crate::AppState;
 use crate::domain::CartLine;
-use crate::peers::PricedLine;
 use crate::store;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -19,6 +18,7 @@ use service_kit::ApiError;
 use service_kit::domain::UserId;
 use service_kit::money::Cents;
 use service_kit::peer::{PeerError, PeerResponse};
+use shop_contracts::orders::NewOrderLine;
 
 /// The steps, in order.
 #[derive(
@@ -117,10 +117,10 @@ impl CheckoutOut {
         });
     }
 
-    fn priced_lines(&self) -> Vec<PricedLine> {
+    fn priced_lines(&self) -> Vec<NewOrderLine> {
         self.lines
             .iter()
-            .map(|l| PricedLine {
+            .map(|l| NewOrderLine {
                 product_id: l.product_id,
                 quantity: l.quantity,
                 price: l.price.unwrap_or_default(),
@@ -368,7 +368,7 @@ async fn undo(state: &AppState, co: &mut CheckoutOut, failed_at: Step, reason: &
             );
         }
         Ok(answer) if answer.status == 409 => match state.orders.status(order_id).await {
-            Ok(Some(status)) if matches!(status.as_str(), "PAID" | "SHIPPED" | "DELIVERED") => {
+            Ok(Some(status)) if status.is_paid() => {
                 return Undo::Paid;
             }
             Ok(_) => co.log(

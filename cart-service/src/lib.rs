@@ -28,13 +28,14 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::{delete, get, post, put};
 use peers::{OrderClient, PaymentClient};
-use rusqlite_migration::{M, Migrations};
+use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::catalog::CatalogClient;
 use service_kit::config::CommonArgs;
 use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
 use service_kit::idempotency::{self, Idempotency};
+use service_kit::migrations::MigrationFile;
 use service_kit::openapi::ApiKeyScheme;
 use std::future::Future;
 use std::path::PathBuf;
@@ -162,14 +163,29 @@ pub const CHECKOUT_STALE_MARGIN: Duration = Duration::from_secs(5);
 )]
 pub struct ApiDoc;
 
-/// The schema, in order. Never edit an applied entry; add a new one.
+/// Every migration this service applies: the files of its `migrations/` folder, in order.
+pub const MIGRATIONS: &[MigrationFile] = &[
+    (
+        "0001_create_cart_items.sql",
+        include_str!("../migrations/0001_create_cart_items.sql"),
+    ),
+    (
+        "0002_create_checkouts.sql",
+        include_str!("../migrations/0002_create_checkouts.sql"),
+    ),
+    (
+        "0003_create_idempotency_keys.sql",
+        include_str!("../migrations/0003_create_idempotency_keys.sql"),
+    ),
+    (
+        "0004_create_events.sql",
+        include_str!("../migrations/0004_create_events.sql"),
+    ),
+];
+
+/// The schema, as [`MIGRATIONS`] builds it.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../migrations/0001_create_cart_items.sql")),
-        M::up(include_str!("../migrations/0002_create_checkouts.sql")),
-        M::up(idempotency::SCHEMA),
-        M::up(service_kit::events::SCHEMA),
-    ])
+    service_kit::migrations::from_files(MIGRATIONS)
 }
 
 /// Every route of the service.
@@ -201,7 +217,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let keys = config.common.api_keys()?;
+    let peer_key = config.common.peer_api_key()?;
     // NORMAL in WAL mode: a commit survives the process dying (the checkout crash test kills
     // it with SIGKILL); only a power cut could lose the last steps, and each step's call is
     // idempotent, so settling the checkout again is safe. Orders and payments use FULL.
@@ -215,7 +231,7 @@ pub async fn run(
         peer: config.common.peer_timeout(),
         checkout: Duration::from_millis(config.checkout_timeout_ms),
     };
-    let state = AppState::new(db, &urls, keys[0].expose(), timeouts);
+    let state = AppState::new(db, &urls, peer_key.expose(), timeouts);
     let cancel = CancellationToken::new();
     let recovery = tokio::spawn(recover_interrupted(
         state.clone(),

@@ -1,20 +1,15 @@
 //! The order and payment services as a checkout sees them: typed calls, each answer kept
 //! as it is so the checkout can tell "refused" from "not sure" (see `checkout.rs`).
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use service_kit::config::Secret;
 use service_kit::idempotency::KEY_HEADER;
 use service_kit::money::Cents;
 use service_kit::peer::{PeerClient, PeerError, PeerResponse};
+use shop_contracts::orders::{NewOrderLine, OrderView, StatusChange};
+use shop_contracts::payments::PaymentView;
+use shop_contracts::{OrderStatus, PaymentStatus};
 use std::time::Duration;
-
-/// One priced line of an order a checkout places.
-#[derive(Debug, Clone, Copy)]
-pub struct PricedLine {
-    pub product_id: i64,
-    pub quantity: i64,
-    pub price: Cents,
-}
 
 /// Typed access to order-service.
 #[derive(Debug, Clone)]
@@ -35,17 +30,13 @@ impl OrderClient {
     pub async fn create(
         &self,
         user_id: &str,
-        lines: &[PricedLine],
+        lines: &[NewOrderLine],
         idempotency_key: String,
     ) -> Result<PeerResponse, PeerError> {
-        let body: Vec<Value> = lines
-            .iter()
-            .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity, "price": l.price}))
-            .collect();
         self.peer
             .post_json_with(
                 format!("/orders?user_id={user_id}"),
-                &body,
+                &lines,
                 vec![(KEY_HEADER, idempotency_key)],
             )
             .await
@@ -56,15 +47,18 @@ impl OrderClient {
         self.peer
             .put_json(
                 format!("/orders/{order_id}/status"),
-                &json!({"status": "CANCELLED", "reason": reason}),
+                &StatusChange {
+                    status: OrderStatus::Cancelled,
+                    reason: Some(reason.to_string()),
+                },
             )
             .await
     }
 
     /// The order's status, `Ok(None)` if the order service does not know it.
-    pub async fn status(&self, order_id: i64) -> Result<Option<String>, PeerError> {
-        let order: Option<Value> = self.peer.get_json(format!("/orders/{order_id}")).await?;
-        Ok(order.and_then(|o| o["status"].as_str().map(str::to_string)))
+    pub async fn status(&self, order_id: i64) -> Result<Option<OrderStatus>, PeerError> {
+        let order: Option<OrderView> = self.peer.get_json(format!("/orders/{order_id}")).await?;
+        Ok(order.map(|o| o.status))
     }
 }
 
@@ -101,14 +95,14 @@ impl PaymentClient {
 
     /// The captured payment for the order, if there is one.
     pub async fn captured_for(&self, order_id: i64) -> Result<Option<i64>, PeerError> {
-        let payments: Option<Vec<Value>> = self
+        let payments: Option<Vec<PaymentView>> = self
             .peer
             .get_json(format!("/payments?order_id={order_id}"))
             .await?;
         Ok(payments
             .unwrap_or_default()
             .iter()
-            .find(|p| p["status"] == "captured")
-            .and_then(|p| p["id"].as_i64()))
+            .find(|p| p.status == PaymentStatus::Captured)
+            .map(|p| p.id))
     }
 }

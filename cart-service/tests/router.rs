@@ -264,3 +264,10 @@ async fn lines_can_be_changed_removed_and_cleared() {
     assert_eq!(body["items"], serde_json::json!([]));
     assert!(cart_lines(&app, "u1").await.is_empty());
 }
+
+#[test]
+fn every_migration_is_a_numbered_file_of_the_folder_and_no_released_one_was_edited() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let checked = service_kit::migrations::check_history(&folder, cart_service::MIGRATIONS);
+    assert_eq!(checked, Ok(()));
+}

@@ -1,7 +1,7 @@
 //! Catalog rules: what a product may look like, and the life of a stock reservation.
 //! Pure functions, unit-tested here.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use service_kit::ApiError;
 use service_kit::domain::{Id, Quantity};
 use service_kit::money::Cents;
@@ -79,35 +79,7 @@ impl ProductFields {
     }
 }
 
-/// Where a reservation is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ReservationStatus {
-    Reserved,
-    Committed,
-    Released,
-}
-
-impl ReservationStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReservationStatus::Reserved => "reserved",
-            ReservationStatus::Committed => "committed",
-            ReservationStatus::Released => "released",
-        }
-    }
-
-    /// Reads a stored name.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "reserved" => Some(ReservationStatus::Reserved),
-            "committed" => Some(ReservationStatus::Committed),
-            "released" => Some(ReservationStatus::Released),
-            _ => None,
-        }
-    }
-}
+pub use shop_contracts::ReservationStatus;
 
 /// What asking for `target` does to a reservation in `current`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,12 +17,12 @@ mod store;
 
 use axum::Router;
 use axum::routing::{get, post};
-use rusqlite_migration::{M, Migrations};
+use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::CommonArgs;
 use service_kit::db::{Db, Durability};
 use service_kit::domain::Id;
-use service_kit::events;
+use service_kit::migrations::MigrationFile;
 use service_kit::openapi::ApiKeyScheme;
 use std::future::Future;
 use std::path::PathBuf;
@@ -84,14 +84,29 @@ pub struct AppState {
 )]
 pub struct ApiDoc;
 
-/// The schema, in order. Never edit an applied entry; add a new one.
+/// Every migration this service applies: the files of its `migrations/` folder, in order.
+pub const MIGRATIONS: &[MigrationFile] = &[
+    (
+        "0001_create_products.sql",
+        include_str!("../migrations/0001_create_products.sql"),
+    ),
+    (
+        "0002_seed_products.sql",
+        include_str!("../migrations/0002_seed_products.sql"),
+    ),
+    (
+        "0003_create_reservations.sql",
+        include_str!("../migrations/0003_create_reservations.sql"),
+    ),
+    (
+        "0004_create_events.sql",
+        include_str!("../migrations/0004_create_events.sql"),
+    ),
+];
+
+/// The schema, as [`MIGRATIONS`] builds it.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../migrations/0001_create_products.sql")),
-        M::up(include_str!("../migrations/0002_seed_products.sql")),
-        M::up(include_str!("../migrations/0003_create_reservations.sql")),
-        M::up(events::SCHEMA),
-    ])
+    service_kit::migrations::from_files(MIGRATIONS)
 }
 
 /// Every route of the service.

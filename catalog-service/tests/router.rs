@@ -457,3 +457,10 @@ async fn the_openapi_document_is_served_without_a_key_and_names_the_key_scheme()
         "#/components/schemas/ErrorBody"
     );
 }
+
+#[test]
+fn every_migration_is_a_numbered_file_of_the_folder_and_no_released_one_was_edited() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let checked = service_kit::migrations::check_history(&folder, catalog_service::MIGRATIONS);
+    assert_eq!(checked, Ok(()));
+}

@@ -1,83 +1,30 @@
 //! Orders as rules: statuses and the transitions a shop allows, and a new order's lines
 //! validated and totalled in checked cents. Pure functions, unit-tested here.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use service_kit::ApiError;
 use service_kit::domain::{Id, Quantity, UserId};
 use service_kit::money::Cents;
-use std::fmt;
-use std::str::FromStr;
 
-/// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
-    Pending,
-    Paid,
-    Shipped,
-    Delivered,
-    Cancelled,
+pub use shop_contracts::OrderStatus;
+
+/// The order lifecycle, which this service owns; the status names themselves are the
+/// contract in `shop-contracts`.
+pub trait Lifecycle {
+    /// Whether an order may move from this status to `next`.
+    fn can_become(self, next: OrderStatus) -> bool;
 }
 
-impl OrderStatus {
-    /// Every status, in lifecycle order.
-    pub const ALL: [OrderStatus; 5] = [
-        OrderStatus::Pending,
-        OrderStatus::Paid,
-        OrderStatus::Shipped,
-        OrderStatus::Delivered,
-        OrderStatus::Cancelled,
-    ];
-
-    /// The name stored in the database and shown in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "PENDING",
-            OrderStatus::Paid => "PAID",
-            OrderStatus::Shipped => "SHIPPED",
-            OrderStatus::Delivered => "DELIVERED",
-            OrderStatus::Cancelled => "CANCELLED",
-        }
-    }
-
+impl Lifecycle for OrderStatus {
     /// The one place the lifecycle is written down: PENDING to PAID or CANCELLED, PAID to
     /// SHIPPED, SHIPPED to DELIVERED. Nothing moves backwards and nothing leaves CANCELLED
     /// or DELIVERED.
-    pub fn can_become(self, next: OrderStatus) -> bool {
+    fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
         matches!(
             (self, next),
             (Pending, Paid) | (Pending, Cancelled) | (Paid, Shipped) | (Shipped, Delivered)
         )
-    }
-
-    /// True once the order has been paid for, whatever happened after.
-    pub fn is_paid(self) -> bool {
-        matches!(
-            self,
-            OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered
-        )
-    }
-}
-
-impl fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for OrderStatus {
-    type Err = ApiError;
-    fn from_str(s: &str) -> Result<Self, ApiError> {
-        OrderStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                ApiError::Validation(format!(
-                    "unknown status '{}'; expected one of PENDING, PAID, SHIPPED, DELIVERED, CANCELLED",
-                    s.chars().take(40).collect::<String>()
-                ))
-            })
     }
 }
 
@@ -203,8 +150,8 @@ mod tests {
     #[test]
     fn only_the_shop_lifecycle_transitions_are_allowed() {
         let allowed: Vec<(OrderStatus, OrderStatus)> = OrderStatus::ALL
-            .into_iter()
-            .flat_map(|from| OrderStatus::ALL.into_iter().map(move |to| (from, to)))
+            .iter()
+            .flat_map(|from| OrderStatus::ALL.iter().map(move |to| (*from, *to)))
             .filter(|(from, to)| from.can_become(*to))
             .collect();
         assert_eq!(

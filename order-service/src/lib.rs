@@ -22,12 +22,13 @@ pub use routes::orders::OrderOut;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post, put};
-use rusqlite_migration::{M, Migrations};
+use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::catalog::CatalogClient;
 use service_kit::config::{CommonArgs, WebhookArgs};
 use service_kit::db::{Db, Durability};
 use service_kit::idempotency::{self, Idempotency};
+use service_kit::migrations::MigrationFile;
 use service_kit::openapi::ApiKeyScheme;
 use service_kit::peer::PeerClient;
 use service_kit::webhook::WebhookSecret;
@@ -86,15 +87,33 @@ pub struct AppState {
     pub webhook_secrets: Arc<[WebhookSecret]>,
 }
 
-/// The schema, in order. Never edit an applied entry; add a new one.
+/// Every migration this service applies: the files of its `migrations/` folder, in order.
+pub const MIGRATIONS: &[MigrationFile] = &[
+    (
+        "0001_create_orders.sql",
+        include_str!("../migrations/0001_create_orders.sql"),
+    ),
+    (
+        "0002_webhooks_and_reasons.sql",
+        include_str!("../migrations/0002_webhooks_and_reasons.sql"),
+    ),
+    (
+        "0003_create_idempotency_keys.sql",
+        include_str!("../migrations/0003_create_idempotency_keys.sql"),
+    ),
+    (
+        "0004_create_events.sql",
+        include_str!("../migrations/0004_create_events.sql"),
+    ),
+    (
+        "0005_order_correlation.sql",
+        include_str!("../migrations/0005_order_correlation.sql"),
+    ),
+];
+
+/// The schema, as [`MIGRATIONS`] builds it.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../migrations/0001_create_orders.sql")),
-        M::up(include_str!("../migrations/0002_webhooks_and_reasons.sql")),
-        M::up(idempotency::SCHEMA),
-        M::up(service_kit::events::SCHEMA),
-        M::up(include_str!("../migrations/0005_order_correlation.sql")),
-    ])
+    service_kit::migrations::from_files(MIGRATIONS)
 }
 
 /// The order service's OpenAPI document, generated from the handlers.
@@ -139,19 +158,19 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let keys = config.common.api_keys()?;
+    let peer_key = config.common.peer_api_key()?;
     let webhook_secrets = config.webhook.secrets()?.into();
     // Orders are money: a commit is on disk before the client hears about it.
     let db = Db::open(&config.db, &migrations(), Durability::Full)?;
     let catalog = CatalogClient::new(
         &config.catalog_url,
-        keys[0].clone(),
+        peer_key.clone(),
         config.common.peer_timeout(),
     );
     let payments = PeerClient::new(
         "payment-service",
         &config.payment_url,
-        keys[0].clone(),
+        peer_key,
         config.common.peer_timeout(),
     );
     let state = AppState {

@@ -2,27 +2,11 @@
 
 use crate::domain::{NewOrder, OrderStatus};
 use crate::routes::orders::{OrderItemOut, OrderOut, StatusChangeOut};
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use service_kit::domain::{Id, Page, UserId};
 use service_kit::events;
 use service_kit::money::Cents;
-
-impl ToSql for OrderStatus {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl FromSql for OrderStatus {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        value
-            .as_str()?
-            .parse()
-            .map_err(|e: service_kit::ApiError| FromSqlError::Other(Box::new(e)))
-    }
-}
 
 /// Writes a new PENDING order with its lines, first history entry and `order.created`
 /// event; returns its id.

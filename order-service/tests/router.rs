@@ -579,3 +579,10 @@ async fn orders_are_listed_by_user_and_status() {
     let (status, _) = send(&app, Call::new("GET", "/orders/42")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn every_migration_is_a_numbered_file_of_the_folder_and_no_released_one_was_edited() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let checked = service_kit::migrations::check_history(&folder, order_service::MIGRATIONS);
+    assert_eq!(checked, Ok(()));
+}

@@ -27,11 +27,12 @@ use axum::middleware;
 use axum::routing::{get, post};
 use orders::OrderClient;
 use outbox::{Outbox, RetrySchedule};
-use rusqlite_migration::{M, Migrations};
+use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::{CommonArgs, Secret, WebhookArgs};
 use service_kit::db::{Db, Durability};
 use service_kit::idempotency::{self, Idempotency};
+use service_kit::migrations::MigrationFile;
 use service_kit::openapi::ApiKeyScheme;
 use service_kit::webhook::WebhookSecret;
 use std::future::Future;
@@ -115,14 +116,29 @@ impl AppState {
     }
 }
 
-/// The schema, in order. Never edit an applied entry; add a new one.
+/// Every migration this service applies: the files of its `migrations/` folder, in order.
+pub const MIGRATIONS: &[MigrationFile] = &[
+    (
+        "0001_create_payments.sql",
+        include_str!("../migrations/0001_create_payments.sql"),
+    ),
+    (
+        "0002_create_idempotency_keys.sql",
+        include_str!("../migrations/0002_create_idempotency_keys.sql"),
+    ),
+    (
+        "0003_create_events.sql",
+        include_str!("../migrations/0003_create_events.sql"),
+    ),
+    (
+        "0004_delivery_correlation.sql",
+        include_str!("../migrations/0004_delivery_correlation.sql"),
+    ),
+];
+
+/// The schema, as [`MIGRATIONS`] builds it.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../migrations/0001_create_payments.sql")),
-        M::up(idempotency::SCHEMA),
-        M::up(service_kit::events::SCHEMA),
-        M::up(include_str!("../migrations/0004_delivery_correlation.sql")),
-    ])
+    service_kit::migrations::from_files(MIGRATIONS)
 }
 
 /// The payment service's OpenAPI document, generated from the handlers.
@@ -200,14 +216,14 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let keys = config.common.api_keys()?;
+    let peer_key = config.common.peer_api_key()?;
     let secrets = config.webhook.secrets()?;
     // Payments are money: a commit is on disk before the client hears about it.
     let db = Db::open(&config.db, &migrations(), Durability::Full)?;
     let state = AppState::new(
         db,
         &config.order_url,
-        keys[0].expose(),
+        peer_key.expose(),
         secrets,
         config.webhook_retry_schedule,
         config.common.peer_timeout(),

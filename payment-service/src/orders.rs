@@ -2,30 +2,14 @@
 //! deliver signed payment webhooks to it.
 
 use crate::store::DueDelivery;
-use serde::Deserialize;
 use service_kit::config::Secret;
 use service_kit::domain::Id;
-use service_kit::money::Cents;
 use service_kit::peer::{PeerClient, PeerError};
 use service_kit::webhook::{
     ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSecret, signature_header, unix_now,
 };
+use shop_contracts::orders::OrderView;
 use std::time::Duration;
-
-/// What a payment needs to know about an order.
-#[derive(Debug, Clone, Deserialize)]
-pub struct OrderView {
-    pub id: i64,
-    pub total: Cents,
-    pub status: String,
-}
-
-impl OrderView {
-    /// True once the order has been paid for, whatever happened after.
-    pub fn is_paid(&self) -> bool {
-        matches!(self.status.as_str(), "PAID" | "SHIPPED" | "DELIVERED")
-    }
-}
 
 /// Typed access to order-service.
 #[derive(Debug, Clone)]

@@ -319,3 +319,10 @@ async fn deliveries_are_listed_filtered_and_unknown_ones_are_404() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(health["webhook_backlog"]["pending"], 1);
 }
+
+#[test]
+fn every_migration_is_a_numbered_file_of_the_folder_and_no_released_one_was_edited() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let checked = service_kit::migrations::check_history(&folder, payment_service::MIGRATIONS);
+    assert_eq!(checked, Ok(()));
+}

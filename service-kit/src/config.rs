@@ -46,6 +46,12 @@ pub struct CommonArgs {
     #[arg(long = "api-key", env = "API_KEY", hide_env_values = true)]
     pub api_key: Option<Secret>,
 
+    /// The key this service sends in `X-API-Key` when it calls another service. Defaults to
+    /// the first of `--api-key`: set it when the services accept different keys, or to give
+    /// calls between services their own key (and their own rate-limit bucket).
+    #[arg(long = "peer-api-key", env = "PEER_API_KEY", hide_env_values = true)]
+    pub peer_api_key: Option<Secret>,
+
     /// Timeout for each call to another service, in milliseconds.
     #[arg(long, env = "PEER_TIMEOUT_MS", default_value_t = 1000)]
     pub peer_timeout_ms: u64,
@@ -156,6 +162,17 @@ impl CommonArgs {
         Ok(keys)
     }
 
+    /// The key sent to peers: `--peer-api-key`, else the first accepted key.
+    pub fn peer_api_key(&self) -> Result<Secret, ConfigError> {
+        match self.peer_api_key.as_ref().map(|k| k.expose().trim()) {
+            Some("") => Err(ConfigError(
+                "--peer-api-key is empty: leave it unset to use the first --api-key".to_string(),
+            )),
+            Some(key) => Ok(Secret::new(key)),
+            None => Ok(self.api_keys()?.swap_remove(0)),
+        }
+    }
+
     /// The peer-call timeout.
     pub fn peer_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.peer_timeout_ms)
@@ -179,6 +196,7 @@ mod tests {
         CommonArgs {
             bind: "127.0.0.1".parse().unwrap(),
             api_key: key.map(Secret::new),
+            peer_api_key: None,
             peer_timeout_ms: 1000,
             cors_origins: Vec::new(),
             rate_limit: 0,
@@ -201,6 +219,23 @@ mod tests {
         let keys = args(Some("old-key, new-key")).api_keys().unwrap();
         let keys: Vec<&str> = keys.iter().map(Secret::expose).collect();
         assert_eq!(keys, ["old-key", "new-key"]);
+    }
+
+    #[test]
+    fn peers_get_the_peer_key_when_set_else_the_first_accepted_key() {
+        let mut config = args(Some("old-key,new-key"));
+        assert_eq!(config.peer_api_key().unwrap().expose(), "old-key");
+        config.peer_api_key = Some(Secret::new("service-key"));
+        assert_eq!(config.peer_api_key().unwrap().expose(), "service-key");
+        config.peer_api_key = Some(Secret::new(" "));
+        assert!(
+            config
+                .peer_api_key()
+                .unwrap_err()
+                .to_string()
+                .contains("--peer-api-key")
+        );
+        assert!(args(None).peer_api_key().is_err());
     }
 
     #[test]

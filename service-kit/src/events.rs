@@ -12,7 +12,8 @@ use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The migration each service adds to its list.
+/// The events table, as a service copies it into its `migrations/` folder as its next
+/// numbered file (see [`crate::migrations`]).
 pub const SCHEMA: &str = include_str!("events.sql");
 
 /// Records an event inside the caller's transaction.

@@ -31,7 +31,8 @@ pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// the next request with its key runs it again.
 pub const IN_FLIGHT_LEASE: Duration = Duration::from_secs(60);
 
-/// The migration each service using this middleware adds to its list.
+/// The idempotency-key table, as a service using this middleware copies it into its
+/// `migrations/` folder as its next numbered file (see [`crate::migrations`]).
 pub const SCHEMA: &str = include_str!("idempotency.sql");
 
 /// State for [`idempotent`]: the service's database.

@@ -9,6 +9,8 @@
 //! - [`money`]: [`money::Cents`], integer money that reads and writes JSON decimals.
 //! - [`domain`]: identifiers and quantities that more than one service parses.
 //! - [`db`]: the SQLite pool, its pragmas, embedded migrations and `spawn_blocking` access.
+//! - [`migrations`]: a service's numbered migration files and the check that released ones
+//!   are never edited.
 //! - [`peer`]: a blocking HTTP client for service-to-service calls, run off the async threads.
 //! - [`events`]: the domain event table, `record` inside a transaction, and `GET /events`.
 //! - [`metrics`]: `/metrics` in the Prometheus text format, per-route counts and latency.
@@ -36,6 +38,7 @@ pub mod extract;
 pub mod http;
 pub mod idempotency;
 pub mod metrics;
+pub mod migrations;
 pub mod money;
 pub mod openapi;
 pub mod peer;

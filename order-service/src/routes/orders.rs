@@ -1,7 +1,9 @@
 //! `/orders`: place, list and read orders, and the payment webhook that marks one PAID.
 
 use crate::AppState;
-use crate::domain::{NewOrder, OrderLineIn, OrderStatus, PaymentOutcome, payment_outcome};
+use crate::domain::{
+    Lifecycle, NewOrder, OrderLineIn, OrderStatus, PaymentOutcome, payment_outcome,
+};
 use crate::store;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

@@ -14,6 +14,7 @@ use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
+use shop_contracts::OrderStatus;
 
 /// A payment as the API shows it. A card appears only as brand, last four and expiry.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -117,12 +118,12 @@ pub async fn pay(
 
     let order_verified = match state.orders.order(order_id).await {
         Ok(Some(order)) => {
-            if order.is_paid() {
+            if order.status.is_paid() {
                 return Err(ApiError::Conflict(format!(
                     "order {order_id} is already paid"
                 )));
             }
-            if order.status != "PENDING" {
+            if order.status != OrderStatus::Pending {
                 return Err(ApiError::Conflict(format!(
                     "order {order_id} is {} and cannot be paid",
                     order.status

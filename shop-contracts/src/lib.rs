@@ -1,0 +1,17 @@
+//! What crosses the wire between the shop's services, written once: the statuses one
+//! service reads in another's answers, and the bodies of the calls they make to each other.
+//! A service compares another's status through these enums, never as a string.
+//!
+//! # Layout
+//! - [`OrderStatus`]: an order's place in its life (order-service owns the transitions).
+//! - [`PaymentStatus`]: what became of a payment attempt.
+//! - [`ReservationStatus`]: where a stock reservation is (catalog-service owns the rules).
+//! - [`orders`]: the order as payment and cart read it, the lines a checkout places, a
+//!   status change.
+//! - [`payments`]: a payment as a checkout reads it.
+
+pub mod orders;
+pub mod payments;
+mod status;
+
+pub use status::{OrderStatus, PaymentStatus, ReservationStatus};

@@ -1,0 +1,38 @@
+//! order-service's side of the wire: what payment-service and cart-service send to it and
+//! read from it.
+
+use crate::OrderStatus;
+use serde::{Deserialize, Serialize};
+use service_kit::money::Cents;
+
+/// `GET /orders/{id}` as another service reads it: only the fields it relies on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OrderView {
+    /// The order's id.
+    pub id: i64,
+    /// What it costs, in cents.
+    pub total: Cents,
+    /// Where it is in its life.
+    pub status: OrderStatus,
+}
+
+/// One line of `POST /orders`: a product, how many, and the catalog price the caller saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NewOrderLine {
+    /// The product.
+    pub product_id: i64,
+    /// How many.
+    pub quantity: i64,
+    /// Its price per unit, which must be the catalog's.
+    pub price: Cents,
+}
+
+/// The body of `PUT /orders/{id}/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusChange {
+    /// The status asked for.
+    pub status: OrderStatus,
+    /// Why, kept in the order's history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

@@ -1,0 +1,181 @@
+//! The statuses that cross the wire, each with its one spelling: in JSON (serde), in the
+//! database of the service that owns it (rusqlite), and in messages.
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use serde::{Deserialize, Serialize};
+use service_kit::ApiError;
+use std::fmt;
+use std::str::FromStr;
+
+/// Writes out a status enum: its variants with their one spelling, `ALL`, `as_str`,
+/// `parse`, `Display`, `FromStr` (a 422 naming the choices) and the SQL conversions.
+macro_rules! wire_status {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every status, in lifecycle order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// Its spelling in JSON and in the database.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            /// Reads its exact spelling.
+            pub fn parse(text: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|s| s.as_str() == text)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        /// Reads a status a client sent, whatever its case; a 422 naming the choices if
+        /// it is none of them.
+        impl FromStr for $name {
+            type Err = ApiError;
+            fn from_str(s: &str) -> Result<Self, ApiError> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|status| status.as_str().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                        ApiError::Validation(format!(
+                            "unknown status '{}'; expected one of {}",
+                            s.chars().take(40).collect::<String>(),
+                            names.join(", ")
+                        ))
+                    })
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = value.as_str()?;
+                $name::parse(text).ok_or_else(|| {
+                    FromSqlError::Other(format!("unknown {} '{text}'", stringify!($name)).into())
+                })
+            }
+        }
+    };
+}
+
+wire_status! {
+    /// Where an order is in its life. order-service owns the transitions between them.
+    OrderStatus {
+        Pending => "PENDING",
+        Paid => "PAID",
+        Shipped => "SHIPPED",
+        Delivered => "DELIVERED",
+        Cancelled => "CANCELLED",
+    }
+}
+
+impl OrderStatus {
+    /// True once the order has been paid for, whatever happened after.
+    pub fn is_paid(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered
+        )
+    }
+}
+
+wire_status! {
+    /// What became of a payment attempt.
+    PaymentStatus {
+        Captured => "captured",
+        Failed => "failed",
+    }
+}
+
+wire_status! {
+    /// Where a stock reservation is. catalog-service owns the rules between them.
+    ReservationStatus {
+        Reserved => "reserved",
+        Committed => "committed",
+        Released => "released",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_status_reads_back_what_it_writes_in_json_sql_and_text() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for status in OrderStatus::ALL {
+            let json = serde_json::to_string(status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(serde_json::from_str::<OrderStatus>(&json).unwrap(), *status);
+            let back: OrderStatus = conn
+                .query_row("SELECT ?1", [status], |row| row.get(0))
+                .unwrap();
+            assert_eq!(back, *status);
+            assert_eq!(
+                status
+                    .as_str()
+                    .to_lowercase()
+                    .parse::<OrderStatus>()
+                    .unwrap(),
+                *status
+            );
+        }
+        for status in ReservationStatus::ALL {
+            assert_eq!(ReservationStatus::parse(status.as_str()), Some(*status));
+        }
+        assert_eq!(
+            serde_json::from_str::<PaymentStatus>("\"captured\"").unwrap(),
+            PaymentStatus::Captured
+        );
+    }
+
+    #[test]
+    fn unknown_statuses_are_refused_with_the_choices() {
+        let err = "LOST".parse::<OrderStatus>().unwrap_err().to_string();
+        assert!(
+            err.contains("PENDING, PAID, SHIPPED, DELIVERED, CANCELLED"),
+            "{err}"
+        );
+        assert!(serde_json::from_str::<PaymentStatus>("\"refunded\"").is_err());
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let read: rusqlite::Result<OrderStatus> =
+            conn.query_row("SELECT 'LOST'", [], |row| row.get(0));
+        assert!(read.is_err());
+    }
+
+    #[test]
+    fn paid_means_paid_whatever_happened_after() {
+        let paid: Vec<OrderStatus> = OrderStatus::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_paid())
+            .collect();
+        assert_eq!(
+            paid,
+            [
+                OrderStatus::Paid,
+                OrderStatus::Shipped,
+                OrderStatus::Delivered
+            ]
+        );
+    }
+}
