@@ -81,6 +81,39 @@ impl ProductFields {
 
 pub use shop_contracts::ReservationStatus;
 
+/// A product as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub price: Cents,
+    pub stock: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A reservation as stored, with its lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub order_id: i64,
+    pub status: ReservationStatus,
+    pub lines: Vec<ReservationLine>,
+    /// Why it was released, when it was.
+    pub reason: Option<String>,
+    /// When the sweep releases it if it is still only reserved (RFC 3339).
+    pub expires_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One reserved line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservationLine {
+    pub product_id: i64,
+    pub quantity: i64,
+}
+
 /// What asking for `target` does to a reservation in `current`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {

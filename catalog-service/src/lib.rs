@@ -5,14 +5,18 @@
 //! - [`Config`]: flags and their environment variables.
 //! - [`router`]: every route, no I/O; used by `main.rs` and the tests alike.
 //! - `routes/products.rs`: the product handlers (read and admin) and their DTOs.
-//! - `routes/reservations.rs`: reserve, commit, release.
-//! - `domain.rs`: product field rules and the reservation lifecycle.
-//! - `store.rs`: every SQL statement.
+//! - `routes/reservations.rs`: reserve, commit, release (thin: parse, one operation, output).
+//! - `stock.rs`: the operations `reserve` and `settle_reservation`, each owning its
+//!   transaction and events; the handlers and the expiry sweep call them.
+//! - `domain.rs`: the records (`Product`, `Reservation`), product field rules and the
+//!   reservation lifecycle.
+//! - `store.rs`: every SQL statement, taking and returning the records of `domain.rs`.
 //! - `migrations/`: the schema, and the three demo products seeded on first start.
 //! - [`release_expired`]: the sweep that returns stock held too long.
 
 mod domain;
 mod routes;
+mod stock;
 mod store;
 
 use axum::Router;
@@ -178,14 +182,14 @@ pub async fn release_expired(state: &AppState) -> Result<usize, service_kit::Api
     let mut released = 0;
     for order_id in expired {
         let reason = Some("expired before it was committed".to_string());
-        match routes::reservations::settle(
-            state,
+        let released_one = stock::settle_reservation(
+            &state.db,
             order_id,
             domain::ReservationStatus::Released,
             reason,
         )
-        .await
-        {
+        .await;
+        match released_one {
             Ok(_) => released += 1,
             // Committed meanwhile: nothing to release.
             Err(service_kit::ApiError::Conflict(_)) => {}

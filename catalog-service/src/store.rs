@@ -1,16 +1,14 @@
 //! Every SQL statement of the catalog, as plain functions over a connection.
 
-use crate::domain::{ReservationStatus, ValidFields};
-use crate::routes::products::ProductOut;
-use crate::routes::reservations::{ReservationLineOut, ReservationOut};
+use crate::domain::{Product, Reservation, ReservationLine, ReservationStatus, ValidFields};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::domain::{Id, Page};
 use service_kit::money::Cents;
 
 const PRODUCT_COLUMNS: &str = "id, name, description, price_cents, stock, created_at, updated_at";
 
-fn product_from_row(row: &Row<'_>) -> rusqlite::Result<ProductOut> {
-    Ok(ProductOut {
+fn product_from_row(row: &Row<'_>) -> rusqlite::Result<Product> {
+    Ok(Product {
         id: row.get(0)?,
         name: row.get(1)?,
         description: row.get(2)?,
@@ -22,7 +20,7 @@ fn product_from_row(row: &Row<'_>) -> rusqlite::Result<ProductOut> {
 }
 
 /// Products on sale, by id.
-pub fn list_products(conn: &Connection, page: Page) -> rusqlite::Result<Vec<ProductOut>> {
+pub fn list_products(conn: &Connection, page: Page) -> rusqlite::Result<Vec<Product>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {PRODUCT_COLUMNS} FROM products WHERE deleted_at IS NULL
          ORDER BY id LIMIT ?1 OFFSET ?2"
@@ -32,7 +30,7 @@ pub fn list_products(conn: &Connection, page: Page) -> rusqlite::Result<Vec<Prod
 }
 
 /// One product on sale, if it exists.
-pub fn get_product(conn: &Connection, id: Id) -> rusqlite::Result<Option<ProductOut>> {
+pub fn get_product(conn: &Connection, id: Id) -> rusqlite::Result<Option<Product>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {PRODUCT_COLUMNS} FROM products WHERE id = ?1 AND deleted_at IS NULL"
     ))?;
@@ -41,7 +39,7 @@ pub fn get_product(conn: &Connection, id: Id) -> rusqlite::Result<Option<Product
 }
 
 /// Adds a product; returns it.
-pub fn insert_product(conn: &Connection, fields: &ValidFields) -> rusqlite::Result<ProductOut> {
+pub fn insert_product(conn: &Connection, fields: &ValidFields) -> rusqlite::Result<Product> {
     conn.prepare_cached(
         "INSERT INTO products (name, description, price_cents, stock) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -60,7 +58,7 @@ pub fn update_product(
     conn: &Connection,
     id: Id,
     fields: &ValidFields,
-) -> rusqlite::Result<Option<ProductOut>> {
+) -> rusqlite::Result<Option<Product>> {
     conn.prepare_cached(
         "UPDATE products SET name = COALESCE(?2, name),
              description = COALESCE(?3, description),
@@ -153,10 +151,7 @@ pub fn insert_reservation(
 }
 
 /// A reservation with its lines.
-pub fn get_reservation(
-    conn: &Connection,
-    order_id: Id,
-) -> rusqlite::Result<Option<ReservationOut>> {
+pub fn get_reservation(conn: &Connection, order_id: Id) -> rusqlite::Result<Option<Reservation>> {
     let Some(mut reservation) = conn
         .prepare_cached(
             "SELECT order_id, status, reason,
@@ -165,10 +160,9 @@ pub fn get_reservation(
              FROM reservations WHERE order_id = ?1",
         )?
         .query_row(params![order_id.get()], |row| {
-            let status: String = row.get(1)?;
-            Ok(ReservationOut {
+            Ok(Reservation {
                 order_id: row.get(0)?,
-                status: ReservationStatus::parse(&status).unwrap_or(ReservationStatus::Released),
+                status: row.get(1)?,
                 reason: row.get(2)?,
                 expires_at: row.get(3)?,
                 created_at: row.get(4)?,
@@ -185,7 +179,7 @@ pub fn get_reservation(
             "SELECT product_id, quantity FROM reservation_lines WHERE order_id = ?1 ORDER BY product_id",
         )?
         .query_map(params![order_id.get()], |row| {
-            Ok(ReservationLineOut {
+            Ok(ReservationLine {
                 product_id: row.get(0)?,
                 quantity: row.get(1)?,
             })

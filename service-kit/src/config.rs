@@ -94,9 +94,10 @@ pub struct CommonArgs {
     pub max_connections: u64,
 }
 
-/// The default cap on open connections: with about 10 KiB each (see `server`), this many
-/// stay well inside the memory a service is meant to use.
-pub const DEFAULT_MAX_CONNECTIONS: u64 = 8192;
+/// The default cap on open connections. A half-open connection costs a service about
+/// 18 KiB (an idle keep-alive one about 10 KiB; `scripts/bench.sh connections`), so 6,000
+/// of them stay about 105 MiB above idle: under the 128 MiB a service is meant to use.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 6000;
 
 /// The shared webhook secret(s), flattened into payment-service (signs) and order-service
 /// (verifies).

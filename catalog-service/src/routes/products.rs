@@ -1,7 +1,7 @@
 //! `/products`: the catalog as clients see it.
 
 use crate::AppState;
-use crate::domain::ProductFields;
+use crate::domain::{Product, ProductFields};
 use crate::store;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -25,6 +25,20 @@ pub struct ProductOut {
     pub updated_at: String,
 }
 
+impl From<Product> for ProductOut {
+    fn from(p: Product) -> Self {
+        ProductOut {
+            id: p.id,
+            name: p.name,
+            description: p.description,
+            price: p.price,
+            stock: p.stock,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
 /// Products on sale, by id.
 #[utoipa::path(
     get,
@@ -45,7 +59,7 @@ pub async fn products_list(
         .db
         .call(move |conn| Ok(store::list_products(conn, page)?))
         .await?;
-    Ok(Json(products))
+    Ok(Json(products.into_iter().map(ProductOut::from).collect()))
 }
 
 /// One product on sale.
@@ -72,7 +86,7 @@ pub async fn products_get(
         .call(move |conn| Ok(store::get_product(conn, id)?))
         .await?;
     product
-        .map(Json)
+        .map(|found| Json(found.into()))
         .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))
 }
 
@@ -100,7 +114,7 @@ pub async fn products_create(
         .db
         .write(move |tx| Ok(store::insert_product(tx, &fields)?))
         .await?;
-    Ok((StatusCode::CREATED, Json(product)))
+    Ok((StatusCode::CREATED, Json(product.into())))
 }
 
 /// Changes a product's name, description, price or stock.
@@ -131,7 +145,7 @@ pub async fn products_update(
         .db
         .write(move |tx| Ok(store::update_product(tx, id, &fields)?))
         .await?
-        .map(Json)
+        .map(|updated| Json(updated.into()))
         .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))
 }
 

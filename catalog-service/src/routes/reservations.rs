@@ -2,19 +2,17 @@
 //! sale). All lines or none; stock never below zero; one reservation per order.
 
 use crate::AppState;
-use crate::domain::{LineIn, ReservationStatus, Transition, merge_lines, transition};
-use crate::store::{self, Shortage};
+use crate::domain::{LineIn, Reservation, ReservationStatus};
+use crate::stock::{self, Reserved};
+use crate::store;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use service_kit::ApiError;
 use service_kit::domain::Id;
 use service_kit::error::ErrorBody;
-use service_kit::events;
 use service_kit::extract::{Json, Path};
-use service_kit::http::correlation_id;
 use service_kit::openapi::ProtectedErrors;
 
 /// A reservation as the API shows it.
@@ -36,6 +34,27 @@ pub struct ReservationOut {
 pub struct ReservationLineOut {
     pub product_id: i64,
     pub quantity: i64,
+}
+
+impl From<Reservation> for ReservationOut {
+    fn from(r: Reservation) -> Self {
+        ReservationOut {
+            order_id: r.order_id,
+            status: r.status,
+            lines: r
+                .lines
+                .into_iter()
+                .map(|l| ReservationLineOut {
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                })
+                .collect(),
+            reason: r.reason,
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 /// `POST /reservations` body.
@@ -77,60 +96,9 @@ pub async fn reservations_create(
     Json(body): Json<ReserveIn>,
 ) -> Result<(StatusCode, Json<ReservationOut>), ApiError> {
     let order_id = Id::parse(body.order_id, "order_id")?;
-    let lines = merge_lines(body.lines)?;
-    let expires_at_ms = service_kit::clock::unix_ms_after(state.reservation_ttl);
-    let correlation = correlation_id();
-    let cid = correlation.clone();
-    let outcome = state
-        .db
-        .write(move |tx| {
-            if let Some(existing) = store::get_reservation(tx, order_id)? {
-                return Ok((StatusCode::OK, existing));
-            }
-            if let Err(shortage) = store::take_stock(tx, &lines)? {
-                // Returning an error rolls back the lines already taken.
-                return Err(match shortage {
-                    Shortage::Unknown(product) => {
-                        ApiError::Validation(format!("product {product} is not in the catalog"))
-                    }
-                    Shortage::OutOfStock { product, available, asked } => ApiError::Conflict(format!(
-                        "out of stock: product {product} has {available} left, {asked} asked"
-                    )),
-                });
-            }
-            store::insert_reservation(tx, order_id, &lines, expires_at_ms)?;
-            let payload = json!({
-                "order_id": order_id.get(),
-                "lines": lines.iter().map(|(p, q)| json!({"product_id": p.get(), "quantity": q})).collect::<Vec<_>>(),
-            });
-            events::record(tx, "stock.reserved", cid.as_deref(), &payload)?;
-            let created = store::get_reservation(tx, order_id)?
-                .ok_or_else(|| ApiError::internal("new reservation vanished"))?;
-            Ok((StatusCode::CREATED, created))
-        })
-        .await;
-    match outcome {
-        Ok((status, reservation)) => Ok((status, Json(reservation))),
-        Err(err @ (ApiError::Conflict(_) | ApiError::Validation(_))) => {
-            let reason = err.to_string();
-            let recorded = state
-                .db
-                .write(move |tx| {
-                    let payload = json!({"order_id": order_id.get(), "reason": reason});
-                    Ok(events::record(
-                        tx,
-                        "stock.failed",
-                        correlation.as_deref(),
-                        &payload,
-                    )?)
-                })
-                .await;
-            if let Err(e) = recorded {
-                tracing::error!(error = %e, "could not record stock.failed");
-            }
-            Err(err)
-        }
-        Err(err) => Err(err),
+    match stock::reserve(&state.db, order_id, body.lines, state.reservation_ttl).await? {
+        Reserved::New(made) => Ok((StatusCode::CREATED, Json(made.into()))),
+        Reserved::Existing(found) => Ok((StatusCode::OK, Json(found.into()))),
     }
 }
 
@@ -157,50 +125,8 @@ pub async fn reservations_get(
         .db
         .call(move |conn| Ok(store::get_reservation(conn, order_id)?))
         .await?
-        .map(Json)
+        .map(|found| Json(found.into()))
         .ok_or_else(|| ApiError::NotFound(format!("no reservation for order {order_id}")))
-}
-
-/// Commits or releases a reservation (repeating either is a no-op; a release after a commit
-/// or the other way round is 409), recording the event in the same transaction.
-pub async fn settle(
-    state: &AppState,
-    order_id: Id,
-    target: ReservationStatus,
-    reason: Option<String>,
-) -> Result<ReservationOut, ApiError> {
-    let correlation = correlation_id();
-    state
-        .db
-        .write(move |tx| {
-            let current = store::get_reservation(tx, order_id)?.ok_or_else(|| {
-                ApiError::NotFound(format!("no reservation for order {order_id}"))
-            })?;
-            match transition(current.status, target) {
-                Transition::Apply => {
-                    store::settle_reservation(tx, order_id, target, reason.as_deref())?;
-                    let kind = match target {
-                        ReservationStatus::Released => "stock.released",
-                        _ => "stock.committed",
-                    };
-                    let payload = json!({"order_id": order_id.get(), "lines": current.lines.iter()
-                        .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity}))
-                        .collect::<Vec<_>>(), "reason": reason});
-                    events::record(tx, kind, correlation.as_deref(), &payload)?;
-                }
-                Transition::AlreadyDone => {}
-                Transition::Refuse => {
-                    return Err(ApiError::Conflict(format!(
-                        "reservation for order {order_id} is {} and cannot become {}",
-                        current.status.as_str(),
-                        target.as_str()
-                    )));
-                }
-            }
-            store::get_reservation(tx, order_id)?
-                .ok_or_else(|| ApiError::internal("reservation vanished"))
-        })
-        .await
 }
 
 /// Commits a reservation: its stock is sold.
@@ -223,9 +149,9 @@ pub async fn reservations_commit(
     Path(order_id): Path<i64>,
 ) -> Result<Json<ReservationOut>, ApiError> {
     let order_id = Id::parse(order_id, "order_id")?;
-    Ok(Json(
-        settle(&state, order_id, ReservationStatus::Committed, None).await?,
-    ))
+    let committed =
+        stock::settle_reservation(&state.db, order_id, ReservationStatus::Committed, None).await?;
+    Ok(Json(committed.into()))
 }
 
 /// Releases a reservation: its stock is back on sale.
@@ -257,7 +183,7 @@ pub async fn reservations_release(
             .map_err(|e| ApiError::BadRequest(format!("release body: {e}")))?
     };
     let reason = release.reason.map(|r| r.chars().take(500).collect());
-    Ok(Json(
-        settle(&state, order_id, ReservationStatus::Released, reason).await?,
-    ))
+    let released =
+        stock::settle_reservation(&state.db, order_id, ReservationStatus::Released, reason).await?;
+    Ok(Json(released.into()))
 }
