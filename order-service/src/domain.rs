@@ -8,6 +8,73 @@ use service_kit::money::Cents;
 
 pub use shop_contracts::OrderStatus;
 
+/// An order as stored, with its lines and status history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: i64,
+    pub user_id: String,
+    pub items: Vec<OrderItem>,
+    pub total: Cents,
+    pub status: OrderStatus,
+    /// False when the order was accepted while the catalog could not be asked.
+    pub catalog_verified: bool,
+    /// The payment that paid for it, once PAID.
+    pub payment_id: Option<i64>,
+    pub status_history: Vec<StatusEntry>,
+    /// The journey that placed it.
+    pub correlation_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderItem {
+    pub product_id: i64,
+    pub quantity: i64,
+    pub price: Cents,
+    pub line_total: Cents,
+}
+
+/// One entry of an order's status history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusEntry {
+    pub status: OrderStatus,
+    pub at: String,
+    pub reason: Option<String>,
+}
+
+/// The books of `GET /orders/stats`: orders by status and the paid ones reconciled with
+/// the captured payments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub orders_by_status: std::collections::BTreeMap<&'static str, i64>,
+    pub order_count: i64,
+    pub paid_order_count: i64,
+    pub revenue: Cents,
+    /// Units sold per product, in paid orders.
+    pub paid_units: std::collections::BTreeMap<i64, i64>,
+    /// What the payment service counted; `None` when it could not be asked.
+    pub captured: Option<shop_contracts::payments::PaymentsSummary>,
+}
+
+impl Stats {
+    /// `matched` when paid orders and captured payments agree in count and total,
+    /// `mismatch` when not, `unavailable` when the payment service could not be asked.
+    pub fn reconciliation_status(&self) -> &'static str {
+        match &self.captured {
+            None => "unavailable",
+            Some(c)
+                if c.captured_total == self.revenue
+                    && c.captured_count == self.paid_order_count =>
+            {
+                "matched"
+            }
+            Some(_) => "mismatch",
+        }
+    }
+}
+
 /// The order lifecycle, which this service owns; the status names themselves are the
 /// contract in `shop-contracts`.
 pub trait Lifecycle {

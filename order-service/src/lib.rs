@@ -9,11 +9,15 @@
 //! # Layout
 //! - [`Config`]: flags and their environment variables.
 //! - [`router`]: every route, no I/O; used by `main.rs` and the tests alike.
-//! - `routes/orders.rs`: the order handlers and their DTOs.
-//! - `domain.rs`: statuses, the allowed transitions, and new-order validation.
-//! - `store.rs`: every SQL statement.
+//! - `routes/orders.rs`: the order handlers (parse, one operation, output) and their DTOs.
+//! - `lifecycle.rs`: the operations `place_order`, `apply_payment_webhook`,
+//!   `change_status` and `stats`, each owning its transaction and events.
+//! - `domain.rs`: the records (`Order`, `Stats`), the allowed transitions, and new-order
+//!   validation.
+//! - `store.rs`: every SQL statement, taking and returning the records of `domain.rs`.
 
 pub mod domain;
+mod lifecycle;
 mod routes;
 mod store;
 

@@ -1,7 +1,6 @@
 //! Every SQL statement of the order service, as plain functions over a connection.
 
-use crate::domain::{NewOrder, OrderStatus};
-use crate::routes::orders::{OrderItemOut, OrderOut, StatusChangeOut};
+use crate::domain::{NewOrder, Order, OrderItem, OrderStatus, StatusEntry};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use service_kit::domain::{Id, Page, UserId};
@@ -157,7 +156,7 @@ pub fn mark_paid(
 }
 
 /// One order with its lines and history.
-pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<OrderOut>> {
+pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
     let order = conn
         .prepare_cached(
             "SELECT id, user_id, total_cents, status, catalog_verified, payment_id,
@@ -165,7 +164,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<OrderOut>
              FROM orders WHERE id = ?1",
         )?
         .query_row(params![id.get()], |row| {
-            Ok(OrderOut {
+            Ok(Order {
                 id: row.get(0)?,
                 user_id: row.get(1)?,
                 total: Cents::new(row.get(2)?),
@@ -191,7 +190,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<OrderOut>
         .query_map(params![id.get()], |row| {
             let quantity: i64 = row.get(1)?;
             let price = Cents::new(row.get(2)?);
-            Ok(OrderItemOut {
+            Ok(OrderItem {
                 product_id: row.get(0)?,
                 quantity,
                 price,
@@ -205,7 +204,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<OrderOut>
             "SELECT status, at, reason FROM order_status_history WHERE order_id = ?1 ORDER BY id",
         )?
         .query_map(params![id.get()], |row| {
-            Ok(StatusChangeOut {
+            Ok(StatusEntry {
                 status: row.get(0)?,
                 at: row.get(1)?,
                 reason: row.get(2)?,
@@ -221,7 +220,7 @@ pub fn list_orders(
     user: Option<&UserId>,
     status: Option<OrderStatus>,
     page: Page,
-) -> rusqlite::Result<Vec<OrderOut>> {
+) -> rusqlite::Result<Vec<Order>> {
     let ids: Vec<i64> = conn
         .prepare_cached(
             "SELECT id FROM orders

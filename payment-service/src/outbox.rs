@@ -5,12 +5,12 @@
 
 use crate::orders::OrderClient;
 use crate::store::{self, DueDelivery};
-use serde_json::json;
 use service_kit::ApiError;
 use service_kit::db::Db;
 use service_kit::domain::Id;
 use service_kit::money::Cents;
 use service_kit::webhook::WebhookSecret;
+use shop_contracts::payments::PaymentWebhook;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,11 +92,9 @@ impl Outbox {
                 .take(24)
                 .collect::<String>()
         );
-        let payload = json!({
-            "type": "payment.succeeded",
-            "data": {"payment_id": payment_id, "order_id": order_id.get(), "amount": amount},
-        })
-        .to_string();
+        let notice = PaymentWebhook::succeeded(payment_id, order_id.get(), amount);
+        // A struct of integers and a string: serializing it cannot fail.
+        let payload = serde_json::to_string(&notice).unwrap_or_default();
         DueDelivery {
             id,
             order_id: order_id.get(),

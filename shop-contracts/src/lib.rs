@@ -8,7 +8,8 @@
 //! - [`ReservationStatus`]: where a stock reservation is (catalog-service owns the rules).
 //! - [`orders`]: the order as payment and cart read it, the lines a checkout places, a
 //!   status change.
-//! - [`payments`]: a payment as a checkout reads it.
+//! - [`payments`]: a payment as a checkout reads it, the payment webhook's body, the
+//!   captured-payments summary.
 
 pub mod orders;
 pub mod payments;

@@ -1,22 +1,20 @@
 //! `/orders`: place, list and read orders, and the payment webhook that marks one PAID.
 
 use crate::AppState;
-use crate::domain::{
-    Lifecycle, NewOrder, OrderLineIn, OrderStatus, PaymentOutcome, payment_outcome,
-};
+use crate::domain::{NewOrder, Order, OrderLineIn, OrderStatus, Stats, StatusEntry};
+use crate::lifecycle;
 use crate::store;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
-use service_kit::catalog::CatalogClient;
 use service_kit::domain::{Id, Page, UserId};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query, RawBody};
-use service_kit::http::correlation_id;
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 use service_kit::webhook;
+use shop_contracts::payments::PaymentWebhook;
 use std::collections::BTreeMap;
 
 /// An order as the API shows it.
@@ -55,6 +53,47 @@ pub struct StatusChangeOut {
     pub reason: Option<String>,
 }
 
+impl From<Order> for OrderOut {
+    fn from(o: Order) -> Self {
+        OrderOut {
+            id: o.id,
+            user_id: o.user_id,
+            items: o
+                .items
+                .into_iter()
+                .map(|i| OrderItemOut {
+                    product_id: i.product_id,
+                    quantity: i.quantity,
+                    price: i.price,
+                    line_total: i.line_total,
+                })
+                .collect(),
+            total: o.total,
+            status: o.status,
+            catalog_verified: o.catalog_verified,
+            payment_id: o.payment_id,
+            status_history: o
+                .status_history
+                .into_iter()
+                .map(StatusChangeOut::from)
+                .collect(),
+            correlation_id: o.correlation_id,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+impl From<StatusEntry> for StatusChangeOut {
+    fn from(e: StatusEntry) -> Self {
+        StatusChangeOut {
+            status: e.status,
+            at: e.at,
+            reason: e.reason,
+        }
+    }
+}
+
 /// `POST /orders?user_id=U`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -77,22 +116,6 @@ pub struct ListParams {
     pub limit: Option<u32>,
     /// Rows to skip.
     pub offset: Option<u32>,
-}
-
-/// The signed body payment-service sends.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct PaymentWebhook {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub data: PaymentData,
-}
-
-/// `data` of a `payment.succeeded` webhook.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct PaymentData {
-    pub payment_id: i64,
-    pub order_id: i64,
-    pub amount: Cents,
 }
 
 /// `PUT /orders/{id}/status` body.
@@ -121,6 +144,24 @@ pub struct StatsOut {
     pub reconciliation: ReconciliationOut,
 }
 
+impl From<Stats> for StatsOut {
+    fn from(stats: Stats) -> Self {
+        StatsOut {
+            reconciliation: ReconciliationOut {
+                paid_orders_total: stats.revenue,
+                captured_payments_total: stats.captured.map(|c| c.captured_total),
+                captured_payments_count: stats.captured.map(|c| c.captured_count),
+                status: stats.reconciliation_status(),
+            },
+            orders_by_status: stats.orders_by_status,
+            order_count: stats.order_count,
+            paid_order_count: stats.paid_order_count,
+            revenue: stats.revenue,
+            paid_units: stats.paid_units,
+        }
+    }
+}
+
 /// Paid orders against the payments payment-service captured; the two totals must match.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReconciliationOut {
@@ -130,13 +171,6 @@ pub struct ReconciliationOut {
     /// `matched`, `mismatch` (a webhook may still be on its way) or `unavailable`.
     #[schema(value_type = String)]
     pub status: &'static str,
-}
-
-/// What payment-service reports of its captured payments.
-#[derive(Debug, Deserialize)]
-pub struct CapturedSummary {
-    pub captured_count: i64,
-    pub captured_total: Cents,
 }
 
 /// Places an order. Every line's price must be the catalog's; when the catalog cannot
@@ -165,57 +199,10 @@ pub async fn orders_create(
 ) -> Result<(StatusCode, Json<OrderOut>), ApiError> {
     let user = UserId::parse(&params.user_id)?;
     let order = NewOrder::parse(user, lines)?;
-    let verified = check_against_catalog(&state.catalog, &order).await?;
-    let correlation = correlation_id();
-    let created = state
-        .db
-        .write(move |tx| {
-            let id = store::insert_order(tx, &order, verified, correlation.as_deref())?;
-            store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("new order vanished"))
-        })
-        .await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    let placed = lifecycle::place_order(&state, order).await?;
+    Ok((StatusCode::CREATED, Json(placed.into())))
 }
 
-/// Confirms every line's product and price with the catalog. A client never sets its own
-/// price: a mismatch is a 422. Returns false when the catalog could not answer and the order
-/// goes ahead unverified (fail-open).
-async fn check_against_catalog(
-    catalog: &CatalogClient,
-    order: &NewOrder,
-) -> Result<bool, ApiError> {
-    let mut prices: BTreeMap<Id, Vec<Cents>> = BTreeMap::new();
-    for line in &order.lines {
-        prices
-            .entry(line.product_id)
-            .or_default()
-            .push(line.unit_price);
-    }
-    for (product_id, asked) in prices {
-        match catalog.product(product_id).await {
-            Ok(Some(product)) => {
-                if let Some(wrong) = asked.iter().find(|price| **price != product.price) {
-                    return Err(ApiError::Validation(format!(
-                        "price of product {product_id} is {} in the catalog, not {wrong}",
-                        product.price
-                    )));
-                }
-            }
-            Ok(None) => {
-                return Err(ApiError::Validation(format!(
-                    "product {product_id} does not exist in the catalog"
-                )));
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "catalog unavailable; accepting order unverified");
-                return Ok(false);
-            }
-        }
-    }
-    Ok(true)
-}
-
-/// Orders, newest first.
 #[utoipa::path(
     get,
     path = "/orders",
@@ -247,7 +234,7 @@ pub async fn orders_list(
         .db
         .call(move |conn| Ok(store::list_orders(conn, user.as_ref(), status, page)?))
         .await?;
-    Ok(Json(orders))
+    Ok(Json(orders.into_iter().map(OrderOut::from).collect()))
 }
 
 /// One order with its status history.
@@ -274,7 +261,7 @@ pub async fn orders_get(
         .db
         .call(move |conn| Ok(store::get_order(conn, id)?))
         .await?
-        .map(Json)
+        .map(|found| Json(found.into()))
         .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))
 }
 
@@ -318,59 +305,10 @@ pub async fn orders_payment(
         timestamp: header(webhook::TIMESTAMP_HEADER),
         signature: header(webhook::SIGNATURE_HEADER),
     };
-    let webhook_id = webhook::verify(&state.webhook_secrets, received, &body, webhook::unix_now())
-        .map_err(|e| ApiError::Unauthorized(format!("webhook refused: {e}")))?
-        .to_string();
-    let notice: PaymentWebhook = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("webhook body is not a payment notice: {e}")))?;
-    if notice.kind != "payment.succeeded" {
-        return Err(ApiError::Validation(format!(
-            "unexpected webhook type '{}'",
-            notice.kind
-        )));
-    }
-    if notice.data.order_id != id.get() {
-        return Err(ApiError::Validation(format!(
-            "webhook is for order {}, not {id}",
-            notice.data.order_id
-        )));
-    }
-    let correlation = correlation_id();
-    let order = state
-        .db
-        .write(move |tx| {
-            if !store::webhook_seen(tx, &webhook_id)? {
-                let (status, total) = store::order_status(tx, id)?
-                    .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
-                if notice.data.amount != total {
-                    return Err(ApiError::Validation(format!(
-                        "payment of {} does not match order total {total}",
-                        notice.data.amount
-                    )));
-                }
-                match payment_outcome(status) {
-                    PaymentOutcome::MarkPaid => {
-                        let (payment, amount) = (notice.data.payment_id, notice.data.amount);
-                        store::mark_paid(tx, id, payment, amount, correlation.as_deref())?;
-                    }
-                    PaymentOutcome::AlreadyPaid => {}
-                    PaymentOutcome::Refused => {
-                        return Err(ApiError::Conflict(format!(
-                            "order {id} is {status} and cannot be paid"
-                        )));
-                    }
-                }
-                store::remember_webhook(tx, &webhook_id, id, notice.data.payment_id)?;
-            }
-            store::get_order(tx, id)?
-                .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))
-        })
-        .await?;
-    Ok(Json(order))
+    let order = lifecycle::apply_payment_webhook(&state, id, received, &body).await?;
+    Ok(Json(order.into()))
 }
 
-/// Moves an order along its lifecycle (ship, deliver, cancel). 409 for a transition the shop
-/// does not allow; PAID is reached only through a signed payment webhook.
 #[utoipa::path(
     put,
     path = "/orders/{id}/status",
@@ -396,41 +334,11 @@ pub async fn orders_status_update(
 ) -> Result<Json<OrderOut>, ApiError> {
     let id = Id::parse(id, "order id")?;
     let target: OrderStatus = change.status.parse()?;
-    if target == OrderStatus::Paid {
-        return Err(ApiError::Conflict(
-            "an order becomes PAID only through a signed payment webhook".into(),
-        ));
-    }
-    let reason = change
-        .reason
-        .map(|r| r.chars().take(500).collect::<String>());
-    let correlation = correlation_id();
-    let order = state
-        .db
-        .write(move |tx| {
-            let (current, _) = store::order_status(tx, id)?
-                .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
-            if !current.can_become(target) {
-                return Err(ApiError::Conflict(format!(
-                    "order {id} is {current} and cannot become {target}"
-                )));
-            }
-            let transition = (current, target);
-            store::change_status(
-                tx,
-                id,
-                transition,
-                reason.as_deref(),
-                correlation.as_deref(),
-            )?;
-            store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order vanished"))
-        })
-        .await?;
-    Ok(Json(order))
+    let reason = change.reason.map(|r| r.chars().take(500).collect());
+    let order = lifecycle::change_status(&state.db, id, target, reason).await?;
+    Ok(Json(order.into()))
 }
 
-/// Order counts per status, revenue, and the reconciliation of paid orders against the
-/// payments payment-service captured.
 #[utoipa::path(
     get,
     path = "/orders/stats",
@@ -442,54 +350,5 @@ pub async fn orders_status_update(
     security(("api_key" = []))
 )]
 pub async fn orders_stats(State(state): State<AppState>) -> Result<Json<StatsOut>, ApiError> {
-    let (totals, paid_units) = state
-        .db
-        .call(|conn| Ok((store::status_totals(conn)?, store::paid_units(conn)?)))
-        .await?;
-    let mut orders_by_status: BTreeMap<&'static str, i64> =
-        OrderStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    let mut order_count = 0;
-    let mut paid_order_count = 0;
-    let mut paid_totals = Vec::new();
-    for (status, count, total) in totals {
-        orders_by_status.insert(status.as_str(), count);
-        order_count += count;
-        if status.is_paid() {
-            paid_order_count += count;
-            paid_totals.push(total);
-        }
-    }
-    let revenue =
-        Cents::checked_sum(paid_totals).ok_or_else(|| ApiError::internal("revenue overflows"))?;
-    let captured: Option<CapturedSummary> = match state
-        .payments
-        .get_json("/payments/summary".into())
-        .await
-    {
-        Ok(summary) => summary,
-        Err(err) => {
-            tracing::warn!(error = %err, "payment service unavailable; reconciliation incomplete");
-            None
-        }
-    };
-    let reconciliation = ReconciliationOut {
-        paid_orders_total: revenue,
-        captured_payments_total: captured.as_ref().map(|c| c.captured_total),
-        captured_payments_count: captured.as_ref().map(|c| c.captured_count),
-        status: match &captured {
-            None => "unavailable",
-            Some(c) if c.captured_total == revenue && c.captured_count == paid_order_count => {
-                "matched"
-            }
-            Some(_) => "mismatch",
-        },
-    };
-    Ok(Json(StatsOut {
-        orders_by_status,
-        order_count,
-        paid_order_count,
-        revenue,
-        paid_units: paid_units.into_iter().collect(),
-        reconciliation,
-    }))
+    Ok(Json(lifecycle::stats(&state).await?.into()))
 }

@@ -15,6 +15,7 @@ use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 use shop_contracts::OrderStatus;
+use shop_contracts::payments::PaymentsSummary;
 
 /// A payment as the API shows it. A card appears only as brand, last four and expiry.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -68,13 +69,6 @@ pub struct ListParams {
     pub limit: Option<u32>,
     /// Rows to skip.
     pub offset: Option<u32>,
-}
-
-/// Count and total of captured payments, for reconciliation.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SummaryOut {
-    pub captured_count: i64,
-    pub captured_total: Cents,
 }
 
 /// Takes a simulated payment for an order; a captured one is told to the order service by
@@ -277,18 +271,20 @@ pub async fn payments_get(
     get,
     path = "/payments/summary",
     responses(
-        (status = 200, description = "Captured payments", body = SummaryOut),
+        (status = 200, description = "Captured payments", body = PaymentsSummary),
 
         ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
-pub async fn payments_summary(State(state): State<AppState>) -> Result<Json<SummaryOut>, ApiError> {
+pub async fn payments_summary(
+    State(state): State<AppState>,
+) -> Result<Json<PaymentsSummary>, ApiError> {
     let (captured_count, captured_total) = state
         .db
         .call(|conn| Ok(store::captured_summary(conn)?))
         .await?;
-    Ok(Json(SummaryOut {
+    Ok(Json(PaymentsSummary {
         captured_count,
         captured_total,
     }))

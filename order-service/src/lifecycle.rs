@@ -1,0 +1,207 @@
+//! Order operations: placing an order, applying a payment webhook, moving an order along
+//! its lifecycle, and the books. Each owns its transaction and the events the store
+//! records with it; handlers call these and only parse and present.
+
+use crate::AppState;
+use crate::domain::{
+    Lifecycle, NewOrder, Order, OrderStatus, PaymentOutcome, Stats, payment_outcome,
+};
+use crate::store;
+use service_kit::ApiError;
+use service_kit::catalog::CatalogClient;
+use service_kit::db::Db;
+use service_kit::domain::Id;
+use service_kit::http::correlation_id;
+use service_kit::money::Cents;
+use service_kit::webhook;
+use shop_contracts::payments::{PAYMENT_SUCCEEDED, PaymentWebhook, PaymentsSummary};
+use std::collections::BTreeMap;
+
+/// Writes a new PENDING order after checking its prices with the catalog; accepted
+/// unverified when the catalog cannot be asked.
+pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, ApiError> {
+    let verified = check_against_catalog(&state.catalog, &order).await?;
+    let correlation = correlation_id();
+    state
+        .db
+        .write(move |tx| {
+            let id = store::insert_order(tx, &order, verified, correlation.as_deref())?;
+            store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("new order vanished"))
+        })
+        .await
+}
+
+/// Whether every line's price is the catalog's: `Ok(false)` when the catalog could not be
+/// asked, a 422 for an unknown product or another price.
+async fn check_against_catalog(
+    catalog: &CatalogClient,
+    order: &NewOrder,
+) -> Result<bool, ApiError> {
+    let mut prices: BTreeMap<Id, Vec<Cents>> = BTreeMap::new();
+    for line in &order.lines {
+        prices
+            .entry(line.product_id)
+            .or_default()
+            .push(line.unit_price);
+    }
+    for (product_id, asked) in prices {
+        match catalog.product(product_id).await {
+            Ok(Some(product)) => {
+                if let Some(wrong) = asked.iter().find(|price| **price != product.price) {
+                    return Err(ApiError::Validation(format!(
+                        "price of product {product_id} is {} in the catalog, not {wrong}",
+                        product.price
+                    )));
+                }
+            }
+            Ok(None) => {
+                return Err(ApiError::Validation(format!(
+                    "product {product_id} does not exist in the catalog"
+                )));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "catalog unavailable; accepting order unverified");
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Applies a payment webhook to order `id`: only a valid, fresh signature is heard (else
+/// 401); the notice must be a `payment.succeeded` for this order in its exact total (else
+/// 422). PENDING becomes PAID; paid already stays as it is; CANCELLED is a 409. A webhook
+/// id seen before changes nothing.
+pub async fn apply_payment_webhook(
+    state: &AppState,
+    id: Id,
+    received: webhook::ReceivedHeaders<'_>,
+    body: &[u8],
+) -> Result<Order, ApiError> {
+    let webhook_id = webhook::verify(&state.webhook_secrets, received, body, webhook::unix_now())
+        .map_err(|e| ApiError::Unauthorized(format!("webhook refused: {e}")))?
+        .to_string();
+    let notice: PaymentWebhook = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("webhook body is not a payment notice: {e}")))?;
+    if notice.kind != PAYMENT_SUCCEEDED {
+        return Err(ApiError::Validation(format!(
+            "unexpected webhook type '{}'",
+            notice.kind
+        )));
+    }
+    if notice.data.order_id != id.get() {
+        return Err(ApiError::Validation(format!(
+            "webhook is for order {}, not {id}",
+            notice.data.order_id
+        )));
+    }
+    let correlation = correlation_id();
+    state
+        .db
+        .write(move |tx| {
+            if !store::webhook_seen(tx, &webhook_id)? {
+                let (status, total) = store::order_status(tx, id)?
+                    .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
+                if notice.data.amount != total {
+                    return Err(ApiError::Validation(format!(
+                        "payment of {} does not match order total {total}",
+                        notice.data.amount
+                    )));
+                }
+                match payment_outcome(status) {
+                    PaymentOutcome::MarkPaid => {
+                        let (payment, amount) = (notice.data.payment_id, notice.data.amount);
+                        store::mark_paid(tx, id, payment, amount, correlation.as_deref())?;
+                    }
+                    PaymentOutcome::AlreadyPaid => {}
+                    PaymentOutcome::Refused => {
+                        return Err(ApiError::Conflict(format!(
+                            "order {id} is {status} and cannot be paid"
+                        )));
+                    }
+                }
+                store::remember_webhook(tx, &webhook_id, id, notice.data.payment_id)?;
+            }
+            store::get_order(tx, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))
+        })
+        .await
+}
+
+/// Moves order `id` to `target` when the lifecycle allows it (409 otherwise), recording
+/// the reason in its history. PAID is only ever reached through a payment webhook.
+pub async fn change_status(
+    db: &Db,
+    id: Id,
+    target: OrderStatus,
+    reason: Option<String>,
+) -> Result<Order, ApiError> {
+    if target == OrderStatus::Paid {
+        return Err(ApiError::Conflict(
+            "an order becomes PAID only through a signed payment webhook".into(),
+        ));
+    }
+    let correlation = correlation_id();
+    db.write(move |tx| {
+        let (current, _) = store::order_status(tx, id)?
+            .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
+        if !current.can_become(target) {
+            return Err(ApiError::Conflict(format!(
+                "order {id} is {current} and cannot become {target}"
+            )));
+        }
+        let transition = (current, target);
+        store::change_status(
+            tx,
+            id,
+            transition,
+            reason.as_deref(),
+            correlation.as_deref(),
+        )?;
+        store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order vanished"))
+    })
+    .await
+}
+
+/// Orders by status, revenue and units of paid orders, and what the payment service
+/// captured (left out, not guessed, when it cannot be asked).
+pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
+    let (totals, paid_units) = state
+        .db
+        .call(|conn| Ok((store::status_totals(conn)?, store::paid_units(conn)?)))
+        .await?;
+    let mut orders_by_status: BTreeMap<&'static str, i64> =
+        OrderStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    let mut order_count = 0;
+    let mut paid_order_count = 0;
+    let mut paid_totals = Vec::new();
+    for (status, count, total) in totals {
+        orders_by_status.insert(status.as_str(), count);
+        order_count += count;
+        if status.is_paid() {
+            paid_order_count += count;
+            paid_totals.push(total);
+        }
+    }
+    let revenue =
+        Cents::checked_sum(paid_totals).ok_or_else(|| ApiError::internal("revenue overflows"))?;
+    let captured: Option<PaymentsSummary> = match state
+        .payments
+        .get_json("/payments/summary".into())
+        .await
+    {
+        Ok(summary) => summary,
+        Err(err) => {
+            tracing::warn!(error = %err, "payment service unavailable; reconciliation incomplete");
+            None
+        }
+    };
+    Ok(Stats {
+        orders_by_status,
+        order_count,
+        paid_order_count,
+        revenue,
+        paid_units: paid_units.into_iter().collect(),
+        captured,
+    })
+}
