@@ -10,13 +10,19 @@
 //! # Layout
 //! - [`Config`]: flags and their environment variables.
 //! - [`router`]: every route, no I/O; used by `main.rs` and the tests alike.
-//! - `routes/`: payments, webhook deliveries, health with the delivery backlog.
+//! - `routes/`: payments, webhook deliveries, health with the delivery backlog (thin:
+//!   parse, one operation, output).
+//! - `charges.rs`: the operation `take_payment`: order check, card, payment, event and
+//!   webhook delivery in one transaction.
+//! - `domain.rs`: the records (`Payment`, `Delivery`) the store reads and writes.
 //! - `cards.rs`: card validation and the test cards' outcomes.
 //! - `outbox.rs`: the delivery attempts, the retry schedule and the worker.
 //! - `orders.rs`: the typed order-service client, the one way a webhook is sent.
-//! - `store.rs`: every SQL statement.
+//! - `store.rs`: every SQL statement, taking and returning the records of `domain.rs`.
 
 mod cards;
+mod charges;
+mod domain;
 mod orders;
 pub mod outbox;
 mod routes;

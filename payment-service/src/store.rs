@@ -1,11 +1,11 @@
 //! Every SQL statement of the payment service, as plain functions over a connection.
 
 use crate::cards::CardSummary;
-use crate::routes::deliveries::{AttemptOut, DeliveryOut};
-use crate::routes::payments::{CardOut, PaymentOut};
+use crate::domain::{Attempt, Delivery, Payment, StoredCard};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::domain::{Id, Page};
 use service_kit::money::Cents;
+use shop_contracts::PaymentStatus;
 
 /// A payment about to be written.
 #[derive(Debug)]
@@ -33,10 +33,10 @@ const PAYMENT_SELECT: &str = "SELECT p.id, p.order_id, p.amount_cents, p.status,
      p.created_at, d.id, d.status
      FROM payments p LEFT JOIN webhook_deliveries d ON d.payment_id = p.id";
 
-fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<PaymentOut> {
+fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<Payment> {
     let brand: Option<String> = row.get(5)?;
     let card = match brand {
-        Some(brand) => Some(CardOut {
+        Some(brand) => Some(StoredCard {
             brand,
             last4: row.get(6)?,
             exp_month: row.get(7)?,
@@ -44,7 +44,7 @@ fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<PaymentOut> {
         }),
         None => None,
     };
-    Ok(PaymentOut {
+    Ok(Payment {
         id: row.get(0)?,
         order_id: row.get(1)?,
         amount: Cents::new(row.get(2)?),
@@ -68,9 +68,9 @@ pub fn captured_for_order(conn: &Connection, order_id: Id) -> rusqlite::Result<O
 /// Writes a payment; returns its id.
 pub fn insert_payment(conn: &Connection, payment: &NewPayment<'_>) -> rusqlite::Result<i64> {
     let status = if payment.failure_code.is_some() {
-        "failed"
+        PaymentStatus::Failed
     } else {
-        "captured"
+        PaymentStatus::Captured
     };
     conn.prepare_cached(
         "INSERT INTO payments (order_id, amount_cents, status, failure_code, card_brand,
@@ -232,7 +232,7 @@ pub fn rearm(
 }
 
 /// One payment.
-pub fn get_payment(conn: &Connection, id: Id) -> rusqlite::Result<Option<PaymentOut>> {
+pub fn get_payment(conn: &Connection, id: Id) -> rusqlite::Result<Option<Payment>> {
     conn.prepare_cached(&format!("{PAYMENT_SELECT} WHERE p.id = ?1"))?
         .query_row(params![id.get()], payment_from_row)
         .optional()
@@ -243,7 +243,7 @@ pub fn list_payments(
     conn: &Connection,
     order_id: Option<Id>,
     page: Page,
-) -> rusqlite::Result<Vec<PaymentOut>> {
+) -> rusqlite::Result<Vec<Payment>> {
     conn.prepare_cached(&format!(
         "{PAYMENT_SELECT} WHERE (?1 IS NULL OR p.order_id = ?1)
          ORDER BY p.id DESC LIMIT ?2 OFFSET ?3"
@@ -270,8 +270,8 @@ const DELIVERY_SELECT: &str = "SELECT id, payment_id, order_id, status, attempts
      delivered_at
      FROM webhook_deliveries";
 
-fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<DeliveryOut> {
-    Ok(DeliveryOut {
+fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
         id: row.get(0)?,
         payment_id: row.get(1)?,
         order_id: row.get(2)?,
@@ -286,7 +286,7 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<DeliveryOut> {
 }
 
 /// One delivery with every attempt, oldest first.
-pub fn get_delivery(conn: &Connection, id: &str) -> rusqlite::Result<Option<DeliveryOut>> {
+pub fn get_delivery(conn: &Connection, id: &str) -> rusqlite::Result<Option<Delivery>> {
     let Some(mut delivery) = conn
         .prepare_cached(&format!("{DELIVERY_SELECT} WHERE id = ?1"))?
         .query_row(params![id], delivery_from_row)
@@ -300,7 +300,7 @@ pub fn get_delivery(conn: &Connection, id: &str) -> rusqlite::Result<Option<Deli
              WHERE delivery_id = ?1 ORDER BY id",
         )?
         .query_map(params![id], |row| {
-            Ok(AttemptOut {
+            Ok(Attempt {
                 attempted_at: row.get(0)?,
                 status_code: row.get(1)?,
                 error: row.get(2)?,
@@ -318,7 +318,7 @@ pub fn list_deliveries(
     status: Option<&str>,
     order_id: Option<Id>,
     page: Page,
-) -> rusqlite::Result<Vec<DeliveryOut>> {
+) -> rusqlite::Result<Vec<Delivery>> {
     conn.prepare_cached(&format!(
         "{DELIVERY_SELECT} WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR order_id = ?2)
          ORDER BY created_at_ms DESC, id LIMIT ?3 OFFSET ?4"

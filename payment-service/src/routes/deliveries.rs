@@ -1,6 +1,7 @@
 //! `/webhooks/deliveries`: every webhook delivery with every attempt, and a manual retry.
 
 use crate::AppState;
+use crate::domain::{Attempt, Delivery};
 use crate::store;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,36 @@ pub struct AttemptOut {
     /// Why there was no answer (refused, timed out, ...).
     pub error: Option<String>,
     pub duration_ms: i64,
+}
+
+impl From<Delivery> for DeliveryOut {
+    fn from(d: Delivery) -> Self {
+        DeliveryOut {
+            id: d.id,
+            payment_id: d.payment_id,
+            order_id: d.order_id,
+            status: d.status,
+            attempts_in_round: d.attempts_in_round,
+            next_attempt_at: d.next_attempt_at,
+            last_error: d.last_error,
+            created_at: d.created_at,
+            delivered_at: d.delivered_at,
+            attempts: d
+                .attempts
+                .map(|all| all.into_iter().map(AttemptOut::from).collect()),
+        }
+    }
+}
+
+impl From<Attempt> for AttemptOut {
+    fn from(a: Attempt) -> Self {
+        AttemptOut {
+            attempted_at: a.attempted_at,
+            status_code: a.status_code,
+            error: a.error,
+            duration_ms: a.duration_ms,
+        }
+    }
 }
 
 /// `GET /webhooks/deliveries?status=&order_id=&limit=&offset=`.
@@ -102,7 +133,9 @@ pub async fn deliveries_list(
             )?)
         })
         .await?;
-    Ok(Json(deliveries))
+    Ok(Json(
+        deliveries.into_iter().map(DeliveryOut::from).collect(),
+    ))
 }
 
 async fn load(state: &AppState, id: String) -> Result<DeliveryOut, ApiError> {
@@ -111,6 +144,7 @@ async fn load(state: &AppState, id: String) -> Result<DeliveryOut, ApiError> {
         .db
         .call(move |conn| Ok(store::get_delivery(conn, &id)?))
         .await?
+        .map(DeliveryOut::from)
         .ok_or_else(|| ApiError::NotFound(format!("delivery {shown} not found")))
 }
 

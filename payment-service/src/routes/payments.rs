@@ -2,19 +2,19 @@
 //! the outbox in the same transaction and is tried at once.
 
 use crate::AppState;
-use crate::cards;
-use crate::outbox::Outbox;
-use crate::store::{self, NewPayment};
+use crate::charges;
+use crate::domain::Payment;
+use crate::store;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
-use service_kit::card::{CardBody, card_from_body, current_year_month};
+use service_kit::card::{CardBody, card_from_body};
 use service_kit::domain::{Id, Page};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
-use shop_contracts::OrderStatus;
+use shop_contracts::PaymentStatus;
 use shop_contracts::payments::PaymentsSummary;
 
 /// A payment as the API shows it. A card appears only as brand, last four and expiry.
@@ -24,7 +24,7 @@ pub struct PaymentOut {
     pub order_id: i64,
     pub amount: Cents,
     /// `captured` or `failed`.
-    pub status: String,
+    pub status: PaymentStatus,
     /// Why a failed payment was declined (`card_declined`, `insufficient_funds`, ...).
     pub failure_code: Option<String>,
     pub card: Option<CardOut>,
@@ -44,6 +44,28 @@ pub struct CardOut {
     pub last4: String,
     pub exp_month: u32,
     pub exp_year: u32,
+}
+
+impl From<Payment> for PaymentOut {
+    fn from(p: Payment) -> Self {
+        PaymentOut {
+            id: p.id,
+            order_id: p.order_id,
+            amount: p.amount,
+            status: p.status,
+            failure_code: p.failure_code,
+            card: p.card.map(|c| CardOut {
+                brand: c.brand,
+                last4: c.last4,
+                exp_month: c.exp_month,
+                exp_year: c.exp_year,
+            }),
+            order_verified: p.order_verified,
+            webhook_delivery_id: p.webhook_delivery_id,
+            webhook_status: p.webhook_status,
+            created_at: p.created_at,
+        }
+    }
 }
 
 /// `POST /pay?order_id=ID&amount=A`. The amount is read as text so it is parsed exactly.
@@ -102,109 +124,9 @@ pub async fn pay(
     if amount.get() <= 0 {
         return Err(ApiError::Validation("amount must be positive".to_string()));
     }
-    let authorization = card_from_body(&body)?
-        .map(|card| cards::authorize(&card, current_year_month()))
-        .transpose()?;
-    let (card, decline) = match authorization {
-        Some((summary, decline)) => (Some(summary), decline),
-        None => (None, None),
-    };
-
-    let order_verified = match state.orders.order(order_id).await {
-        Ok(Some(order)) => {
-            if order.status.is_paid() {
-                return Err(ApiError::Conflict(format!(
-                    "order {order_id} is already paid"
-                )));
-            }
-            if order.status != OrderStatus::Pending {
-                return Err(ApiError::Conflict(format!(
-                    "order {order_id} is {} and cannot be paid",
-                    order.status
-                )));
-            }
-            if order.total != amount {
-                return Err(ApiError::Validation(format!(
-                    "amount {amount} does not match order total {}",
-                    order.total
-                )));
-            }
-            true
-        }
-        Ok(None) => return Err(ApiError::NotFound(format!("order {order_id} not found"))),
-        Err(err) => {
-            // Fail-open: the payment is recorded and its webhook delivered once the order
-            // service is back. The one-capture rule below still stops a second charge.
-            tracing::warn!(%order_id, error = %err, "order service unavailable; taking payment unverified");
-            false
-        }
-    };
-
-    let outbox = state.outbox.clone();
-    let correlation = service_kit::http::correlation_id();
-    let (payment_id, delivery) = state
-        .db
-        .write(move |tx| {
-            if decline.is_none()
-                && let Some(existing) = store::captured_for_order(tx, order_id)?
-            {
-                return Err(ApiError::Conflict(format!(
-                    "order {order_id} is already paid by payment {existing}"
-                )));
-            }
-            let payment_id = store::insert_payment(
-                tx,
-                &NewPayment {
-                    order_id,
-                    amount,
-                    failure_code: decline.map(|d| d.code()),
-                    card: card.as_ref(),
-                    order_verified,
-                },
-            )?;
-            let (kind, reason) = match decline {
-                Some(d) => ("payment.failed", Some(d.code())),
-                None => ("payment.authorized", None),
-            };
-            let payload = serde_json::json!({
-                "payment_id": payment_id, "order_id": order_id, "amount": amount,
-                "reason": reason, "card_brand": card.as_ref().map(|c| c.brand),
-                "card_last4": card.as_ref().map(|c| c.last4.as_str()),
-            });
-            service_kit::events::record(tx, kind, correlation.as_deref(), &payload)?;
-            let delivery = match decline {
-                Some(_) => None,
-                None => {
-                    let delivery = Outbox::new_delivery(payment_id, order_id, amount);
-                    outbox.enqueue(tx, &delivery, payment_id)?;
-                    Some(delivery)
-                }
-            };
-            Ok((payment_id, delivery))
-        })
-        .await?;
-
-    if let Some(delivery) = delivery
-        && let Err(err) = state.outbox.attempt(delivery).await
-    {
-        // The delivery is on record and claimed only for a short lease: the worker takes it.
-        tracing::error!(payment_id, error = %err, "first webhook attempt could not be recorded");
-    }
-    if let Some(decline) = decline {
-        return Err(ApiError::Declined {
-            code: decline.code(),
-            message: format!(
-                "{}; payment {payment_id} recorded as failed and order {order_id} left unpaid",
-                decline.message()
-            ),
-        });
-    }
-    let payment = state
-        .db
-        .call(move |conn| Ok(store::get_payment(conn, Id::from_db(payment_id))?))
-        .await?
-        .ok_or_else(|| ApiError::internal("new payment vanished"))?;
-    Ok(Json(payment))
+    let card = card_from_body(&body)?;
+    let payment = charges::take_payment(&state, order_id, amount, card).await?;
+    Ok(Json(payment.into()))
 }
 
 /// Payments, newest first.
@@ -236,7 +158,7 @@ pub async fn payments_list(
         .db
         .call(move |conn| Ok(store::list_payments(conn, order_id, page)?))
         .await?;
-    Ok(Json(payments))
+    Ok(Json(payments.into_iter().map(PaymentOut::from).collect()))
 }
 
 /// One payment.
@@ -262,7 +184,7 @@ pub async fn payments_get(
         .db
         .call(move |conn| Ok(store::get_payment(conn, id)?))
         .await?
-        .map(Json)
+        .map(|found| Json(found.into()))
         .ok_or_else(|| ApiError::NotFound(format!("payment {id} not found")))
 }
 

@@ -1,0 +1,56 @@
+//! Payments and webhook deliveries as stored: the records the store reads and writes and
+//! the operations and handlers pass around.
+
+use service_kit::money::Cents;
+use shop_contracts::PaymentStatus;
+
+/// One payment attempt, captured or failed, with its webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub id: i64,
+    pub order_id: i64,
+    pub amount: Cents,
+    pub status: PaymentStatus,
+    /// Why it failed (a decline code), when it did.
+    pub failure_code: Option<String>,
+    /// What is kept of the card: never its number or CVC.
+    pub card: Option<StoredCard>,
+    /// False when the order service could not be asked before charging.
+    pub order_verified: bool,
+    pub webhook_delivery_id: Option<String>,
+    pub webhook_status: Option<String>,
+    pub created_at: String,
+}
+
+/// The part of a card that is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCard {
+    pub brand: String,
+    pub last4: String,
+    pub exp_month: u32,
+    pub exp_year: u32,
+}
+
+/// A webhook delivery and, when read one at a time, its attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: String,
+    pub payment_id: i64,
+    pub order_id: i64,
+    pub status: String,
+    pub attempts_in_round: u32,
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+    pub attempts: Option<Vec<Attempt>>,
+}
+
+/// One attempt at delivering a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub attempted_at: String,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
