@@ -10,7 +10,9 @@ use std::str::FromStr;
 /// Writes out a status enum: its variants with their one spelling, `ALL`, `as_str`,
 /// `parse`, `Display`, `FromStr` (a 422 naming the choices) and the SQL conversions.
 macro_rules! wire_status {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    // `$text` is a `tt`, not a `literal`: utoipa cannot read a `literal` fragment inside
+    // `#[serde(rename = ..)]` and would document the variant's Rust name instead.
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:tt),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         pub enum $name {
@@ -160,6 +162,26 @@ mod tests {
         let read: rusqlite::Result<OrderStatus> =
             conn.query_row("SELECT 'LOST'", [], |row| row.get(0));
         assert!(read.is_err());
+    }
+
+    #[test]
+    fn the_openapi_schemas_name_the_values_sent_on_the_wire() {
+        fn documented<T: utoipa::PartialSchema>() -> Vec<String> {
+            let schema = serde_json::to_value(T::schema()).unwrap();
+            schema["enum"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no enum in {schema}"))
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        }
+        let names = |all: &[&str]| all.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let orders: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(documented::<OrderStatus>(), names(&orders));
+        let payments: Vec<&str> = PaymentStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(documented::<PaymentStatus>(), names(&payments));
+        let reservations: Vec<&str> = ReservationStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(documented::<ReservationStatus>(), names(&reservations));
     }
 
     #[test]
