@@ -35,8 +35,13 @@ use tower::Service;
 
 /// File descriptors kept back from the connection cap for what a service opens itself: its
 /// SQLite files (a database, WAL and shared-memory file per pooled connection), connections
-/// to its peers, and the few connections accepted past the cap while another is shed.
+/// to its peers, and the few connections accepted past the cap (see [`BUSY_OVERFLOW`]).
 pub const FD_RESERVE: u64 = 256;
+
+/// Connections accepted past the cap while every open one is serving a request and none
+/// can be shed, so a health probe still gets in; beyond this a new connection is closed at
+/// once. A quarter of [`FD_RESERVE`], so the rest stays for the service's own files.
+pub const BUSY_OVERFLOW: usize = (FD_RESERVE / 4) as usize;
 
 /// How a service treats its clients' connections.
 #[derive(Debug, Clone, Copy)]
@@ -217,13 +222,20 @@ impl Registry {
     }
 
     /// Adds a connection; when that puts the count over `max`, sheds the one that has
-    /// waited longest for a request head, else the longest idle one. Returns how many are
-    /// open and whether one was shed.
-    fn admit(&self, id: u64, connection: Arc<Connection>, max: usize) -> (usize, bool) {
+    /// waited longest for a request head, else the longest idle one. When every other one
+    /// is busy it admits up to `overflow` past `max` and refuses the newcomer beyond that.
+    /// Returns how many are open and what was done.
+    fn admit(
+        &self,
+        id: u64,
+        connection: Arc<Connection>,
+        max: usize,
+        overflow: usize,
+    ) -> (usize, Admission) {
         let mut open = self.lock();
         open.insert(id, connection);
         if open.len() <= max {
-            return (open.len(), false);
+            return (open.len(), Admission::Within);
         }
         // Half-open and slow-header connections go first, then idle keep-alive ones; a
         // connection serving a request is never shed.
@@ -243,9 +255,13 @@ impl Registry {
         match victim.and_then(|other| open.remove(&other)) {
             Some(shed) => {
                 shed.shed.notify_one();
-                (open.len(), true)
+                (open.len(), Admission::Shed)
             }
-            None => (open.len(), false),
+            None if open.len() > max.saturating_add(overflow) => {
+                open.remove(&id);
+                (open.len(), Admission::Refused)
+            }
+            None => (open.len(), Admission::Within),
         }
     }
 
@@ -254,29 +270,48 @@ impl Registry {
     }
 }
 
+/// What admitting a new connection did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Room for it (at most [`BUSY_OVERFLOW`] past the cap while every other one is busy).
+    Within,
+    /// Room made by closing the longest-waiting connection not serving a request.
+    Shed,
+    /// No room: every connection is serving a request; the newcomer is closed.
+    Refused,
+}
+
 /// Says, at most every few seconds, that the cap is being hit: one line per burst rather
 /// than one per shed connection.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct CapLog {
     last: Option<Instant>,
     shed_since: u64,
+    refused_since: u64,
 }
 
 impl CapLog {
     const EVERY: Duration = Duration::from_secs(5);
 
-    fn shed(&mut self, max: usize, open: usize) {
-        self.shed_since += 1;
+    fn note(&mut self, admission: Admission, max: usize, open: usize) {
+        match admission {
+            Admission::Within => return,
+            Admission::Shed => self.shed_since += 1,
+            Admission::Refused => self.refused_since += 1,
+        }
         if self.last.is_none_or(|last| last.elapsed() >= Self::EVERY) {
             tracing::warn!(
                 max_connections = max,
                 open,
                 shed = self.shed_since,
+                refused = self.refused_since,
                 "connection cap reached: closing the connections that waited longest without \
-                 a request in flight (raise --max-connections if this is real traffic)"
+                 a request in flight, or new ones while every connection is serving a request \
+                 (raise --max-connections if this is real traffic)"
             );
             self.last = Some(Instant::now());
             self.shed_since = 0;
+            self.refused_since = 0;
         }
     }
 }
@@ -302,10 +337,7 @@ pub async fn serve(
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(None)
         .keep_alive(true);
-    let mut cap_log = CapLog {
-        last: None,
-        shed_since: 0,
-    };
+    let mut cap_log = CapLog::default();
     let mut next_id = 0u64;
     tokio::pin!(shutdown);
     loop {
@@ -324,9 +356,11 @@ pub async fn serve(
         next_id += 1;
         let id = next_id;
         let connection = Arc::new(Connection::new(&clock));
-        let (open, shed) = registry.admit(id, connection.clone(), limits.max_connections);
-        if shed {
-            cap_log.shed(limits.max_connections, open);
+        let max = limits.max_connections;
+        let (open, admission) = registry.admit(id, connection.clone(), max, BUSY_OVERFLOW);
+        cap_log.note(admission, max, open);
+        if admission == Admission::Refused {
+            continue; // dropping the stream closes it
         }
         let service = {
             let connection = connection.clone();
@@ -447,13 +481,22 @@ mod tests {
             c
         };
         let shed = |registry: &Registry, id| !registry.lock().contains_key(&id);
-        assert_eq!(registry.admit(1, at(BUSY, 0), 3), (1, false));
-        assert_eq!(registry.admit(2, at(IDLE, 1), 3), (2, false));
-        assert_eq!(registry.admit(3, at(AWAITING_HEAD, 5), 3), (3, false));
+        assert_eq!(registry.admit(1, at(BUSY, 0), 3, 1), (1, Admission::Within));
+        assert_eq!(registry.admit(2, at(IDLE, 1), 3, 1), (2, Admission::Within));
+        assert_eq!(
+            registry.admit(3, at(AWAITING_HEAD, 5), 3, 1),
+            (3, Admission::Within)
+        );
         // The newcomer is never the one shed: it has not had its chance yet.
-        assert_eq!(registry.admit(4, at(AWAITING_HEAD, 3), 3), (3, true));
+        assert_eq!(
+            registry.admit(4, at(AWAITING_HEAD, 3), 3, 1),
+            (3, Admission::Shed)
+        );
         assert!(shed(&registry, 3), "a waiting head goes before an idle one");
-        assert_eq!(registry.admit(5, at(AWAITING_HEAD, 9), 3), (3, true));
+        assert_eq!(
+            registry.admit(5, at(AWAITING_HEAD, 9), 3, 1),
+            (3, Admission::Shed)
+        );
         assert!(shed(&registry, 4), "the longest-waiting head goes first");
         registry
             .lock()
@@ -461,7 +504,10 @@ mod tests {
             .unwrap()
             .phase
             .store(BUSY, Ordering::Relaxed);
-        assert_eq!(registry.admit(6, at(AWAITING_HEAD, 10), 3), (3, true));
+        assert_eq!(
+            registry.admit(6, at(AWAITING_HEAD, 10), 3, 1),
+            (3, Admission::Shed)
+        );
         assert!(
             shed(&registry, 2),
             "with no head waiting, the idle one goes"
@@ -472,10 +518,25 @@ mod tests {
             .unwrap()
             .phase
             .store(BUSY, Ordering::Relaxed);
-        assert_eq!(registry.admit(7, at(AWAITING_HEAD, 11), 3), (4, false));
+        assert_eq!(
+            registry.admit(7, at(AWAITING_HEAD, 11), 3, 1),
+            (4, Admission::Within)
+        );
         for busy in [1, 5, 6] {
             assert!(!shed(&registry, busy), "busy connections are never shed");
         }
+        registry
+            .lock()
+            .get(&7)
+            .unwrap()
+            .phase
+            .store(BUSY, Ordering::Relaxed);
+        assert_eq!(
+            registry.admit(8, at(AWAITING_HEAD, 12), 3, 1),
+            (4, Admission::Refused),
+            "past the overflow, with every connection busy, the newcomer is refused"
+        );
+        assert!(shed(&registry, 8));
     }
 
     #[test]
