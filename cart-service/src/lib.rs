@@ -164,23 +164,11 @@ pub const CHECKOUT_STALE_MARGIN: Duration = Duration::from_secs(5);
 pub struct ApiDoc;
 
 /// Every migration this service applies: the files of its `migrations/` folder, in order.
-pub const MIGRATIONS: &[MigrationFile] = &[
-    (
-        "0001_create_cart_items.sql",
-        include_str!("../migrations/0001_create_cart_items.sql"),
-    ),
-    (
-        "0002_create_checkouts.sql",
-        include_str!("../migrations/0002_create_checkouts.sql"),
-    ),
-    (
-        "0003_create_idempotency_keys.sql",
-        include_str!("../migrations/0003_create_idempotency_keys.sql"),
-    ),
-    (
-        "0004_create_events.sql",
-        include_str!("../migrations/0004_create_events.sql"),
-    ),
+pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
+    "0001_create_cart_items.sql",
+    "0002_create_checkouts.sql",
+    "0003_create_idempotency_keys.sql",
+    "0004_create_events.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.

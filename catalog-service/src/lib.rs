@@ -89,23 +89,11 @@ pub struct AppState {
 pub struct ApiDoc;
 
 /// Every migration this service applies: the files of its `migrations/` folder, in order.
-pub const MIGRATIONS: &[MigrationFile] = &[
-    (
-        "0001_create_products.sql",
-        include_str!("../migrations/0001_create_products.sql"),
-    ),
-    (
-        "0002_seed_products.sql",
-        include_str!("../migrations/0002_seed_products.sql"),
-    ),
-    (
-        "0003_create_reservations.sql",
-        include_str!("../migrations/0003_create_reservations.sql"),
-    ),
-    (
-        "0004_create_events.sql",
-        include_str!("../migrations/0004_create_events.sql"),
-    ),
+pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
+    "0001_create_products.sql",
+    "0002_seed_products.sql",
+    "0003_create_reservations.sql",
+    "0004_create_events.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.

@@ -92,27 +92,12 @@ pub struct AppState {
 }
 
 /// Every migration this service applies: the files of its `migrations/` folder, in order.
-pub const MIGRATIONS: &[MigrationFile] = &[
-    (
-        "0001_create_orders.sql",
-        include_str!("../migrations/0001_create_orders.sql"),
-    ),
-    (
-        "0002_webhooks_and_reasons.sql",
-        include_str!("../migrations/0002_webhooks_and_reasons.sql"),
-    ),
-    (
-        "0003_create_idempotency_keys.sql",
-        include_str!("../migrations/0003_create_idempotency_keys.sql"),
-    ),
-    (
-        "0004_create_events.sql",
-        include_str!("../migrations/0004_create_events.sql"),
-    ),
-    (
-        "0005_order_correlation.sql",
-        include_str!("../migrations/0005_order_correlation.sql"),
-    ),
+pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
+    "0001_create_orders.sql",
+    "0002_webhooks_and_reasons.sql",
+    "0003_create_idempotency_keys.sql",
+    "0004_create_events.sql",
+    "0005_order_correlation.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.

@@ -123,23 +123,11 @@ impl AppState {
 }
 
 /// Every migration this service applies: the files of its `migrations/` folder, in order.
-pub const MIGRATIONS: &[MigrationFile] = &[
-    (
-        "0001_create_payments.sql",
-        include_str!("../migrations/0001_create_payments.sql"),
-    ),
-    (
-        "0002_create_idempotency_keys.sql",
-        include_str!("../migrations/0002_create_idempotency_keys.sql"),
-    ),
-    (
-        "0003_create_events.sql",
-        include_str!("../migrations/0003_create_events.sql"),
-    ),
-    (
-        "0004_delivery_correlation.sql",
-        include_str!("../migrations/0004_delivery_correlation.sql"),
-    ),
+pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
+    "0001_create_payments.sql",
+    "0002_create_idempotency_keys.sql",
+    "0003_create_events.sql",
+    "0004_delivery_correlation.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.

@@ -31,10 +31,6 @@ pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// the next request with its key runs it again.
 pub const IN_FLIGHT_LEASE: Duration = Duration::from_secs(60);
 
-/// The idempotency-key table, as a service using this middleware copies it into its
-/// `migrations/` folder as its next numbered file (see [`crate::migrations`]).
-pub const SCHEMA: &str = include_str!("idempotency.sql");
-
 /// State for [`idempotent`]: the service's database.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
@@ -42,7 +38,8 @@ pub struct Idempotency {
 }
 
 impl Idempotency {
-    /// Keeps keys in `db`, which must have [`SCHEMA`] applied.
+    /// Keeps keys in `db`, which must have the table of `idempotency.sql` (a service copies
+    /// it into its `migrations/` folder, see [`crate::migrations`]).
     pub fn new(db: Db) -> Self {
         Idempotency { db }
     }

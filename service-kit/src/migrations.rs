@@ -3,8 +3,8 @@
 //! check that keeps that history honest.
 //!
 //! Every migration a service runs is a file in its folder, the shared tables too (the kit's
-//! [`crate::events::SCHEMA`] and [`crate::idempotency::SCHEMA`] are the text a service copies
-//! in as its next file). A database counts migrations by position, so a file applied by an
+//! `service-kit/src/events.sql` and `idempotency.sql` are the text a service copies in as
+//! its next file). A database counts migrations by position, so a file applied by an
 //! earlier release must never change: `migrations/released.sha256` (the format of
 //! `sha256sum`) records each released file's checksum, and [`check_history`], run by each
 //! service's tests, fails when one is edited, removed or renumbered.
@@ -19,6 +19,19 @@ pub type MigrationFile = (&'static str, &'static str);
 
 /// The name of the file that records the checksums of released migrations.
 pub const RELEASED: &str = "released.sha256";
+
+/// The [`MigrationFile`]s of the calling crate's `migrations/` folder, each named once:
+/// `migration_files!["0001_create_orders.sql", "0002_webhooks_and_reasons.sql"]` embeds
+/// each file with its name, so the name and the text cannot disagree.
+#[macro_export]
+macro_rules! migration_files {
+    ($($name:literal),+ $(,)?) => {
+        &[$((
+            $name,
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $name)),
+        )),+]
+    };
+}
 
 /// The migrations to apply, in the order listed.
 pub fn from_files(files: &'static [MigrationFile]) -> Migrations<'static> {
