@@ -111,17 +111,12 @@ impl Outbox {
         payment_id: i64,
     ) -> rusqlite::Result<()> {
         let now = now_ms();
-        store::insert_delivery(
-            tx,
-            delivery,
-            payment_id,
-            now,
-            now.saturating_add(self.lease_ms()),
-        )
+        store::insert_delivery(tx, delivery, payment_id, now, self.lease_ends(now))
     }
 
-    fn lease_ms(&self) -> i64 {
-        service_kit::clock::millis(self.lease)
+    /// When a claim made at `now` (Unix ms) lapses.
+    fn lease_ends(&self, now: i64) -> i64 {
+        now.saturating_add(service_kit::clock::millis(self.lease))
     }
 
     /// Makes one attempt and records it. Returns whether it was delivered.
@@ -168,7 +163,7 @@ impl Outbox {
     /// Starts a fresh round for a delivery that is not yet delivered and attempts it now.
     /// 404 for an unknown delivery, 409 for one already delivered.
     pub async fn retry_now(&self, delivery_id: String) -> Result<bool, ApiError> {
-        let claimed_until = now_ms().saturating_add(self.lease_ms());
+        let claimed_until = self.lease_ends(now_ms());
         let id = delivery_id.clone();
         let (status, due) = self
             .db
@@ -192,7 +187,7 @@ impl Outbox {
                 () = tokio::time::sleep(poll) => {}
             }
             let now = now_ms();
-            let claimed_until = now.saturating_add(self.lease_ms());
+            let claimed_until = self.lease_ends(now);
             let due = self
                 .db
                 .write(move |tx| Ok(store::claim_due(tx, now, claimed_until, 32)?))

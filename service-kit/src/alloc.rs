@@ -7,7 +7,7 @@
 //! keep-alive connections, still 73 MiB after they closed), and mimalloc only purges when
 //! the thread that freed the memory allocates again, which an idle service does not
 //! (123 MiB, then 123 MiB). jemalloc's background thread purges dirty pages after about
-//! ten seconds whatever the service does (`scripts/bench-connections.sh` prints the figures).
+//! ten seconds whatever the service does (`scripts/bench.sh connections` prints the figures).
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

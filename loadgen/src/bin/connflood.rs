@@ -1,6 +1,6 @@
 //! connflood: holds thousands of idle, half-open or kept-alive connections against one
 //! service, meanwhile times plain requests from another client, and reports the service's
-//! resident memory before, during and after. `scripts/bench-connections.sh` runs it against
+//! resident memory before, during and after. `scripts/bench.sh connections` runs it against
 //! each service; it is a measuring tool, not a test (it asserts nothing).
 
 use clap::{Parser, ValueEnum};
@@ -65,8 +65,8 @@ fn mib(kib: Option<u64>) -> String {
 }
 
 /// One held connection: open it in its mode, then wait until the service closes it (and
-/// open it again with `--reopen`) or the hold ends.
-async fn hold_one(args: Arc<Args>, stop: Arc<tokio::sync::Notify>, reopened: Arc<AtomicU64>) {
+/// open it again with `--reopen`). Runs until it is aborted at the end of the hold.
+async fn hold_one(args: Arc<Args>, reopened: Arc<AtomicU64>) {
     let half = b"GET /health HT".as_slice();
     let full = b"GET /health HTTP/1.1\r\nHost: flood\r\n\r\n".as_slice();
     let mut first = true;
@@ -88,22 +88,14 @@ async fn hold_one(args: Arc<Args>, stop: Arc<tokio::sync::Notify>, reopened: Arc
             continue;
         }
         let mut buf = [0u8; 4096];
-        let closed = async {
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {} // the keep-alive answer; keep waiting
-                }
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {} // the keep-alive answer; keep waiting
             }
-        };
-        tokio::select! {
-            () = closed => {
-                if !args.reopen {
-                    stop.notified().await;
-                    return;
-                }
-            }
-            () = stop.notified() => return,
+        }
+        if !args.reopen {
+            return;
         }
     }
 }
@@ -134,15 +126,10 @@ async fn main() {
     // The flood needs as many descriptors as it holds connections.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let idle = rss_kib(args.pid);
-    let stop = Arc::new(tokio::sync::Notify::new());
     let reopened = Arc::new(AtomicU64::new(0));
     let mut holders = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        holders.push(tokio::spawn(hold_one(
-            args.clone(),
-            stop.clone(),
-            reopened.clone(),
-        )));
+        holders.push(tokio::spawn(hold_one(args.clone(), reopened.clone())));
         // Let the accept queue drain now and then rather than overflow it.
         if holders.len() % 200 == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -163,7 +150,6 @@ async fn main() {
         peak = peak.max(rss_kib(args.pid));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    stop.notify_waiters();
     for holder in holders {
         holder.abort();
         let _ = holder.await;
