@@ -1,13 +1,14 @@
-//! The order and payment services as a checkout sees them: typed calls, each answer kept
-//! as it is so the checkout can tell "refused" from "not sure" (see `checkout.rs`).
+//! The order and payment services as a checkout sees them: typed calls whose answers are
+//! outcomes (done, refused, or unknown), so the checkout can tell "refused" from "not sure"
+//! (see `checkout.rs`). The catalog's client is `shop_contracts::catalog::CatalogClient`.
 
-use serde_json::Value;
 use service_kit::config::Secret;
 use service_kit::idempotency::KEY_HEADER;
 use service_kit::money::Cents;
-use service_kit::peer::{PeerClient, PeerError, PeerResponse};
+use service_kit::peer::{Outcome, PeerClient, PeerError};
+use shop_contracts::card::CardIn;
 use shop_contracts::orders::{NewOrderLine, OrderView, StatusChange};
-use shop_contracts::payments::PaymentView;
+use shop_contracts::payments::{PayRequest, PaymentView};
 use shop_contracts::{OrderStatus, PaymentStatus};
 use std::time::Duration;
 
@@ -32,9 +33,9 @@ impl OrderClient {
         user_id: &str,
         lines: &[NewOrderLine],
         idempotency_key: String,
-    ) -> Result<PeerResponse, PeerError> {
+    ) -> Outcome<OrderView> {
         self.peer
-            .post_json_with(
+            .post(
                 format!("/orders?user_id={user_id}"),
                 &lines,
                 vec![(KEY_HEADER, idempotency_key)],
@@ -43,9 +44,9 @@ impl OrderClient {
     }
 
     /// `PUT /orders/{id}/status` to CANCELLED with a reason.
-    pub async fn cancel(&self, order_id: i64, reason: &str) -> Result<PeerResponse, PeerError> {
+    pub async fn cancel(&self, order_id: i64, reason: &str) -> Outcome<OrderView> {
         self.peer
-            .put_json(
+            .put(
                 format!("/orders/{order_id}/status"),
                 &StatusChange {
                     status: OrderStatus::Cancelled,
@@ -82,15 +83,12 @@ impl PaymentClient {
         &self,
         order_id: i64,
         amount: Cents,
-        card: Option<&Value>,
+        card: Option<&CardIn>,
         idempotency_key: String,
-    ) -> Result<PeerResponse, PeerError> {
+    ) -> Outcome<PaymentView> {
         let path = format!("/pay?order_id={order_id}&amount={amount}");
         let headers = vec![(KEY_HEADER, idempotency_key)];
-        match card {
-            Some(card) => self.peer.post_json_with(path, card, headers).await,
-            None => self.peer.post_raw(path, Vec::new(), headers).await,
-        }
+        self.peer.post(path, &PayRequest { card }, headers).await
     }
 
     /// The captured payment for the order, if there is one.

@@ -1,12 +1,12 @@
-//! Every SQL statement of the cart service, as plain functions over a connection.
+//! Every SQL statement of the cart service, as plain functions over a connection, taking
+//! and returning the records of `domain.rs`.
 
-use crate::checkout::{CheckoutLine, CheckoutOut, Step};
-use crate::domain::CartLine;
+use crate::domain::{CartLine, Checkout, CheckoutLine, CheckoutStatus, Step};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use service_kit::catalog::CatalogProduct;
 use service_kit::clock::unix_now_ms;
 use service_kit::domain::{Id, Page, Quantity, UserId};
 use service_kit::money::Cents;
+use shop_contracts::catalog::ProductView;
 
 /// The user's cart lines, by product id.
 pub fn cart_lines(conn: &Connection, user: &UserId) -> rusqlite::Result<Vec<CartLine>> {
@@ -45,7 +45,7 @@ pub fn add_to_line(
     user: &UserId,
     product: Id,
     quantity: Quantity,
-    catalog: Option<&CatalogProduct>,
+    catalog: Option<&ProductView>,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO cart_items (user_id, product_id, quantity, name, unit_price_cents, verified)
@@ -115,11 +115,20 @@ fn step_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Step>> {
         .and_then(|s| Step::parse(&s)))
 }
 
-fn checkout_from_row(row: &Row<'_>) -> rusqlite::Result<CheckoutOut> {
-    Ok(CheckoutOut {
+fn checkout_from_row(row: &Row<'_>) -> rusqlite::Result<Checkout> {
+    Ok(Checkout {
         id: row.get(0)?,
         user_id: row.get(1)?,
-        status: row.get(2)?,
+        status: {
+            let text: String = row.get(2)?;
+            CheckoutStatus::parse(&text).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Text,
+                    format!("unknown checkout status {text:?}").into(),
+                )
+            })?
+        },
         step: step_column(row, 3)?.unwrap_or(Step::Validate),
         steps: json_column(row, 4)?,
         lines: json_column(row, 5)?,
@@ -159,7 +168,7 @@ pub fn insert_checkout(
 }
 
 /// Writes every field of a checkout back.
-pub fn save_checkout(conn: &Connection, co: &CheckoutOut) -> rusqlite::Result<()> {
+pub fn save_checkout(conn: &Connection, co: &Checkout) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE checkouts SET status = ?2, step = ?3, steps = ?4, lines = ?5, total_cents = ?6,
              order_id = ?7, payment_id = ?8, failed_step = ?9, failure_code = ?10,
@@ -169,7 +178,7 @@ pub fn save_checkout(conn: &Connection, co: &CheckoutOut) -> rusqlite::Result<()
     )?
     .execute(params![
         co.id,
-        co.status,
+        co.status.as_str(),
         co.step.as_str(),
         serde_json::to_string(&co.steps).unwrap_or_else(|_| "[]".into()),
         serde_json::to_string(&co.lines).unwrap_or_else(|_| "[]".into()),
@@ -185,7 +194,7 @@ pub fn save_checkout(conn: &Connection, co: &CheckoutOut) -> rusqlite::Result<()
 }
 
 /// One checkout.
-pub fn get_checkout(conn: &Connection, id: i64) -> rusqlite::Result<Option<CheckoutOut>> {
+pub fn get_checkout(conn: &Connection, id: i64) -> rusqlite::Result<Option<Checkout>> {
     conn.prepare_cached(&format!(
         "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE id = ?1"
     ))?
@@ -198,7 +207,7 @@ pub fn list_checkouts(
     conn: &Connection,
     user: &UserId,
     page: Page,
-) -> rusqlite::Result<Vec<CheckoutOut>> {
+) -> rusqlite::Result<Vec<Checkout>> {
     conn.prepare_cached(&format!(
         "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
     ))?
@@ -210,7 +219,7 @@ pub fn list_checkouts(
 pub fn running_checkouts(
     conn: &Connection,
     stale_before_ms: i64,
-) -> rusqlite::Result<Vec<CheckoutOut>> {
+) -> rusqlite::Result<Vec<Checkout>> {
     conn.prepare_cached(&format!(
         "SELECT {CHECKOUT_COLUMNS} FROM checkouts
          WHERE status = 'running' AND updated_at_ms < ?1 ORDER BY id LIMIT 100"
@@ -220,7 +229,7 @@ pub fn running_checkouts(
 }
 
 /// Takes the checked-out units out of the cart, leaving anything added meanwhile.
-pub fn clear_checked_out(conn: &Connection, co: &CheckoutOut) -> rusqlite::Result<()> {
+pub fn clear_checked_out(conn: &Connection, co: &Checkout) -> rusqlite::Result<()> {
     let mut remove = conn.prepare_cached(
         "DELETE FROM cart_items WHERE user_id = ?1 AND product_id = ?2 AND quantity <= ?3",
     )?;

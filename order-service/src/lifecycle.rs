@@ -8,12 +8,12 @@ use crate::domain::{
 };
 use crate::store;
 use service_kit::ApiError;
-use service_kit::catalog::CatalogClient;
 use service_kit::db::Db;
 use service_kit::domain::Id;
 use service_kit::http::correlation_id;
 use service_kit::money::Cents;
 use service_kit::webhook;
+use shop_contracts::catalog::CatalogClient;
 use shop_contracts::payments::{PAYMENT_SUCCEEDED, PaymentWebhook, PaymentsSummary};
 use std::collections::BTreeMap;
 

@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use order_service::{AppState, migrations, router};
 use serde_json::{Value, json};
 use service_kit::auth::ApiKeys;
-use service_kit::catalog::CatalogClient;
 use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
 use service_kit::peer::PeerClient;
@@ -16,6 +15,7 @@ use service_kit::testing::{
 use service_kit::webhook::{
     ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSecret, signature_header, unix_now,
 };
+use shop_contracts::catalog::CatalogClient;
 use std::time::Duration;
 
 const GUIDE_ORDER: &str = r#"[{"product_id":1,"quantity":1,"price":999.99}]"#;

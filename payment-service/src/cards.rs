@@ -1,9 +1,9 @@
 //! Simulated card payments: the outcome of each test card, as in Stripe's test mode, and
 //! what is kept of a card (brand, last four digits, expiry). The card's form (Luhn, expiry,
-//! CVC) is checked by `service_kit::card`, which cart-service uses too. Pure functions.
+//! CVC) is checked by `shop_contracts::card`, which cart-service uses too. Pure functions.
 
 use service_kit::ApiError;
-use service_kit::card::{CardIn, CheckedCard, check};
+use shop_contracts::card::{CardIn, CheckedCard, check};
 
 /// What may be stored about a card.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +86,7 @@ pub fn authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use service_kit::card::test_card as card;
+    use shop_contracts::card::test_card as card;
 
     const TODAY: (u32, u32) = (2026, 11);
 

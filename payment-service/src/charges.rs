@@ -8,10 +8,11 @@ use crate::domain::Payment;
 use crate::outbox::Outbox;
 use crate::store::{self, NewPayment};
 use service_kit::ApiError;
-use service_kit::card::{CardIn, current_year_month};
+use service_kit::clock::current_year_month;
 use service_kit::domain::Id;
 use service_kit::money::Cents;
 use shop_contracts::OrderStatus;
+use shop_contracts::card::CardIn;
 
 /// Charges `amount` for `order_id` with `card` (or the default test card when none):
 /// 402 when declined (recorded as failed, order left unpaid), 409 when the order is paid

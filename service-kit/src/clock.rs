@@ -25,6 +25,12 @@ pub fn unix_ms_after(duration: std::time::Duration) -> i64 {
     unix_now_ms().saturating_add(millis(duration))
 }
 
+/// This (year, month), in UTC: what a card's expiry is compared with.
+pub fn current_year_month() -> (u32, u32) {
+    let now = time::OffsetDateTime::now_utc();
+    (now.year().max(0) as u32, u32::from(u8::from(now.month())))
+}
+
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();

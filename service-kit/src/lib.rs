@@ -17,7 +17,6 @@
 //! - [`openapi`]: the `X-API-Key` scheme and the `/openapi.json` route.
 //! - [`idempotency`]: the `Idempotency-Key` middleware and its table.
 //! - [`webhook`]: Standard Webhooks signing and verification (HMAC-SHA256, rotation).
-//! - [`catalog`]: the typed catalog client that cart and order both use.
 //! - [`http`]: router assembly (health, auth, JSON 404/405, body limit, request ids,
 //!   tracing), the journey's correlation id, `launch`, logging set-up.
 //! - [`server`]: the accept loop: header and idle deadlines, the connection cap, the
@@ -26,8 +25,6 @@
 
 pub mod alloc;
 pub mod auth;
-pub mod card;
-pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod db;

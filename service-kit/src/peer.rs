@@ -73,6 +73,47 @@ impl PeerResponse {
     }
 }
 
+/// What became of a request that asks a peer to change something. Only `Refused` means
+/// the peer certainly did nothing; after `Unknown` the caller must find out (ask by the
+/// operation's key) before undoing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<T> {
+    /// The peer did it and answered with this.
+    Done(T),
+    /// The peer did not do it: it refused (a 4xx with its reason), or the request never
+    /// reached it.
+    Refused(Refusal),
+    /// The peer may or may not have done it: the request went out and no usable answer came
+    /// back (a timeout, a broken connection, a 5xx, an unreadable success).
+    Unknown(String),
+}
+
+/// Why a peer did not act.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The peer's HTTP status; `None` when the request never reached it.
+    pub status: Option<u16>,
+    /// The peer's `error.code` (`unavailable` when nothing was sent).
+    pub code: String,
+    /// The peer's `error.message`, or why nothing was sent.
+    pub message: String,
+}
+
+impl Refusal {
+    fn not_sent(err: &PeerError) -> Refusal {
+        Refusal {
+            status: None,
+            code: "unavailable".to_string(),
+            message: err.to_string(),
+        }
+    }
+
+    /// True when the peer answered with this status.
+    pub fn is(&self, status: u16) -> bool {
+        self.status == Some(status)
+    }
+}
+
 /// The largest peer answer read; anything longer is treated as garbage.
 pub const MAX_PEER_BODY: u64 = 4 * 1024 * 1024;
 
@@ -136,34 +177,62 @@ impl PeerClient {
         })
     }
 
-    /// `PUT path` with a JSON body; returns whatever the peer answered.
-    pub async fn put_json<B: Serialize>(
-        &self,
-        path: String,
-        body: &B,
-    ) -> Result<PeerResponse, PeerError> {
-        self.send("PUT", path, Some(self.encode(body)?), Vec::new())
-            .await
-    }
-
-    /// `POST path` with a JSON body and extra headers (an idempotency key).
-    pub async fn post_json_with<B: Serialize>(
+    /// `POST path` with a JSON body and extra headers (an idempotency key): what became of
+    /// it, with the peer's answer decoded as `T` when it acted.
+    pub async fn post<B, T>(
         &self,
         path: String,
         body: &B,
         headers: Vec<(&'static str, String)>,
-    ) -> Result<PeerResponse, PeerError> {
-        self.send("POST", path, Some(self.encode(body)?), headers)
-            .await
+    ) -> Outcome<T>
+    where
+        B: Serialize,
+        T: DeserializeOwned,
+    {
+        match self.encode(body) {
+            Ok(bytes) => self.outcome(self.send("POST", path, Some(bytes), headers).await),
+            Err(err) => Outcome::Refused(Refusal::not_sent(&err)),
+        }
     }
 
-    /// `POST path` with a JSON body; returns whatever the peer answered.
-    pub async fn post_json<B: Serialize>(
-        &self,
-        path: String,
-        body: &B,
-    ) -> Result<PeerResponse, PeerError> {
-        self.post_json_with(path, body, Vec::new()).await
+    /// `PUT path` with a JSON body: what became of it, as for [`PeerClient::post`].
+    pub async fn put<B, T>(&self, path: String, body: &B) -> Outcome<T>
+    where
+        B: Serialize,
+        T: DeserializeOwned,
+    {
+        match self.encode(body) {
+            Ok(bytes) => self.outcome(self.send("PUT", path, Some(bytes), Vec::new()).await),
+            Err(err) => Outcome::Refused(Refusal::not_sent(&err)),
+        }
+    }
+
+    /// Sorts a peer's answer to a request that changes something into the three outcomes.
+    fn outcome<T: DeserializeOwned>(&self, sent: Result<PeerResponse, PeerError>) -> Outcome<T> {
+        match sent {
+            Err(err @ PeerError::NotSent { .. }) => Outcome::Refused(Refusal::not_sent(&err)),
+            Err(err) => Outcome::Unknown(err.to_string()),
+            Ok(answer) if answer.is_success() => match self.decode(&answer.body) {
+                Ok(value) => Outcome::Done(value),
+                // It answered success, so it acted; what it did cannot be read.
+                Err(err) => Outcome::Unknown(err.to_string()),
+            },
+            Ok(answer) if (400..500).contains(&answer.status) => {
+                let (code, message) = answer.error();
+                Outcome::Refused(Refusal {
+                    status: Some(answer.status),
+                    code,
+                    message,
+                })
+            }
+            // A 5xx may come after the work was done (or from something in between).
+            Ok(answer) => Outcome::Unknown(format!(
+                "{} answered HTTP {}: {}",
+                self.name,
+                answer.status,
+                answer.error().1
+            )),
+        }
     }
 
     /// `POST path` with a body given as bytes (JSON or empty) and extra headers.

@@ -10,7 +10,13 @@
 //!   status change.
 //! - [`payments`]: a payment as a checkout reads it, the payment webhook's body, the
 //!   captured-payments summary.
+//! - [`catalog`]: the catalog's product and reservation bodies, and its typed client (cart
+//!   and order both call it).
+//! - [`card`]: the card a shopper sends, its form checks (Luhn, expiry, CVC); cart checks
+//!   it before a checkout, payment before a charge.
 
+pub mod card;
+pub mod catalog;
 pub mod orders;
 pub mod payments;
 mod status;

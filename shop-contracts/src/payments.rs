@@ -13,6 +13,15 @@ pub struct PaymentView {
     pub status: PaymentStatus,
 }
 
+/// The body of `POST /pay` as a checkout sends it: the shopper's card, passed through and
+/// never kept by the sender.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PayRequest<'a> {
+    /// Left out to pay without a card.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<&'a crate::card::CardIn>,
+}
+
 /// The `type` of the webhook payment-service sends when a payment is captured.
 pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
 

@@ -1,18 +1,19 @@
 //! `/cart/{user_id}/checkout` and `/checkouts`: run a checkout, and see where one stands.
 
 use crate::AppState;
-use crate::checkout::{self, CheckoutOut};
+use crate::checkout::{self, Ended};
+use crate::domain::{Checkout, CheckoutLine, CheckoutStatus, Step, StepLog};
 use crate::store;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
-use service_kit::card::{self, CardBody};
 use service_kit::domain::{Page, UserId};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
+use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
+use shop_contracts::card::{self, CardBody, CardIn};
 
 /// `GET /checkouts?user_id=U&limit=&offset=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -27,15 +28,58 @@ pub struct ListParams {
     pub offset: Option<u32>,
 }
 
+/// A checkout as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CheckoutOut {
+    pub id: i64,
+    pub user_id: String,
+    pub status: CheckoutStatus,
+    /// The step under way, or where it ended.
+    pub step: Step,
+    pub steps: Vec<StepLog>,
+    pub lines: Vec<CheckoutLine>,
+    pub total: Option<Cents>,
+    pub order_id: Option<i64>,
+    pub payment_id: Option<i64>,
+    pub failed_step: Option<Step>,
+    pub failure_code: Option<String>,
+    pub failure_reason: Option<String>,
+    pub correlation_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Checkout> for CheckoutOut {
+    fn from(c: Checkout) -> Self {
+        CheckoutOut {
+            id: c.id,
+            user_id: c.user_id,
+            status: c.status,
+            step: c.step,
+            steps: c.steps,
+            lines: c.lines,
+            total: c.total,
+            order_id: c.order_id,
+            payment_id: c.payment_id,
+            failed_step: c.failed_step,
+            failure_code: c.failure_code,
+            failure_reason: c.failure_reason,
+            correlation_id: c.correlation_id,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
 /// Reads the optional `{"card":{...}}` body and checks the card's form, so that a malformed
 /// card is refused before an order is placed, not at the pay step with an order and a
 /// reservation to undo. The card is passed on to the payment service and never kept.
-fn card_from_body(body: &[u8]) -> Result<Option<Value>, ApiError> {
-    let Some(card) = card::card_from_body(body)? else {
-        return Ok(None);
-    };
-    card::check(&card, card::current_year_month())?;
-    Ok(Some(json!({ "card": card })))
+fn card_from_body(body: &[u8]) -> Result<Option<CardIn>, ApiError> {
+    let card = card::card_from_body(body)?;
+    if let Some(card) = &card {
+        card::check(card, service_kit::clock::current_year_month())?;
+    }
+    Ok(card)
 }
 
 /// Checks out the whole cart: validate, order, reserve, pay, commit, clear. A failed step
@@ -69,8 +113,12 @@ pub async fn cart_checkout(
 ) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
     let user = UserId::parse(&user_id)?;
     let card = card_from_body(&body)?;
-    let (status, checkout) = checkout::start(&state, user, card).await?;
-    Ok((status, Json(checkout)))
+    match checkout::start(&state, user, card).await? {
+        Ended::Completed(done) => Ok((StatusCode::CREATED, Json(done.into()))),
+        Ended::Finishing(paid) => Ok((StatusCode::ACCEPTED, Json(paid.into()))),
+        Ended::Failed(_, failure) => Err(failure.into()),
+        Ended::Unsettled(_, message) => Err(ApiError::Unavailable(message)),
+    }
 }
 
 /// One checkout with its step log.
@@ -94,7 +142,7 @@ pub async fn checkouts_get(
         .db
         .call(move |conn| Ok(store::get_checkout(conn, id)?))
         .await?
-        .map(Json)
+        .map(|found| Json(found.into()))
         .ok_or_else(|| ApiError::NotFound(format!("checkout {id} not found")))
 }
 
@@ -124,5 +172,5 @@ pub async fn checkouts_list(
         .db
         .call(move |conn| Ok(store::list_checkouts(conn, &user, page)?))
         .await?;
-    Ok(Json(checkouts))
+    Ok(Json(checkouts.into_iter().map(CheckoutOut::from).collect()))
 }

@@ -8,13 +8,13 @@ use crate::store;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
-use service_kit::card::{CardBody, card_from_body};
 use service_kit::domain::{Id, Page};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 use shop_contracts::PaymentStatus;
+use shop_contracts::card::{CardBody, card_from_body};
 use shop_contracts::payments::PaymentsSummary;
 
 /// A payment as the API shows it. A card appears only as brand, last four and expiry.

@@ -3,8 +3,8 @@
 //! card before a checkout places an order, use these. Which test card declines is the
 //! payment service's business, not this module's.
 
-use crate::ApiError;
 use serde::{Deserialize, Deserializer, Serialize};
+use service_kit::ApiError;
 use std::fmt;
 
 /// The optional body of a payment (`POST /pay`, and a checkout that passes it on).
@@ -126,7 +126,7 @@ pub fn card_from_body(body: &[u8]) -> Result<Option<CardIn>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    crate::extract::require_utf8(body)?;
+    service_kit::extract::require_utf8(body)?;
     serde_json::from_slice::<CardBody>(body)
         .map(|b| b.card)
         .map_err(|_| {
@@ -146,12 +146,6 @@ pub fn test_card(number: &str) -> CardIn {
         exp_year: 2030,
         cvc: "123".into(),
     }
-}
-
-/// This (year, month), in UTC.
-pub fn current_year_month() -> (u32, u32) {
-    let now = time::OffsetDateTime::now_utc();
-    (now.year().max(0) as u32, u32::from(u8::from(now.month())))
 }
 
 #[cfg(test)]

@@ -1,0 +1,121 @@
+//! catalog-service's side of the wire, and its typed client: cart reads products and holds
+//! stock for a checkout, order reads products to price an order.
+
+use crate::ReservationStatus;
+use serde::{Deserialize, Serialize};
+use service_kit::config::Secret;
+use service_kit::domain::Id;
+use service_kit::money::Cents;
+use service_kit::peer::{Outcome, PeerClient, PeerError};
+use std::time::Duration;
+
+/// `GET /products/{id}` as another service reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ProductView {
+    /// Product id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// Current unit price.
+    pub price: Cents,
+    /// Units in stock.
+    pub stock: i64,
+}
+
+/// One line of a reservation: a product and how many units of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationLine {
+    /// The product.
+    pub product_id: i64,
+    /// How many units.
+    pub quantity: i64,
+}
+
+/// The body of `POST /reservations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReservationRequest<'a> {
+    /// The order the stock is held for; asking again for it finds the same reservation.
+    pub order_id: i64,
+    /// Every line, all reserved or none.
+    pub lines: &'a [ReservationLine],
+}
+
+/// A reservation as another service reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReservationView {
+    /// The order it holds stock for.
+    pub order_id: i64,
+    /// Held, sold or given back.
+    pub status: ReservationStatus,
+}
+
+/// The body of `POST /reservations/{order_id}/release`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleaseRequest<'a> {
+    /// Why the stock goes back, kept with the reservation.
+    pub reason: &'a str,
+}
+
+/// Typed access to catalog-service.
+#[derive(Debug, Clone)]
+pub struct CatalogClient {
+    peer: PeerClient,
+}
+
+impl CatalogClient {
+    /// A client for the catalog at `base_url`.
+    pub fn new(base_url: &str, api_key: Secret, timeout: Duration) -> Self {
+        CatalogClient {
+            peer: PeerClient::new("catalog-service", base_url, api_key, timeout),
+        }
+    }
+
+    /// The product, `Ok(None)` if the catalog does not know it, `Err` if the catalog could
+    /// not answer (down, slow, 5xx or garbage).
+    pub async fn product(&self, id: Id) -> Result<Option<ProductView>, PeerError> {
+        let product: Option<ProductView> = self.peer.get_json(format!("/products/{id}")).await?;
+        match product {
+            // A catalog that answers for a different id is not to be trusted.
+            Some(p) if p.id != id.get() => Err(PeerError::Garbage {
+                peer: self.peer.name(),
+                detail: format!("asked for product {id}, got {}", p.id),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// `POST /reservations`: every line held for the order, or none (refused with 409 when
+    /// out of stock, 422 for an unknown product).
+    pub async fn reserve(
+        &self,
+        order_id: i64,
+        lines: &[ReservationLine],
+    ) -> Outcome<ReservationView> {
+        let request = ReservationRequest { order_id, lines };
+        self.peer
+            .post("/reservations".to_string(), &request, Vec::new())
+            .await
+    }
+
+    /// `POST /reservations/{order_id}/commit`: the held stock is sold.
+    pub async fn commit(&self, order_id: i64) -> Outcome<ReservationView> {
+        self.peer
+            .post(
+                format!("/reservations/{order_id}/commit"),
+                &serde_json::json!({}),
+                Vec::new(),
+            )
+            .await
+    }
+
+    /// `POST /reservations/{order_id}/release`: the held stock goes back on sale.
+    pub async fn release(&self, order_id: i64, reason: &str) -> Outcome<ReservationView> {
+        self.peer
+            .post(
+                format!("/reservations/{order_id}/release"),
+                &ReleaseRequest { reason },
+                Vec::new(),
+            )
+            .await
+    }
+}
