@@ -589,3 +589,85 @@ impl<'a> Saga<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(status: Option<u16>, code: &str) -> Refusal {
+        Refusal {
+            status,
+            code: code.to_string(),
+            message: "why".to_string(),
+        }
+    }
+
+    #[test]
+    fn a_peer_refusal_keeps_its_meaning() {
+        let failure = |status, code| Failure::refused(refusal(status, code));
+        assert_eq!(
+            failure(Some(409), "conflict"),
+            Failure::Conflict("why".into())
+        );
+        assert_eq!(
+            failure(Some(422), "validation_failed"),
+            Failure::Invalid("why".into())
+        );
+        assert_eq!(
+            failure(Some(404), "not_found"),
+            Failure::NotFound("why".into())
+        );
+        let declined = |code| Failure::Declined {
+            code,
+            message: "why".into(),
+        };
+        assert_eq!(
+            failure(Some(402), "insufficient_funds"),
+            declined("insufficient_funds")
+        );
+        assert_eq!(
+            failure(Some(402), "something_new"),
+            declined("card_declined")
+        );
+        // Over a rate, not allowed, or never reached: the service is not available to us.
+        for status in [Some(429), Some(401), None] {
+            assert_eq!(failure(status, "x"), Failure::Unavailable("why".into()));
+        }
+    }
+
+    #[test]
+    fn a_failure_maps_to_the_api_error_of_its_meaning_and_keeps_it_when_reworded() {
+        let declined = Failure::Declined {
+            code: "expired_card",
+            message: "why".into(),
+        };
+        let reworded = declined.reworded("checkout 1 failed at step pay: why".into());
+        assert_eq!(reworded.message(), "checkout 1 failed at step pay: why");
+        let api = ApiError::from(reworded);
+        assert_eq!(api.status_and_code().1, "expired_card");
+        let codes = [
+            (Failure::Conflict("c".into()), "conflict"),
+            (Failure::Invalid("i".into()), "validation_failed"),
+            (Failure::NotFound("n".into()), "not_found"),
+            (Failure::Unavailable("u".into()), "unavailable"),
+        ];
+        for (failure, code) in codes {
+            assert_eq!(ApiError::from(failure).status_and_code().1, code);
+        }
+    }
+
+    #[test]
+    fn a_step_outcome_follows_the_peer_outcome() {
+        assert_eq!(StepOutcome::from(Outcome::Done(())), StepOutcome::Done);
+        let unknown: Outcome<()> = Outcome::Unknown("timeout".into());
+        assert_eq!(
+            StepOutcome::from(unknown),
+            StepOutcome::Unknown("timeout".into())
+        );
+        let refused: Outcome<()> = Outcome::Refused(refusal(Some(409), "conflict"));
+        assert_eq!(
+            StepOutcome::from(refused),
+            StepOutcome::Refused(Failure::Conflict("why".into()))
+        );
+    }
+}

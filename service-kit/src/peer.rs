@@ -342,3 +342,81 @@ impl PeerClient {
         Ok(PeerResponse { status, body })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use serde_json::{Value, json};
+
+    /// A peer on a loopback port answering each path its own way.
+    async fn peer() -> PeerClient {
+        let app = Router::new()
+            .route("/done", post(|| async { axum::Json(json!({"id": 7})) }))
+            .route("/garbage", post(|| async { "<html>" }))
+            .route(
+                "/refuse",
+                post(|| async {
+                    let body = json!({"error": {"code": "conflict", "message": "out of stock"}});
+                    (StatusCode::CONFLICT, axum::Json(body))
+                }),
+            )
+            .route("/fail", post(|| async { StatusCode::BAD_GATEWAY }))
+            .route(
+                "/slow",
+                post(|| async {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    "late"
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        PeerClient::new("peer", &url, Secret::new("k"), Duration::from_millis(300))
+    }
+
+    async fn outcome(peer: &PeerClient, path: &str) -> Outcome<Value> {
+        peer.post(path.to_string(), &json!({}), Vec::new()).await
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn answers_sort_into_done_refused_and_unknown() {
+        let peer = peer().await;
+        assert_eq!(
+            outcome(&peer, "/done").await,
+            Outcome::Done(json!({"id": 7}))
+        );
+        let refused = Outcome::Refused(Refusal {
+            status: Some(409),
+            code: "conflict".into(),
+            message: "out of stock".into(),
+        });
+        assert_eq!(outcome(&peer, "/refuse").await, refused);
+        // 404 from the router (no such route) is a refusal too: nothing was done.
+        match outcome(&peer, "/nowhere").await {
+            Outcome::Refused(r) => assert!(r.is(404), "{r:?}"),
+            other => panic!("{other:?}"),
+        }
+        for maybe_acted in ["/garbage", "/fail", "/slow"] {
+            let got = outcome(&peer, maybe_acted).await;
+            assert!(matches!(got, Outcome::Unknown(_)), "{maybe_acted}: {got:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_peer_that_is_down_refuses_since_nothing_was_sent() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let peer = PeerClient::new("peer", &url, Secret::new("k"), Duration::from_millis(300));
+        match outcome(&peer, "/done").await {
+            Outcome::Refused(r) => {
+                assert_eq!(r.status, None);
+                assert_eq!(r.code, "unavailable");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
