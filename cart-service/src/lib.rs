@@ -26,21 +26,21 @@ pub use domain::{CartLine, CartOut};
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{delete, get, post, put};
 use peers::{OrderClient, PaymentClient};
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::CommonArgs;
 use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
+use service_kit::http::ServiceBuilder;
 use service_kit::idempotency::{self, Idempotency};
 use service_kit::migrations::MigrationFile;
-use service_kit::openapi::ApiKeyScheme;
 use shop_contracts::catalog::CatalogClient;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 
 /// The service's name in logs and health answers.
 pub const SERVICE: &str = "cart-service";
@@ -145,22 +145,13 @@ impl AppState {
 /// taken to be interrupted. A live checkout saves after every step, and a step is one call.
 pub const CHECKOUT_STALE_MARGIN: Duration = Duration::from_secs(5);
 
-/// The cart service's OpenAPI document, generated from the handlers.
+/// The cart service's OpenAPI document: its title here, its paths from the routes of
+/// [`router`].
 #[derive(Debug, utoipa::OpenApi)]
-#[openapi(
-    info(title = "cart-service", description = "Carts checked against the catalog, and checkout."),
-    paths(
-        routes::cart::cart_get,
-        routes::cart::cart_add,
-        routes::cart::items_update,
-        routes::cart::items_remove,
-        routes::cart::cart_clear,
-        routes::checkouts::cart_checkout,
-        routes::checkouts::checkouts_get,
-        routes::checkouts::checkouts_list,
-    ),
-    modifiers(&ApiKeyScheme)
-)]
+#[openapi(info(
+    title = "cart-service",
+    description = "Carts checked against the catalog, and checkout."
+))]
 pub struct ApiDoc;
 
 /// Every migration this service applies: the files of its `migrations/` folder, in order.
@@ -178,26 +169,20 @@ pub fn migrations() -> Migrations<'static> {
 
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
-    use routes::{cart, checkouts};
+    use routes::cart::*;
+    use routes::checkouts::*;
     let once =
         middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
-    let api = Router::new()
-        .route(
-            "/cart/{user_id}/checkout",
-            post(checkouts::cart_checkout).layer(once),
-        )
-        .route("/checkouts", get(checkouts::checkouts_list))
-        .route("/checkouts/{id}", get(checkouts::checkouts_get))
-        .route("/cart/{user_id}", get(cart::cart_get))
-        .route("/cart/{user_id}/add", post(cart::cart_add))
-        .route("/cart/{user_id}/clear", delete(cart::cart_clear))
-        .route(
-            "/cart/{user_id}/items/{product_id}",
-            put(cart::items_update).delete(cart::items_remove),
-        )
+    let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(utoipa_axum::routes!(cart_checkout).layer(once))
+        .routes(utoipa_axum::routes!(checkouts_list))
+        .routes(utoipa_axum::routes!(checkouts_get))
+        .routes(utoipa_axum::routes!(cart_get))
+        .routes(utoipa_axum::routes!(cart_add))
+        .routes(utoipa_axum::routes!(cart_clear))
+        .routes(utoipa_axum::routes!(items_update, items_remove))
         .with_state(state.clone());
-    let document = <ApiDoc as utoipa::OpenApi>::openapi();
-    service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys, document)
+    ServiceBuilder::new(SERVICE, state.db, migrations, api).build(keys)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

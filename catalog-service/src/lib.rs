@@ -20,18 +20,18 @@ mod stock;
 mod store;
 
 use axum::Router;
-use axum::routing::{get, post};
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::CommonArgs;
 use service_kit::db::{Db, Durability};
 use service_kit::domain::Id;
+use service_kit::http::ServiceBuilder;
 use service_kit::migrations::MigrationFile;
-use service_kit::openapi::ApiKeyScheme;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
 
 /// The service's name in logs and health answers.
 pub const SERVICE: &str = "catalog-service";
@@ -69,23 +69,12 @@ pub struct AppState {
     pub reservation_ttl: Duration,
 }
 
-/// The catalog's OpenAPI document, generated from the handlers.
+/// The catalog's OpenAPI document: its title here, its paths from the routes of [`router`].
 #[derive(Debug, utoipa::OpenApi)]
-#[openapi(
-    info(title = "catalog-service", description = "Products, prices, stock and reservations."),
-    paths(
-        routes::products::products_list,
-        routes::products::products_get,
-        routes::products::products_create,
-        routes::products::products_update,
-        routes::products::products_delete,
-        routes::reservations::reservations_create,
-        routes::reservations::reservations_get,
-        routes::reservations::reservations_commit,
-        routes::reservations::reservations_release,
-    ),
-    modifiers(&ApiKeyScheme)
-)]
+#[openapi(info(
+    title = "catalog-service",
+    description = "Products, prices, stock and reservations."
+))]
 pub struct ApiDoc;
 
 /// Every migration this service applies: the files of its `migrations/` folder, in order.
@@ -103,34 +92,21 @@ pub fn migrations() -> Migrations<'static> {
 
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
-    use routes::{products, reservations};
-    let api = Router::new()
-        .route(
-            "/products",
-            get(products::products_list).post(products::products_create),
-        )
-        .route(
-            "/products/{id}",
-            get(products::products_get)
-                .put(products::products_update)
-                .delete(products::products_delete),
-        )
-        .route("/reservations", post(reservations::reservations_create))
-        .route(
-            "/reservations/{order_id}",
-            get(reservations::reservations_get),
-        )
-        .route(
-            "/reservations/{order_id}/commit",
-            post(reservations::reservations_commit),
-        )
-        .route(
-            "/reservations/{order_id}/release",
-            post(reservations::reservations_release),
-        )
+    use routes::products::*;
+    use routes::reservations::*;
+    let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(utoipa_axum::routes!(products_list, products_create))
+        .routes(utoipa_axum::routes!(
+            products_get,
+            products_update,
+            products_delete
+        ))
+        .routes(utoipa_axum::routes!(reservations_create))
+        .routes(utoipa_axum::routes!(reservations_get))
+        .routes(utoipa_axum::routes!(reservations_commit))
+        .routes(utoipa_axum::routes!(reservations_release))
         .with_state(state.clone());
-    let document = <ApiDoc as utoipa::OpenApi>::openapi();
-    service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys, document)
+    ServiceBuilder::new(SERVICE, state.db, migrations, api).build(keys)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

@@ -25,20 +25,20 @@ pub use routes::orders::OrderOut;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{get, post, put};
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::{CommonArgs, WebhookArgs};
 use service_kit::db::{Db, Durability};
+use service_kit::http::ServiceBuilder;
 use service_kit::idempotency::{self, Idempotency};
 use service_kit::migrations::MigrationFile;
-use service_kit::openapi::ApiKeyScheme;
 use service_kit::peer::PeerClient;
 use service_kit::webhook::WebhookSecret;
 use shop_contracts::catalog::CatalogClient;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 
 /// The service's name in logs and health answers.
 pub const SERVICE: &str = "order-service";
@@ -105,41 +105,29 @@ pub fn migrations() -> Migrations<'static> {
     service_kit::migrations::from_files(MIGRATIONS)
 }
 
-/// The order service's OpenAPI document, generated from the handlers.
+/// The order service's OpenAPI document: its title here, its paths from the routes of
+/// [`router`].
 #[derive(Debug, utoipa::OpenApi)]
-#[openapi(
-    info(title = "order-service", description = "Orders, their lifecycle, and the payment webhook."),
-    paths(
-        routes::orders::orders_create,
-        routes::orders::orders_list,
-        routes::orders::orders_stats,
-        routes::orders::orders_get,
-        routes::orders::orders_status_update,
-        routes::orders::orders_payment,
-    ),
-    modifiers(&ApiKeyScheme)
-)]
+#[openapi(info(
+    title = "order-service",
+    description = "Orders, their lifecycle, and the payment webhook."
+))]
 pub struct ApiDoc;
 
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
-    use routes::orders;
+    use routes::orders::*;
     let once =
         middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
-    let api = Router::new()
-        .route(
-            "/orders",
-            post(orders::orders_create)
-                .layer(once)
-                .get(orders::orders_list),
-        )
-        .route("/orders/stats", get(orders::orders_stats))
-        .route("/orders/{id}", get(orders::orders_get))
-        .route("/orders/{id}/status", put(orders::orders_status_update))
-        .route("/orders/{id}/payment", post(orders::orders_payment))
+    let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(utoipa_axum::routes!(orders_create).layer(once))
+        .routes(utoipa_axum::routes!(orders_list))
+        .routes(utoipa_axum::routes!(orders_stats))
+        .routes(utoipa_axum::routes!(orders_get))
+        .routes(utoipa_axum::routes!(orders_status_update))
+        .routes(utoipa_axum::routes!(orders_payment))
         .with_state(state.clone());
-    let document = <ApiDoc as utoipa::OpenApi>::openapi();
-    service_kit::http::standard_service(SERVICE, state.db, migrations, api, keys, document)
+    ServiceBuilder::new(SERVICE, state.db, migrations, api).build(keys)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

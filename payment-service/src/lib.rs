@@ -30,21 +30,21 @@ mod store;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{get, post};
 use orders::OrderClient;
 use outbox::{Outbox, RetrySchedule};
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::{CommonArgs, Secret, WebhookArgs};
 use service_kit::db::{Db, Durability};
+use service_kit::http::ServiceBuilder;
 use service_kit::idempotency::{self, Idempotency};
 use service_kit::migrations::MigrationFile;
-use service_kit::openapi::ApiKeyScheme;
 use service_kit::webhook::WebhookSecret;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 
 /// The service's name in logs and health answers.
 pub const SERVICE: &str = "payment-service";
@@ -135,73 +135,39 @@ pub fn migrations() -> Migrations<'static> {
     service_kit::migrations::from_files(MIGRATIONS)
 }
 
-/// The payment service's OpenAPI document, generated from the handlers.
+/// The payment service's OpenAPI document: its title here, its paths from the routes of
+/// [`router`].
 #[derive(Debug, utoipa::OpenApi)]
-#[openapi(
-    info(title = "payment-service", description = "Simulated card payments and their webhooks."),
-    paths(
-        routes::payments::pay,
-        routes::payments::payments_list,
-        routes::payments::payments_summary,
-        routes::payments::payments_get,
-        routes::deliveries::deliveries_list,
-        routes::deliveries::deliveries_get,
-        routes::deliveries::deliveries_retry,
-        service_kit::events::events_feed,
-        routes::health::health,
-        routes::health::ready,
-        service_kit::metrics::scrape,
-    ),
-    modifiers(&ApiKeyScheme)
-)]
+#[openapi(info(
+    title = "payment-service",
+    description = "Simulated card payments and their webhooks."
+))]
 pub struct ApiDoc;
 
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
-    use routes::{deliveries, health, payments};
+    use routes::deliveries::*;
+    use routes::health;
+    use routes::payments::*;
     let once =
         middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
-    let mut metrics = service_kit::metrics::MetricsBuilder::new(SERVICE);
-    let gauges = health::BacklogGauges {
-        pending: metrics.gauge(
-            "webhook_backlog_pending",
-            "Webhook deliveries still being retried",
-        ),
-        failed: metrics.gauge(
-            "webhook_backlog_failed",
-            "Webhook deliveries that ran out of attempts",
-        ),
-        oldest_pending_age_seconds: metrics.gauge(
-            "webhook_backlog_oldest_pending_age_seconds",
-            "Age of the oldest pending webhook delivery",
-        ),
-    };
-    let metrics = metrics.finish();
-    let scrape = {
-        let (metrics, db) = (metrics.clone(), state.db.clone());
-        move || health::metrics(db, gauges, metrics)
-    };
-    let api = Router::new()
-        .route("/metrics", get(scrape))
-        .route("/pay", post(payments::pay).layer(once))
-        .route("/payments", get(payments::payments_list))
-        .route("/payments/summary", get(payments::payments_summary))
-        .route("/payments/{id}", get(payments::payments_get))
-        .route("/webhooks/deliveries", get(deliveries::deliveries_list))
-        .route("/webhooks/deliveries/{id}", get(deliveries::deliveries_get))
-        .route(
-            "/webhooks/deliveries/{id}/retry",
-            post(deliveries::deliveries_retry),
-        )
-        .with_state(state.clone())
-        .merge(service_kit::events::routes(state.db.clone()));
-    let public = Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .with_state(state);
-    let document = <ApiDoc as utoipa::OpenApi>::openapi();
-    service_kit::http::assemble(public, api, keys, &metrics)
-        .merge(service_kit::openapi::route(document))
+    let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(utoipa_axum::routes!(pay).layer(once))
+        .routes(utoipa_axum::routes!(payments_list))
+        .routes(utoipa_axum::routes!(payments_summary))
+        .routes(utoipa_axum::routes!(payments_get))
+        .routes(utoipa_axum::routes!(deliveries_list))
+        .routes(utoipa_axum::routes!(deliveries_get))
+        .routes(utoipa_axum::routes!(deliveries_retry))
+        .with_state(state.clone());
+    let probes = OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(health::health))
+        .routes(utoipa_axum::routes!(health::ready))
+        .with_state(state.clone());
+    let mut service =
+        ServiceBuilder::new(SERVICE, state.db.clone(), migrations, api).probes(probes);
+    health::backlog_gauges(service.metrics(), state.db);
+    service.build(keys)
 }
 
 /// Opens the database, starts the webhook worker and serves until `shutdown` resolves;

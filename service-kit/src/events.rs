@@ -5,9 +5,7 @@ use crate::ApiError;
 use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::extract::{Json, Query};
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -126,10 +124,10 @@ pub async fn events_feed(
     Ok(Json(events))
 }
 
-/// The `GET /events` route over `db`, to merge into a service's API router.
-pub fn routes(db: Db) -> Router {
-    Router::new()
-        .route("/events", get(events_feed))
+/// The `GET /events` route over `db`, documented, to merge into a service's API router.
+pub fn routes(db: Db) -> utoipa_axum::router::OpenApiRouter {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(events_feed))
         .with_state(db)
 }
 

@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::get;
 use serde::Serialize;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +17,8 @@ use std::time::Duration;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The header that carries a journey's correlation id, between clients and services alike.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -197,10 +198,10 @@ pub async fn ready(State(probe): State<Probe>) -> (StatusCode, axum::Json<Readin
 }
 
 /// `GET /health` and `GET /ready`, both answering without a key.
-pub fn probes(service: &'static str, db: crate::db::Db, migrations: MigrationsFn) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+pub fn probes(service: &'static str, db: crate::db::Db, migrations: MigrationsFn) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
         .with_state(Probe {
             service,
             db,
@@ -208,25 +209,67 @@ pub fn probes(service: &'static str, db: crate::db::Db, migrations: MigrationsFn
         })
 }
 
-/// The usual service: its `api` routes plus `GET /events` and `GET /metrics` (behind the key),
-/// `/health`, `/ready` and `GET /openapi.json` (open), all assembled as [`assemble`] does.
-/// `document` describes the `api` routes; the shared routes are added to it here.
-pub fn standard_service(
+/// How every service is put together: its own key-protected routes, declared once for the
+/// router and the OpenAPI document (`utoipa_axum::routes!`), plus `GET /events` and
+/// `GET /metrics` (behind the key), `/health` and `/ready` (open, replaceable with the
+/// service's own) and `GET /openapi.json` describing all of them; assembled as
+/// [`assemble`] does.
+#[derive(Debug)]
+pub struct ServiceBuilder {
     service: &'static str,
     db: crate::db::Db,
     migrations: MigrationsFn,
-    api: Router,
-    keys: ApiKeys,
-    document: utoipa::openapi::OpenApi,
-) -> Router {
-    let metrics = crate::metrics::MetricsBuilder::new(service).finish();
-    let api = api
-        .merge(crate::events::routes(db.clone()))
-        .merge(metrics.route());
-    let document =
-        document.merge_from(<crate::openapi::SharedRoutes as utoipa::OpenApi>::openapi());
-    assemble(probes(service, db, migrations), api, keys, &metrics)
-        .merge(crate::openapi::route(document))
+    api: OpenApiRouter,
+    probes: Option<OpenApiRouter>,
+    metrics: crate::metrics::MetricsBuilder,
+}
+
+impl ServiceBuilder {
+    /// A service named `service` over `db`, serving `api` (whose document carries the
+    /// service's title and description).
+    pub fn new(
+        service: &'static str,
+        db: crate::db::Db,
+        migrations: MigrationsFn,
+        api: OpenApiRouter,
+    ) -> Self {
+        ServiceBuilder {
+            service,
+            db,
+            migrations,
+            api,
+            probes: None,
+            metrics: crate::metrics::MetricsBuilder::new(service),
+        }
+    }
+
+    /// The metrics being registered, to add the service's gauges.
+    pub fn metrics(&mut self) -> &mut crate::metrics::MetricsBuilder {
+        &mut self.metrics
+    }
+
+    /// Serves the service's own `/health` and `/ready` instead of the standard ones.
+    pub fn probes(mut self, probes: OpenApiRouter) -> Self {
+        self.probes = Some(probes);
+        self
+    }
+
+    /// The finished router, every API route demanding one of `keys`.
+    pub fn build(self, keys: ApiKeys) -> Router {
+        let metrics = self.metrics.finish();
+        let api = self
+            .api
+            .merge(crate::events::routes(self.db.clone()))
+            .merge(metrics.route());
+        let probes = self
+            .probes
+            .unwrap_or_else(|| probes(self.service, self.db, self.migrations));
+        let (api, mut document) = api.split_for_parts();
+        let (public, probe_document) = probes.split_for_parts();
+        document.merge(probe_document);
+        utoipa::Modify::modify(&crate::openapi::ApiKeyScheme, &mut document);
+        assemble(public, api, keys, &metrics).merge(crate::openapi::route(document))
+    }
 }
 
 /// Puts a service together: `public` routes (health) answer anyone; every `api` route

@@ -6,32 +6,58 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 type Labels = Vec<(String, String)>;
 
+/// Work run before each scrape, to set a service's gauges from what it reads now (payment:
+/// its webhook backlog). An error is the scrape's answer.
+pub type BeforeScrape = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), crate::ApiError>> + Send>> + Send + Sync,
+>;
+
 /// A service's metrics, being registered. Call [`MetricsBuilder::finish`] once every gauge
 /// is added.
-#[derive(Debug)]
 pub struct MetricsBuilder {
     registry: Registry,
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram>,
+    before_scrape: Option<BeforeScrape>,
 }
 
 /// A service's metrics, ready to record and render. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram>,
+    before_scrape: Option<BeforeScrape>,
+}
+
+impl std::fmt::Debug for MetricsBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsBuilder")
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MetricsBuilder {
@@ -63,7 +89,17 @@ impl MetricsBuilder {
             registry,
             requests,
             latency,
+            before_scrape: None,
         }
+    }
+
+    /// Runs `refresh` before each scrape (to set the gauges this service added).
+    pub fn before_scrape<F, Fut>(&mut self, refresh: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), crate::ApiError>> + Send + 'static,
+    {
+        self.before_scrape = Some(Arc::new(move || Box::pin(refresh())));
     }
 
     /// Adds a gauge the service sets before each scrape.
@@ -79,6 +115,7 @@ impl MetricsBuilder {
             registry: Arc::new(self.registry),
             requests: self.requests,
             latency: self.latency,
+            before_scrape: self.before_scrape,
         }
     }
 }
@@ -92,10 +129,10 @@ impl Metrics {
         text
     }
 
-    /// A `/metrics` route rendering these metrics, for a service that sets no gauge.
-    pub fn route(&self) -> Router {
-        Router::new()
-            .route("/metrics", get(scrape))
+    /// The `/metrics` route rendering these metrics, documented.
+    pub fn route(&self) -> OpenApiRouter {
+        OpenApiRouter::new()
+            .routes(routes!(scrape))
             .with_state(self.clone())
     }
 
@@ -148,6 +185,11 @@ async fn record(State(metrics): State<Metrics>, request: Request, next: Next) ->
     security(("api_key" = []))
 )]
 pub async fn scrape(State(metrics): State<Metrics>) -> Response {
+    if let Some(refresh) = &metrics.before_scrape
+        && let Err(err) = refresh().await
+    {
+        return err.into_response();
+    }
     metrics.response()
 }
 

@@ -49,14 +49,3 @@ pub fn route(document: OpenApi) -> Router {
         }),
     )
 }
-
-/// The routes [`crate::http::standard_service`] adds to every service: the probes, the
-/// metrics and the event feed.
-#[derive(Debug, utoipa::OpenApi)]
-#[openapi(paths(
-    crate::http::health,
-    crate::http::ready,
-    crate::metrics::scrape,
-    crate::events::events_feed,
-))]
-pub struct SharedRoutes;

@@ -4,14 +4,12 @@ use crate::AppState;
 use crate::store;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use service_kit::ApiError;
 use service_kit::db::Db;
 use service_kit::error::ErrorBody;
 use service_kit::extract::Json;
-use service_kit::metrics::Metrics;
+use service_kit::metrics::MetricsBuilder;
 
 /// `GET /health` of payment-service.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -101,26 +99,30 @@ pub struct ReadyOut {
     pub webhook_backlog: Option<BacklogOut>,
 }
 
-/// The gauges `/metrics` sets from the outbox before each scrape.
-#[derive(Debug, Clone)]
-pub struct BacklogGauges {
-    pub pending: Gauge,
-    pub failed: Gauge,
-    pub oldest_pending_age_seconds: Gauge,
-}
-
-/// `GET /metrics`: request metrics plus the webhook backlog, read now.
-pub async fn metrics(db: Db, gauges: BacklogGauges, metrics: Metrics) -> Response {
-    match db.call(|conn| Ok(store::backlog(conn)?)).await {
-        Ok(backlog) => {
-            let backlog = BacklogOut::now(backlog);
-            gauges.pending.set(backlog.pending);
-            gauges.failed.set(backlog.failed);
-            gauges
-                .oldest_pending_age_seconds
-                .set(backlog.oldest_pending_age_seconds);
-            metrics.response()
+/// Adds the webhook backlog to `/metrics` as three gauges, read from `db` before each
+/// scrape.
+pub fn backlog_gauges(metrics: &mut MetricsBuilder, db: Db) {
+    let pending = metrics.gauge(
+        "webhook_backlog_pending",
+        "Webhook deliveries still being retried",
+    );
+    let failed = metrics.gauge(
+        "webhook_backlog_failed",
+        "Webhook deliveries that ran out of attempts",
+    );
+    let oldest = metrics.gauge(
+        "webhook_backlog_oldest_pending_age_seconds",
+        "Age of the oldest pending webhook delivery",
+    );
+    metrics.before_scrape(move || {
+        let (db, pending, failed, oldest) =
+            (db.clone(), pending.clone(), failed.clone(), oldest.clone());
+        async move {
+            let backlog = BacklogOut::now(db.call(|conn| Ok(store::backlog(conn)?)).await?);
+            pending.set(backlog.pending);
+            failed.set(backlog.failed);
+            oldest.set(backlog.oldest_pending_age_seconds);
+            Ok(())
         }
-        Err(err) => err.into_response(),
-    }
+    });
 }
