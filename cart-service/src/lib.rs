@@ -32,7 +32,7 @@ use service_kit::auth::ApiKeys;
 use service_kit::config::CommonArgs;
 use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
-use service_kit::http::ServiceBuilder;
+use service_kit::http::{ServiceBuilder, Workers};
 use service_kit::idempotency::{self, Idempotency};
 use service_kit::migrations::MigrationFile;
 use shop_contracts::catalog::CatalogClient;
@@ -205,18 +205,16 @@ pub async fn run(
         checkout: Duration::from_millis(config.checkout_timeout_ms),
     };
     let state = AppState::new(db, &urls, peer_key.expose(), timeouts);
-    let cancel = CancellationToken::new();
-    let recovery = tokio::spawn(recover_interrupted(
-        state.clone(),
-        Duration::from_millis(config.checkout_recovery_ms.max(1)),
-        timeouts.checkout,
-        cancel.clone(),
-    ));
+    let every = Duration::from_millis(config.checkout_recovery_ms.max(1));
+    let mut workers = Workers::new();
+    let recovering = state.clone();
+    workers.spawn("checkout recovery", move |stop| {
+        recover_interrupted(recovering, every, timeouts.checkout, stop)
+    });
     let app = router(state, config.common.key_policy()?);
     let served =
-        service_kit::http::launch(SERVICE, &config.common, config.port, app, shutdown).await;
-    cancel.cancel();
-    let _ = recovery.await;
+        service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown)
+            .await;
     served?;
     Ok(())
 }

@@ -25,7 +25,7 @@ use service_kit::auth::ApiKeys;
 use service_kit::config::CommonArgs;
 use service_kit::db::{Db, Durability};
 use service_kit::domain::Id;
-use service_kit::http::ServiceBuilder;
+use service_kit::http::{ServiceBuilder, Workers};
 use service_kit::migrations::MigrationFile;
 use std::future::Future;
 use std::path::PathBuf;
@@ -120,17 +120,16 @@ pub async fn run(
         db,
         reservation_ttl: config.reservation_ttl,
     };
-    let cancel = CancellationToken::new();
-    let sweep = tokio::spawn(sweep_expired(
-        state.clone(),
-        Duration::from_millis(config.reservation_sweep_ms.max(1)),
-        cancel.clone(),
-    ));
+    let every = Duration::from_millis(config.reservation_sweep_ms.max(1));
+    let mut workers = Workers::new();
+    let swept = state.clone();
+    workers.spawn("reservation sweep", move |stop| {
+        sweep_expired(swept, every, stop)
+    });
     let app = router(state, keys);
     let served =
-        service_kit::http::launch(SERVICE, &config.common, config.port, app, shutdown).await;
-    cancel.cancel();
-    let _ = sweep.await;
+        service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown)
+            .await;
     served?;
     Ok(())
 }

@@ -29,7 +29,7 @@ use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::{CommonArgs, WebhookArgs};
 use service_kit::db::{Db, Durability};
-use service_kit::http::ServiceBuilder;
+use service_kit::http::{ServiceBuilder, Workers};
 use service_kit::idempotency::{self, Idempotency};
 use service_kit::migrations::MigrationFile;
 use service_kit::peer::PeerClient;
@@ -157,6 +157,7 @@ pub async fn run(
         webhook_secrets,
     };
     let app = router(state, config.common.key_policy()?);
-    service_kit::http::launch(SERVICE, &config.common, config.port, app, shutdown).await?;
+    let workers = Workers::new();
+    service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown).await?;
     Ok(())
 }

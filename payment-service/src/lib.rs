@@ -36,7 +36,7 @@ use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::{CommonArgs, Secret, WebhookArgs};
 use service_kit::db::{Db, Durability};
-use service_kit::http::ServiceBuilder;
+use service_kit::http::{ServiceBuilder, Workers};
 use service_kit::idempotency::{self, Idempotency};
 use service_kit::migrations::MigrationFile;
 use service_kit::webhook::WebhookSecret;
@@ -188,20 +188,13 @@ pub async fn run(
         config.webhook_retry_schedule,
         config.common.peer_timeout(),
     );
-    let cancel = CancellationToken::new();
-    let worker = tokio::spawn(state.worker(
-        Duration::from_millis(config.webhook_poll_ms.max(1)),
-        cancel.clone(),
-    ));
+    let poll = Duration::from_millis(config.webhook_poll_ms.max(1));
+    let mut workers = Workers::new();
+    workers.spawn("webhook worker", |stop| state.worker(poll, stop));
     let app = router(state, config.common.key_policy()?);
-    let stop = cancel.clone();
-    let served = service_kit::http::launch(SERVICE, &config.common, config.port, app, async move {
-        shutdown.await;
-        stop.cancel();
-    })
-    .await;
-    cancel.cancel();
-    let _ = worker.await;
+    let served =
+        service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown)
+            .await;
     served?;
     Ok(())
 }

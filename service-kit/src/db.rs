@@ -162,7 +162,7 @@ impl Db {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::http::spawn_blocking(move || {
             let mut conn = pool.get()?;
             f(&mut conn)
         })

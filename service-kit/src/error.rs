@@ -98,19 +98,32 @@ impl ApiError {
     }
 }
 
+/// The cause of a 5xx, carried on the response (never in its body) for the middleware
+/// that logs it once, inside the request's span.
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub String);
+
+/// An error and every source below it, as one line: `outer: inner: innermost`.
+pub fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let message = match &self {
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "request failed with an internal error");
-                "internal error".to_string()
-            }
+        let (message, cause) = match &self {
+            ApiError::Internal(detail) => ("internal error".to_string(), Some(detail.clone())),
             ApiError::Unavailable(detail) | ApiError::Storage(detail) => {
-                tracing::warn!(%detail, "request failed: dependency unavailable");
-                detail.clone()
+                (detail.clone(), Some(detail.clone()))
             }
-            other => other.to_string(),
+            other => (other.to_string(), None),
         };
         let body = ErrorBody {
             error: ErrorDetail { code, message },
@@ -121,6 +134,9 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(ErrorCause(cause));
+        }
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -144,7 +160,7 @@ impl From<rusqlite::Error> for ApiError {
                 | ErrorCode::SystemIoFailure,
             ) => ApiError::Storage(format!("cannot write the database: {err}")),
             Some(ErrorCode::DatabaseBusy) => ApiError::Unavailable(format!("database busy: {err}")),
-            _ => ApiError::Internal(format!("database error: {err}")),
+            _ => ApiError::Internal(format!("database error: {}", cause_chain(&err))),
         }
     }
 }
@@ -160,9 +176,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn internal_errors_hide_their_detail_from_the_client() {
+    fn internal_errors_hide_their_detail_from_the_client_and_carry_it_for_the_log() {
         let response = ApiError::internal("secret table name").into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let cause = response.extensions().get::<ErrorCause>().unwrap();
+        assert!(cause.0.contains("secret table name"));
+        let client_error = ApiError::Conflict("taken".into()).into_response();
+        assert!(client_error.extensions().get::<ErrorCause>().is_none());
+    }
+
+    #[test]
+    fn a_cause_chain_names_every_source() {
+        let parse = "x".parse::<i64>().unwrap_err();
+        let err = rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(parse),
+        );
+        let text = cause_chain(&err);
+        assert!(text.contains("invalid digit"), "{text}");
+        assert!(
+            matches!(ApiError::from(err), ApiError::Internal(d) if d.contains("invalid digit"))
+        );
     }
 
     #[test]

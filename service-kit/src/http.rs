@@ -40,6 +40,40 @@ pub async fn with_correlation_id<F: Future>(id: Option<String>, work: F) -> F::O
     }
 }
 
+/// Runs blocking `work` on tokio's blocking pool inside the caller's tracing span and with
+/// its correlation id, so log lines and peer calls made there belong to the same request.
+pub async fn spawn_blocking<F, T>(work: F) -> Result<T, tokio::task::JoinError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let span = tracing::Span::current();
+    let id = correlation_id();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        match id {
+            Some(id) => CORRELATION_ID.sync_scope(id, work),
+            None => work(),
+        }
+    })
+    .await
+}
+
+/// Logs, once and inside the request's span, the cause of a 5xx that [`ApiError`] left on
+/// the response (see [`crate::error::ErrorCause`]); the client's body never carries an
+/// internal error's detail.
+async fn log_error_cause(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(cause) = response.extensions().get::<crate::error::ErrorCause>() {
+        if response.status().as_u16() == 500 {
+            tracing::error!(cause = %cause.0, "request failed with an internal error");
+        } else {
+            tracing::warn!(cause = %cause.0, "request failed: dependency unavailable");
+        }
+    }
+    response
+}
+
 /// A client's `X-Request-Id` is kept only when it is short and plain; otherwise a new one is
 /// generated, so logs and event rows never carry arbitrary bytes.
 async fn drop_unusable_request_id(mut request: Request, next: Next) -> Response {
@@ -298,6 +332,7 @@ pub fn assemble(
                 }),
             )
         })
+        .layer(middleware::from_fn(log_error_cause))
         .layer(middleware::from_fn(scope_correlation_id))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -384,11 +419,67 @@ pub fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
+/// The background loops a service runs beside its server (the catalog's expiry sweep, the
+/// cart's checkout recovery, payment's webhook worker), stopped the same way in every
+/// service by [`launch`]: when shutdown begins they are told to stop and each finishes the
+/// pass under way, the server drains its requests, then every worker is awaited.
+#[derive(Debug, Default)]
+pub struct Workers {
+    stop: tokio_util::sync::CancellationToken,
+    running: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+}
+
+impl Workers {
+    /// No workers yet.
+    pub fn new() -> Self {
+        Workers::default()
+    }
+
+    /// Starts the worker `name`, giving it the token that tells it to stop.
+    pub fn spawn<F, Fut>(&mut self, name: &'static str, work: F)
+    where
+        F: FnOnce(tokio_util::sync::CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(work(self.stop.clone()));
+        self.running.push((name, handle));
+    }
+
+    /// Waits for every worker to end, in the order they were started.
+    async fn join(self) {
+        self.stop.cancel();
+        for (name, handle) in self.running {
+            if let Err(err) = handle.await {
+                tracing::error!(worker = name, error = %err, "worker ended abnormally");
+            }
+        }
+    }
+}
+
 /// Binds the configured address and `port`, prints `<service> listening on http://<addr>`
 /// on stdout (the line scripts and tests read to learn a port-0 address), and serves with
-/// the configured CORS origins and connection limits until `shutdown` resolves; then
-/// in-flight requests get [`SHUTDOWN_GRACE`] to finish. Raises the open-file limit first.
+/// the configured CORS origins and connection limits until `shutdown` resolves; then the
+/// `workers` are told to stop, in-flight requests get [`SHUTDOWN_GRACE`] to finish, and the
+/// workers are awaited. Raises the open-file limit first.
 pub async fn launch(
+    service: &'static str,
+    common: &crate::config::CommonArgs,
+    port: u16,
+    router: Router,
+    workers: Workers,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stop = workers.stop.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stop.cancel();
+    };
+    let served = serve_until(service, common, port, router, shutdown).await;
+    workers.join().await;
+    served
+}
+
+async fn serve_until(
     service: &'static str,
     common: &crate::config::CommonArgs,
     port: u16,
@@ -424,7 +515,96 @@ pub async fn launch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::routing::get;
     use rusqlite_migration::{M, Migrations};
+    use std::sync::{Arc, Mutex};
+    use tower::ServiceExt;
+
+    /// Everything logged in this test binary, as text.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn blocking_work_keeps_the_request_span_and_id_and_an_internal_error_is_logged_once() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+
+        let api = Router::new()
+            .route(
+                "/blocking",
+                get(|| async {
+                    spawn_blocking(|| {
+                        tracing::info!("logged from the blocking pool");
+                        correlation_id().unwrap_or_default()
+                    })
+                    .await
+                    .unwrap()
+                }),
+            )
+            .route(
+                "/boom",
+                get(|| async { ApiError::internal("the cause nobody may see") }),
+            );
+        let keys = ApiKeys::new(vec![crate::config::Secret::new("k")]);
+        let metrics = crate::metrics::MetricsBuilder::new("test").finish();
+        let app = assemble(Router::new(), api, keys, &metrics);
+        let call = |path: &str| {
+            Request::builder()
+                .uri(path)
+                .header("X-API-Key", "k")
+                .header(REQUEST_ID_HEADER, "journey-42")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let body = |response: Response| async move {
+            let bytes = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        };
+
+        let seen = body(app.clone().oneshot(call("/blocking")).await.unwrap()).await;
+        assert_eq!(
+            seen, "journey-42",
+            "the correlation id reached the blocking thread"
+        );
+        let failed = app.oneshot(call("/boom")).await.unwrap();
+        assert_eq!(failed.status(), 500);
+        let failed = body(failed).await;
+        assert!(!failed.contains("nobody may see"), "{failed}");
+        assert!(failed.contains("internal error"), "{failed}");
+
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.contains("logged from the blocking pool"))
+            .unwrap_or_else(|| panic!("no blocking line in {log}"));
+        assert!(
+            line.contains("journey-42"),
+            "the request span is on it: {line}"
+        );
+        assert_eq!(log.matches("the cause nobody may see").count(), 1, "{log}");
+        let cause = log.lines().find(|l| l.contains("nobody may see")).unwrap();
+        assert!(
+            cause.contains("ERROR") && cause.contains("journey-42"),
+            "{cause}"
+        );
+    }
 
     fn one() -> Migrations<'static> {
         Migrations::new(vec![M::up("CREATE TABLE a(x);")])

@@ -258,20 +258,11 @@ impl PeerClient {
         method: &'static str,
         path: String,
         body: Option<Vec<u8>>,
-        mut headers: Vec<(&'static str, String)>,
+        headers: Vec<(&'static str, String)>,
     ) -> Result<PeerResponse, PeerError> {
-        // The journey's id goes with every call, read here because the blocking thread
-        // below does not see this task's correlation id.
-        if !headers
-            .iter()
-            .any(|(name, _)| *name == crate::http::REQUEST_ID_HEADER)
-            && let Some(id) = crate::http::correlation_id()
-        {
-            headers.push((crate::http::REQUEST_ID_HEADER, id));
-        }
         let client = self.clone();
         let name = self.name;
-        tokio::task::spawn_blocking(move || client.send_blocking(method, &path, body, &headers))
+        crate::http::spawn_blocking(move || client.send_blocking(method, &path, body, &headers))
             .await
             .map_err(|e| PeerError::Unreachable {
                 peer: name,
@@ -288,6 +279,17 @@ impl PeerClient {
     ) -> Result<PeerResponse, PeerError> {
         let url = format!("{}{}", self.base_url, path);
         let key = self.api_key.expose();
+        // The journey's id goes with every call (the caller's, carried here by
+        // `http::spawn_blocking`), unless the caller named one.
+        let journey = crate::http::correlation_id()
+            .filter(|_| {
+                !headers
+                    .iter()
+                    .any(|(name, _)| *name == crate::http::REQUEST_ID_HEADER)
+            })
+            .map(|id| (crate::http::REQUEST_ID_HEADER, id));
+        let headers: Vec<_> = headers.iter().cloned().chain(journey).collect();
+        let headers = &headers[..];
         let unreachable = |e: ureq::Error| {
             let never_connected = matches!(
                 &e,
