@@ -8,12 +8,18 @@
 //! # Layout
 //! - [`Config`]: flags and their environment variables.
 //! - [`router`]: every route, no I/O; used by `main.rs` and the tests alike.
-//! - `routes/`: the cart and checkout handlers.
-//! - `checkout.rs`: the checkout saga, its undo, and the recovery of interrupted checkouts.
-//! - `peers.rs`: typed clients for the order and payment services.
-//! - `domain.rs`: cart lines and the cart view with its checked totals.
-//! - `store.rs`: every SQL statement.
+//! - `routes/`: the cart and checkout handlers (thin: parse, one operation, output).
+//! - `carts.rs`: the cart operations (view, add with its fail-open catalog check, change,
+//!   remove, clear), each owning its transaction.
+//! - `checkout.rs`: the checkout as a state machine (one function per step and per undo,
+//!   each step's outcome done, refused or unknown), and the recovery of interrupted ones.
+//! - `peers.rs`: typed clients for the order and payment services (the catalog's is in
+//!   `shop_contracts::catalog`), answering with outcomes.
+//! - `domain.rs`: the records: cart lines and the cart view with its checked totals, a
+//!   checkout with its steps and step log.
+//! - `store.rs`: every SQL statement, over the records of `domain.rs`.
 
+mod carts;
 mod checkout;
 mod domain;
 mod peers;

@@ -31,6 +31,37 @@ pub struct StoredCard {
     pub exp_year: u32,
 }
 
+/// Where a webhook delivery is: still being retried, acknowledged, or out of attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    /// Reads a name a client sent: 422 for anything else.
+    pub fn parse(text: &str) -> Result<DeliveryStatus, service_kit::ApiError> {
+        [Self::Pending, Self::Delivered, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| {
+                service_kit::ApiError::Validation(
+                    "status must be pending, delivered or failed".into(),
+                )
+            })
+    }
+}
+
 /// A webhook delivery and, when read one at a time, its attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {

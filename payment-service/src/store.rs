@@ -1,7 +1,7 @@
 //! Every SQL statement of the payment service, as plain functions over a connection.
 
 use crate::cards::CardSummary;
-use crate::domain::{Attempt, Delivery, Payment, StoredCard};
+use crate::domain::{Attempt, Delivery, DeliveryStatus, Payment, StoredCard};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::domain::{Id, Page};
 use service_kit::money::Cents;
@@ -315,7 +315,7 @@ pub fn get_delivery(conn: &Connection, id: &str) -> rusqlite::Result<Option<Deli
 /// Deliveries, newest first, optionally by status and/or order.
 pub fn list_deliveries(
     conn: &Connection,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     order_id: Option<Id>,
     page: Page,
 ) -> rusqlite::Result<Vec<Delivery>> {
@@ -324,7 +324,12 @@ pub fn list_deliveries(
          ORDER BY created_at_ms DESC, id LIMIT ?3 OFFSET ?4"
     ))?
     .query_map(
-        params![status, order_id.map(Id::get), page.limit(), page.offset()],
+        params![
+            status.map(DeliveryStatus::as_str),
+            order_id.map(Id::get),
+            page.limit(),
+            page.offset()
+        ],
         delivery_from_row,
     )?
     .collect()

@@ -1,8 +1,8 @@
 //! `/cart/{user_id}`: view, add to, change and clear a cart.
 
 use crate::AppState;
+use crate::carts;
 use crate::domain::{CartLine, CartOut};
-use crate::store;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
@@ -57,11 +57,7 @@ pub async fn cart_get(
     Path(user_id): Path<String>,
 ) -> Result<Json<CartOut>, ApiError> {
     let user = UserId::parse(&user_id)?;
-    let cart = state
-        .db
-        .call(move |conn| CartOut::from_lines(user.as_str(), store::cart_lines(conn, &user)?))
-        .await?;
-    Ok(Json(cart))
+    Ok(Json(carts::view(&state, user).await?))
 }
 
 /// Adds units of a product; when the catalog cannot answer the line is added unverified.
@@ -87,42 +83,7 @@ pub async fn cart_add(
     let user = UserId::parse(&user_id)?;
     let product = Id::parse(params.product_id, "product_id")?;
     let quantity = Quantity::parse(params.quantity.unwrap_or(1))?;
-
-    let known = match state.catalog.product(product).await {
-        Ok(Some(found)) => Some(found),
-        Ok(None) => {
-            return Err(ApiError::NotFound(format!(
-                "product {product} not found in catalog"
-            )));
-        }
-        Err(err) => {
-            // Fail-open: nothing is charged when a cart changes, so a catalog outage must
-            // not stop shopping. The line is marked unverified and checked at checkout.
-            tracing::warn!(%product, error = %err, "catalog unavailable; adding item unverified");
-            None
-        }
-    };
-
-    let cart = state
-        .db
-        .write(move |tx| {
-            let current = store::line_quantity(tx, &user, product)?;
-            if current + quantity.get() > Quantity::MAX {
-                return Err(ApiError::Validation(format!(
-                    "a cart line holds at most {} units; this one has {current}",
-                    Quantity::MAX
-                )));
-            }
-            store::add_to_line(tx, &user, product, quantity, known.as_ref())?;
-            CartOut::from_lines(user.as_str(), store::cart_lines(tx, &user)?)
-        })
-        .await?;
-    let item = cart
-        .items
-        .iter()
-        .find(|line| line.product_id == product.get())
-        .cloned()
-        .ok_or_else(|| ApiError::internal("added line missing from cart"))?;
+    let (item, cart) = carts::add(&state, user, product, quantity).await?;
     Ok(Json(AddOut { item, cart }))
 }
 
@@ -149,18 +110,9 @@ pub async fn items_update(
     let user = UserId::parse(&user_id)?;
     let product = Id::parse(product_id, "product_id")?;
     let quantity = Quantity::parse(params.quantity)?;
-    let cart = state
-        .db
-        .write(move |tx| {
-            if !store::set_line_quantity(tx, &user, product, quantity)? {
-                return Err(ApiError::NotFound(format!(
-                    "product {product} is not in the cart"
-                )));
-            }
-            CartOut::from_lines(user.as_str(), store::cart_lines(tx, &user)?)
-        })
-        .await?;
-    Ok(Json(cart))
+    Ok(Json(
+        carts::set_quantity(&state, user, product, quantity).await?,
+    ))
 }
 
 /// Removes one line.
@@ -184,18 +136,7 @@ pub async fn items_remove(
 ) -> Result<Json<CartOut>, ApiError> {
     let user = UserId::parse(&user_id)?;
     let product = Id::parse(product_id, "product_id")?;
-    let cart = state
-        .db
-        .write(move |tx| {
-            if !store::remove_line(tx, &user, product)? {
-                return Err(ApiError::NotFound(format!(
-                    "product {product} is not in the cart"
-                )));
-            }
-            CartOut::from_lines(user.as_str(), store::cart_lines(tx, &user)?)
-        })
-        .await?;
-    Ok(Json(cart))
+    Ok(Json(carts::remove(&state, user, product).await?))
 }
 
 /// Empties the cart.
@@ -216,12 +157,5 @@ pub async fn cart_clear(
     Path(user_id): Path<String>,
 ) -> Result<Json<CartOut>, ApiError> {
     let user = UserId::parse(&user_id)?;
-    let cart = state
-        .db
-        .write(move |tx| {
-            store::clear_cart(tx, &user)?;
-            CartOut::from_lines(user.as_str(), Vec::new())
-        })
-        .await?;
-    Ok(Json(cart))
+    Ok(Json(carts::clear(&state, user).await?))
 }

@@ -1,7 +1,7 @@
 //! `/webhooks/deliveries`: every webhook delivery with every attempt, and a manual retry.
 
 use crate::AppState;
-use crate::domain::{Attempt, Delivery};
+use crate::domain::{Attempt, Delivery, DeliveryStatus};
 use crate::store;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -105,33 +105,17 @@ pub async fn deliveries_list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<DeliveryOut>>, ApiError> {
-    let status = match params.status.as_deref() {
-        None => None,
-        Some(s @ ("pending" | "delivered" | "failed")) => Some(s.to_string()),
-        Some(_) => {
-            return Err(ApiError::Validation(
-                "status must be pending, delivered or failed".into(),
-            ));
-        }
-    };
-    let order_id = params
-        .order_id
-        .map(|id| Id::parse(id, "order_id"))
-        .transpose()?;
+    let status = params.status.as_deref().map(DeliveryStatus::parse);
+    let status = status.transpose()?;
+    let order_id = params.order_id.map(|id| Id::parse(id, "order_id"));
+    let order_id = order_id.transpose()?;
     let page = Page {
         limit: params.limit,
         offset: params.offset,
     };
     let deliveries = state
         .db
-        .call(move |conn| {
-            Ok(store::list_deliveries(
-                conn,
-                status.as_deref(),
-                order_id,
-                page,
-            )?)
-        })
+        .call(move |conn| Ok(store::list_deliveries(conn, status, order_id, page)?))
         .await?;
     Ok(Json(
         deliveries.into_iter().map(DeliveryOut::from).collect(),

@@ -1,0 +1,104 @@
+//! The cart operations: each owns its transaction and answers with the cart as it is after
+//! it. Adding asks the catalog first and fails open when it cannot answer (no money is at
+//! stake yet: the line is marked unverified and checked at checkout).
+
+use crate::AppState;
+use crate::domain::{CartLine, CartOut};
+use crate::store;
+use service_kit::ApiError;
+use service_kit::domain::{Id, Quantity, UserId};
+
+/// The user's cart, priced where the catalog answered.
+pub async fn view(state: &AppState, user: UserId) -> Result<CartOut, ApiError> {
+    state
+        .db
+        .call(move |conn| CartOut::from_lines(user.as_str(), store::cart_lines(conn, &user)?))
+        .await
+}
+
+/// Adds `quantity` units of `product`: 404 when the catalog does not know it; unverified
+/// when the catalog cannot answer; 422 past [`Quantity::MAX`] units on the line. Returns the
+/// line and the whole cart.
+pub async fn add(
+    state: &AppState,
+    user: UserId,
+    product: Id,
+    quantity: Quantity,
+) -> Result<(CartLine, CartOut), ApiError> {
+    let known = match state.catalog.product(product).await {
+        Ok(Some(found)) => Some(found),
+        Ok(None) => {
+            let unknown = format!("product {product} not found in catalog");
+            return Err(ApiError::NotFound(unknown));
+        }
+        Err(err) => {
+            tracing::warn!(%product, error = %err, "catalog unavailable; adding item unverified");
+            None
+        }
+    };
+    let cart = state
+        .db
+        .write(move |tx| {
+            let current = store::line_quantity(tx, &user, product)?;
+            if current + quantity.get() > Quantity::MAX {
+                return Err(ApiError::Validation(format!(
+                    "a cart line holds at most {} units; this one has {current}",
+                    Quantity::MAX
+                )));
+            }
+            store::add_to_line(tx, &user, product, quantity, known.as_ref())?;
+            CartOut::from_lines(user.as_str(), store::cart_lines(tx, &user)?)
+        })
+        .await?;
+    let line = cart.items.iter().find(|l| l.product_id == product.get());
+    let line = line
+        .cloned()
+        .ok_or_else(|| ApiError::internal("added line missing from cart"))?;
+    Ok((line, cart))
+}
+
+/// Sets a line's units (404 when the cart has no such line).
+pub async fn set_quantity(
+    state: &AppState,
+    user: UserId,
+    product: Id,
+    quantity: Quantity,
+) -> Result<CartOut, ApiError> {
+    state
+        .db
+        .write(move |tx| {
+            if !store::set_line_quantity(tx, &user, product, quantity)? {
+                return Err(not_in_cart(product));
+            }
+            CartOut::from_lines(user.as_str(), store::cart_lines(tx, &user)?)
+        })
+        .await
+}
+
+/// Removes a line (404 when the cart has no such line).
+pub async fn remove(state: &AppState, user: UserId, product: Id) -> Result<CartOut, ApiError> {
+    state
+        .db
+        .write(move |tx| {
+            if !store::remove_line(tx, &user, product)? {
+                return Err(not_in_cart(product));
+            }
+            CartOut::from_lines(user.as_str(), store::cart_lines(tx, &user)?)
+        })
+        .await
+}
+
+/// Empties the cart.
+pub async fn clear(state: &AppState, user: UserId) -> Result<CartOut, ApiError> {
+    state
+        .db
+        .write(move |tx| {
+            store::clear_cart(tx, &user)?;
+            CartOut::from_lines(user.as_str(), Vec::new())
+        })
+        .await
+}
+
+fn not_in_cart(product: Id) -> ApiError {
+    ApiError::NotFound(format!("product {product} is not in the cart"))
+}
