@@ -15,9 +15,12 @@
 //! - `domain.rs`: the records (`Order`, `Stats`), the allowed transitions, and new-order
 //!   validation.
 //! - `store.rs`: every SQL statement, taking and returning the records of `domain.rs`.
+//! - `peers.rs`: the typed payment-service client (the captured-payments summary); the
+//!   catalog's client is `shop_contracts::catalog`.
 
 pub mod domain;
 mod lifecycle;
+mod peers;
 mod routes;
 mod store;
 
@@ -25,6 +28,7 @@ pub use routes::orders::OrderOut;
 
 use axum::Router;
 use axum::middleware;
+pub use peers::PaymentClient;
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::{CommonArgs, WebhookArgs};
@@ -32,7 +36,6 @@ use service_kit::db::{Db, Durability};
 use service_kit::http::{ServiceBuilder, Workers};
 use service_kit::idempotency::{self, Idempotency};
 use service_kit::migrations::MigrationFile;
-use service_kit::peer::PeerClient;
 use service_kit::webhook::WebhookSecret;
 use shop_contracts::catalog::CatalogClient;
 use std::future::Future;
@@ -86,7 +89,7 @@ pub struct AppState {
     /// Where order lines are checked.
     pub catalog: CatalogClient,
     /// Where captured payments are counted, for reconciliation.
-    pub payments: PeerClient,
+    pub payments: PaymentClient,
     /// Secrets a payment webhook may be signed with.
     pub webhook_secrets: Arc<[WebhookSecret]>,
 }
@@ -144,12 +147,7 @@ pub async fn run(
         peer_key.clone(),
         config.common.peer_timeout(),
     );
-    let payments = PeerClient::new(
-        "payment-service",
-        &config.payment_url,
-        peer_key,
-        config.common.peer_timeout(),
-    );
+    let payments = PaymentClient::new(&config.payment_url, peer_key, config.common.peer_timeout());
     let state = AppState {
         db,
         catalog,

@@ -185,11 +185,7 @@ pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
     }
     let revenue =
         Cents::checked_sum(paid_totals).ok_or_else(|| ApiError::internal("revenue overflows"))?;
-    let captured: Option<PaymentsSummary> = match state
-        .payments
-        .get_json("/payments/summary".into())
-        .await
-    {
+    let captured: Option<PaymentsSummary> = match state.payments.summary().await {
         Ok(summary) => summary,
         Err(err) => {
             tracing::warn!(error = %err, "payment service unavailable; reconciliation incomplete");

@@ -3,12 +3,11 @@
 
 use axum::Router;
 use axum::http::StatusCode;
-use order_service::{AppState, migrations, router};
+use order_service::{AppState, PaymentClient, migrations, router};
 use serde_json::{Value, json};
 use service_kit::auth::ApiKeys;
 use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
-use service_kit::peer::PeerClient;
 use service_kit::testing::{
     Call, FakeCatalog, TEST_KEY, send, send_raw, test_keys, test_webhook_secrets, unreachable_url,
 };
@@ -32,12 +31,7 @@ fn app_with_keys(catalog_url: &str, keys: ApiKeys) -> (tempfile::TempDir, Router
     let state = AppState {
         db,
         catalog: CatalogClient::new(catalog_url, Secret::new("k"), timeout),
-        payments: PeerClient::new(
-            "payment-service",
-            &unreachable_url(),
-            Secret::new("k"),
-            timeout,
-        ),
+        payments: PaymentClient::new(&unreachable_url(), Secret::new("k"), timeout),
         webhook_secrets: test_webhook_secrets().into(),
     };
     (dir, router(state, keys))
