@@ -4,21 +4,25 @@
 //! - [`clock`]: the current time as Unix seconds, milliseconds and RFC 3339.
 //! - [`config`]: the flags all four binaries share (bind address, API keys) and [`config::Secret`].
 //! - [`auth`]: the `X-API-Key` layer, comparing keys in constant time.
-//! - [`error`]: [`ApiError`], the one error type, and its `{"error":{"code","message"}}` body.
+//! - [`error`]: [`ApiError`], the one error type, and its `{"error":{"code","message"}}` body;
+//!   a 5xx leaves its cause on the response for `http`'s middleware to log once.
 //! - [`extract`]: `Json`, `Query` and `Path` extractors whose rejections use that body.
 //! - [`money`]: [`money::Cents`], integer money that reads and writes JSON decimals.
 //! - [`domain`]: identifiers and quantities that more than one service parses.
 //! - [`db`]: the SQLite pool, its pragmas, embedded migrations and `spawn_blocking` access.
 //! - [`migrations`]: a service's numbered migration files and the check that released ones
 //!   are never edited.
-//! - [`peer`]: a blocking HTTP client for service-to-service calls, run off the async threads.
+//! - [`peer`]: a blocking HTTP client for service-to-service calls, run off the async threads;
+//!   a call that changes something answers with an [`peer::Outcome`]: done, refused, unknown.
 //! - [`events`]: the domain event table, `record` inside a transaction, and `GET /events`.
 //! - [`metrics`]: `/metrics` in the Prometheus text format, per-route counts and latency.
 //! - [`openapi`]: the `X-API-Key` scheme and the `/openapi.json` route.
 //! - [`idempotency`]: the `Idempotency-Key` middleware and its table.
 //! - [`webhook`]: Standard Webhooks signing and verification (HMAC-SHA256, rotation).
-//! - [`http`]: router assembly (health, auth, JSON 404/405, body limit, request ids,
-//!   tracing), the journey's correlation id, `launch`, logging set-up.
+//! - [`http`]: [`http::ServiceBuilder`] (how every service is assembled: its routes declared
+//!   once for router and OpenAPI, events, metrics, probes, auth, JSON 404/405, body limit,
+//!   request ids, tracing), the journey's correlation id and [`http::spawn_blocking`] that
+//!   keeps it, [`http::Workers`] and `launch`, logging set-up.
 //! - [`server`]: the accept loop: header and idle deadlines, the connection cap, the
 //!   open-file limit, graceful shutdown.
 //! - `testing` (feature `testing`): helpers for router tests.
