@@ -248,6 +248,11 @@ impl Shop {
     }
 }
 
+/// The error message of an answer.
+fn message(body: &Value) -> &str {
+    body["error"]["message"].as_str().unwrap_or_default()
+}
+
 fn entry(step: &str, state: &str) -> (String, String) {
     (step.to_string(), state.to_string())
 }
@@ -294,12 +299,7 @@ async fn an_order_refused_fails_at_the_order_step_with_its_meaning_and_nothing_t
         .set("order_create", Reply::Refuse(422, "validation_failed"));
     let (status, body) = shop.checkout().await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("failed at step order")
-    );
+    assert!(message(&body).contains("failed at step order"));
     assert_eq!(shop.record().await["failed_step"], "order");
     assert_eq!(shop.fake.called("reserve"), 0);
     assert_eq!(shop.fake.called("order_cancel"), 0, "no order to cancel");
@@ -331,12 +331,7 @@ async fn an_order_step_with_an_unknown_outcome_stays_running_until_recovery_find
     shop.fake.set("order_create", Reply::ActThenHang);
     let (status, body) = shop.checkout().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unsettled at step order")
-    );
+    assert!(message(&body).contains("unsettled at step order"));
     let record = shop.record().await;
     assert_eq!(record["status"], "running");
     assert_eq!(
@@ -481,12 +476,7 @@ async fn a_pay_step_with_an_unknown_outcome_and_no_cancel_possible_stays_unsettl
         .set("order_cancel", Reply::Refuse(503, "unavailable"));
     let (status, body) = shop.checkout().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unsettled at step pay")
-    );
+    assert!(message(&body).contains("unsettled at step pay"));
     let record = shop.record().await;
     assert_eq!(record["status"], "running");
     assert_eq!(
