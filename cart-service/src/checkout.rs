@@ -152,33 +152,34 @@ pub async fn start(
     user: UserId,
     card: Option<CardIn>,
 ) -> Result<Ended, ApiError> {
-    let lookup = user.clone();
-    let cart: Vec<CartLine> = state
-        .db
-        .call(move |conn| Ok(store::cart_lines(conn, &lookup)?))
-        .await?;
-    if cart.is_empty() {
-        return Err(ApiError::Validation(format!("the cart of {user} is empty")));
-    }
-    let lines: Vec<CheckoutLine> = cart
-        .into_iter()
-        .map(|l| CheckoutLine {
-            product_id: l.product_id,
-            quantity: l.quantity,
-            name: l.name,
-            price: None,
-        })
-        .collect();
     let correlation = service_kit::http::correlation_id();
+    let reference = service_kit::domain::new_reference();
+    // The cart is read in the same write transaction that records the checkout: a second
+    // click either waits and finds this checkout running, or finds the cart it cleared,
+    // never the lines of a cart already paid for.
     let checkout = state
         .db
         .write(move |tx| {
-            let id = store::insert_checkout(tx, &user, &lines, correlation.as_deref())?
-                .ok_or_else(|| {
-                    ApiError::Conflict(format!(
-                        "a checkout for {user} is already running; see GET /checkouts?user_id={user}"
-                    ))
-                })?;
+            let cart: Vec<CartLine> = store::cart_lines(tx, &user)?;
+            if cart.is_empty() {
+                return Err(ApiError::Validation(format!("the cart of {user} is empty")));
+            }
+            let lines: Vec<CheckoutLine> = cart
+                .into_iter()
+                .map(|l| CheckoutLine {
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                    name: l.name,
+                    price: None,
+                })
+                .collect();
+            let started =
+                store::insert_checkout(tx, &user, &reference, &lines, correlation.as_deref())?;
+            let id = started.ok_or_else(|| {
+                ApiError::Conflict(format!(
+                    "a checkout for {user} is already running; see GET /checkouts?user_id={user}"
+                ))
+            })?;
             store::get_checkout(tx, id)?.ok_or_else(|| ApiError::internal("new checkout vanished"))
         })
         .await?;
@@ -224,12 +225,14 @@ impl<'a> Saga<'a> {
         Saga { state, co, card }
     }
 
+    /// The order's idempotency key: from the checkout's global reference, never its row id,
+    /// so a restored carts.db or a second cart service cannot replay another's order.
     fn order_key(&self) -> String {
-        format!("checkout-{}-order", self.co.id)
+        format!("checkout-{}-order", self.co.reference)
     }
 
     fn pay_key(&self) -> String {
-        format!("checkout-{}-pay", self.co.id)
+        format!("checkout-{}-pay", self.co.reference)
     }
 
     /// The order placed by this checkout (0 before the order step, never used then).

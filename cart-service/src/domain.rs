@@ -174,6 +174,8 @@ pub struct CheckoutLine {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkout {
     pub id: i64,
+    /// Globally unique; every key this checkout sends to a peer is built from it.
+    pub reference: String,
     pub user_id: String,
     pub status: CheckoutStatus,
     /// The step under way, or where it ended.

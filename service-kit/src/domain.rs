@@ -2,6 +2,13 @@
 //! then carry a value that is valid by construction.
 
 use crate::ApiError;
+
+/// A new globally unique reference (a UUIDv7: time-ordered, random in its low bits) for an
+/// operation whose keys cross a service boundary. Unlike a row id, no restored backup, reset
+/// or second instance can hand the same one out again.
+pub fn new_reference() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -210,6 +210,90 @@ fn two_hundred_concurrent_checkouts_for_fifty_units_complete_exactly_fifty() {
     assert_eq!(stats["reconciliation"]["status"], "matched");
 }
 
+/// The user's orders in `status`, as the order service lists them.
+fn orders_of(client: &Client, shop: &Shop, user: &str, status: &str) -> usize {
+    let url = format!("{}/orders?user_id={user}&status={status}", shop.order.url());
+    let (code, list) = client.get(&url);
+    assert_eq!(code, 200, "{list}");
+    list.as_array().expect("a list").len()
+}
+
+#[test]
+fn two_hundred_double_clicked_one_unit_checkouts_never_charge_anybody_twice() {
+    let shop = Shop::start();
+    let client = Client::new();
+    set_stock(&client, &shop, 3, 1000);
+    let users: Vec<String> = (0..200).map(|i| format!("clicker{i}")).collect();
+    for user in &users {
+        add(&client, &shop, user, 3, 1);
+    }
+    // Twenty users at a time, each clicking twice at the same instant.
+    for batch in users.chunks(20) {
+        let clicks = std::sync::Barrier::new(batch.len() * 2);
+        std::thread::scope(|scope| {
+            for user in batch {
+                for _ in 0..2 {
+                    let (client, shop, clicks) = (&client, &shop, &clicks);
+                    scope.spawn(move || {
+                        clicks.wait();
+                        let (status, body) = checkout(client, shop, user, Some(GOOD_CARD));
+                        assert!(matches!(status, 201 | 409 | 422), "{user}: {status} {body}");
+                    });
+                }
+            }
+        });
+    }
+    for user in &users {
+        assert_eq!(
+            orders_of(&client, &shop, user, "PAID"),
+            1,
+            "{user} paid once"
+        );
+        assert!(cart_quantities(&client, &shop, user).is_empty(), "{user}");
+    }
+    assert_eq!(stock(&client, &shop, 3), 1000 - 200, "one unit each");
+}
+
+#[test]
+fn a_carts_db_restored_from_a_backup_never_replays_an_earlier_checkouts_order_or_payment() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    let before = stock(&client, &shop, 1);
+    // The backup: carts.db before anybody checked out.
+    shop.cart.stop();
+    let carts = shop.dir.path().join("carts.db");
+    let backup = shop.dir.path().join("carts.backup.db");
+    std::fs::copy(&carts, &backup).expect("backup");
+    shop.cart.restart();
+
+    add(&client, &shop, "ann", 1, 1);
+    let (status, first) = checkout(&client, &shop, "ann", Some(GOOD_CARD));
+    assert_eq!(status, 201, "{first}");
+
+    shop.cart.stop();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", carts.display()));
+    }
+    std::fs::copy(&backup, &carts).expect("restore");
+    shop.cart.restart();
+
+    add(&client, &shop, "ann", 1, 1);
+    let (status, second) = checkout(&client, &shop, "ann", Some(GOOD_CARD));
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(
+        second["id"], first["id"],
+        "the restored file hands out the same row id"
+    );
+    assert_ne!(second["ref"], first["ref"], "but never the same reference");
+    assert_ne!(second["order_id"], first["order_id"], "its own new order");
+    assert_ne!(
+        second["payment_id"], first["payment_id"],
+        "its own new payment"
+    );
+    assert_eq!(orders_of(&client, &shop, "ann", "PAID"), 2);
+    assert_eq!(stock(&client, &shop, 1), before - 2, "its own stock");
+}
+
 #[test]
 fn a_declined_card_undoes_everything_and_the_checkout_can_be_tried_again() {
     let shop = Shop::start();

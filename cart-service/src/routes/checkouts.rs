@@ -32,6 +32,9 @@ pub struct ListParams {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckoutOut {
     pub id: i64,
+    /// The checkout's global reference (a UUIDv7); its calls to other services are keyed by it.
+    #[serde(rename = "ref")]
+    pub reference: String,
     pub user_id: String,
     pub status: CheckoutStatus,
     /// The step under way, or where it ended.
@@ -53,6 +56,7 @@ impl From<Checkout> for CheckoutOut {
     fn from(c: Checkout) -> Self {
         CheckoutOut {
             id: c.id,
+            reference: c.reference,
             user_id: c.user_id,
             status: c.status,
             step: c.step,
