@@ -332,6 +332,8 @@ check "reserve stock for an order" 201 '.status == "reserved" and .lines == [{"p
   -X POST "$CATALOG/reservations" "${H[@]}" "${JSON[@]}" -d "{\"order_id\":$res_order,\"lines\":[{\"product_id\":2,\"quantity\":2}]}"
 check "reserving again for the same order finds the same reservation" 200 '.status == "reserved"' \
   -X POST "$CATALOG/reservations" "${H[@]}" "${JSON[@]}" -d "{\"order_id\":$res_order,\"lines\":[{\"product_id\":2,\"quantity\":2}]}"
+check "the same order with other lines is 409, never the reservation reused" 409 '.error.message | test("other lines")' \
+  -X POST "$CATALOG/reservations" "${H[@]}" "${JSON[@]}" -d "{\"order_id\":$res_order,\"lines\":[{\"product_id\":2,\"quantity\":1}]}"
 check "more than the stock is 409, and nothing is held" 409 '.error.message | test("out of stock")' \
   -X POST "$CATALOG/reservations" "${H[@]}" "${JSON[@]}" -d "{\"order_id\":$((res_order + 1)),\"lines\":[{\"product_id\":2,\"quantity\":1},{\"product_id\":$lamp,\"quantity\":2}]}"
 check "release it" 200 '.status == "released"' -X POST "$CATALOG/reservations/$res_order/release" "${H[@]}"

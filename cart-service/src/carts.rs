@@ -7,6 +7,7 @@ use crate::domain::{CartLine, CartOut};
 use crate::store;
 use service_kit::ApiError;
 use service_kit::domain::{Id, Quantity, UserId};
+use shop_contracts::orders::MAX_ORDER_LINES;
 
 /// The user's cart, priced where the catalog answered.
 pub async fn view(state: &AppState, user: UserId) -> Result<CartOut, ApiError> {
@@ -18,7 +19,8 @@ pub async fn view(state: &AppState, user: UserId) -> Result<CartOut, ApiError> {
 
 /// Adds `quantity` units of `product`: 404 when the catalog does not know it; unverified
 /// when the catalog cannot answer; 422 past [`Quantity::MAX`] units on the line. Returns the
-/// line and the whole cart.
+/// line and the whole cart. A new line past [`MAX_ORDER_LINES`] is a 422: its checkout
+/// could not place the order.
 pub async fn add(
     state: &AppState,
     user: UserId,
@@ -40,6 +42,11 @@ pub async fn add(
         .db
         .write(move |tx| {
             let current = store::line_quantity(tx, &user, product)?;
+            if current == 0 && store::line_count(tx, &user)? >= MAX_ORDER_LINES {
+                return Err(ApiError::Validation(format!(
+                    "a cart holds at most {MAX_ORDER_LINES} lines (as many as an order)"
+                )));
+            }
             if current + quantity.get() > Quantity::MAX {
                 return Err(ApiError::Validation(format!(
                     "a cart line holds at most {} units; this one has {current}",

@@ -37,6 +37,13 @@ pub fn line_quantity(conn: &Connection, user: &UserId, product: Id) -> rusqlite:
         .map(|q| q.unwrap_or(0))
 }
 
+/// How many lines the user's cart has.
+pub fn line_count(conn: &Connection, user: &UserId) -> rusqlite::Result<usize> {
+    conn.prepare_cached("SELECT COUNT(*) FROM cart_items WHERE user_id = ?1")?
+        .query_row(params![user.as_str()], |r| r.get::<_, i64>(0))
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 /// Adds units to a line, creating it if needed. With catalog data the line takes the
 /// catalog's name and price and becomes verified; without, it keeps what it knew and is
 /// marked unverified.

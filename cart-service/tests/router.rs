@@ -271,3 +271,36 @@ fn every_migration_is_a_numbered_file_of_the_folder_and_no_released_one_was_edit
     let checked = service_kit::migrations::check_history(&folder, cart_service::MIGRATIONS);
     assert_eq!(checked, Ok(()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cart_holds_as_many_lines_as_an_order_and_refuses_one_more() {
+    let catalog = FakeCatalog::start().await;
+    // Unverified adds take any product id: the catalog is failing, so no lookup refuses.
+    catalog.set_mode(CatalogMode::Failing);
+    let (_dir, app) = app(&catalog.url);
+    for product in 1..=100 {
+        let uri = format!("/cart/u1/add?product_id={product}&quantity=1");
+        let (status, body) = send(&app, Call::new("POST", &uri)).await;
+        assert_eq!(status, StatusCode::OK, "{product}: {body}");
+    }
+    let (status, body) = send(
+        &app,
+        Call::new("POST", "/cart/u1/add?product_id=101&quantity=1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("100 lines")
+    );
+    assert_eq!(cart_lines(&app, "u1").await.len(), 100, "nothing added");
+    // More units of a line already there still fit.
+    let (status, _) = send(
+        &app,
+        Call::new("POST", "/cart/u1/add?product_id=7&quantity=2"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}

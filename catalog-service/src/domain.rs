@@ -114,6 +114,20 @@ pub struct ReservationLine {
     pub quantity: i64,
 }
 
+impl Reservation {
+    /// True when it holds exactly these merged lines (as [`merge_lines`] gives them).
+    pub fn holds(&self, lines: &[(Id, i64)]) -> bool {
+        let mut held: Vec<(i64, i64)> = self
+            .lines
+            .iter()
+            .map(|l| (l.product_id, l.quantity))
+            .collect();
+        held.sort_unstable();
+        let asked: Vec<(i64, i64)> = lines.iter().map(|(p, q)| (p.get(), *q)).collect();
+        held == asked
+    }
+}
+
 /// What asking for `target` does to a reservation in `current`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {

@@ -22,8 +22,9 @@ pub enum Reserved {
 }
 
 /// Holds every line for `order_id`, or none: an unknown product is a 422, a short one a
-/// 409 (both recorded as `stock.failed`). Asking again for the same order finds the
-/// reservation it already has.
+/// 409 (both recorded as `stock.failed`). Asking again for the same order with the same
+/// lines finds the reservation it already has; with other lines it is a 409, never the
+/// reservation reused for lines it does not hold.
 pub async fn reserve(
     db: &Db,
     order_id: Id,
@@ -37,6 +38,11 @@ pub async fn reserve(
     let outcome = db
         .write(move |tx| {
             if let Some(existing) = store::get_reservation(tx, order_id)? {
+                if !existing.holds(&lines) {
+                    return Err(ApiError::Conflict(format!(
+                        "order {order_id} already has a reservation for other lines"
+                    )));
+                }
                 return Ok(Reserved::Existing(existing));
             }
             if let Err(shortage) = store::take_stock(tx, &lines)? {

@@ -164,7 +164,8 @@ async fn a_reservation_takes_every_line_or_none() {
         (40, 195)
     );
 
-    let (status, again) = reserve(&app, 1, json!([{"product_id":1,"quantity":10}])).await;
+    let same_lines = json!([{"product_id":2,"quantity":5},{"product_id":1,"quantity":10}]);
+    let (status, again) = reserve(&app, 1, same_lines).await;
     assert_eq!(
         status,
         StatusCode::OK,
@@ -172,6 +173,20 @@ async fn a_reservation_takes_every_line_or_none() {
     );
     assert_eq!(again["lines"], r["lines"]);
     assert_eq!(stock_of(&app, 1).await, 40);
+    // The same order id with other lines is never given the reservation it does not match.
+    let (status, body) = reserve(&app, 1, json!([{"product_id":1,"quantity":10}])).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("other lines")
+    );
+    assert_eq!(
+        (stock_of(&app, 1).await, stock_of(&app, 2).await),
+        (40, 195),
+        "nothing taken or given back"
+    );
 
     let (status, body) = reserve(
         &app,
@@ -201,7 +216,7 @@ async fn a_reservation_takes_every_line_or_none() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
     let (_, failed) = send(&app, Call::new("GET", "/events?type=stock.failed")).await;
-    assert_eq!(failed.as_array().unwrap().len(), 2, "{failed}");
+    assert_eq!(failed.as_array().unwrap().len(), 3, "{failed}");
 }
 
 #[tokio::test]

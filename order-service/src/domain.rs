@@ -146,8 +146,8 @@ pub struct NewOrder {
     pub total: Cents,
 }
 
-/// The most lines one order may have.
-pub const MAX_LINES: usize = 100;
+/// The most lines one order may have (a cart holds no more, so its checkout fits).
+pub use shop_contracts::orders::MAX_ORDER_LINES as MAX_LINES;
 
 impl NewOrder {
     /// Validates the lines and computes the total; any overflow is a 422.

@@ -16,6 +16,9 @@ pub struct OrderView {
     pub status: OrderStatus,
 }
 
+/// The most lines an order may have; a cart holds no more, so a full cart can be ordered.
+pub const MAX_ORDER_LINES: usize = 100;
+
 /// One line of `POST /orders`: a product, how many, and the catalog price the caller saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct NewOrderLine {
