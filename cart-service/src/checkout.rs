@@ -250,12 +250,7 @@ impl<'a> Saga<'a> {
 
     /// Runs the steps from `validate` on.
     async fn run(mut self) -> Result<Ended, ApiError> {
-        for (step, next) in [
-            (Step::Validate, Step::Order),
-            (Step::Order, Step::Reserve),
-            (Step::Reserve, Step::Pay),
-            (Step::Pay, Step::Commit),
-        ] {
+        for step in [Step::Validate, Step::Order, Step::Reserve, Step::Pay] {
             let outcome = match step {
                 Step::Validate => self.validate().await,
                 Step::Order => self.place_order().await,
@@ -266,7 +261,7 @@ impl<'a> Saga<'a> {
                 StepOutcome::Done => {
                     let detail = self.done_detail(step);
                     self.co.log(step, StepState::Done, detail);
-                    self.co.step = next;
+                    self.co.step = step.next();
                     self.save().await?;
                 }
                 StepOutcome::Refused(failure) => return self.fail(step, failure).await,

@@ -58,98 +58,56 @@ impl CartOut {
     }
 }
 
-/// The steps of a checkout, in order.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    Validate,
-    Order,
-    Reserve,
-    Pay,
-    Commit,
-    Clear,
-    Done,
+service_kit::text_enum! {
+    /// The steps of a checkout, in order.
+    #[derive(PartialOrd, Ord)]
+    Step {
+        Validate => "validate",
+        Order => "order",
+        Reserve => "reserve",
+        Pay => "pay",
+        Commit => "commit",
+        Clear => "clear",
+        Done => "done",
+    }
 }
 
 impl Step {
-    /// Every step, in order.
-    pub const ALL: [Step; 7] = [
-        Step::Validate,
-        Step::Order,
-        Step::Reserve,
-        Step::Pay,
-        Step::Commit,
-        Step::Clear,
-        Step::Done,
-    ];
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Validate => "validate",
-            Step::Order => "order",
-            Step::Reserve => "reserve",
-            Step::Pay => "pay",
-            Step::Commit => "commit",
-            Step::Clear => "clear",
-            Step::Done => "done",
-        }
-    }
-
-    /// Reads a stored name.
-    pub fn parse(text: &str) -> Option<Step> {
-        Step::ALL.into_iter().find(|s| s.as_str() == text)
+    /// The step after this one; `Done` is the last.
+    pub fn next(self) -> Step {
+        let at = Step::ALL
+            .iter()
+            .position(|s| *s == self)
+            .unwrap_or_default();
+        Step::ALL.get(at + 1).copied().unwrap_or(Step::Done)
     }
 }
 
-/// Where a checkout is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckoutStatus {
-    /// Steps are under way, or waiting for a peer to answer.
-    Running,
-    /// Paid, stock taken, cart cleared.
-    Completed,
-    /// A step failed and the earlier ones were undone.
-    Failed,
-}
-
-impl CheckoutStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckoutStatus::Running => "running",
-            CheckoutStatus::Completed => "completed",
-            CheckoutStatus::Failed => "failed",
-        }
-    }
-
-    /// Reads a stored name.
-    pub fn parse(text: &str) -> Option<CheckoutStatus> {
-        [Self::Running, Self::Completed, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+service_kit::text_enum! {
+    /// Where a checkout is: `running` while steps are under way or a peer is awaited,
+    /// `completed` once paid, stock taken and cart cleared, `failed` once a step failed and
+    /// the earlier ones were undone.
+    CheckoutStatus {
+        Running => "running",
+        Completed => "completed",
+        Failed => "failed",
     }
 }
 
-/// What happened to a step, as its log entry says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StepState {
-    /// It was done.
-    Done,
-    /// It failed; the checkout ends here once the earlier steps are undone.
-    Failed,
-    /// It had been done and was undone.
-    Undone,
-    /// Undoing it failed; what is left over is settled elsewhere (the detail says how).
-    UndoFailed,
-    /// A peer may have acted and could not be asked: the recovery loop settles it.
-    Unsettled,
-    /// Paid, and its stock not committed yet: the recovery loop finishes it.
-    Pending,
+service_kit::text_enum! {
+    /// What happened to a step, as its log entry says: `done`; `failed` (the checkout ends
+    /// once the earlier steps are undone); `undone`; `undo_failed` (what is left over is
+    /// settled elsewhere, the detail says how); `unsettled` (a peer may have acted and could
+    /// not be asked: recovery settles it); `pending` (paid, stock not committed yet:
+    /// recovery finishes it).
+    StepState {
+        Done => "done",
+        Failed => "failed",
+        Undone => "undone",
+        UndoFailed => "undo_failed",
+        Unsettled => "unsettled",
+        Pending => "pending",
+    }
 }
 
 /// One entry of a checkout's step log.
@@ -249,9 +207,11 @@ mod tests {
         assert!(Step::Validate < Step::Order && Step::Order < Step::Reserve);
         assert!(Step::Reserve < Step::Pay && Step::Pay < Step::Commit);
         for step in Step::ALL {
-            assert_eq!(Step::parse(step.as_str()), Some(step));
+            assert_eq!(Step::parse(step.as_str()), Some(*step));
         }
         assert!(Step::ALL.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(Step::ALL.windows(2).all(|pair| pair[0].next() == pair[1]));
+        assert_eq!(Step::Done.next(), Step::Done);
         assert_eq!(Step::parse("ship"), None);
         for status in [
             CheckoutStatus::Running,

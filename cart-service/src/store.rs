@@ -1,7 +1,7 @@
 //! Every SQL statement of the cart service, as plain functions over a connection, taking
 //! and returning the records of `domain.rs`.
 
-use crate::domain::{CartLine, Checkout, CheckoutLine, CheckoutStatus, Step};
+use crate::domain::{CartLine, Checkout, CheckoutLine, Step};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::clock::unix_now_ms;
 use service_kit::domain::{Id, Page, Quantity, UserId};
@@ -127,16 +127,7 @@ fn checkout_from_row(row: &Row<'_>) -> rusqlite::Result<Checkout> {
     Ok(Checkout {
         id: row.get(0)?,
         user_id: row.get(1)?,
-        status: {
-            let text: String = row.get(2)?;
-            CheckoutStatus::parse(&text).ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    2,
-                    rusqlite::types::Type::Text,
-                    format!("unknown checkout status {text:?}").into(),
-                )
-            })?
-        },
+        status: row.get(2)?,
         step: step_column(row, 3)?.unwrap_or(Step::Validate),
         steps: json_column(row, 4)?,
         lines: json_column(row, 5)?,
@@ -188,7 +179,7 @@ pub fn save_checkout(conn: &Connection, co: &Checkout) -> rusqlite::Result<()> {
     )?
     .execute(params![
         co.id,
-        co.status.as_str(),
+        co.status,
         co.step.as_str(),
         serde_json::to_string(&co.steps).unwrap_or_else(|_| "[]".into()),
         serde_json::to_string(&co.lines).unwrap_or_else(|_| "[]".into()),

@@ -31,34 +31,21 @@ pub struct StoredCard {
     pub exp_year: u32,
 }
 
-/// Where a webhook delivery is: still being retried, acknowledged, or out of attempts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    Pending,
-    Delivered,
-    Failed,
+service_kit::text_enum! {
+    /// Where a webhook delivery is: still being retried, acknowledged, or out of attempts.
+    DeliveryStatus {
+        Pending => "pending",
+        Delivered => "delivered",
+        Failed => "failed",
+    }
 }
 
 impl DeliveryStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    /// Reads a name a client sent: 422 for anything else.
-    pub fn parse(text: &str) -> Result<DeliveryStatus, service_kit::ApiError> {
-        [Self::Pending, Self::Delivered, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| {
-                service_kit::ApiError::Validation(
-                    "status must be pending, delivered or failed".into(),
-                )
-            })
+    /// Reads the exact name a client sent as a filter: 422 for anything else.
+    pub fn parse_filter(text: &str) -> Result<DeliveryStatus, service_kit::ApiError> {
+        DeliveryStatus::parse(text).ok_or_else(|| {
+            service_kit::ApiError::Validation("status must be pending, delivered or failed".into())
+        })
     }
 }
 

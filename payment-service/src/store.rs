@@ -324,12 +324,7 @@ pub fn list_deliveries(
          ORDER BY created_at_ms DESC, id LIMIT ?3 OFFSET ?4"
     ))?
     .query_map(
-        params![
-            status.map(DeliveryStatus::as_str),
-            order_id.map(Id::get),
-            page.limit(),
-            page.offset()
-        ],
+        params![status, order_id.map(Id::get), page.limit(), page.offset()],
         delivery_from_row,
     )?
     .collect()

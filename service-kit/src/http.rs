@@ -65,7 +65,7 @@ where
 async fn log_error_cause(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     if let Some(cause) = response.extensions().get::<crate::error::ErrorCause>() {
-        if response.status().as_u16() == 500 {
+        if response.status() == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(cause = %cause.0, "request failed with an internal error");
         } else {
             tracing::warn!(cause = %cause.0, "request failed: dependency unavailable");

@@ -25,6 +25,7 @@
 //!   keeps it, [`http::Workers`] and `launch`, logging set-up.
 //! - [`server`]: the accept loop: header and idle deadlines, the connection cap, the
 //!   open-file limit, graceful shutdown.
+//! - [`text_enum!`]: an enum stored and sent as text (statuses, steps), written once.
 //! - `testing` (feature `testing`): helpers for router tests.
 
 pub mod alloc;
@@ -46,6 +47,7 @@ pub mod peer;
 pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod text_enum;
 pub mod webhook;
 
 pub use error::ApiError;

@@ -1,85 +1,7 @@
 //! The statuses that cross the wire, each with its one spelling: in JSON (serde), in the
 //! database of the service that owns it (rusqlite), and in messages.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use serde::{Deserialize, Serialize};
-use service_kit::ApiError;
-use std::fmt;
-use std::str::FromStr;
-
-/// Writes out a status enum: its variants with their one spelling, `ALL`, `as_str`,
-/// `parse`, `Display`, `FromStr` (a 422 naming the choices) and the SQL conversions.
-macro_rules! wire_status {
-    // `$text` is a `tt`, not a `literal`: utoipa cannot read a `literal` fragment inside
-    // `#[serde(rename = ..)]` and would document the variant's Rust name instead.
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:tt),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        pub enum $name {
-            $(#[serde(rename = $text)] $variant,)+
-        }
-
-        impl $name {
-            /// Every status, in lifecycle order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// Its spelling in JSON and in the database.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)+
-                }
-            }
-
-            /// Reads its exact spelling.
-            pub fn parse(text: &str) -> Option<$name> {
-                Self::ALL.iter().copied().find(|s| s.as_str() == text)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        /// Reads a status a client sent, whatever its case; a 422 naming the choices if
-        /// it is none of them.
-        impl FromStr for $name {
-            type Err = ApiError;
-            fn from_str(s: &str) -> Result<Self, ApiError> {
-                Self::ALL
-                    .iter()
-                    .copied()
-                    .find(|status| status.as_str().eq_ignore_ascii_case(s))
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
-                        ApiError::Validation(format!(
-                            "unknown status '{}'; expected one of {}",
-                            s.chars().take(40).collect::<String>(),
-                            names.join(", ")
-                        ))
-                    })
-            }
-        }
-
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
-            }
-        }
-
-        impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                let text = value.as_str()?;
-                $name::parse(text).ok_or_else(|| {
-                    FromSqlError::Other(format!("unknown {} '{text}'", stringify!($name)).into())
-                })
-            }
-        }
-    };
-}
-
-wire_status! {
+service_kit::text_enum! {
     /// Where an order is in its life. order-service owns the transitions between them.
     OrderStatus {
         Pending => "PENDING",
@@ -100,7 +22,7 @@ impl OrderStatus {
     }
 }
 
-wire_status! {
+service_kit::text_enum! {
     /// What became of a payment attempt.
     PaymentStatus {
         Captured => "captured",
@@ -108,7 +30,7 @@ wire_status! {
     }
 }
 
-wire_status! {
+service_kit::text_enum! {
     /// Where a stock reservation is. catalog-service owns the rules between them.
     ReservationStatus {
         Reserved => "reserved",

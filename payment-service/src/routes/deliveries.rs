@@ -105,7 +105,7 @@ pub async fn deliveries_list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<DeliveryOut>>, ApiError> {
-    let status = params.status.as_deref().map(DeliveryStatus::parse);
+    let status = params.status.as_deref().map(DeliveryStatus::parse_filter);
     let status = status.transpose()?;
     let order_id = params.order_id.map(|id| Id::parse(id, "order_id"));
     let order_id = order_id.transpose()?;
