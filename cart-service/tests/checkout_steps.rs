@@ -512,3 +512,31 @@ async fn a_commit_the_catalog_does_not_take_is_a_202_finished_by_recovery() {
         assert_eq!(shop.cart_units().await, 0);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_answering_429_did_nothing_so_the_step_fails_and_the_earlier_ones_are_undone() {
+    for (route, step) in [
+        ("order_create", "order"),
+        ("reserve", "reserve"),
+        ("pay", "pay"),
+    ] {
+        let shop = shop().await;
+        shop.fake.set(route, Reply::Refuse(429, "rate_limited"));
+        let (status, body) = shop.checkout().await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{route}: {body}");
+        let record = shop.record().await;
+        assert_eq!(
+            record["status"], "failed",
+            "{route}: a 429 is a refusal, not a maybe"
+        );
+        assert_eq!(record["failed_step"], step);
+        assert_eq!(record["failure_code"], "unavailable");
+        assert_eq!(shop.fake.called("commit"), 0, "{route}");
+        assert_ne!(shop.fake.order_status(), "PAID", "{route}: nothing charged");
+        if step != "order" {
+            assert_eq!(shop.fake.order_status(), "CANCELLED", "{route}");
+            assert_eq!(shop.fake.called("release"), 1, "{route}");
+        }
+        assert_eq!(shop.cart_units().await, 1, "{route}: the cart is kept");
+    }
+}
