@@ -32,7 +32,7 @@ pub use domain::{CartLine, CartOut};
 
 use axum::Router;
 use axum::middleware;
-use peers::{OrderClient, PaymentClient};
+use peers::OrderClient;
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::CommonArgs;
@@ -42,6 +42,7 @@ use service_kit::http::{ServiceBuilder, Workers};
 use service_kit::idempotency::{self, Idempotency};
 use service_kit::migrations::MigrationFile;
 use shop_contracts::catalog::CatalogClient;
+use shop_contracts::payments::PaymentClient;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -15,12 +15,10 @@
 //! - `domain.rs`: the records (`Order`, `Stats`), the allowed transitions, and new-order
 //!   validation.
 //! - `store.rs`: every SQL statement, taking and returning the records of `domain.rs`.
-//! - `peers.rs`: the typed payment-service client (the captured-payments summary); the
-//!   catalog's client is `shop_contracts::catalog`.
+//! - Peers: the catalog's and payment service's typed clients are in `shop_contracts`.
 
 pub mod domain;
 mod lifecycle;
-mod peers;
 mod routes;
 mod store;
 
@@ -28,7 +26,6 @@ pub use routes::orders::OrderOut;
 
 use axum::Router;
 use axum::middleware;
-pub use peers::PaymentClient;
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::{CommonArgs, WebhookArgs};
@@ -38,6 +35,7 @@ use service_kit::idempotency::{self, Idempotency};
 use service_kit::migrations::MigrationFile;
 use service_kit::webhook::WebhookSecret;
 use shop_contracts::catalog::CatalogClient;
+pub use shop_contracts::payments::PaymentClient;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;

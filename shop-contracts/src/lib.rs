@@ -9,7 +9,7 @@
 //! - [`orders`]: the order as payment and cart read it, the lines a checkout places, a
 //!   status change.
 //! - [`payments`]: a payment as a checkout reads it, the payment webhook's body, the
-//!   captured-payments summary.
+//!   captured-payments summary, and the typed client (cart pays, order reads the summary).
 //! - [`catalog`]: the catalog's product and reservation bodies, and its typed client (cart
 //!   and order both call it).
 //! - [`card`]: the card a shopper sends, its form checks (Luhn, expiry, CVC); cart checks

@@ -1,8 +1,13 @@
-//! payment-service's side of the wire: a payment as another service reads it.
+//! payment-service's side of the wire, and its typed client: a checkout pays and asks
+//! whether an order was captured, the order service reads the captured-payments summary.
 
 use crate::PaymentStatus;
 use serde::{Deserialize, Serialize};
+use service_kit::config::Secret;
+use service_kit::idempotency::KEY_HEADER;
 use service_kit::money::Cents;
+use service_kit::peer::{Outcome, PeerClient, PeerError};
+use std::time::Duration;
 
 /// One entry of `GET /payments?order_id=`: only the fields a checkout relies on.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -64,4 +69,52 @@ pub struct PaymentsSummary {
     pub captured_count: i64,
     /// Their total.
     pub captured_total: Cents,
+}
+
+/// Typed access to payment-service.
+#[derive(Debug, Clone)]
+pub struct PaymentClient {
+    peer: PeerClient,
+}
+
+impl PaymentClient {
+    /// A client for the payment service at `base_url`.
+    pub fn new(base_url: &str, api_key: Secret, timeout: Duration) -> Self {
+        PaymentClient {
+            peer: PeerClient::new("payment-service", base_url, api_key, timeout),
+        }
+    }
+
+    /// `POST /pay` with the card as the client sent it (never stored by the sender) and an
+    /// idempotency key.
+    pub async fn pay(
+        &self,
+        order_id: i64,
+        amount: Cents,
+        card: Option<&crate::card::CardIn>,
+        idempotency_key: String,
+    ) -> Outcome<PaymentView> {
+        let path = format!("/pay?order_id={order_id}&amount={amount}");
+        let headers = vec![(KEY_HEADER, idempotency_key)];
+        self.peer.post(path, &PayRequest { card }, headers).await
+    }
+
+    /// The captured payment for the order, if there is one.
+    pub async fn captured_for(&self, order_id: i64) -> Result<Option<i64>, PeerError> {
+        let payments: Option<Vec<PaymentView>> = self
+            .peer
+            .get_json(format!("/payments?order_id={order_id}"))
+            .await?;
+        Ok(payments
+            .unwrap_or_default()
+            .iter()
+            .find(|p| p.status == PaymentStatus::Captured)
+            .map(|p| p.id))
+    }
+
+    /// `GET /payments/summary`: what was captured; `Ok(None)` if the payment service has no
+    /// such route.
+    pub async fn summary(&self) -> Result<Option<PaymentsSummary>, PeerError> {
+        self.peer.get_json("/payments/summary".into()).await
+    }
 }
