@@ -240,6 +240,15 @@ impl<'a> Saga<'a> {
         self.co.order_id.unwrap_or_default()
     }
 
+    /// The key the order's stock is held under in the catalog: the order's global ref
+    /// (a checkout from before orders had one: its order id, the key it reserved under).
+    fn stock_key(&self) -> String {
+        match &self.co.order_ref {
+            Some(reference) => reference.clone(),
+            None => self.order_id().to_string(),
+        }
+    }
+
     async fn save(&self) -> Result<(), ApiError> {
         let row = self.co.clone();
         self.state
@@ -340,11 +349,14 @@ impl<'a> Saga<'a> {
             .await;
         if let Outcome::Done(order) = &placed {
             self.co.order_id = Some(order.id);
+            self.co.order_ref = Some(order.reference.clone());
         }
         placed.into()
     }
 
-    /// Reserve: all lines or none, held for the order.
+    /// Reserve: all lines or none, held for the order. The order service already asked the
+    /// catalog under the order's ref when it placed it: this finds that reservation (or
+    /// makes it, if the catalog was away then) and fails if the stock is not held.
     async fn reserve(&mut self) -> StepOutcome {
         let lines: Vec<ReservationLine> = self
             .co
@@ -357,7 +369,7 @@ impl<'a> Saga<'a> {
             .collect();
         self.state
             .stock
-            .reserve(self.order_id(), &lines)
+            .reserve(&self.stock_key(), self.order_id(), &lines)
             .await
             .into()
     }
@@ -383,7 +395,7 @@ impl<'a> Saga<'a> {
         if let Outcome::Refused(Refusal {
             message: detail, ..
         })
-        | Outcome::Unknown(detail) = self.state.stock.commit(self.order_id()).await
+        | Outcome::Unknown(detail) = self.state.stock.commit(&self.stock_key()).await
         {
             tracing::warn!(checkout = self.co.id, %detail, "payment taken but reservation not committed yet; will retry");
             self.co.log(Step::Commit, StepState::Pending, Some(detail));
@@ -458,7 +470,7 @@ impl<'a> Saga<'a> {
     /// Undo of the reserve step: release the stock. If the catalog cannot be told, its
     /// sweep releases the reservation when it expires.
     async fn release_stock(&mut self, reason: &str) {
-        let (state, detail) = match self.state.stock.release(self.order_id(), reason).await {
+        let (state, detail) = match self.state.stock.release(&self.stock_key(), reason).await {
             Outcome::Done(_) => (StepState::Undone, "stock released".to_string()),
             Outcome::Refused(refusal) if refusal.is(404) => {
                 (StepState::Undone, "stock released".to_string())

@@ -142,6 +142,8 @@ pub struct Checkout {
     pub lines: Vec<CheckoutLine>,
     pub total: Option<Cents>,
     pub order_id: Option<i64>,
+    /// The order's global reference: the key its stock is held under.
+    pub order_ref: Option<String>,
     pub payment_id: Option<i64>,
     pub failed_step: Option<Step>,
     pub failure_code: Option<String>,

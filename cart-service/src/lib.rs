@@ -168,6 +168,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0003_create_idempotency_keys.sql",
     "0004_create_events.sql",
     "0005_checkout_reference.sql",
+    "0006_checkout_order_reference.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.

@@ -108,7 +108,7 @@ pub fn clear_cart(conn: &Connection, user: &UserId) -> rusqlite::Result<usize> {
 
 const CHECKOUT_COLUMNS: &str = "id, user_id, status, step, steps, lines, total_cents, order_id,
      payment_id, failed_step, failure_code, failure_reason, correlation_id, created_at, updated_at,
-     ref";
+     ref, order_ref";
 
 fn json_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
@@ -141,6 +141,7 @@ fn checkout_from_row(row: &Row<'_>) -> rusqlite::Result<Checkout> {
         created_at: row.get(13)?,
         updated_at: row.get(14)?,
         reference: row.get(15)?,
+        order_ref: row.get(16)?,
     })
 }
 
@@ -174,7 +175,7 @@ pub fn save_checkout(conn: &Connection, co: &Checkout) -> rusqlite::Result<()> {
         "UPDATE checkouts SET status = ?2, step = ?3, steps = ?4, lines = ?5, total_cents = ?6,
              order_id = ?7, payment_id = ?8, failed_step = ?9, failure_code = ?10,
              failure_reason = ?11, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
-             updated_at_ms = ?12
+             updated_at_ms = ?12, order_ref = ?13
          WHERE id = ?1",
     )?
     .execute(params![
@@ -190,6 +191,7 @@ pub fn save_checkout(conn: &Connection, co: &Checkout) -> rusqlite::Result<()> {
         co.failure_code,
         co.failure_reason,
         unix_now_ms(),
+        co.order_ref,
     ])?;
     Ok(())
 }

@@ -20,6 +20,8 @@ use std::time::Duration;
 /// The checkout's timeout for each call in these tests; a silent peer waits longer.
 const TIMEOUT: Duration = Duration::from_millis(400);
 const ORDER_ID: i64 = 7;
+/// The order's global reference, the key its stock is held under.
+const ORDER_REF: &str = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
 const PAYMENT_ID: i64 = 3;
 
 /// How the fake answers one route.
@@ -96,14 +98,14 @@ impl Fake {
         async fn order_create(State(fake): State<Fake>) -> Response {
             fake.answer("order_create", |s| {
                 s.order_status = "PENDING";
-                json!({"id": ORDER_ID, "total": 999.99, "status": "PENDING"})
+                json!({"id": ORDER_ID, "ref": ORDER_REF, "total": 999.99, "status": "PENDING", "stock": "held"})
             })
             .await
         }
         async fn order_get(State(fake): State<Fake>) -> Response {
             fake.answer(
                 "order_get",
-                |s| json!({"id": ORDER_ID, "total": 999.99, "status": s.order_status}),
+                |s| json!({"id": ORDER_ID, "ref": ORDER_REF, "total": 999.99, "status": s.order_status, "stock": "held"}),
             )
             .await
         }
@@ -115,13 +117,16 @@ impl Fake {
             }
             fake.answer("order_cancel", |s| {
                 s.order_status = "CANCELLED";
-                json!({"id": ORDER_ID, "total": 999.99, "status": "CANCELLED"})
+                json!({"id": ORDER_ID, "ref": ORDER_REF, "total": 999.99, "status": "CANCELLED", "stock": "released"})
             })
             .await
         }
         async fn reservation(route: &'static str, fake: Fake, status: &'static str) -> Response {
-            fake.answer(route, |_| json!({"order_id": ORDER_ID, "status": status}))
-                .await
+            fake.answer(
+                route,
+                |_| json!({"reference": ORDER_REF, "order_id": ORDER_ID, "status": status}),
+            )
+            .await
         }
         async fn pay(State(fake): State<Fake>) -> Response {
             fake.answer("pay", |s| {

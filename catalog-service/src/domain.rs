@@ -96,13 +96,17 @@ pub struct Product {
 /// A reservation as stored, with its lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
+    /// The caller's key for it (an order's ref, or an older order id as text).
+    pub reference: String,
+    /// The order it holds stock for, for people.
     pub order_id: i64,
     pub status: ReservationStatus,
     pub lines: Vec<ReservationLine>,
     /// Why it was released, when it was.
     pub reason: Option<String>,
-    /// When the sweep releases it if it is still only reserved (RFC 3339).
-    pub expires_at: String,
+    /// When the sweep releases it if it is still only reserved (RFC 3339); `None`: held
+    /// until committed or released.
+    pub expires_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }

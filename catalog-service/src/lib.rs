@@ -24,7 +24,7 @@ use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::CommonArgs;
 use service_kit::db::{Db, Durability};
-use service_kit::domain::Id;
+use service_kit::domain::Reference;
 use service_kit::http::{ServiceBuilder, Workers};
 use service_kit::migrations::MigrationFile;
 use std::future::Future;
@@ -83,6 +83,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0002_seed_products.sql",
     "0003_create_reservations.sql",
     "0004_create_events.sql",
+    "0005_reservations_by_reference.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -138,16 +139,16 @@ pub async fn run(
 /// many it released.
 pub async fn release_expired(state: &AppState) -> Result<usize, service_kit::ApiError> {
     let now = service_kit::clock::unix_now_ms();
-    let expired: Vec<Id> = state
+    let expired: Vec<Reference> = state
         .db
         .call(move |conn| Ok(store::expired_reservations(conn, now)?))
         .await?;
     let mut released = 0;
-    for order_id in expired {
+    for reference in expired {
         let reason = Some("expired before it was committed".to_string());
         let released_one = stock::settle_reservation(
             &state.db,
-            order_id,
+            reference,
             domain::ReservationStatus::Released,
             reason,
         )

@@ -7,7 +7,7 @@ use crate::store::{self, Shortage};
 use serde_json::json;
 use service_kit::ApiError;
 use service_kit::db::Db;
-use service_kit::domain::Id;
+use service_kit::domain::{Id, Reference};
 use service_kit::events;
 use service_kit::http::correlation_id;
 use std::time::Duration;
@@ -21,26 +21,39 @@ pub enum Reserved {
     Existing(Reservation),
 }
 
-/// Holds every line for `order_id`, or none: an unknown product is a 422, a short one a
-/// 409 (both recorded as `stock.failed`). Asking again for the same order with the same
-/// lines finds the reservation it already has; with other lines it is a 409, never the
-/// reservation reused for lines it does not hold.
-pub async fn reserve(
-    db: &Db,
-    order_id: Id,
-    lines: Vec<LineIn>,
-    ttl: Duration,
-) -> Result<Reserved, ApiError> {
+/// What to hold: the caller's key, the order it is for, its lines, and for how long
+/// (`None`: until committed or released).
+#[derive(Debug)]
+pub struct ReserveRequest {
+    pub reference: Reference,
+    pub order_id: Id,
+    pub lines: Vec<LineIn>,
+    pub ttl: Option<Duration>,
+}
+
+/// Holds every line under the request's reference, or none: an unknown product is a 422,
+/// a short one a 409 naming it (both recorded as `stock.failed`). Asking again under the
+/// same reference with the same lines finds the reservation it already has; with other
+/// lines (or for another order) it is a 409, never the reservation reused for lines it does
+/// not hold.
+pub async fn reserve(db: &Db, request: ReserveRequest) -> Result<Reserved, ApiError> {
+    let ReserveRequest {
+        reference,
+        order_id,
+        lines,
+        ttl,
+    } = request;
     let lines = merge_lines(lines)?;
-    let expires_at_ms = service_kit::clock::unix_ms_after(ttl);
+    let expires_at_ms = ttl.map(service_kit::clock::unix_ms_after);
     let correlation = correlation_id();
     let cid = correlation.clone();
+    let key = reference.clone();
     let outcome = db
         .write(move |tx| {
-            if let Some(existing) = store::get_reservation(tx, order_id)? {
-                if !existing.holds(&lines) {
+            if let Some(existing) = store::get_reservation(tx, &key)? {
+                if existing.order_id != order_id.get() || !existing.holds(&lines) {
                     return Err(ApiError::Conflict(format!(
-                        "order {order_id} already has a reservation for other lines"
+                        "reservation {key} already exists for other lines"
                     )));
                 }
                 return Ok(Reserved::Existing(existing));
@@ -56,28 +69,37 @@ pub async fn reserve(
                     )),
                 });
             }
-            store::insert_reservation(tx, order_id, &lines, expires_at_ms)?;
+            store::insert_reservation(tx, &key, order_id, &lines, expires_at_ms)?;
             let payload = json!({
+                "reference": key.as_str(),
                 "order_id": order_id.get(),
                 "lines": lines.iter().map(|(p, q)| json!({"product_id": p.get(), "quantity": q})).collect::<Vec<_>>(),
             });
             events::record(tx, "stock.reserved", cid.as_deref(), &payload)?;
-            let created = store::get_reservation(tx, order_id)?
+            let created = store::get_reservation(tx, &key)?
                 .ok_or_else(|| ApiError::internal("new reservation vanished"))?;
             Ok(Reserved::New(created))
         })
         .await;
     if let Err(err @ (ApiError::Conflict(_) | ApiError::Validation(_))) = &outcome {
-        record_failure(db, order_id, err.to_string(), correlation).await;
+        record_failure(db, reference, order_id, err.to_string(), correlation).await;
     }
     outcome
 }
 
 /// `stock.failed`, in its own transaction: the failed reservation's rolled back.
-async fn record_failure(db: &Db, order_id: Id, reason: String, correlation: Option<String>) {
+async fn record_failure(
+    db: &Db,
+    reference: Reference,
+    order_id: Id,
+    reason: String,
+    correlation: Option<String>,
+) {
     let recorded = db
         .write(move |tx| {
-            let payload = json!({"order_id": order_id.get(), "reason": reason});
+            let payload = json!({
+                "reference": reference.as_str(), "order_id": order_id.get(), "reason": reason,
+            });
             Ok(events::record(
                 tx,
                 "stock.failed",
@@ -91,27 +113,28 @@ async fn record_failure(db: &Db, order_id: Id, reason: String, correlation: Opti
     }
 }
 
-/// Commits or releases the reservation of `order_id` (`target`), recording
+/// Commits or releases the reservation `reference` (`target`), recording
 /// `stock.committed` or `stock.released`; asking for what is already so is a no-op, and
 /// asking for the other end a 409.
 pub async fn settle_reservation(
     db: &Db,
-    order_id: Id,
+    reference: Reference,
     target: ReservationStatus,
     reason: Option<String>,
 ) -> Result<Reservation, ApiError> {
     let correlation = correlation_id();
     db.write(move |tx| {
-        let current = store::get_reservation(tx, order_id)?
-            .ok_or_else(|| ApiError::NotFound(format!("no reservation for order {order_id}")))?;
+        let current = store::get_reservation(tx, &reference)?
+            .ok_or_else(|| ApiError::NotFound(format!("no reservation {reference}")))?;
         match transition(current.status, target) {
             Transition::Apply => {
-                store::settle_reservation(tx, order_id, target, reason.as_deref())?;
+                store::settle_reservation(tx, &reference, target, reason.as_deref())?;
                 let kind = match target {
                     ReservationStatus::Released => "stock.released",
                     _ => "stock.committed",
                 };
-                let payload = json!({"order_id": order_id.get(), "lines": current.lines.iter()
+                let payload = json!({"reference": reference.as_str(),
+                    "order_id": current.order_id, "lines": current.lines.iter()
                     .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity}))
                     .collect::<Vec<_>>(), "reason": reason});
                 events::record(tx, kind, correlation.as_deref(), &payload)?;
@@ -119,13 +142,13 @@ pub async fn settle_reservation(
             Transition::AlreadyDone => {}
             Transition::Refuse => {
                 return Err(ApiError::Conflict(format!(
-                    "reservation for order {order_id} is {} and cannot become {}",
+                    "reservation {reference} is {} and cannot become {}",
                     current.status.as_str(),
                     target.as_str()
                 )));
             }
         }
-        store::get_reservation(tx, order_id)?
+        store::get_reservation(tx, &reference)?
             .ok_or_else(|| ApiError::internal("reservation vanished"))
     })
     .await

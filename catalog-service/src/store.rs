@@ -2,7 +2,7 @@
 
 use crate::domain::{Product, Reservation, ReservationLine, ReservationStatus, ValidFields};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use service_kit::domain::{Id, Page};
+use service_kit::domain::{Id, Page, Reference};
 use service_kit::money::Cents;
 
 const PRODUCT_COLUMNS: &str = "id, name, description, price_cents, stock, created_at, updated_at";
@@ -130,43 +130,49 @@ pub fn take_stock(
     Ok(Ok(()))
 }
 
-/// Writes a reservation and its lines.
+/// Writes a reservation and its lines; `expires_at_ms` `None` holds it until settled.
 pub fn insert_reservation(
     conn: &Connection,
+    reference: &Reference,
     order_id: Id,
     lines: &[(Id, i64)],
-    expires_at_ms: i64,
+    expires_at_ms: Option<i64>,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO reservations (order_id, status, expires_at_ms) VALUES (?1, 'reserved', ?2)",
+        "INSERT INTO reservations (reference, order_id, status, expires_at_ms)
+         VALUES (?1, ?2, 'reserved', ?3)",
     )?
-    .execute(params![order_id.get(), expires_at_ms])?;
+    .execute(params![reference.as_str(), order_id.get(), expires_at_ms])?;
     let mut line = conn.prepare_cached(
-        "INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES (?1, ?2, ?3)",
+        "INSERT INTO reservation_lines (reference, product_id, quantity) VALUES (?1, ?2, ?3)",
     )?;
     for (product, quantity) in lines {
-        line.execute(params![order_id.get(), product.get(), quantity])?;
+        line.execute(params![reference.as_str(), product.get(), quantity])?;
     }
     Ok(())
 }
 
 /// A reservation with its lines.
-pub fn get_reservation(conn: &Connection, order_id: Id) -> rusqlite::Result<Option<Reservation>> {
+pub fn get_reservation(
+    conn: &Connection,
+    reference: &Reference,
+) -> rusqlite::Result<Option<Reservation>> {
     let Some(mut reservation) = conn
         .prepare_cached(
-            "SELECT order_id, status, reason,
+            "SELECT reference, order_id, status, reason,
                     strftime('%Y-%m-%dT%H:%M:%fZ', expires_at_ms / 1000.0, 'unixepoch'),
                     created_at, updated_at
-             FROM reservations WHERE order_id = ?1",
+             FROM reservations WHERE reference = ?1",
         )?
-        .query_row(params![order_id.get()], |row| {
+        .query_row(params![reference.as_str()], |row| {
             Ok(Reservation {
-                order_id: row.get(0)?,
-                status: row.get(1)?,
-                reason: row.get(2)?,
-                expires_at: row.get(3)?,
-                created_at: row.get(4)?,
-                updated_at: row.get(5)?,
+                reference: row.get(0)?,
+                order_id: row.get(1)?,
+                status: row.get(2)?,
+                reason: row.get(3)?,
+                expires_at: row.get(4)?,
+                created_at: row.get(5)?,
+                updated_at: row.get(6)?,
                 lines: Vec::new(),
             })
         })
@@ -176,9 +182,10 @@ pub fn get_reservation(conn: &Connection, order_id: Id) -> rusqlite::Result<Opti
     };
     reservation.lines = conn
         .prepare_cached(
-            "SELECT product_id, quantity FROM reservation_lines WHERE order_id = ?1 ORDER BY product_id",
+            "SELECT product_id, quantity FROM reservation_lines WHERE reference = ?1
+             ORDER BY product_id",
         )?
-        .query_map(params![order_id.get()], |row| {
+        .query_map(params![reference.as_str()], |row| {
             Ok(ReservationLine {
                 product_id: row.get(0)?,
                 quantity: row.get(1)?,
@@ -191,35 +198,36 @@ pub fn get_reservation(conn: &Connection, order_id: Id) -> rusqlite::Result<Opti
 /// Moves a reservation to `status`; a release also puts its units back on stock.
 pub fn settle_reservation(
     conn: &Connection,
-    order_id: Id,
+    reference: &Reference,
     status: ReservationStatus,
     reason: Option<&str>,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE reservations SET status = ?2, reason = ?3,
              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-         WHERE order_id = ?1",
+         WHERE reference = ?1",
     )?
-    .execute(params![order_id.get(), status.as_str(), reason])?;
+    .execute(params![reference.as_str(), status.as_str(), reason])?;
     if status == ReservationStatus::Released {
         conn.prepare_cached(
             "UPDATE products SET stock = stock + (
                  SELECT quantity FROM reservation_lines l
-                 WHERE l.order_id = ?1 AND l.product_id = products.id),
+                 WHERE l.reference = ?1 AND l.product_id = products.id),
                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE id IN (SELECT product_id FROM reservation_lines WHERE order_id = ?1)",
+             WHERE id IN (SELECT product_id FROM reservation_lines WHERE reference = ?1)",
         )?
-        .execute(params![order_id.get()])?;
+        .execute(params![reference.as_str()])?;
     }
     Ok(())
 }
 
-/// Orders whose reservation is still held past its expiry.
-pub fn expired_reservations(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<Id>> {
+/// Reservations still held past their expiry (never those held until settled).
+pub fn expired_reservations(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<Reference>> {
     conn.prepare_cached(
-        "SELECT order_id FROM reservations WHERE status = 'reserved' AND expires_at_ms <= ?1
+        "SELECT reference FROM reservations
+         WHERE status = 'reserved' AND expires_at_ms <= ?1
          ORDER BY expires_at_ms LIMIT 100",
     )?
-    .query_map(params![now_ms], |row| Ok(Id::from_db(row.get(0)?)))?
+    .query_map(params![now_ms], |row| Ok(Reference::from_db(row.get(0)?)))?
     .collect()
 }

@@ -299,6 +299,62 @@ async fn the_sweep_releases_reservations_held_too_long() {
     assert_eq!(release_expired(&state).await.unwrap(), 0);
 }
 
+#[tokio::test]
+async fn a_reference_keys_one_reservation_and_one_held_until_settled_outlives_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_ttl(&dir, Duration::ZERO);
+    let app = router(state.clone(), test_keys());
+    let reference = service_kit::domain::new_reference();
+    let held = |order_id: i64, quantity: i64| {
+        json!({"reference": reference, "order_id": order_id, "expires": false,
+               "lines": [{"product_id": 2, "quantity": quantity}]})
+        .to_string()
+    };
+    let (status, r) = send(&app, Call::new("POST", "/reservations").json(&held(7, 3))).await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(r["reference"], json!(reference));
+    assert_eq!(r["order_id"], 7);
+    assert_eq!(r["expires_at"], Value::Null, "held until settled");
+    // Order 7 of another orders.db (a restored backup) has its own reference: its own stock.
+    let (status, other) = reserve(&app, 7, json!([{"product_id":2,"quantity":3}])).await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    assert_eq!(other["reference"], "7");
+    assert_eq!(stock_of(&app, 2).await, 194);
+    // The same reference for another order, or other lines: never the reservation reused.
+    for body in [held(8, 3), held(7, 4)] {
+        let (status, _) = send(&app, Call::new("POST", "/reservations").json(&body)).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    }
+    let (status, _) = send(&app, Call::new("POST", "/reservations").json(&held(7, 3))).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "asked again: found, not taken twice"
+    );
+    assert_eq!(stock_of(&app, 2).await, 194);
+
+    assert_eq!(
+        release_expired(&state).await.unwrap(),
+        1,
+        "only the one with a timer"
+    );
+    let (_, r) = send(
+        &app,
+        Call::new("GET", &format!("/reservations/{reference}")),
+    )
+    .await;
+    assert_eq!(r["status"], "reserved");
+    let path = format!("/reservations/{reference}/commit");
+    let (status, r) = send(&app, Call::new("POST", &path)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(r["status"], "committed");
+    assert_eq!(stock_of(&app, 2).await, 197);
+    for bad in ["a%2Fb", "%00", "x%27%20OR%201"] {
+        let (status, _) = send(&app, Call::new("GET", &format!("/reservations/{bad}"))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_concurrent_reservations_for_fifty_units_sell_exactly_fifty() {
     let (_dir, app) = app();
@@ -461,7 +517,7 @@ async fn the_openapi_document_is_served_without_a_key_and_names_the_key_scheme()
         "/products",
         "/products/{id}",
         "/reservations",
-        "/reservations/{order_id}/release",
+        "/reservations/{reference}/release",
         "/events",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");

@@ -6,12 +6,14 @@ use service_kit::ApiError;
 use service_kit::domain::{Id, Quantity, UserId};
 use service_kit::money::Cents;
 
-pub use shop_contracts::OrderStatus;
+pub use shop_contracts::{OrderStatus, OrderStock};
 
 /// An order as stored, with its lines and status history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     pub id: i64,
+    /// Its global reference (UUIDv7; an older order's id as text).
+    pub reference: String,
     pub user_id: String,
     pub items: Vec<OrderItem>,
     pub total: Cents,
@@ -20,6 +22,8 @@ pub struct Order {
     pub catalog_verified: bool,
     /// The payment that paid for it, once PAID.
     pub payment_id: Option<i64>,
+    /// Where its stock is.
+    pub stock: OrderStock,
     pub status_history: Vec<StatusEntry>,
     /// The journey that placed it.
     pub correlation_id: Option<String>,

@@ -2,7 +2,10 @@
 //! that marks an order PAID.
 //!
 //! Each new order's lines are checked against the catalog (unknown product or wrong price:
-//! 422). When the catalog cannot answer, the order is accepted and marked unverified.
+//! 422) and its stock held there under the order's global `ref` (short: 409, the order
+//! cancelled `out_of_stock`). When the catalog cannot answer, the order is accepted, marked
+//! unverified, its stock pending; the stock keeper (`stock.rs`) reserves it later, commits
+//! the stock of paid orders, releases that of cancelled ones, and expires unpaid orders.
 //! Only a payment webhook with a valid Standard Webhooks signature marks an order PAID, and
 //! each webhook id is processed once.
 //!
@@ -20,6 +23,7 @@
 pub mod domain;
 mod lifecycle;
 mod routes;
+pub mod stock;
 mod store;
 
 pub use routes::orders::OrderOut;
@@ -39,6 +43,7 @@ pub use shop_contracts::payments::PaymentClient;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 
 /// The service's name in logs and health answers.
@@ -72,6 +77,16 @@ pub struct Config {
     )]
     pub payment_url: String,
 
+    /// How long an unpaid order holds its stock before it is cancelled (reason `expired`)
+    /// and the stock released, e.g. `30m`; `0s` never expires orders.
+    #[arg(long, env = "ORDER_TTL", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub order_ttl: Duration,
+
+    /// How often the stock keeper retries what the catalog could not be told (a pending
+    /// reservation, a commit, a release) and looks for expired orders, in milliseconds.
+    #[arg(long, env = "STOCK_RETRY_MS", default_value_t = 1000)]
+    pub stock_retry_ms: u64,
+
     #[command(flatten)]
     pub webhook: WebhookArgs,
 
@@ -99,6 +114,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0003_create_idempotency_keys.sql",
     "0004_create_events.sql",
     "0005_order_correlation.sql",
+    "0006_orders_hold_their_stock.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -152,8 +168,13 @@ pub async fn run(
         payments,
         webhook_secrets,
     };
-    let app = router(state, config.common.key_policy()?);
-    let workers = Workers::new();
+    let app = router(state.clone(), config.common.key_policy()?);
+    let mut workers = Workers::new();
+    let every = Duration::from_millis(config.stock_retry_ms.max(1));
+    let order_ttl = (!config.order_ttl.is_zero()).then_some(config.order_ttl);
+    workers.spawn("stock keeper", move |stop| {
+        stock::keep(state, every, order_ttl, stop)
+    });
     service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown).await?;
     Ok(())
 }

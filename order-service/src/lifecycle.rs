@@ -6,6 +6,7 @@ use crate::AppState;
 use crate::domain::{
     Lifecycle, NewOrder, Order, OrderStatus, PaymentOutcome, Stats, payment_outcome,
 };
+use crate::stock::{self, Settled};
 use crate::store;
 use service_kit::ApiError;
 use service_kit::db::Db;
@@ -17,18 +18,43 @@ use shop_contracts::catalog::CatalogClient;
 use shop_contracts::payments::{PAYMENT_SUCCEEDED, PaymentWebhook, PaymentsSummary};
 use std::collections::BTreeMap;
 
-/// Writes a new PENDING order after checking its prices with the catalog; accepted
-/// unverified when the catalog cannot be asked.
+/// Writes a new PENDING order after checking its prices with the catalog, then holds its
+/// stock under the order's new `ref`: a line the catalog cannot supply cancels the order
+/// (`out_of_stock: ...`) and is a 409 naming the product. When the catalog cannot be asked
+/// the order is accepted unverified with its stock pending, for the stock keeper. The order
+/// is written before the stock is asked for, so a crash in between leaves a pending order
+/// the keeper finishes, never units held for no order.
 pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, ApiError> {
     let verified = check_against_catalog(&state.catalog, &order).await?;
     let correlation = correlation_id();
-    state
+    let reference = service_kit::domain::new_reference();
+    let id = state
         .db
         .write(move |tx| {
-            let id = store::insert_order(tx, &order, verified, correlation.as_deref())?;
-            store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("new order vanished"))
+            Ok(store::insert_order(
+                tx,
+                &reference,
+                &order,
+                verified,
+                correlation.as_deref(),
+            )?)
         })
-        .await
+        .await?;
+    if let Settled::Short(refusal) = stock::settle(state, id).await? {
+        let message = format!("order {id} cancelled: {}", refusal.message);
+        return Err(if refusal.is(422) {
+            ApiError::Validation(message)
+        } else {
+            ApiError::Conflict(message)
+        });
+    }
+    read_order(&state.db, id).await
+}
+
+async fn read_order(db: &Db, id: Id) -> Result<Order, ApiError> {
+    db.call(move |conn| Ok(store::get_order(conn, id)?))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))
 }
 
 /// Whether every line's price is the catalog's: `Ok(false)` when the catalog could not be
@@ -96,7 +122,7 @@ pub async fn apply_payment_webhook(
         )));
     }
     let correlation = correlation_id();
-    state
+    let applied = state
         .db
         .write(move |tx| {
             if !store::webhook_seen(tx, &webhook_id)? {
@@ -125,13 +151,25 @@ pub async fn apply_payment_webhook(
             store::get_order(tx, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))
         })
-        .await
+        .await?;
+    settle_stock_now(state, applied).await
+}
+
+/// Tells the catalog what the order's new status means for its stock (commit when paid,
+/// release when cancelled) and answers with the order as it is then. If the catalog cannot
+/// be told now the stock keeper tells it later; the change itself stands either way.
+async fn settle_stock_now(state: &AppState, order: Order) -> Result<Order, ApiError> {
+    let id = Id::from_db(order.id);
+    match stock::settle(state, id).await? {
+        Settled::Settled(now) if now != order.stock => read_order(&state.db, id).await,
+        _ => Ok(order),
+    }
 }
 
 /// Moves order `id` to `target` when the lifecycle allows it (409 otherwise), recording
 /// the reason in its history. PAID is only ever reached through a payment webhook.
 pub async fn change_status(
-    db: &Db,
+    state: &AppState,
     id: Id,
     target: OrderStatus,
     reason: Option<String>,
@@ -142,25 +180,28 @@ pub async fn change_status(
         ));
     }
     let correlation = correlation_id();
-    db.write(move |tx| {
-        let (current, _) = store::order_status(tx, id)?
-            .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
-        if !current.can_become(target) {
-            return Err(ApiError::Conflict(format!(
-                "order {id} is {current} and cannot become {target}"
-            )));
-        }
-        let transition = (current, target);
-        store::change_status(
-            tx,
-            id,
-            transition,
-            reason.as_deref(),
-            correlation.as_deref(),
-        )?;
-        store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order vanished"))
-    })
-    .await
+    let changed = state
+        .db
+        .write(move |tx| {
+            let (current, _) = store::order_status(tx, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
+            if !current.can_become(target) {
+                return Err(ApiError::Conflict(format!(
+                    "order {id} is {current} and cannot become {target}"
+                )));
+            }
+            let transition = (current, target);
+            store::change_status(
+                tx,
+                id,
+                transition,
+                reason.as_deref(),
+                correlation.as_deref(),
+            )?;
+            store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order vanished"))
+        })
+        .await?;
+    settle_stock_now(state, changed).await
 }
 
 /// Orders by status, revenue and units of paid orders, and what the payment service

@@ -1,28 +1,32 @@
 //! Every SQL statement of the order service, as plain functions over a connection.
 
-use crate::domain::{NewOrder, Order, OrderItem, OrderStatus, StatusEntry};
+use crate::domain::{NewOrder, Order, OrderItem, OrderStatus, OrderStock, StatusEntry};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use service_kit::domain::{Id, Page, UserId};
 use service_kit::events;
 use service_kit::money::Cents;
 
-/// Writes a new PENDING order with its lines, first history entry and `order.created`
-/// event; returns its id.
+/// Writes a new PENDING order under `reference`, its stock `pending`, with its lines,
+/// first history entry and `order.created` event; returns its id.
 pub fn insert_order(
     conn: &Connection,
+    reference: &str,
     order: &NewOrder,
     catalog_verified: bool,
     correlation_id: Option<&str>,
 ) -> rusqlite::Result<Id> {
     conn.prepare_cached(
-        "INSERT INTO orders (user_id, total_cents, status, catalog_verified, correlation_id)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO orders (ref, user_id, total_cents, status, stock, catalog_verified,
+                             correlation_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
+        reference,
         order.user_id.as_str(),
         order.total.get(),
         OrderStatus::Pending,
+        OrderStock::Pending,
         catalog_verified,
         correlation_id
     ])?;
@@ -47,7 +51,7 @@ pub fn insert_order(
         .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity, "price": l.unit_price}))
         .collect();
     let payload = json!({
-        "order_id": id, "user_id": order.user_id, "total": order.total,
+        "order_id": id, "ref": reference, "user_id": order.user_id, "total": order.total,
         "lines": lines, "catalog_verified": catalog_verified,
     });
     events::record(conn, "order.created", correlation_id, &payload)?;
@@ -160,7 +164,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
     let order = conn
         .prepare_cached(
             "SELECT id, user_id, total_cents, status, catalog_verified, payment_id,
-                    created_at, updated_at, correlation_id
+                    created_at, updated_at, correlation_id, ref, stock
              FROM orders WHERE id = ?1",
         )?
         .query_row(params![id.get()], |row| {
@@ -174,6 +178,8 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
                 created_at: row.get(6)?,
                 updated_at: row.get(7)?,
                 correlation_id: row.get(8)?,
+                reference: row.get(9)?,
+                stock: row.get(10)?,
                 items: Vec::new(),
                 status_history: Vec::new(),
             })
@@ -252,5 +258,55 @@ pub fn paid_units(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
          GROUP BY i.product_id ORDER BY i.product_id",
     )?
     .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+    .collect()
+}
+
+/// Records where an order's stock now is (`stock.<state>` on the order's event feed), if it
+/// is still `from`; returns whether this call changed it.
+pub fn set_stock(
+    conn: &Connection,
+    id: Id,
+    (from, to): (OrderStock, OrderStock),
+    correlation_id: Option<&str>,
+) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE orders SET stock = ?3, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = ?1 AND stock = ?2",
+        )?
+        .execute(params![id.get(), from, to])?;
+    if changed == 1 {
+        let payload = json!({"order_id": id, "from": from, "to": to});
+        events::record(conn, "order.stock_changed", correlation_id, &payload)?;
+    }
+    Ok(changed == 1)
+}
+
+/// Orders whose stock does not match their status yet: pending (not yet reserved), held
+/// but paid (to commit) or cancelled (to release). Oldest first, at most `limit`.
+pub fn stock_to_settle(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Id>> {
+    conn.prepare_cached(
+        "SELECT id FROM orders
+         WHERE stock = 'pending' OR (stock = 'held' AND status != 'PENDING')
+         ORDER BY id LIMIT ?1",
+    )?
+    .query_map(params![limit], |row| Ok(Id::from_db(row.get(0)?)))?
+    .collect()
+}
+
+/// PENDING orders placed more than `ttl` ago that still hold (or wait for) stock.
+pub fn unpaid_older_than(
+    conn: &Connection,
+    ttl: std::time::Duration,
+    limit: i64,
+) -> rusqlite::Result<Vec<Id>> {
+    let age = format!("-{}.{:03} seconds", ttl.as_secs(), ttl.subsec_millis());
+    conn.prepare_cached(
+        "SELECT id FROM orders
+         WHERE status = 'PENDING' AND stock IN ('pending', 'held')
+           AND created_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?1)
+         ORDER BY id LIMIT ?2",
+    )?
+    .query_map(params![age, limit], |row| Ok(Id::from_db(row.get(0)?)))?
     .collect()
 }

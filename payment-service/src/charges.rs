@@ -11,8 +11,8 @@ use service_kit::ApiError;
 use service_kit::clock::current_year_month;
 use service_kit::domain::Id;
 use service_kit::money::Cents;
-use shop_contracts::OrderStatus;
 use shop_contracts::card::CardIn;
+use shop_contracts::{OrderStatus, OrderStock};
 
 /// Charges `amount` for `order_id` with `card` (or the default test card when none):
 /// 402 when declined (recorded as failed, order left unpaid), 409 when the order is paid
@@ -114,6 +114,13 @@ async fn check_order(state: &AppState, order_id: Id, amount: Cents) -> Result<bo
                 return Err(ApiError::Conflict(format!(
                     "order {order_id} is {} and cannot be paid",
                     order.status
+                )));
+            }
+            if order.stock == OrderStock::Pending {
+                // Its stock is not held yet (the catalog was away when it was placed): no
+                // money for units that may not be there.
+                return Err(ApiError::Conflict(format!(
+                    "order {order_id} does not hold its stock yet; try again shortly"
                 )));
             }
             if order.total != amount {

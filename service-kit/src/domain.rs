@@ -12,6 +12,46 @@ pub fn new_reference() -> String {
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// A reference as another service sends it (a reservation's key): 1 to 64 letters, digits,
+/// `_` or `-`. New ones come from [`new_reference`]; an order id written as text is one too,
+/// which keeps the keys made before references existed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Reference(String);
+
+impl Reference {
+    /// The longest reference accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// Validates a reference; `what` names it in the error.
+    pub fn parse(raw: &str, what: &str) -> Result<Self, ApiError> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-');
+        if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.chars().all(ok_char) {
+            return Err(ApiError::Validation(format!(
+                "{what} must be 1 to {} letters, digits, '_' or '-'",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(Reference(raw.to_string()))
+    }
+
+    /// Wraps a reference read back from the database.
+    pub fn from_db(raw: String) -> Self {
+        Reference(raw)
+    }
+
+    /// The reference as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A shopper's id as it appears in `/cart/{user_id}` and `?user_id=`: 1 to 64 characters of
 /// letters, digits and `_ - . @`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -161,6 +201,17 @@ mod tests {
         assert!(UserId::parse("a b").is_err());
         assert!(UserId::parse("x'; DROP TABLE carts;--").is_err());
         assert!(UserId::parse("nul\0").is_err());
+    }
+
+    #[test]
+    fn references_are_plain_and_short() {
+        assert!(Reference::parse(&new_reference(), "ref").is_ok());
+        assert!(Reference::parse("9001", "ref").is_ok());
+        assert!(Reference::parse("", "ref").is_err());
+        assert!(Reference::parse(&"a".repeat(65), "ref").is_err());
+        assert!(Reference::parse("a/b", "ref").is_err());
+        assert!(Reference::parse("1' OR '1'='1", "ref").is_err());
+        assert!(Reference::parse("nul\0", "ref").is_err());
     }
 
     #[test]

@@ -34,22 +34,31 @@ pub struct ReservationLine {
 /// The body of `POST /reservations`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReservationRequest<'a> {
-    /// The order the stock is held for; asking again for it finds the same reservation.
+    /// The key it is held under (the order's ref); asking again with it finds the same
+    /// reservation.
+    pub reference: &'a str,
+    /// The order the stock is held for.
     pub order_id: i64,
     /// Every line, all reserved or none.
     pub lines: &'a [ReservationLine],
+    /// Always false from the shop's services: the order service settles every order it
+    /// holds stock for (paid: committed; cancelled or expired: released), so the catalog's
+    /// timer never releases the units of an order that is being paid.
+    pub expires: bool,
 }
 
 /// A reservation as another service reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ReservationView {
+    /// The key it is held under.
+    pub reference: String,
     /// The order it holds stock for.
     pub order_id: i64,
     /// Held, sold or given back.
     pub status: ReservationStatus,
 }
 
-/// The body of `POST /reservations/{order_id}/release`.
+/// The body of `POST /reservations/{reference}/release`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReleaseRequest<'a> {
     /// Why the stock goes back, kept with the reservation.
@@ -84,35 +93,42 @@ impl CatalogClient {
         }
     }
 
-    /// `POST /reservations`: every line held for the order, or none (refused with 409 when
-    /// out of stock, 422 for an unknown product).
+    /// `POST /reservations`: every line held under `reference` for the order until it is
+    /// committed or released, or none (refused with 409 when out of stock or when the
+    /// reference holds other lines, 422 for an unknown product).
     pub async fn reserve(
         &self,
+        reference: &str,
         order_id: i64,
         lines: &[ReservationLine],
     ) -> Outcome<ReservationView> {
-        let request = ReservationRequest { order_id, lines };
+        let request = ReservationRequest {
+            reference,
+            order_id,
+            lines,
+            expires: false,
+        };
         self.peer
             .post("/reservations".to_string(), &request, Vec::new())
             .await
     }
 
-    /// `POST /reservations/{order_id}/commit`: the held stock is sold.
-    pub async fn commit(&self, order_id: i64) -> Outcome<ReservationView> {
+    /// `POST /reservations/{reference}/commit`: the held stock is sold.
+    pub async fn commit(&self, reference: &str) -> Outcome<ReservationView> {
         self.peer
             .post(
-                format!("/reservations/{order_id}/commit"),
+                format!("/reservations/{reference}/commit"),
                 &serde_json::json!({}),
                 Vec::new(),
             )
             .await
     }
 
-    /// `POST /reservations/{order_id}/release`: the held stock goes back on sale.
-    pub async fn release(&self, order_id: i64, reason: &str) -> Outcome<ReservationView> {
+    /// `POST /reservations/{reference}/release`: the held stock goes back on sale.
+    pub async fn release(&self, reference: &str, reason: &str) -> Outcome<ReservationView> {
         self.peer
             .post(
-                format!("/reservations/{order_id}/release"),
+                format!("/reservations/{reference}/release"),
                 &ReleaseRequest { reason },
                 Vec::new(),
             )

@@ -21,4 +21,4 @@ pub mod orders;
 pub mod payments;
 mod status;
 
-pub use status::{OrderStatus, PaymentStatus, ReservationStatus};
+pub use status::{OrderStatus, OrderStock, PaymentStatus, ReservationStatus};

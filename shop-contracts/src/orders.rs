@@ -1,7 +1,7 @@
 //! order-service's side of the wire: what payment-service and cart-service send to it and
 //! read from it.
 
-use crate::OrderStatus;
+use crate::{OrderStatus, OrderStock};
 use serde::{Deserialize, Serialize};
 use service_kit::money::Cents;
 
@@ -14,6 +14,11 @@ pub struct OrderView {
     pub total: Cents,
     /// Where it is in its life.
     pub status: OrderStatus,
+    /// Its global reference: the key its stock is held under.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Where its stock is.
+    pub stock: OrderStock,
 }
 
 /// The most lines an order may have; a cart holds no more, so a full cart can be ordered.

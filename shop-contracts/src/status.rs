@@ -39,6 +39,20 @@ service_kit::text_enum! {
     }
 }
 
+service_kit::text_enum! {
+    /// Where an order's stock is. order-service holds it with the catalog under the order's
+    /// `ref`: `pending` until the catalog has been asked, `held` while the order waits for
+    /// its payment, `committed` once paid, `released` once cancelled. `untracked`: an order
+    /// placed before orders held their own stock.
+    OrderStock {
+        Pending => "pending",
+        Held => "held",
+        Committed => "committed",
+        Released => "released",
+        Untracked => "untracked",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +79,9 @@ mod tests {
         }
         for status in ReservationStatus::ALL {
             assert_eq!(ReservationStatus::parse(status.as_str()), Some(*status));
+        }
+        for stock in OrderStock::ALL {
+            assert_eq!(OrderStock::parse(stock.as_str()), Some(*stock));
         }
         assert_eq!(
             serde_json::from_str::<PaymentStatus>("\"captured\"").unwrap(),

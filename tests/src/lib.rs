@@ -190,10 +190,25 @@ pub struct Shop {
 impl Shop {
     /// A new shop with empty databases.
     pub fn start() -> Shop {
+        Shop::start_with(&[])
+    }
+
+    /// A new shop with empty databases, `extra` flags given to the services they name,
+    /// e.g. `&[("order-service", &["--order-ttl", "2s"])]`.
+    pub fn start_with(extra: &[(&str, &[&str])]) -> Shop {
         let dir = tempfile::tempdir().expect("temp dir");
         let at = |file: &str| dir.path().join(file);
+        let flags = |service: &str| -> Vec<String> {
+            extra
+                .iter()
+                .filter(|(name, _)| *name == service)
+                .flat_map(|(_, flags)| flags.iter().map(|f| f.to_string()))
+                .collect()
+        };
         let db = |file: &str| vec!["--db".to_string(), at(file).display().to_string()];
-        let catalog = Service::start("catalog-service", db("products.db"), at("catalog.log"));
+        let mut catalog_args = db("products.db");
+        catalog_args.extend(flags("catalog-service"));
+        let catalog = Service::start("catalog-service", catalog_args, at("catalog.log"));
         let with_catalog = |file: &str| {
             let mut args = db(file);
             args.extend(["--catalog-url".to_string(), catalog.url()]);
@@ -206,9 +221,11 @@ impl Shop {
             "--payment-url".to_string(),
             format!("http://127.0.0.1:{payment_port}"),
         ]);
+        order_args.extend(flags("order-service"));
         let order = Service::start("order-service", order_args, at("order.log"));
         let mut payment_args = db("payments.db");
         payment_args.extend(["--order-url".to_string(), order.url()]);
+        payment_args.extend(flags("payment-service"));
         let payment = Service::start_on(
             payment_port,
             "payment-service",
@@ -222,6 +239,7 @@ impl Shop {
             "--payment-url".to_string(),
             payment.url(),
         ]);
+        cart_args.extend(flags("cart-service"));
         let cart = Service::start("cart-service", cart_args, at("cart.log"));
         Shop {
             catalog,

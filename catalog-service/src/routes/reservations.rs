@@ -1,16 +1,17 @@
 //! `/reservations`: hold stock for an order, then commit it (sold) or release it (back on
-//! sale). All lines or none; stock never below zero; one reservation per order.
+//! sale). All lines or none; stock never below zero; one reservation per reference (an
+//! order's global ref; the order id as text when none is given).
 
 use crate::AppState;
 use crate::domain::{LineIn, Reservation, ReservationStatus};
-use crate::stock::{self, Reserved};
+use crate::stock::{self, ReserveRequest, Reserved};
 use crate::store;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
-use service_kit::domain::Id;
+use service_kit::domain::{Id, Reference};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path};
 use service_kit::openapi::ProtectedErrors;
@@ -18,13 +19,16 @@ use service_kit::openapi::ProtectedErrors;
 /// A reservation as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReservationOut {
+    /// The key it was made under.
+    pub reference: String,
     pub order_id: i64,
     pub status: ReservationStatus,
     pub lines: Vec<ReservationLineOut>,
     /// Why it was released, when it was.
     pub reason: Option<String>,
-    /// When the sweep releases it if it is still only reserved.
-    pub expires_at: String,
+    /// When the sweep releases it if it is still only reserved; null: held until committed
+    /// or released.
+    pub expires_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -39,6 +43,7 @@ pub struct ReservationLineOut {
 impl From<Reservation> for ReservationOut {
     fn from(r: Reservation) -> Self {
         ReservationOut {
+            reference: r.reference,
             order_id: r.order_id,
             status: r.status,
             lines: r
@@ -60,12 +65,19 @@ impl From<Reservation> for ReservationOut {
 /// `POST /reservations` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ReserveIn {
-    /// The order the stock is held for; reserving again for it finds the same reservation.
+    /// The key of the reservation (an order's `ref`): reserving again under it finds the
+    /// same reservation. Defaults to the order id written as text.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub reference: Option<String>,
+    /// The order the stock is held for.
     #[schema(minimum = 1)]
     pub order_id: i64,
     /// 1 to 100 lines.
     #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<LineIn>,
+    /// false: held until committed or released, never by the expiry sweep (for an order
+    /// service that settles every order itself). Default true.
+    pub expires: Option<bool>,
 }
 
 /// Optional body of a release.
@@ -74,16 +86,16 @@ pub struct ReleaseIn {
     pub reason: Option<String>,
 }
 
-/// Reserves every line or none, for one order.
+/// Reserves every line or none, for one order, under one reference.
 #[utoipa::path(
     post,
     path = "/reservations",
     request_body = ReserveIn,
     responses(
         (status = 201, description = "Reserved", body = ReservationOut),
-        (status = 200, description = "This order's reservation, already made", body = ReservationOut),
+        (status = 200, description = "This reference's reservation, already made", body = ReservationOut),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 409, description = "Out of stock", body = ErrorBody),
+        (status = 409, description = "Out of stock, or the reference holds other lines", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Unknown product or invalid line", body = ErrorBody),
@@ -96,86 +108,100 @@ pub async fn reservations_create(
     Json(body): Json<ReserveIn>,
 ) -> Result<(StatusCode, Json<ReservationOut>), ApiError> {
     let order_id = Id::parse(body.order_id, "order_id")?;
-    match stock::reserve(&state.db, order_id, body.lines, state.reservation_ttl).await? {
+    let reference = match &body.reference {
+        Some(given) => Reference::parse(given, "reference")?,
+        None => Reference::from_db(order_id.to_string()),
+    };
+    let request = ReserveRequest {
+        reference,
+        order_id,
+        lines: body.lines,
+        ttl: body
+            .expires
+            .unwrap_or(true)
+            .then_some(state.reservation_ttl),
+    };
+    match stock::reserve(&state.db, request).await? {
         Reserved::New(made) => Ok((StatusCode::CREATED, Json(made.into()))),
         Reserved::Existing(found) => Ok((StatusCode::OK, Json(found.into()))),
     }
 }
 
-/// One order's reservation.
+/// One reservation.
 #[utoipa::path(
     get,
-    path = "/reservations/{order_id}",
-    params(("order_id" = i64, Path, description = "Order id")),
+    path = "/reservations/{reference}",
+    params(("reference" = String, Path, description = "The reservation's reference (an order's ref, or its id)")),
     responses(
         (status = 200, description = "The reservation", body = ReservationOut),
-        (status = 400, description = "Not a number", body = ErrorBody),
-        (status = 404, description = "No reservation for the order", body = ErrorBody),
-        (status = 422, description = "Not a positive id", body = ErrorBody),
+        (status = 400, description = "Malformed path", body = ErrorBody),
+        (status = 404, description = "No reservation under the reference", body = ErrorBody),
+        (status = 422, description = "Not a reference", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
 pub async fn reservations_get(
     State(state): State<AppState>,
-    Path(order_id): Path<i64>,
+    Path(reference): Path<String>,
 ) -> Result<Json<ReservationOut>, ApiError> {
-    let order_id = Id::parse(order_id, "order_id")?;
+    let reference = Reference::parse(&reference, "reference")?;
+    let key = reference.clone();
     state
         .db
-        .call(move |conn| Ok(store::get_reservation(conn, order_id)?))
+        .call(move |conn| Ok(store::get_reservation(conn, &key)?))
         .await?
         .map(|found| Json(found.into()))
-        .ok_or_else(|| ApiError::NotFound(format!("no reservation for order {order_id}")))
+        .ok_or_else(|| ApiError::NotFound(format!("no reservation {reference}")))
 }
 
 /// Commits a reservation: its stock is sold.
 #[utoipa::path(
     post,
-    path = "/reservations/{order_id}/commit",
-    params(("order_id" = i64, Path, description = "Order id")),
+    path = "/reservations/{reference}/commit",
+    params(("reference" = String, Path, description = "The reservation's reference (an order's ref, or its id)")),
     responses(
         (status = 200, description = "The reservation as it is now", body = ReservationOut),
-        (status = 400, description = "Not a number or malformed body", body = ErrorBody),
-        (status = 404, description = "No reservation for the order", body = ErrorBody),
+        (status = 400, description = "Malformed path or body", body = ErrorBody),
+        (status = 404, description = "No reservation under the reference", body = ErrorBody),
         (status = 409, description = "Already settled the other way", body = ErrorBody),
-        (status = 422, description = "Not a positive id", body = ErrorBody),
+        (status = 422, description = "Not a reference", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
 pub async fn reservations_commit(
     State(state): State<AppState>,
-    Path(order_id): Path<i64>,
+    Path(reference): Path<String>,
 ) -> Result<Json<ReservationOut>, ApiError> {
-    let order_id = Id::parse(order_id, "order_id")?;
+    let reference = Reference::parse(&reference, "reference")?;
     let committed =
-        stock::settle_reservation(&state.db, order_id, ReservationStatus::Committed, None).await?;
+        stock::settle_reservation(&state.db, reference, ReservationStatus::Committed, None).await?;
     Ok(Json(committed.into()))
 }
 
 /// Releases a reservation: its stock is back on sale.
 #[utoipa::path(
     post,
-    path = "/reservations/{order_id}/release",
-    params(("order_id" = i64, Path, description = "Order id")),
+    path = "/reservations/{reference}/release",
+    params(("reference" = String, Path, description = "The reservation's reference (an order's ref, or its id)")),
     request_body(content = Option<ReleaseIn>, description = "Why (optional)"),
     responses(
         (status = 200, description = "The reservation as it is now", body = ReservationOut),
-        (status = 400, description = "Not a number or malformed body", body = ErrorBody),
-        (status = 404, description = "No reservation for the order", body = ErrorBody),
+        (status = 400, description = "Malformed path or body", body = ErrorBody),
+        (status = 404, description = "No reservation under the reference", body = ErrorBody),
         (status = 409, description = "Already settled the other way", body = ErrorBody),
-        (status = 422, description = "Not a positive id", body = ErrorBody),
+        (status = 422, description = "Not a reference", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
 pub async fn reservations_release(
     State(state): State<AppState>,
-    Path(order_id): Path<i64>,
+    Path(reference): Path<String>,
     body: Bytes,
 ) -> Result<Json<ReservationOut>, ApiError> {
-    let order_id = Id::parse(order_id, "order_id")?;
+    let reference = Reference::parse(&reference, "reference")?;
     let release: ReleaseIn = if body.iter().all(u8::is_ascii_whitespace) {
         ReleaseIn::default()
     } else {
@@ -184,6 +210,7 @@ pub async fn reservations_release(
     };
     let reason = release.reason.map(|r| r.chars().take(500).collect());
     let released =
-        stock::settle_reservation(&state.db, order_id, ReservationStatus::Released, reason).await?;
+        stock::settle_reservation(&state.db, reference, ReservationStatus::Released, reason)
+            .await?;
     Ok(Json(released.into()))
 }

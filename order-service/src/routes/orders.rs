@@ -1,7 +1,7 @@
 //! `/orders`: place, list and read orders, and the payment webhook that marks one PAID.
 
 use crate::AppState;
-use crate::domain::{NewOrder, Order, OrderLineIn, OrderStatus, Stats, StatusEntry};
+use crate::domain::{NewOrder, Order, OrderLineIn, OrderStatus, OrderStock, Stats, StatusEntry};
 use crate::lifecycle;
 use crate::store;
 use axum::extract::State;
@@ -21,6 +21,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderOut {
     pub id: i64,
+    /// Its global reference: the key its stock is held under in the catalog.
+    #[serde(rename = "ref")]
+    pub reference: String,
     pub user_id: String,
     pub items: Vec<OrderItemOut>,
     pub total: Cents,
@@ -29,6 +32,9 @@ pub struct OrderOut {
     pub catalog_verified: bool,
     /// The payment that paid for it, once PAID.
     pub payment_id: Option<i64>,
+    /// Where its stock is: `pending` (the catalog not asked yet), `held`, `committed`
+    /// (paid), `released` (cancelled), `untracked` (placed before orders held stock).
+    pub stock: OrderStock,
     pub status_history: Vec<StatusChangeOut>,
     /// The `X-Request-Id` of the journey that placed it: the key to its events everywhere.
     pub correlation_id: Option<String>,
@@ -57,6 +63,7 @@ impl From<Order> for OrderOut {
     fn from(o: Order) -> Self {
         OrderOut {
             id: o.id,
+            reference: o.reference,
             user_id: o.user_id,
             items: o
                 .items
@@ -72,6 +79,7 @@ impl From<Order> for OrderOut {
             status: o.status,
             catalog_verified: o.catalog_verified,
             payment_id: o.payment_id,
+            stock: o.stock,
             status_history: o
                 .status_history
                 .into_iter()
@@ -335,7 +343,7 @@ pub async fn orders_status_update(
     let id = Id::parse(id, "order id")?;
     let target: OrderStatus = change.status.parse()?;
     let reason = change.reason.map(|r| r.chars().take(500).collect());
-    let order = lifecycle::change_status(&state.db, id, target, reason).await?;
+    let order = lifecycle::change_status(&state, id, target, reason).await?;
     Ok(Json(order.into()))
 }
 

@@ -1,0 +1,262 @@
+//! An order's stock: held with the catalog under the order's `ref` when it is placed,
+//! committed once it is paid, released once it is cancelled or expires. Every step is
+//! recorded on the order (`stock`), so whatever the catalog could not be told now, the stock
+//! keeper tells it later; nothing is guessed and no unit is released by a timer while the
+//! order can still be paid.
+
+use crate::AppState;
+use crate::domain::{Order, OrderStatus, OrderStock};
+use crate::store;
+use service_kit::ApiError;
+use service_kit::domain::Id;
+use service_kit::http::correlation_id;
+use service_kit::peer::{Outcome, Refusal};
+use shop_contracts::catalog::ReservationLine;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The reason an order cancelled for want of stock carries (followed by the catalog's
+/// words, which name the product).
+pub const OUT_OF_STOCK: &str = "out_of_stock";
+/// The reason an unpaid order cancelled after `--order-ttl` carries.
+pub const EXPIRED: &str = "expired";
+
+/// What settling an order's stock came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// The stock matches the order's status (held, committed or released), or there was
+    /// nothing to do.
+    Settled(OrderStock),
+    /// The catalog refused to hold the stock (a 409 naming the short product, or a 422 for
+    /// an unknown one): the order was cancelled with reason `out_of_stock: ...`.
+    Short(Refusal),
+    /// The catalog could not be asked (down, slow, 5xx, 429): the order keeps its stock
+    /// state and the keeper tries again.
+    Waiting(String),
+}
+
+/// Brings the stock of order `id` in line with its status: reserves a pending one (or
+/// cancels the order when the catalog says it is short), commits a paid one, releases a
+/// cancelled one. Safe to run twice at once: the catalog keys everything by the order's
+/// ref, and each state change here is guarded by the state it comes from.
+pub async fn settle(state: &AppState, id: Id) -> Result<Settled, ApiError> {
+    // At most two catalog calls: a paid order still pending is reserved, then committed.
+    for _ in 0..2 {
+        let order = state
+            .db
+            .call(move |conn| Ok(store::get_order(conn, id)?))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
+        let settled = match (order.stock, order.status) {
+            (OrderStock::Pending, OrderStatus::Cancelled)
+            | (OrderStock::Held, OrderStatus::Cancelled) => release(state, &order).await?,
+            (OrderStock::Pending, _) => hold(state, &order).await?,
+            (OrderStock::Held, status) if status.is_paid() => commit(state, &order).await?,
+            (stock, _) => return Ok(Settled::Settled(stock)),
+        };
+        match settled {
+            Settled::Settled(OrderStock::Held) if order.status.is_paid() => continue,
+            other => return Ok(other),
+        }
+    }
+    Ok(Settled::Settled(OrderStock::Held))
+}
+
+fn lines(order: &Order) -> Vec<ReservationLine> {
+    order
+        .items
+        .iter()
+        .map(|item| ReservationLine {
+            product_id: item.product_id,
+            quantity: item.quantity,
+        })
+        .collect()
+}
+
+/// A refusal that says something about the stock (409 short or other lines, 422 unknown
+/// product), as opposed to one about the request (401, 403, 429: the catalog was not
+/// really asked).
+fn about_the_stock(refusal: &Refusal) -> bool {
+    refusal.is(409) || refusal.is(422)
+}
+
+async fn hold(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
+    let id = Id::from_db(order.id);
+    match state
+        .catalog
+        .reserve(&order.reference, order.id, &lines(order))
+        .await
+    {
+        Outcome::Done(_) => {
+            record(state, id, (OrderStock::Pending, OrderStock::Held), None).await?;
+            Ok(Settled::Settled(OrderStock::Held))
+        }
+        Outcome::Refused(refusal) if about_the_stock(&refusal) => {
+            if order.status.is_paid() {
+                // Only an order paid while its stock was pending can get here; nothing is
+                // sold twice (the catalog refused), and the keeper keeps asking.
+                tracing::error!(order = order.id, reason = %refusal.message, "a paid order's stock cannot be held");
+                return Ok(Settled::Waiting(refusal.message));
+            }
+            let reason = format!("{OUT_OF_STOCK}: {}", refusal.message);
+            record(
+                state,
+                id,
+                (OrderStock::Pending, OrderStock::Released),
+                Some(reason),
+            )
+            .await?;
+            Ok(Settled::Short(refusal))
+        }
+        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+            tracing::warn!(order = order.id, %message, "catalog not told yet; the stock keeper retries");
+            Ok(Settled::Waiting(message))
+        }
+    }
+}
+
+async fn commit(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
+    match state.catalog.commit(&order.reference).await {
+        Outcome::Done(_) => {
+            let id = Id::from_db(order.id);
+            record(state, id, (OrderStock::Held, OrderStock::Committed), None).await?;
+            Ok(Settled::Settled(OrderStock::Committed))
+        }
+        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+            tracing::warn!(order = order.id, %message, "paid order's stock not committed yet; the stock keeper retries");
+            Ok(Settled::Waiting(message))
+        }
+    }
+}
+
+async fn release(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
+    let reason = match order.status_history.last() {
+        Some(entry) => entry
+            .reason
+            .clone()
+            .unwrap_or_else(|| "order cancelled".into()),
+        None => "order cancelled".into(),
+    };
+    match state.catalog.release(&order.reference, &reason).await {
+        // 404: the catalog never held anything under this ref.
+        Outcome::Done(_) => {}
+        Outcome::Refused(refusal) if refusal.is(404) => {}
+        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+            tracing::warn!(order = order.id, %message, "cancelled order's stock not released yet; the stock keeper retries");
+            return Ok(Settled::Waiting(message));
+        }
+    }
+    let id = Id::from_db(order.id);
+    record(state, id, (order.stock, OrderStock::Released), None).await?;
+    Ok(Settled::Settled(OrderStock::Released))
+}
+
+/// Writes the stock's new state; with `cancel_reason`, cancels the (PENDING) order in the
+/// same transaction.
+async fn record(
+    state: &AppState,
+    id: Id,
+    change: (OrderStock, OrderStock),
+    cancel_reason: Option<String>,
+) -> Result<(), ApiError> {
+    let correlation = correlation_id();
+    state
+        .db
+        .write(move |tx| {
+            if store::set_stock(tx, id, change, correlation.as_deref())? {
+                if let Some(reason) = &cancel_reason {
+                    let transition = (OrderStatus::Pending, OrderStatus::Cancelled);
+                    store::change_status(tx, id, transition, Some(reason), correlation.as_deref())?;
+                }
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// Cancels (reason `expired`) the PENDING orders placed more than `ttl` ago, and releases
+/// their stock; an order the payment service has a payment for, or cannot rule one out,
+/// is left for its webhook. Returns how many it cancelled.
+pub async fn expire_unpaid(state: &AppState, ttl: Duration) -> Result<usize, ApiError> {
+    let due = state
+        .db
+        .call(move |conn| Ok(store::unpaid_older_than(conn, ttl, 100)?))
+        .await?;
+    let mut expired = 0;
+    for id in due {
+        match state.payments.captured_for(id.get()).await {
+            Ok(None) => {}
+            Ok(Some(payment)) => {
+                tracing::info!(order = %id, payment, "unpaid past its time but paid: waiting for the webhook");
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!(order = %id, error = %err, "cannot rule out a payment; not expiring yet");
+                continue;
+            }
+        }
+        let correlation = correlation_id();
+        let cancelled = state
+            .db
+            .write(move |tx| {
+                let transition = (OrderStatus::Pending, OrderStatus::Cancelled);
+                Ok(store::change_status(
+                    tx,
+                    id,
+                    transition,
+                    Some(EXPIRED),
+                    correlation.as_deref(),
+                )?)
+            })
+            .await?;
+        if cancelled {
+            expired += 1;
+            settle(state, id).await?;
+        }
+    }
+    Ok(expired)
+}
+
+/// Settles every order whose stock does not match its status yet; returns how many it
+/// brought in line.
+pub async fn settle_all(state: &AppState) -> Result<usize, ApiError> {
+    let due = state
+        .db
+        .call(|conn| Ok(store::stock_to_settle(conn, 100)?))
+        .await?;
+    let mut settled = 0;
+    for id in due {
+        if !matches!(settle(state, id).await?, Settled::Waiting(_)) {
+            settled += 1;
+        }
+    }
+    Ok(settled)
+}
+
+/// The stock keeper: every `every`, settles what is due and expires unpaid orders (when
+/// `order_ttl` is set), until `stop`.
+pub async fn keep(
+    state: AppState,
+    every: Duration,
+    order_ttl: Option<Duration>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(every) => {}
+        }
+        if let Some(ttl) = order_ttl {
+            match expire_unpaid(&state, ttl).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "cancelled unpaid orders past their time"),
+                Err(err) => tracing::error!(error = %err, "order expiry failed"),
+            }
+        }
+        match settle_all(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(settled = n, "order stock settled with the catalog"),
+            Err(err) => tracing::error!(error = %err, "stock keeper failed"),
+        }
+    }
+}
