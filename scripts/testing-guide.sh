@@ -95,14 +95,17 @@ check "add item to cart (with validation)" 200 '.item.product_id == 1 and .item.
   -X POST "$CART/cart/user1/add?product_id=1&quantity=2" -H "X-API-Key: $KEY"
 check "get products" 200 'length >= 3 and (map(.id) | index(1) != null)' \
   -X GET "$CATALOG/products" -H "X-API-Key: $KEY"
-check "create order" 201 '.status == "PENDING" and .total == 999.99 and .user_id == "user1"' \
+check "create order (it holds its unit of stock)" 201 '.status == "PENDING" and .total == 999.99 and .user_id == "user1" and .stock == "held" and (.ref | length) == 36' \
   -X POST "$ORDER/orders?user_id=user1" -H "X-API-Key: $KEY" -H "Content-Type: application/json" \
   -d '[{"product_id":1,"quantity":1,"price":999.99}]'
 guide_order="$(last .id)"
 check "process payment" 200 ".order_id == $guide_order and .amount == 999.99 and .webhook_status == \"delivered\"" \
   -X POST "$PAYMENT/pay?order_id=$guide_order&amount=999.99" -H "X-API-Key: $KEY"
-check "the paid order is PAID" 200 '.status == "PAID" and (.status_history | map(.status)) == ["PENDING","PAID"]' \
+check "the paid order is PAID and its stock sold" 200 '.status == "PAID" and (.status_history | map(.status)) == ["PENDING","PAID"] and .stock == "committed"' \
   "$ORDER/orders/$guide_order" "${H[@]}"
+check "  ... the catalog's reservation, under the order's ref, is committed and has no timer" 200 \
+  '.status == "committed" and .expires_at == null and .lines == [{"product_id":1,"quantity":1}]' \
+  "$CATALOG/reservations/$(curl -sS "$ORDER/orders/$guide_order" "${H[@]}" | jq -r .ref)" "${H[@]}"
 
 echo "== Health: open to anyone =="
 for svc in "$CART" "$CATALOG" "$ORDER" "$PAYMENT"; do
@@ -197,6 +200,20 @@ check "an unknown order is 404" 404 '' "$ORDER/orders/99999999" "${H[@]}"
 check "list orders by user" 200 "length == 2 and .[0].id == $second_order" "$ORDER/orders?user_id=$U" "${H[@]}"
 check "list orders by user and status" 200 'length == 2' "$ORDER/orders?user_id=$U&status=PENDING" "${H[@]}"
 check "an unknown status filter is 422" 422 '' "$ORDER/orders?status=LOST" "${H[@]}"
+check "a product with one unit left" 201 '.stock == 1' \
+  -X POST "$CATALOG/products" "${H[@]}" "${JSON[@]}" -d '{"name":"Last One","price":5.00,"stock":1}'
+last_one="$(last .id)"
+check "an order takes the unit" 201 '.stock == "held"' \
+  -X POST "$ORDER/orders?user_id=$U-last" "${H[@]}" "${JSON[@]}" -d "[{\"product_id\":$last_one,\"quantity\":1,\"price\":5.00}]"
+last_order="$(last .id)"
+check "  ... it is off sale" 200 '.stock == 0' "$CATALOG/products/$last_one" "${H[@]}"
+check "a second order for it is 409, naming the product" 409 ".error.message | test(\"out of stock: product $last_one\")" \
+  -X POST "$ORDER/orders?user_id=$U-last" "${H[@]}" "${JSON[@]}" -d "[{\"product_id\":$last_one,\"quantity\":1,\"price\":5.00}]"
+check "  ... and kept, cancelled out_of_stock" 200 '.[0].status_history[-1].reason | startswith("out_of_stock: ")' \
+  "$ORDER/orders?user_id=$U-last&status=CANCELLED" "${H[@]}"
+check "cancelling the first order puts its unit back" 200 '.status == "CANCELLED" and .stock == "released"' \
+  -X PUT "$ORDER/orders/$last_order/status" "${H[@]}" "${JSON[@]}" -d '{"status":"CANCELLED"}'
+check "  ... on sale again" 200 '.stock == 1' "$CATALOG/products/$last_one" "${H[@]}"
 
 echo "== Payments =="
 check "a wrong amount is 422" 422 '.error.message | test("total")' \
@@ -338,6 +355,12 @@ check "more than the stock is 409, and nothing is held" 409 '.error.message | te
   -X POST "$CATALOG/reservations" "${H[@]}" "${JSON[@]}" -d "{\"order_id\":$((res_order + 1)),\"lines\":[{\"product_id\":2,\"quantity\":1},{\"product_id\":$lamp,\"quantity\":2}]}"
 check "release it" 200 '.status == "released"' -X POST "$CATALOG/reservations/$res_order/release" "${H[@]}"
 check "a released reservation cannot be committed (409)" 409 '' -X POST "$CATALOG/reservations/$res_order/commit" "${H[@]}"
+check "a reservation under a reference, held until settled" 201 ".reference == \"ref-$RUN\" and .order_id == $res_order and .expires_at == null" \
+  -X POST "$CATALOG/reservations" "${H[@]}" "${JSON[@]}" -d "{\"reference\":\"ref-$RUN\",\"order_id\":$res_order,\"expires\":false,\"lines\":[{\"product_id\":2,\"quantity\":1}]}"
+check "  ... the same reference for another order is 409" 409 '.error.message | test("other lines")' \
+  -X POST "$CATALOG/reservations" "${H[@]}" "${JSON[@]}" -d "{\"reference\":\"ref-$RUN\",\"order_id\":1,\"expires\":false,\"lines\":[{\"product_id\":2,\"quantity\":1}]}"
+check "  ... commit it by its reference" 200 '.status == "committed"' -X POST "$CATALOG/reservations/ref-$RUN/commit" "${H[@]}"
+check "a reference that is not one is 422" 422 '' "$CATALOG/reservations/a%20b" "${H[@]}"
 
 echo "== Checkout =="
 check "an empty cart cannot be checked out (422)" 422 '' -X POST "$CART/cart/$U-empty/checkout" "${H[@]}"
@@ -349,7 +372,8 @@ header_is "  ... the journey's id comes back" "x-request-id" "journey-$RUN"
 checkout_id="$(last .id)"; checkout_order="$(last .order_id)"
 check "  ... the checkout record shows every step" 200 ".order_id == $checkout_order and .payment_id != null" "$CART/checkouts/$checkout_id" "${H[@]}"
 check "  ... the order is PAID" 200 '.status == "PAID"' "$ORDER/orders/$checkout_order" "${H[@]}"
-check "  ... the stock is committed" 200 '.status == "committed"' "$CATALOG/reservations/$checkout_order" "${H[@]}"
+check "  ... the stock is committed, under the order's ref" 200 '.status == "committed"' \
+  "$CATALOG/reservations/$(curl -sS "$ORDER/orders/$checkout_order" "${H[@]}" | jq -r .ref)" "${H[@]}"
 check "  ... the cart is empty" 200 '.items == []' "$CART/cart/$U" "${H[@]}"
 check "the catalog's events of the journey" 200 '[.[].type] == ["stock.reserved","stock.committed"]' \
   "$CATALOG/events?correlation_id=journey-$RUN" "${H[@]}"
@@ -366,7 +390,9 @@ check "a declined card fails the checkout at the pay step (402)" 402 '.error.cod
   -X POST "$CART/cart/$U/checkout" "${H[@]}" "${JSON[@]}" -d "$(card 4000000000000002)"
 failed="$(curl -sS "$CART/checkouts?user_id=$U" "${H[@]}" | jq -r '.[0].order_id')"
 check "  ... the failed checkout's order is CANCELLED" 200 '.status == "CANCELLED"' "$ORDER/orders/$failed" "${H[@]}"
-check "  ... its stock is released" 200 '.status == "released"' "$CATALOG/reservations/$failed" "${H[@]}"
+check "  ... its stock is released" 200 '.stock == "released"' "$ORDER/orders/$failed" "${H[@]}"
+check "  ... and so says the catalog" 200 '.status == "released"' \
+  "$CATALOG/reservations/$(curl -sS "$ORDER/orders/$failed" "${H[@]}" | jq -r .ref)" "${H[@]}"
 check "  ... the cart is as it was" 200 "[.items[].product_id] == [$lamp]" "$CART/cart/$U" "${H[@]}"
 check "  ... and it can simply be tried again" 201 '.status == "completed"' \
   -X POST "$CART/cart/$U/checkout" "${H[@]}" "${JSON[@]}" -H "Idempotency-Key: $IK-checkout" -d "$(card 4242424242424242)"
@@ -374,7 +400,7 @@ check "the same Idempotency-Key replays the checkout" 201 '.status == "completed
   -X POST "$CART/cart/$U/checkout" "${H[@]}" "${JSON[@]}" -H "Idempotency-Key: $IK-checkout" -d "$(card 4242424242424242)"
 header_is "  ... marked as a replay" "idempotent-replayed" "true"
 check "another buyer adds the lamp" 200 '.item.product_id == '"$lamp" -X POST "$CART/cart/$U-2/add?product_id=$lamp" "${H[@]}"
-check "  ... but it is sold out: the checkout is 409 at the reserve step" 409 '.error.message | test("step reserve")' \
+check "  ... but it is sold out: the checkout is 409 at the order step, naming the product" 409 ".error.message | test(\"step order.*out of stock: product $lamp\")" \
   -X POST "$CART/cart/$U-2/checkout" "${H[@]}"
 check "  ... and the first buyer's checkout history has both tries" 200 'length == 3 and .[0].status == "completed" and .[1].failed_step == "pay"' \
   "$CART/checkouts?user_id=$U" "${H[@]}"

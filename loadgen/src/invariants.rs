@@ -87,13 +87,13 @@ pub struct Verdict {
     pub detail: String,
 }
 
-/// Checks the invariants between `before` and `after`. `paid_directly` holds the units of
-/// orders paid through `POST /orders` + `/pay`, which take no stock (only a checkout reserves
-/// it); `completed_unpaid` is how many completed checkouts have an order that is not paid.
+/// Checks the invariants between `before` and `after`. `held_unpaid` holds the units of
+/// orders placed through `POST /orders` and not paid, which hold their stock (off sale, not
+/// sold); `completed_unpaid` is how many completed checkouts have an order that is not paid.
 pub fn check(
     before: &Books,
     after: &Books,
-    paid_directly: &BTreeMap<i64, i64>,
+    held_unpaid: &BTreeMap<i64, i64>,
     completed_unpaid: usize,
     completed: usize,
 ) -> Vec<Verdict> {
@@ -103,11 +103,11 @@ pub fn check(
         let stock_before = before.stock.get(product).copied().unwrap_or(*stock_after);
         let sold = stock_before - stock_after;
         let paid = after.paid_units.get(product).copied().unwrap_or(0)
-            - before.paid_units.get(product).copied().unwrap_or(0)
-            - paid_directly.get(product).copied().unwrap_or(0);
-        if sold != paid {
+            - before.paid_units.get(product).copied().unwrap_or(0);
+        let held = held_unpaid.get(product).copied().unwrap_or(0);
+        if sold != paid + held {
             sold_mismatch.push(format!(
-                "product {product}: stock fell by {sold}, paid orders hold {paid}"
+                "product {product}: stock fell by {sold}, paid orders hold {paid}, unpaid ones {held}"
             ));
         }
     }
@@ -123,7 +123,7 @@ pub fn check(
             detail: format!("{below_zero:?}"),
         },
         Verdict {
-            invariant: "stock sold equals units in paid orders",
+            invariant: "stock taken equals units in paid and held orders",
             holds: sold_mismatch.is_empty(),
             detail: if sold_mismatch.is_empty() {
                 "every product".into()
@@ -179,11 +179,16 @@ mod tests {
         let none = BTreeMap::new();
         let verdicts = check(&books(50, 0, 0, 0), &books(47, 3, 300, 300), &none, 0, 3);
         assert!(verdicts.iter().all(|v| v.holds), "{verdicts:?}");
-        let direct = BTreeMap::from([(1, 2)]);
-        let verdicts = check(&books(50, 0, 0, 0), &books(47, 5, 500, 500), &direct, 0, 3);
+        let unpaid = BTreeMap::from([(1, 2)]);
+        let verdicts = check(&books(50, 0, 0, 0), &books(45, 3, 300, 300), &unpaid, 0, 3);
         assert!(
             verdicts.iter().all(|v| v.holds),
-            "orders paid directly take no stock: {verdicts:?}"
+            "unpaid orders hold their units: {verdicts:?}"
+        );
+        let verdicts = check(&books(50, 0, 0, 0), &books(47, 3, 300, 300), &unpaid, 0, 3);
+        assert!(
+            !verdicts[1].holds,
+            "units an unpaid order should hold are missing"
         );
     }
 

@@ -141,9 +141,9 @@ struct Shopper {
     user: String,
     products: Arc<Vec<(i64, String)>>,
     completed: Vec<i64>,
-    /// Units paid through `POST /orders` + `/pay`, which take no stock (only a checkout
-    /// reserves it), so the stock invariant leaves them out.
-    paid_directly: BTreeMap<i64, i64>,
+    /// Units of orders placed through `POST /orders` and left unpaid: they hold their
+    /// stock (off sale, not sold), so the stock invariant counts them with the paid ones.
+    held_unpaid: BTreeMap<i64, i64>,
     adds: u32,
 }
 
@@ -211,13 +211,15 @@ impl Shopper {
                 self.call(live, "add", "POST", &url, None);
             }
             Journey::Order => {
-                self.place_order(live, product, &price);
+                if self.place_order(live, product, &price).is_some() {
+                    *self.held_unpaid.entry(product).or_default() += 1;
+                }
             }
             Journey::Pay => {
                 if let Some(order_id) = self.place_order(live, product, &price) {
                     let url = format!("{}/pay?order_id={order_id}&amount={price}", e.payment);
-                    if self.call(live, "pay", "POST", &url, None).ok() {
-                        *self.paid_directly.entry(product).or_default() += 1;
+                    if !self.call(live, "pay", "POST", &url, None).ok() {
+                        *self.held_unpaid.entry(product).or_default() += 1;
                     }
                 }
             }
@@ -363,34 +365,30 @@ pub fn run(args: &Args) -> Result<Report, String> {
                     user: format!("lg-{run_id:x}-{vu}"),
                     products,
                     completed: Vec::new(),
-                    paid_directly: BTreeMap::new(),
+                    held_unpaid: BTreeMap::new(),
                     adds: 0,
                 };
                 while Instant::now() < deadline {
                     let journey = mix.pick(fastrand::u32(..mix.total()));
                     shopper.run(journey, &live);
                 }
-                (
-                    shopper.client.steps,
-                    shopper.completed,
-                    shopper.paid_directly,
-                )
+                (shopper.client.steps, shopper.completed, shopper.held_unpaid)
             })
         })
         .collect();
 
     let mut steps: HashMap<&'static str, StepStats> = HashMap::new();
     let mut completed = Vec::new();
-    let mut paid_directly: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut held_unpaid: BTreeMap<i64, i64> = BTreeMap::new();
     for shopper in shoppers {
-        let (their_steps, their_completed, their_direct) =
+        let (their_steps, their_completed, their_held) =
             shopper.join().map_err(|_| "a virtual user panicked")?;
         for (step, measured) in their_steps {
             steps.entry(step).or_default().merge(&measured);
         }
         completed.extend(their_completed);
-        for (product, units) in their_direct {
-            *paid_directly.entry(product).or_default() += units;
+        for (product, units) in their_held {
+            *held_unpaid.entry(product).or_default() += units;
         }
     }
     let elapsed = live.started.elapsed();
@@ -417,7 +415,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
             })
             .count();
         let verdicts = match &after {
-            Ok(after) => invariants::check(&before, after, &paid_directly, unpaid, completed.len()),
+            Ok(after) => invariants::check(&before, after, &held_unpaid, unpaid, completed.len()),
             Err(problem) => vec![Verdict {
                 invariant: "the shop answers after the run",
                 holds: false,

@@ -163,7 +163,7 @@ async fn record(
     state
         .db
         .write(move |tx| {
-            if store::set_stock(tx, id, change, correlation.as_deref())? {
+            if store::set_stock(tx, id, change)? {
                 if let Some(reason) = &cancel_reason {
                     let transition = (OrderStatus::Pending, OrderStatus::Cancelled);
                     store::change_status(tx, id, transition, Some(reason), correlation.as_deref())?;

@@ -261,13 +261,12 @@ pub fn paid_units(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
     .collect()
 }
 
-/// Records where an order's stock now is (`stock.<state>` on the order's event feed), if it
-/// is still `from`; returns whether this call changed it.
+/// Records where an order's stock now is, if it is still `from` (the catalog's own events
+/// tell what happened to the units); returns whether this call changed it.
 pub fn set_stock(
     conn: &Connection,
     id: Id,
     (from, to): (OrderStock, OrderStock),
-    correlation_id: Option<&str>,
 ) -> rusqlite::Result<bool> {
     let changed = conn
         .prepare_cached(
@@ -275,10 +274,6 @@ pub fn set_stock(
              WHERE id = ?1 AND stock = ?2",
         )?
         .execute(params![id.get(), from, to])?;
-    if changed == 1 {
-        let payload = json!({"order_id": id, "from": from, "to": to});
-        events::record(conn, "order.stock_changed", correlation_id, &payload)?;
-    }
     Ok(changed == 1)
 }
 

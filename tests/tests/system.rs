@@ -108,7 +108,7 @@ fn each_service_documents_its_routes_in_openapi_and_every_documented_route_needs
                 "/products",
                 "/products/{id}",
                 "/reservations",
-                "/reservations/{order_id}",
+                "/reservations/{reference}",
                 "/events",
             ],
         ),
