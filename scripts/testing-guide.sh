@@ -379,7 +379,7 @@ check "the catalog's events of the journey" 200 '[.[].type] == ["stock.reserved"
   "$CATALOG/events?correlation_id=journey-$RUN" "${H[@]}"
 check "the order service's events of the journey" 200 '[.[].type] == ["order.created","order.status_changed","order.paid"]' \
   "$ORDER/events?correlation_id=journey-$RUN" "${H[@]}"
-check "the payment service's events of the journey" 200 '[.[].type] == ["payment.authorized"]' \
+check "the payment service's events of the journey" 200 '[.[].type] == ["payment.captured"]' \
   "$PAYMENT/events?correlation_id=journey-$RUN" "${H[@]}"
 check "the cart service's events of the journey" 200 '[.[].type] == ["checkout.completed"]' \
   "$CART/events?correlation_id=journey-$RUN" "${H[@]}"

@@ -20,9 +20,11 @@ use service_kit::ApiError;
 use service_kit::domain::{Id, UserId};
 use service_kit::money::Cents;
 use service_kit::peer::{Outcome, Refusal};
+use shop_contracts::PaymentStatus;
 use shop_contracts::card::CardIn;
 use shop_contracts::catalog::ReservationLine;
 use shop_contracts::orders::NewOrderLine;
+use std::time::Duration;
 
 /// Why a checkout failed, in the terms the client is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -374,7 +376,9 @@ impl<'a> Saga<'a> {
             .into()
     }
 
-    /// Pay: the card goes straight through; only the payment's id is kept.
+    /// Pay: the card goes straight through; only the payment's id is kept. A payment the
+    /// payment service could only authorize (it could not verify the order) is not money
+    /// taken yet: the step waits for it to be captured or voided.
     async fn pay(&mut self) -> StepOutcome {
         let total = self.co.total.unwrap_or_default();
         let paid = self
@@ -382,10 +386,41 @@ impl<'a> Saga<'a> {
             .payments
             .pay(self.order_id(), total, self.card.as_ref(), self.pay_key())
             .await;
-        if let Outcome::Done(payment) = &paid {
-            self.co.payment_id = Some(payment.id);
+        match paid {
+            Outcome::Done(payment) => {
+                self.co.payment_id = Some(payment.id);
+                match payment.status {
+                    PaymentStatus::Authorized => self.await_capture(payment.id).await,
+                    _ => StepOutcome::Done,
+                }
+            }
+            other => other.into(),
         }
-        paid.into()
+    }
+
+    /// Waits (one call's timeout at most) for the payment service to settle authorized
+    /// payment `id`: captured is done, voided is a refusal; still authorized is an unknown
+    /// outcome, which cancelling the order settles (the payment service then voids it).
+    async fn await_capture(&self, id: i64) -> StepOutcome {
+        let deadline = tokio::time::Instant::now() + self.state.capture_wait;
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Ok(Some(payment)) = self.state.payments.payment(id).await {
+                match payment.status {
+                    PaymentStatus::Captured => return StepOutcome::Done,
+                    PaymentStatus::Voided | PaymentStatus::Failed => {
+                        let why = format!("payment {id} could not be verified and was voided");
+                        return StepOutcome::Refused(Failure::Unavailable(why));
+                    }
+                    PaymentStatus::Authorized => {}
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return StepOutcome::Unknown(format!(
+                    "payment {id} is authorized but the order could not be verified yet"
+                ));
+            }
+        }
     }
 
     /// Commit the reservation and clear the cart: the steps after the money was taken. They

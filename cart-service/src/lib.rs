@@ -115,6 +115,9 @@ pub struct AppState {
     orders: OrderClient,
     /// Where checkouts pay.
     payments: PaymentClient,
+    /// How long a checkout waits for a payment that was only authorized (the payment
+    /// service could not verify the order yet) to be captured: one call's timeout.
+    capture_wait: Duration,
 }
 
 /// Where the peers are.
@@ -144,6 +147,7 @@ impl AppState {
             stock: CatalogClient::new(&urls.catalog, key.clone(), timeouts.checkout),
             orders: OrderClient::new(&urls.order, key.clone(), timeouts.checkout),
             payments: PaymentClient::new(&urls.payment, key, timeouts.checkout),
+            capture_wait: timeouts.checkout,
         }
     }
 }

@@ -128,6 +128,16 @@ pub async fn apply_payment_webhook(
             if !store::webhook_seen(tx, &webhook_id)? {
                 let (status, total) = store::order_status(tx, id)?
                     .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
+                if let Some(paid_for) = &notice.data.order_ref {
+                    let reference = store::order_ref(tx, id)?.unwrap_or_default();
+                    if *paid_for != reference {
+                        // The same order id, another order: an orders.db restored from
+                        // a backup. That payment is not this order's.
+                        return Err(ApiError::Conflict(format!(
+                            "the payment is for order ref {paid_for}, not order {id} ({reference})"
+                        )));
+                    }
+                }
                 if notice.data.amount != total {
                     return Err(ApiError::Validation(format!(
                         "payment of {} does not match order total {total}",

@@ -175,8 +175,8 @@ async fn record(
 }
 
 /// Cancels (reason `expired`) the PENDING orders placed more than `ttl` ago, and releases
-/// their stock; an order the payment service has a payment for, or cannot rule one out,
-/// is left for its webhook. Returns how many it cancelled.
+/// their stock; an order the payment service has a payment for (captured, or authorized and
+/// waiting to be verified), or cannot rule one out, is left for its webhook. Returns how many it cancelled.
 pub async fn expire_unpaid(state: &AppState, ttl: Duration) -> Result<usize, ApiError> {
     let due = state
         .db
@@ -184,7 +184,7 @@ pub async fn expire_unpaid(state: &AppState, ttl: Duration) -> Result<usize, Api
         .await?;
     let mut expired = 0;
     for id in due {
-        match state.payments.captured_for(id.get()).await {
+        match state.payments.holding_money_for(id.get()).await {
             Ok(None) => {}
             Ok(Some(payment)) => {
                 tracing::info!(order = %id, payment, "unpaid past its time but paid: waiting for the webhook");

@@ -139,6 +139,13 @@ pub fn order_status(conn: &Connection, id: Id) -> rusqlite::Result<Option<(Order
         .optional()
 }
 
+/// The order's global reference, if it exists.
+pub fn order_ref(conn: &Connection, id: Id) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT ref FROM orders WHERE id = ?1")?
+        .query_row(params![id.get()], |row| row.get(0))
+        .optional()
+}
+
 /// Moves a PENDING order to PAID, records which payment paid it and `order.paid`; false
 /// when it was not PENDING (a concurrent webhook got there first).
 pub fn mark_paid(

@@ -4,15 +4,22 @@
 use service_kit::money::Cents;
 use shop_contracts::PaymentStatus;
 
-/// One payment attempt, captured or failed, with its webhook delivery.
+/// One payment attempt (captured, failed, authorized or voided) with its webhook delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
     pub id: i64,
+    /// Its global reference.
+    pub reference: String,
     pub order_id: i64,
+    /// The global reference of the order the order service confirmed (none while only
+    /// authorized, and for payments made before references).
+    pub order_ref: Option<String>,
     pub amount: Cents,
     pub status: PaymentStatus,
     /// Why it failed (a decline code), when it did.
     pub failure_code: Option<String>,
+    /// Why an authorized payment was voided, when it was.
+    pub void_reason: Option<String>,
     /// What is kept of the card: never its number or CVC.
     pub card: Option<StoredCard>,
     /// False when the order service could not be asked before charging.

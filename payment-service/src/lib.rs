@@ -4,16 +4,18 @@
 //! A captured payment and its webhook delivery are written in one transaction; the webhook
 //! is tried at once and then retried by a background worker with exponential backoff until
 //! the order service answers 2xx (at-least-once delivery; the order service processes each
-//! webhook id once). An order is charged at most once. When the order service cannot be
-//! reached the payment is still taken (fail-open) and the webhook waits in the outbox.
+//! webhook id once). An order is charged at most once. Money is captured only for an order
+//! the order service confirmed payable in exactly the amount: when it cannot be asked the
+//! payment is only `authorized` (202), and the authorization settler captures it once the
+//! order service confirms, or voids it with the reason.
 //!
 //! # Layout
 //! - [`Config`]: flags and their environment variables.
 //! - [`router`]: every route, no I/O; used by `main.rs` and the tests alike.
 //! - `routes/`: payments, webhook deliveries, health with the delivery backlog (thin:
 //!   parse, one operation, output).
-//! - `charges.rs`: the operation `take_payment`: order check, card, payment, event and
-//!   webhook delivery in one transaction.
+//! - `charges.rs`: the operations `take_payment` (order check, card, payment, event and
+//!   webhook delivery in one transaction) and `settle_authorized` (the settler).
 //! - `domain.rs`: the records (`Payment`, `Delivery`) the store reads and writes.
 //! - `cards.rs`: card validation and the test cards' outcomes.
 //! - `outbox.rs`: the delivery attempts, the retry schedule and the worker.
@@ -78,6 +80,11 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_POLL_MS", default_value_t = 500)]
     pub webhook_poll_ms: u64,
 
+    /// How often the authorization settler asks the order service about payments that
+    /// were only authorized (captured once it confirms, voided if it refuses), in ms.
+    #[arg(long, env = "CAPTURE_RETRY_MS", default_value_t = 1000)]
+    pub capture_retry_ms: u64,
+
     #[command(flatten)]
     pub webhook: WebhookArgs,
 
@@ -128,6 +135,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0002_create_idempotency_keys.sql",
     "0003_create_events.sql",
     "0004_delivery_correlation.sql",
+    "0005_verified_captures.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -191,6 +199,11 @@ pub async fn run(
     let poll = Duration::from_millis(config.webhook_poll_ms.max(1));
     let mut workers = Workers::new();
     workers.spawn("webhook worker", |stop| state.worker(poll, stop));
+    let every = Duration::from_millis(config.capture_retry_ms.max(1));
+    let settler = state.clone();
+    workers.spawn("authorization settler", move |stop| {
+        charges::settle_worker(settler, every, stop)
+    });
     let app = router(state, config.common.key_policy()?);
     let served =
         service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown)

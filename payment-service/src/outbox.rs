@@ -83,17 +83,23 @@ impl Outbox {
         }
     }
 
-    /// A new delivery announcing that `payment_id` paid `amount` for `order_id`: a fresh
-    /// webhook id, the exact body that will be signed, and the current journey's id.
-    pub fn new_delivery(payment_id: i64, order_id: Id, amount: Cents) -> DueDelivery {
+    /// A new delivery announcing that `payment_id` paid `amount` for `order_id` (whose
+    /// global reference is `order_ref`): a fresh webhook id, the exact body that will be
+    /// signed, and the current journey's id.
+    pub fn new_delivery(
+        payment_id: i64,
+        order_id: Id,
+        order_ref: Option<String>,
+        amount: Cents,
+    ) -> DueDelivery {
         let id = format!(
             "msg_{}",
             std::iter::repeat_with(fastrand::alphanumeric)
                 .take(24)
                 .collect::<String>()
         );
-        let notice = PaymentWebhook::succeeded(payment_id, order_id.get(), amount);
-        // A struct of integers and a string: serializing it cannot fail.
+        let notice = PaymentWebhook::succeeded(payment_id, order_id.get(), order_ref, amount);
+        // A struct of integers and strings: serializing it cannot fail.
         let payload = serde_json::to_string(&notice).unwrap_or_default();
         DueDelivery {
             id,
@@ -255,16 +261,21 @@ mod tests {
 
     #[test]
     fn a_delivery_body_names_the_payment_and_never_a_card() {
-        let delivery = Outbox::new_delivery(7, Id::from_db(3), Cents::new(99_999));
+        let order_ref = Some("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string());
+        let delivery = Outbox::new_delivery(7, Id::from_db(3), order_ref, Cents::new(99_999));
         let body: serde_json::Value = serde_json::from_str(&delivery.payload).unwrap();
         assert_eq!(body["type"], "payment.succeeded");
         assert_eq!(body["data"]["payment_id"], 7);
         assert_eq!(body["data"]["order_id"], 3);
+        assert_eq!(
+            body["data"]["order_ref"],
+            "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+        );
         assert_eq!(body["data"]["amount"], serde_json::json!(999.99));
         assert!(delivery.id.starts_with("msg_") && delivery.id.len() == 28);
         assert_ne!(
             delivery.id,
-            Outbox::new_delivery(7, Id::from_db(3), Cents::new(1)).id
+            Outbox::new_delivery(7, Id::from_db(3), None, Cents::new(1)).id
         );
     }
 }

@@ -10,12 +10,16 @@ use shop_contracts::PaymentStatus;
 /// A payment about to be written.
 #[derive(Debug)]
 pub struct NewPayment<'a> {
+    /// Its global reference.
+    pub reference: &'a str,
     pub order_id: Id,
+    /// The order's global reference, when the order service confirmed the order.
+    pub order_ref: Option<&'a str>,
     pub amount: Cents,
-    /// `None` for a captured payment, the decline code for a failed one.
+    pub status: PaymentStatus,
+    /// The decline code of a failed one.
     pub failure_code: Option<&'static str>,
     pub card: Option<&'a CardSummary>,
-    pub order_verified: bool,
 }
 
 /// A delivery claimed for an attempt.
@@ -30,7 +34,7 @@ pub struct DueDelivery {
 
 const PAYMENT_SELECT: &str = "SELECT p.id, p.order_id, p.amount_cents, p.status, p.failure_code,
      p.card_brand, p.card_last4, p.card_exp_month, p.card_exp_year, p.order_verified,
-     p.created_at, d.id, d.status
+     p.created_at, d.id, d.status, p.ref, p.order_ref, p.void_reason
      FROM payments p LEFT JOIN webhook_deliveries d ON d.payment_id = p.id";
 
 fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<Payment> {
@@ -55,40 +59,82 @@ fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<Payment> {
         created_at: row.get(10)?,
         webhook_delivery_id: row.get(11)?,
         webhook_status: row.get(12)?,
+        reference: row.get(13)?,
+        order_ref: row.get(14)?,
+        void_reason: row.get(15)?,
     })
 }
 
-/// The captured payment for an order, if there is one.
-pub fn captured_for_order(conn: &Connection, order_id: Id) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT id FROM payments WHERE order_id = ?1 AND status = 'captured'")?
-        .query_row(params![order_id.get()], |r| r.get(0))
-        .optional()
+/// The capture that already paid this order, if there is one: one with the same order
+/// reference, or one made before references for the same order id.
+pub fn capture_of(
+    conn: &Connection,
+    order_id: Id,
+    order_ref: Option<&str>,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT id FROM payments WHERE status = 'captured'
+           AND ((order_ref IS NULL AND order_id = ?1) OR order_ref = ?2)
+         LIMIT 1",
+    )?
+    .query_row(params![order_id.get(), order_ref], |r| r.get(0))
+    .optional()
 }
 
-/// Writes a payment; returns its id.
+/// Writes a payment; returns its id. It counts as verified when it carries the order's
+/// reference (only the order service gives that).
 pub fn insert_payment(conn: &Connection, payment: &NewPayment<'_>) -> rusqlite::Result<i64> {
-    let status = if payment.failure_code.is_some() {
-        PaymentStatus::Failed
-    } else {
-        PaymentStatus::Captured
-    };
     conn.prepare_cached(
-        "INSERT INTO payments (order_id, amount_cents, status, failure_code, card_brand,
-             card_last4, card_exp_month, card_exp_year, order_verified)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO payments (ref, order_id, order_ref, amount_cents, status, failure_code,
+             card_brand, card_last4, card_exp_month, card_exp_year, order_verified)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
+        payment.reference,
         payment.order_id.get(),
+        payment.order_ref,
         payment.amount.get(),
-        status,
+        payment.status,
         payment.failure_code,
         payment.card.map(|c| c.brand),
         payment.card.map(|c| c.last4.as_str()),
         payment.card.map(|c| c.exp_month),
         payment.card.map(|c| c.exp_year),
-        payment.order_verified,
+        payment.order_ref.is_some(),
     ])?;
     Ok(conn.last_insert_rowid())
+}
+
+/// Authorized payments waiting for their order to be verified, oldest first.
+pub fn authorized_payments(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Payment>> {
+    conn.prepare_cached(&format!(
+        "{PAYMENT_SELECT} WHERE p.status = 'authorized' ORDER BY p.id LIMIT ?1"
+    ))?
+    .query_map(params![limit], payment_from_row)?
+    .collect()
+}
+
+/// Captures an authorized payment for the verified order `order_ref`; false when it is no
+/// longer authorized.
+pub fn capture_authorized(conn: &Connection, id: i64, order_ref: &str) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE payments SET status = 'captured', order_ref = ?2, order_verified = 1
+             WHERE id = ?1 AND status = 'authorized'",
+        )?
+        .execute(params![id, order_ref])?;
+    Ok(changed == 1)
+}
+
+/// Voids an authorized payment with the reason; false when it is no longer authorized.
+pub fn void_authorized(conn: &Connection, id: i64, reason: &str) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE payments SET status = 'voided', void_reason = ?2
+             WHERE id = ?1 AND status = 'authorized'",
+        )?
+        .execute(params![id, reason])?;
+    Ok(changed == 1)
 }
 
 /// Writes a pending delivery, claimed until `claimed_until_ms` by whoever attempts it first.

@@ -28,7 +28,10 @@ struct Receiver {
 }
 
 async fn fake_order(Path(id): Path<i64>) -> impl IntoResponse {
-    axum::Json(serde_json::json!({"id": id, "total": 999.99, "status": "PENDING"}))
+    let reference = format!("0190a1b2-c3d4-7e5f-8a9b-{id:012}");
+    axum::Json(serde_json::json!({
+        "id": id, "ref": reference, "total": 999.99, "status": "PENDING", "stock": "held",
+    }))
 }
 
 async fn fake_webhook(

@@ -1,15 +1,50 @@
-//! Router tests for payment-service: auth, validation, and a payment taken while the order
-//! service is down (fail-open, never charged twice).
+//! Router tests for payment-service against a fake order service on port 0: auth,
+//! validation, verified captures, and a payment taken while the order service is down
+//! (only authorized, nothing captured).
 
 use axum::Router;
+use axum::extract::Path;
 use axum::http::StatusCode;
 use payment_service::{AppState, migrations, router};
 use service_kit::db::{Db, Durability};
 use service_kit::testing::{
     Call, send, send_raw, test_keys, test_webhook_secrets, unreachable_url,
 };
+use std::time::Duration;
 
-fn app() -> (tempfile::TempDir, Router) {
+/// A fake order service: every order is PENDING and holds its stock; order 5 costs 1.00,
+/// orders 9 and 10 cost 999.99, every other one 10.00. Its webhook endpoint answers too
+/// late, so deliveries stay pending.
+async fn fake_orders() -> String {
+    async fn order(Path(id): Path<i64>) -> axum::Json<serde_json::Value> {
+        let total = match id {
+            5 => 1.0,
+            9 | 10 => 999.99,
+            _ => 10.0,
+        };
+        axum::Json(serde_json::json!({
+            "id": id, "ref": format!("order-ref-{id}"), "total": total,
+            "status": "PENDING", "stock": "held",
+        }))
+    }
+    async fn webhook() -> StatusCode {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        StatusCode::OK
+    }
+    let fake = Router::new()
+        .route("/orders/{id}", axum::routing::get(order))
+        .route("/orders/{id}/payment", axum::routing::post(webhook));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, fake).await.unwrap() });
+    url
+}
+
+async fn app() -> (tempfile::TempDir, Router) {
+    app_with(&fake_orders().await)
+}
+
+fn app_with(order_url: &str) -> (tempfile::TempDir, Router) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(
         &dir.path().join("payments.db"),
@@ -19,7 +54,7 @@ fn app() -> (tempfile::TempDir, Router) {
     .unwrap();
     let state = AppState::new(
         db,
-        &unreachable_url(),
+        order_url,
         "k",
         test_webhook_secrets(),
         "1h".parse().unwrap(),
@@ -43,7 +78,7 @@ async fn payment_count(app: &Router) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_payment_route_refuses_a_missing_or_wrong_key_and_charges_nothing() {
-    let (_dir, app) = app();
+    let (_dir, app) = app().await;
     for (method, uri) in [
         ("POST", "/pay?order_id=1&amount=999.99"),
         ("GET", "/payments"),
@@ -60,7 +95,7 @@ async fn every_payment_route_refuses_a_missing_or_wrong_key_and_charges_nothing(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_payments_are_refused_and_charge_nothing() {
-    let (_dir, app) = app();
+    let (_dir, app) = app().await;
     for (uri, want) in [
         (
             "/pay?order_id=1&amount=abc",
@@ -92,21 +127,23 @@ async fn malformed_payments_are_refused_and_charge_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn with_the_order_service_down_a_payment_is_recorded_pending_and_never_taken_twice() {
-    let (_dir, app) = app();
-    let (status, payment) = send(&app, Call::new("POST", "/pay?order_id=3&amount=999.99")).await;
-    assert_eq!(status, StatusCode::OK);
+async fn a_verified_order_is_captured_once_in_its_exact_total() {
+    let (_dir, app) = app().await;
+    let (status, body) = send(&app, Call::new("POST", "/pay?order_id=3&amount=9.99")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, payment) = send(&app, Call::new("POST", "/pay?order_id=3&amount=10.00")).await;
+    assert_eq!(status, StatusCode::OK, "{payment}");
     assert_eq!(payment["status"], "captured");
-    assert_eq!(payment["amount"], serde_json::json!(999.99));
-    assert_eq!(payment["order_verified"], false);
-    assert_eq!(payment["webhook_status"], "pending");
+    assert_eq!(payment["order_verified"], true);
+    assert_eq!(payment["order_ref"], "order-ref-3");
+    assert_eq!(payment["ref"].as_str().unwrap().len(), 36);
     assert!(
         payment["webhook_delivery_id"]
             .as_str()
             .unwrap()
             .starts_with("msg_")
     );
-    let (status, body) = send(&app, Call::new("POST", "/pay?order_id=3&amount=999.99")).await;
+    let (status, body) = send(&app, Call::new("POST", "/pay?order_id=3&amount=10.00")).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["code"], "conflict");
     assert_eq!(payment_count(&app).await, 1);
@@ -117,15 +154,33 @@ async fn with_the_order_service_down_a_payment_is_recorded_pending_and_never_tak
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["order_id"], 3);
-    let (_, for_order) = send(&app, Call::new("GET", "/payments?order_id=3")).await;
-    assert_eq!(for_order.as_array().unwrap().len(), 1);
     let (status, _) = send(&app, Call::new("GET", "/payments/99")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn with_the_order_service_down_a_payment_is_only_authorized_and_nothing_is_captured() {
+    let (_dir, app) = app_with(&unreachable_url());
+    for amount in ["999.99", "0.01"] {
+        let uri = format!("/pay?order_id=3&amount={amount}");
+        let (status, payment) = send(&app, Call::new("POST", &uri)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{payment}");
+        assert_eq!(payment["status"], "authorized");
+        assert_eq!(payment["order_verified"], false);
+        assert_eq!(payment["order_ref"], serde_json::Value::Null);
+        assert_eq!(payment["webhook_delivery_id"], serde_json::Value::Null);
+    }
+    let (_, summary) = send(&app, Call::new("GET", "/payments/summary")).await;
+    assert_eq!(summary["captured_count"], 0, "no money moved blind");
+    let (_, for_order) = send(&app, Call::new("GET", "/payments?order_id=3")).await;
+    assert_eq!(for_order.as_array().unwrap().len(), 2);
+    let (_, events) = send(&app, Call::new("GET", "/events?type=payment.authorized")).await;
+    assert_eq!(events.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_test_cards_succeed_or_decline_as_in_stripe_test_mode() {
-    let (_dir, app) = app();
+    let (_dir, app) = app().await;
     let cases = [
         (1, "4000000000000002", "card_declined"),
         (2, "4000000000009995", "insufficient_funds"),
@@ -169,7 +224,7 @@ async fn the_test_cards_succeed_or_decline_as_in_stripe_test_mode() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_cards_are_422_and_record_nothing() {
-    let (_dir, app) = app();
+    let (_dir, app) = app().await;
     for body in [
         card_body("4242424242424241", 2030, "123"),
         card_body(GOOD_CARD, 2020, "123"),
@@ -194,7 +249,7 @@ async fn invalid_cards_are_422_and_record_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_card_number_or_cvc_reaches_the_database_or_its_wal() {
-    let (dir, app) = app();
+    let (dir, app) = app().await;
     for (order, number) in [
         (1, GOOD_CARD),
         (2, "4000000000000002"),
@@ -228,7 +283,7 @@ async fn no_card_number_or_cvc_reaches_the_database_or_its_wal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_concurrent_payments_with_one_idempotency_key_charge_once() {
-    let (_dir, app) = app();
+    let (_dir, app) = app().await;
     let body = card_body(GOOD_CARD, 2030, "123");
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {
@@ -276,7 +331,7 @@ async fn twenty_concurrent_payments_with_one_idempotency_key_charge_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deliveries_are_listed_filtered_and_unknown_ones_are_404() {
-    let (_dir, app) = app();
+    let (_dir, app) = app().await;
     let (_, payment) = send(&app, Call::new("POST", "/pay?order_id=5&amount=1.00")).await;
     let id = payment["webhook_delivery_id"].as_str().unwrap().to_string();
     let (status, one) = send(
@@ -325,4 +380,55 @@ fn every_migration_is_a_numbered_file_of_the_folder_and_no_released_one_was_edit
     let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let checked = service_kit::migrations::check_history(&folder, payment_service::MIGRATIONS);
     assert_eq!(checked, Ok(()));
+}
+
+#[test]
+fn payments_made_before_references_keep_their_rows_deliveries_and_one_capture_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = rusqlite::Connection::open(dir.path().join("payments.db")).unwrap();
+    let before = service_kit::migrations::from_files(&payment_service::MIGRATIONS[..4]);
+    service_kit::migrations::apply(&mut conn, &before).unwrap();
+    conn.execute_batch(
+        "INSERT INTO payments (order_id, amount_cents, status, order_verified)
+             VALUES (7, 1000, 'captured', 1);
+         INSERT INTO webhook_deliveries (id, payment_id, order_id, payload, status,
+             next_attempt_at_ms, created_at_ms)
+             VALUES ('msg_old', 1, 7, '{}', 'pending', 0, 0);",
+    )
+    .unwrap();
+    service_kit::migrations::apply(&mut conn, &payment_service::migrations()).unwrap();
+    let (reference, status, order_ref): (String, String, Option<String>) = conn
+        .query_row(
+            "SELECT ref, status, order_ref FROM payments WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (reference.as_str(), status.as_str(), order_ref),
+        ("1", "captured", None)
+    );
+    let broken: i64 = conn
+        .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(broken, 0, "the delivery still points at its payment");
+    // One capture per order still holds among the payments made before references...
+    let second = conn.execute(
+        "INSERT INTO payments (ref, order_id, amount_cents, status, order_verified)
+             VALUES ('x', 7, 1000, 'captured', 1)",
+        [],
+    );
+    assert!(second.is_err());
+    // ...and per order reference after.
+    let insert = |reference: &str| {
+        conn.execute(
+            "INSERT INTO payments (ref, order_id, order_ref, amount_cents, status, order_verified)
+                 VALUES (?1, 8, 'order-8', 1000, 'captured', 1)",
+            [reference],
+        )
+    };
+    assert!(insert("y").is_ok());
+    assert!(insert("z").is_err());
 }

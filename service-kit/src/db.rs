@@ -128,12 +128,10 @@ impl Db {
         };
         let mut conn = Connection::open(path).map_err(sqlite_err)?;
         apply_pragmas(&conn, durability).map_err(sqlite_err)?;
-        migrations
-            .to_latest(&mut conn)
-            .map_err(|source| OpenError::Migrate {
-                path: shown.clone(),
-                source,
-            })?;
+        crate::migrations::apply(&mut conn, migrations).map_err(|source| OpenError::Migrate {
+            path: shown.clone(),
+            source,
+        })?;
         drop(conn);
 
         let manager = SqliteConnectionManager::file(path)

@@ -35,7 +35,28 @@ macro_rules! migration_files {
 
 /// The migrations to apply, in the order listed.
 pub fn from_files(files: &'static [MigrationFile]) -> Migrations<'static> {
-    Migrations::new(files.iter().map(|(_, sql)| M::up(sql)).collect())
+    // Each migration runs with foreign keys off (see [`apply`]) and is refused, rolled back,
+    // if it leaves a reference dangling.
+    Migrations::new(
+        files
+            .iter()
+            .map(|(_, sql)| M::up(sql).foreign_key_check())
+            .collect(),
+    )
+}
+
+/// Applies the pending `migrations` to `conn`, with foreign keys off while they run and on
+/// again after: SQLite's way of rebuilding a table other tables point at (a drop and
+/// rename would otherwise count every child row as a violation). Each migration checks the
+/// foreign keys itself before it commits.
+pub fn apply(
+    conn: &mut rusqlite::Connection,
+    migrations: &Migrations<'static>,
+) -> Result<(), rusqlite_migration::Error> {
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let applied = migrations.to_latest(conn);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    applied
 }
 
 fn sha256_hex(text: &str) -> String {

@@ -14,7 +14,7 @@ use std::time::Duration;
 pub struct PaymentView {
     /// The payment's id.
     pub id: i64,
-    /// Captured, or failed.
+    /// Captured, failed, authorized (waiting for the order to be verified) or voided.
     pub status: PaymentStatus,
 }
 
@@ -41,21 +41,32 @@ pub struct PaymentWebhook {
 }
 
 /// `data` of a `payment.succeeded` webhook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentData {
     pub payment_id: i64,
     pub order_id: i64,
+    /// The global reference of the order the payment was verified against: the order
+    /// service refuses the notice for an order with another ref (an order id reused after a
+    /// restore). Absent in notices of payments made before references.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_ref: Option<String>,
     pub amount: Cents,
 }
 
 impl PaymentWebhook {
-    /// The notice that `payment_id` captured `amount` for `order_id`.
-    pub fn succeeded(payment_id: i64, order_id: i64, amount: Cents) -> PaymentWebhook {
+    /// The notice that `payment_id` captured `amount` for the order `order_id`, `order_ref`.
+    pub fn succeeded(
+        payment_id: i64,
+        order_id: i64,
+        order_ref: Option<String>,
+        amount: Cents,
+    ) -> PaymentWebhook {
         PaymentWebhook {
             kind: PAYMENT_SUCCEEDED.to_string(),
             data: PaymentData {
                 payment_id,
                 order_id,
+                order_ref,
                 amount,
             },
         }
@@ -101,15 +112,39 @@ impl PaymentClient {
 
     /// The captured payment for the order, if there is one.
     pub async fn captured_for(&self, order_id: i64) -> Result<Option<i64>, PeerError> {
+        let payments = self.payments_for(order_id).await?;
+        Ok(payments
+            .iter()
+            .find(|p| p.status == PaymentStatus::Captured)
+            .map(|p| p.id))
+    }
+
+    /// A payment that holds money for the order or may still take it (captured, or
+    /// authorized and waiting for the order to be verified), if there is one.
+    pub async fn holding_money_for(&self, order_id: i64) -> Result<Option<i64>, PeerError> {
+        let payments = self.payments_for(order_id).await?;
+        Ok(payments
+            .iter()
+            .find(|p| {
+                matches!(
+                    p.status,
+                    PaymentStatus::Captured | PaymentStatus::Authorized
+                )
+            })
+            .map(|p| p.id))
+    }
+
+    async fn payments_for(&self, order_id: i64) -> Result<Vec<PaymentView>, PeerError> {
         let payments: Option<Vec<PaymentView>> = self
             .peer
             .get_json(format!("/payments?order_id={order_id}"))
             .await?;
-        Ok(payments
-            .unwrap_or_default()
-            .iter()
-            .find(|p| p.status == PaymentStatus::Captured)
-            .map(|p| p.id))
+        Ok(payments.unwrap_or_default())
+    }
+
+    /// `GET /payments/{id}`: the payment as it is now, `Ok(None)` if unknown.
+    pub async fn payment(&self, id: i64) -> Result<Option<PaymentView>, PeerError> {
+        self.peer.get_json(format!("/payments/{id}")).await
     }
 
     /// `GET /payments/summary`: what was captured; `Ok(None)` if the payment service has no

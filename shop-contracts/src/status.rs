@@ -23,10 +23,14 @@ impl OrderStatus {
 }
 
 service_kit::text_enum! {
-    /// What became of a payment attempt.
+    /// What became of a payment attempt: `captured` (money taken for a verified order),
+    /// `failed` (declined), `authorized` (taken while the order could not be verified:
+    /// nothing captured until it is), `voided` (an authorization the order service refused).
     PaymentStatus {
         Captured => "captured",
         Failed => "failed",
+        Authorized => "authorized",
+        Voided => "voided",
     }
 }
 

@@ -519,7 +519,7 @@ fn the_events_of_one_journey_tell_the_whole_story_in_order() {
         [
             "order.created",
             "stock.reserved",
-            "payment.authorized",
+            "payment.captured",
             "order.status_changed",
             "order.paid",
             "stock.committed",

@@ -484,7 +484,10 @@ fn slow_order_receiver(
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
             let (status, answer) = if request_line.starts_with("GET /orders/1 ") {
-                ("200 OK", r#"{"id":1,"total":999.99,"status":"PENDING"}"#)
+                (
+                    "200 OK",
+                    r#"{"id":1,"ref":"order-ref-1","total":999.99,"status":"PENDING","stock":"held"}"#,
+                )
             } else if request_line.starts_with("POST /orders/1/payment ") {
                 webhooks += 1;
                 if webhooks == 1 {

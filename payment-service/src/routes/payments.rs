@@ -2,10 +2,11 @@
 //! the outbox in the same transaction and is tried at once.
 
 use crate::AppState;
-use crate::charges;
+use crate::charges::{self, Taken};
 use crate::domain::Payment;
 use crate::store;
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page};
@@ -21,14 +22,23 @@ use shop_contracts::payments::PaymentsSummary;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PaymentOut {
     pub id: i64,
+    /// Its global reference.
+    #[serde(rename = "ref")]
+    pub reference: String,
     pub order_id: i64,
+    /// The global reference of the order the capture was verified against.
+    pub order_ref: Option<String>,
     pub amount: Cents,
-    /// `captured` or `failed`.
+    /// `captured` (money taken for a verified order), `failed` (declined), `authorized`
+    /// (taken while the order service could not be asked: nothing captured until it
+    /// confirms the order and amount) or `voided` (the order service refused it).
     pub status: PaymentStatus,
     /// Why a failed payment was declined (`card_declined`, `insufficient_funds`, ...).
     pub failure_code: Option<String>,
+    /// Why an authorized payment was voided.
+    pub void_reason: Option<String>,
     pub card: Option<CardOut>,
-    /// False when the payment was taken while the order service could not be asked.
+    /// True once the order service confirmed the order and amount.
     pub order_verified: bool,
     /// The webhook that tells the order service (captured payments only).
     pub webhook_delivery_id: Option<String>,
@@ -50,10 +60,13 @@ impl From<Payment> for PaymentOut {
     fn from(p: Payment) -> Self {
         PaymentOut {
             id: p.id,
+            reference: p.reference,
             order_id: p.order_id,
+            order_ref: p.order_ref,
             amount: p.amount,
             status: p.status,
             failure_code: p.failure_code,
+            void_reason: p.void_reason,
             card: p.card.map(|c| CardOut {
                 brand: c.brand,
                 last4: c.last4,
@@ -94,7 +107,9 @@ pub struct ListParams {
 }
 
 /// Takes a simulated payment for an order; a captured one is told to the order service by
-/// a signed webhook that is retried until it is acknowledged.
+/// a signed webhook that is retried until it is acknowledged. When the order service cannot
+/// be asked, nothing is captured: the payment is authorized (202) and captured or voided
+/// once it answers.
 #[utoipa::path(
     post,
     path = "/pay",
@@ -102,10 +117,11 @@ pub struct ListParams {
     request_body(content = Option<CardBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Captured", body = PaymentOut),
+        (status = 202, description = "Authorized only: the order could not be verified yet; captured or voided once it is", body = PaymentOut),
         (status = 400, description = "A parameter of the wrong type or a malformed Idempotency-Key", body = ErrorBody),
         (status = 402, description = "Declined; recorded as failed", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
-        (status = 409, description = "The order is paid or cancelled, or the key is in use", body = ErrorBody),
+        (status = 409, description = "The order is paid or cancelled, its stock not held yet, or the key is in use", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "A body that is not sent as JSON", body = ErrorBody),
         (status = 422, description = "An invalid amount, card or body, an amount that is not the order total, or a key reused with another body", body = ErrorBody),
@@ -117,7 +133,7 @@ pub async fn pay(
     State(state): State<AppState>,
     Query(params): Query<PayParams>,
     OptionalJsonBody(body): OptionalJsonBody,
-) -> Result<Json<PaymentOut>, ApiError> {
+) -> Result<(StatusCode, Json<PaymentOut>), ApiError> {
     let order_id = Id::parse(params.order_id, "order_id")?;
     let amount = Cents::parse_decimal(params.amount.trim())
         .map_err(|e| ApiError::Validation(format!("amount: {e}")))?;
@@ -125,8 +141,12 @@ pub async fn pay(
         return Err(ApiError::Validation("amount must be positive".to_string()));
     }
     let card = card_from_body(&body)?;
-    let payment = charges::take_payment(&state, order_id, amount, card).await?;
-    Ok(Json(payment.into()))
+    Ok(
+        match charges::take_payment(&state, order_id, amount, card).await? {
+            Taken::Captured(payment) => (StatusCode::OK, Json(payment.into())),
+            Taken::Authorized(payment) => (StatusCode::ACCEPTED, Json(payment.into())),
+        },
+    )
 }
 
 /// Payments, newest first.
