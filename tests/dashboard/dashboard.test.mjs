@@ -82,7 +82,7 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     assert.match(attempts, /delivered/);
     assert.match(attempts, /HTTP 200/);
     const events = await page.locator("#od-events li").evaluateAll((items) => items.map((li) => li.dataset.event));
-    for (const kind of ["order.created", "stock.reserved", "payment.authorized", "order.paid", "stock.committed", "checkout.completed"]) {
+    for (const kind of ["order.created", "stock.reserved", "payment.captured", "order.paid", "stock.committed", "checkout.completed"]) {
       assert.ok(events.includes(kind), `${kind} missing from ${events}`);
     }
     assert.match(await page.textContent("#od-payments"), /captured 999\.99 by visa ····4242/);
