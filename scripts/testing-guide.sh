@@ -334,6 +334,28 @@ check "order stats: counts, revenue, and a reconciliation that spots the hand-si
   '.order_count >= 1 and .revenue > 0 and .reconciliation.status == "mismatch" and .reconciliation.paid_orders_total > .reconciliation.captured_payments_total' \
   "$ORDER/orders/stats" "${H[@]}"
 
+echo "== Refunds =="
+# The delivered order of two products (1059.97): part of it comes back, then the rest.
+check "refund part of a payment" 201 '.amount == 59.98 and .reason == "two mice returned" and (.ref | length) == 36' \
+  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" "${JSON[@]}" -d '{"amount":59.98,"reason":"two mice returned"}'
+check "  ... the order knows, through a signed payment.refunded webhook" 200 '.status == "DELIVERED" and .refunded == 59.98' \
+  "$ORDER/orders/$order_id" "${H[@]}"
+check "  ... and so does the payment" 200 '.refunded == 59.98' "$PAYMENT/payments/$payment_id" "${H[@]}"
+check "more than is left is 422" 422 '.error.message | test("left to refund")' \
+  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" "${JSON[@]}" -d '{"amount":1000.00}'
+check "refund the rest (no amount: all that is left)" 201 '.amount == 999.99' \
+  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" -H "Idempotency-Key: $IK-refund"
+check "the same Idempotency-Key replays the refund, refunding nothing more" 201 '.amount == 999.99' \
+  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" -H "Idempotency-Key: $IK-refund"
+check "  ... refunded in full, the order is REFUNDED" 200 '.status == "REFUNDED" and .refunded == 1059.97' \
+  "$ORDER/orders/$order_id" "${H[@]}"
+check "nothing is left to refund (409)" 409 '.error.code == "conflict"' -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}"
+check "the payment's refunds" 200 'length == 2 and .[0].amount == 59.98' "$PAYMENT/payments/$payment_id/refunds" "${H[@]}"
+check "REFUNDED is reached only through the payment service (409)" 409 '' \
+  -X PUT "$ORDER/orders/$order_id/status" "${H[@]}" "${JSON[@]}" -d '{"status":"REFUNDED"}'
+check "a payment that was never captured cannot be refunded (409)" 409 '' \
+  -X POST "$PAYMENT/payments/$(curl -sS "$PAYMENT/payments?order_id=$card_order" "${H[@]}" | jq -r 'map(select(.status == "failed"))[0].id')/refunds" "${H[@]}"
+
 echo "== Catalog admin =="
 check "add a product" 201 '.name == "Guide Lamp" and .price == 24.5 and .stock == 1' \
   -X POST "$CATALOG/products" "${H[@]}" "${JSON[@]}" -d "{\"name\":\"Guide Lamp\",\"price\":24.50,\"stock\":1}"

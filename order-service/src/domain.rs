@@ -24,6 +24,8 @@ pub struct Order {
     pub payment_id: Option<i64>,
     /// Where its stock is.
     pub stock: OrderStock,
+    /// What the payment service has refunded of it.
+    pub refunded: Cents,
     pub status_history: Vec<StatusEntry>,
     /// The journey that placed it.
     pub correlation_id: Option<String>,
@@ -58,19 +60,23 @@ pub struct Stats {
     pub revenue: Cents,
     /// Units sold per product, in paid orders.
     pub paid_units: std::collections::BTreeMap<i64, i64>,
+    /// Orders a payment was captured for (paid, refunded, or cancelled with the capture
+    /// given back).
+    pub charged_order_count: i64,
     /// What the payment service counted; `None` when it could not be asked.
     pub captured: Option<shop_contracts::payments::PaymentsSummary>,
 }
 
 impl Stats {
-    /// `matched` when paid orders and captured payments agree in count and total,
+    /// `matched` when the books agree: as many captures as charged orders, and captured
+    /// money net of refunds equal to the revenue (paid orders net of their refunds);
     /// `mismatch` when not, `unavailable` when the payment service could not be asked.
     pub fn reconciliation_status(&self) -> &'static str {
         match &self.captured {
             None => "unavailable",
             Some(c)
-                if c.captured_total == self.revenue
-                    && c.captured_count == self.paid_order_count =>
+                if c.captured_total.checked_sub(c.refunded_total) == Some(self.revenue)
+                    && c.captured_count == self.charged_order_count =>
             {
                 "matched"
             }
@@ -88,13 +94,18 @@ pub trait Lifecycle {
 
 impl Lifecycle for OrderStatus {
     /// The one place the lifecycle is written down: PENDING to PAID or CANCELLED, PAID to
-    /// SHIPPED, SHIPPED to DELIVERED. Nothing moves backwards and nothing leaves CANCELLED
-    /// or DELIVERED.
+    /// SHIPPED, SHIPPED to DELIVERED, and a paid order (PAID, SHIPPED or DELIVERED) to
+    /// REFUNDED once refunded in full. Nothing moves backwards and nothing leaves
+    /// CANCELLED or REFUNDED. PAID and REFUNDED are reached only through the webhook.
     fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
         matches!(
             (self, next),
-            (Pending, Paid) | (Pending, Cancelled) | (Paid, Shipped) | (Shipped, Delivered)
+            (Pending, Paid)
+                | (Pending, Cancelled)
+                | (Paid, Shipped)
+                | (Shipped, Delivered)
+                | (Paid | Shipped | Delivered, Refunded)
         )
     }
 }
@@ -231,7 +242,10 @@ mod tests {
                 (Pending, Paid),
                 (Pending, Cancelled),
                 (Paid, Shipped),
-                (Shipped, Delivered)
+                (Paid, Refunded),
+                (Shipped, Delivered),
+                (Shipped, Refunded),
+                (Delivered, Refunded),
             ]
         );
     }
@@ -243,6 +257,11 @@ mod tests {
             assert_eq!(payment_outcome(status), PaymentOutcome::AlreadyPaid);
         }
         assert_eq!(payment_outcome(Cancelled), PaymentOutcome::Refused);
+        assert_eq!(
+            payment_outcome(Refunded),
+            PaymentOutcome::Refused,
+            "a refunded order is not paid again"
+        );
     }
 
     #[test]

@@ -115,6 +115,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0004_create_events.sql",
     "0005_order_correlation.sql",
     "0006_orders_hold_their_stock.sql",
+    "0007_refunds.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.

@@ -15,7 +15,9 @@ use service_kit::http::correlation_id;
 use service_kit::money::Cents;
 use service_kit::webhook;
 use shop_contracts::catalog::CatalogClient;
-use shop_contracts::payments::{PAYMENT_SUCCEEDED, PaymentWebhook, PaymentsSummary};
+use shop_contracts::payments::{
+    PAYMENT_REFUNDED, PAYMENT_SUCCEEDED, PaymentWebhook, PaymentsSummary,
+};
 use std::collections::BTreeMap;
 
 /// Writes a new PENDING order after checking its prices with the catalog, then holds its
@@ -95,9 +97,11 @@ async fn check_against_catalog(
 }
 
 /// Applies a payment webhook to order `id`: only a valid, fresh signature is heard (else
-/// 401); the notice must be a `payment.succeeded` for this order in its exact total (else
-/// 422). PENDING becomes PAID; paid already stays as it is; CANCELLED is a 409. A webhook
-/// id seen before changes nothing.
+/// 401). A `payment.succeeded` must be for this order (its ref) in its exact total (else
+/// 409/422): PENDING becomes PAID; paid already stays as it is; CANCELLED is a 409 (and
+/// the payment service then gives the money back). A `payment.refunded` records what was
+/// refunded; refunded in full, a paid order becomes REFUNDED. A webhook id seen before
+/// changes nothing.
 pub async fn apply_payment_webhook(
     state: &AppState,
     id: Id,
@@ -109,12 +113,17 @@ pub async fn apply_payment_webhook(
         .to_string();
     let notice: PaymentWebhook = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("webhook body is not a payment notice: {e}")))?;
-    if notice.kind != PAYMENT_SUCCEEDED {
-        return Err(ApiError::Validation(format!(
-            "unexpected webhook type '{}'",
-            notice.kind
-        )));
-    }
+    let refund = match notice.kind.as_str() {
+        PAYMENT_SUCCEEDED => None,
+        PAYMENT_REFUNDED => Some(notice.data.refunded_total.ok_or_else(|| {
+            ApiError::Validation("a refund notice needs data.refunded_total".into())
+        })?),
+        other => {
+            return Err(ApiError::Validation(format!(
+                "unexpected webhook type '{other}'"
+            )));
+        }
+    };
     if notice.data.order_id != id.get() {
         return Err(ApiError::Validation(format!(
             "webhook is for order {}, not {id}",
@@ -137,6 +146,29 @@ pub async fn apply_payment_webhook(
                             "the payment is for order ref {paid_for}, not order {id} ({reference})"
                         )));
                     }
+                }
+                if let Some(refunded_total) = refund {
+                    if refunded_total > total {
+                        return Err(ApiError::Validation(format!(
+                            "refunds of {refunded_total} exceed order total {total}"
+                        )));
+                    }
+                    let refunded = (notice.data.payment_id, refunded_total);
+                    store::record_refund(
+                        tx,
+                        id,
+                        refunded,
+                        notice.data.amount,
+                        correlation.as_deref(),
+                    )?;
+                    if refunded_total == total && status.can_become(OrderStatus::Refunded) {
+                        let transition = (status, OrderStatus::Refunded);
+                        let reason = Some("refunded in full");
+                        store::change_status(tx, id, transition, reason, correlation.as_deref())?;
+                    }
+                    store::remember_webhook(tx, &webhook_id, id, notice.data.payment_id)?;
+                    return store::get_order(tx, id)?
+                        .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")));
                 }
                 if notice.data.amount != total {
                     return Err(ApiError::Validation(format!(
@@ -184,10 +216,10 @@ pub async fn change_status(
     target: OrderStatus,
     reason: Option<String>,
 ) -> Result<Order, ApiError> {
-    if target == OrderStatus::Paid {
-        return Err(ApiError::Conflict(
-            "an order becomes PAID only through a signed payment webhook".into(),
-        ));
+    if target == OrderStatus::Paid || target == OrderStatus::Refunded {
+        return Err(ApiError::Conflict(format!(
+            "an order becomes {target} only through a signed payment webhook"
+        )));
     }
     let correlation = correlation_id();
     let changed = state
@@ -217,9 +249,15 @@ pub async fn change_status(
 /// Orders by status, revenue and units of paid orders, and what the payment service
 /// captured (left out, not guessed, when it cannot be asked).
 pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
-    let (totals, paid_units) = state
+    let (totals, paid_units, charged_order_count) = state
         .db
-        .call(|conn| Ok((store::status_totals(conn)?, store::paid_units(conn)?)))
+        .call(|conn| {
+            Ok((
+                store::status_totals(conn)?,
+                store::paid_units(conn)?,
+                store::charged_orders(conn)?,
+            ))
+        })
         .await?;
     let mut orders_by_status: BTreeMap<&'static str, i64> =
         OrderStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
@@ -249,6 +287,7 @@ pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
         paid_order_count,
         revenue,
         paid_units: paid_units.into_iter().collect(),
+        charged_order_count,
         captured,
     })
 }

@@ -51,7 +51,10 @@ pub async fn settle(state: &AppState, id: Id) -> Result<Settled, ApiError> {
             (OrderStock::Pending, OrderStatus::Cancelled)
             | (OrderStock::Held, OrderStatus::Cancelled) => release(state, &order).await?,
             (OrderStock::Pending, _) => hold(state, &order).await?,
-            (OrderStock::Held, status) if status.is_paid() => commit(state, &order).await?,
+            // Sold: paid (or refunded afterwards without the units coming back).
+            (OrderStock::Held, status) if status.is_paid() || status == OrderStatus::Refunded => {
+                commit(state, &order).await?
+            }
             (stock, _) => return Ok(Settled::Settled(stock)),
         };
         match settled {

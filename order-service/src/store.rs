@@ -119,10 +119,11 @@ pub fn remember_webhook(
     Ok(())
 }
 
-/// Order counts per status, and the count and total of orders that have been paid.
+/// Order counts per status, with the total each status holds net of refunds.
 pub fn status_totals(conn: &Connection) -> rusqlite::Result<Vec<(OrderStatus, i64, Cents)>> {
     conn.prepare_cached(
-        "SELECT status, COUNT(*), COALESCE(SUM(total_cents), 0) FROM orders GROUP BY status",
+        "SELECT status, COUNT(*), COALESCE(SUM(total_cents - refunded_cents), 0)
+         FROM orders GROUP BY status",
     )?
     .query_map([], |row| {
         Ok((row.get(0)?, row.get(1)?, Cents::new(row.get(2)?)))
@@ -137,6 +138,32 @@ pub fn order_status(conn: &Connection, id: Id) -> rusqlite::Result<Option<(Order
             Ok((row.get(0)?, Cents::new(row.get(1)?)))
         })
         .optional()
+}
+
+/// Records what the payment service has refunded of the order in all (`refunded_total`,
+/// kept if larger than what is on record, so a repeated or late notice counts nothing
+/// twice), which payment it came from if the order had none (a capture it refused), and
+/// `order.refunded`.
+pub fn record_refund(
+    conn: &Connection,
+    id: Id,
+    (payment_id, refunded_total): (i64, Cents),
+    amount: Cents,
+    correlation_id: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE orders SET refunded_cents = MAX(refunded_cents, ?2),
+             payment_id = COALESCE(payment_id, ?3),
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         WHERE id = ?1",
+    )?
+    .execute(params![id.get(), refunded_total.get(), payment_id])?;
+    let payload = json!({
+        "order_id": id, "payment_id": payment_id, "amount": amount,
+        "refunded_total": refunded_total,
+    });
+    events::record(conn, "order.refunded", correlation_id, &payload)?;
+    Ok(())
 }
 
 /// The order's global reference, if it exists.
@@ -171,7 +198,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
     let order = conn
         .prepare_cached(
             "SELECT id, user_id, total_cents, status, catalog_verified, payment_id,
-                    created_at, updated_at, correlation_id, ref, stock
+                    created_at, updated_at, correlation_id, ref, stock, refunded_cents
              FROM orders WHERE id = ?1",
         )?
         .query_row(params![id.get()], |row| {
@@ -187,6 +214,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
                 correlation_id: row.get(8)?,
                 reference: row.get(9)?,
                 stock: row.get(10)?,
+                refunded: Cents::new(row.get(11)?),
                 items: Vec::new(),
                 status_history: Vec::new(),
             })
@@ -255,6 +283,13 @@ pub fn list_orders(
         orders.extend(get_order(conn, Id::from_db(id))?);
     }
     Ok(orders)
+}
+
+/// Orders a payment was captured for: paid ones, refunded ones, and cancelled ones whose
+/// refused capture was given back.
+pub fn charged_orders(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM orders WHERE payment_id IS NOT NULL")?
+        .query_row([], |row| row.get(0))
 }
 
 /// Units of each product in orders that have been paid (PAID, SHIPPED, DELIVERED).

@@ -150,7 +150,7 @@ pub async fn take_payment(
             let delivery = match status {
                 PaymentStatus::Captured => {
                     let delivery = Outbox::new_delivery(payment_id, order_id, order_ref, amount);
-                    outbox.enqueue(tx, &delivery, payment_id)?;
+                    outbox.enqueue(tx, &delivery, (payment_id, None))?;
                     Some(delivery)
                 }
                 _ => None,
@@ -251,7 +251,7 @@ async fn settle_one(
                     }
                     let delivery =
                         Outbox::new_delivery(payment_id, order_id, Some(order_ref.clone()), amount);
-                    outbox.enqueue(tx, &delivery, payment_id)?;
+                    outbox.enqueue(tx, &delivery, (payment_id, None))?;
                     let payload = serde_json::json!({
                         "payment_id": payment_id, "order_id": order_id, "order_ref": order_ref,
                         "amount": amount,

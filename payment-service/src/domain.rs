@@ -20,12 +20,26 @@ pub struct Payment {
     pub failure_code: Option<String>,
     /// Why an authorized payment was voided, when it was.
     pub void_reason: Option<String>,
+    /// What has been refunded of it so far.
+    pub refunded: Cents,
     /// What is kept of the card: never its number or CVC.
     pub card: Option<StoredCard>,
     /// False when the order service could not be asked before charging.
     pub order_verified: bool,
     pub webhook_delivery_id: Option<String>,
     pub webhook_status: Option<String>,
+    pub created_at: String,
+}
+
+/// Money given back from a captured payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    pub id: i64,
+    /// Its global reference.
+    pub reference: String,
+    pub payment_id: i64,
+    pub amount: Cents,
+    pub reason: Option<String>,
     pub created_at: String,
 }
 

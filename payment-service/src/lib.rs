@@ -18,6 +18,8 @@
 //!   webhook delivery in one transaction) and `settle_authorized` (the settler).
 //! - `domain.rs`: the records (`Payment`, `Delivery`) the store reads and writes.
 //! - `cards.rs`: card validation and the test cards' outcomes.
+//! - `refunds.rs`: the operation `refund` (full or partial, with its webhook), also used by
+//!   the outbox to give back a capture the order service refuses for good.
 //! - `outbox.rs`: the delivery attempts, the retry schedule and the worker.
 //! - `orders.rs`: the typed order-service client, the one way a webhook is sent.
 //! - `store.rs`: every SQL statement, taking and returning the records of `domain.rs`.
@@ -27,6 +29,7 @@ mod charges;
 mod domain;
 mod orders;
 pub mod outbox;
+mod refunds;
 mod routes;
 mod store;
 
@@ -136,6 +139,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0003_create_events.sql",
     "0004_delivery_correlation.sql",
     "0005_verified_captures.sql",
+    "0006_refunds.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -160,10 +164,12 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
     let once =
         middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
     let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
-        .routes(utoipa_axum::routes!(pay).layer(once))
+        .routes(utoipa_axum::routes!(pay).layer(once.clone()))
         .routes(utoipa_axum::routes!(payments_list))
         .routes(utoipa_axum::routes!(payments_summary))
         .routes(utoipa_axum::routes!(payments_get))
+        .routes(utoipa_axum::routes!(refunds_create).layer(once.clone()))
+        .routes(utoipa_axum::routes!(refunds_list))
         .routes(utoipa_axum::routes!(deliveries_list))
         .routes(utoipa_axum::routes!(deliveries_get))
         .routes(utoipa_axum::routes!(deliveries_retry))

@@ -92,32 +92,49 @@ impl Outbox {
         order_ref: Option<String>,
         amount: Cents,
     ) -> DueDelivery {
+        let notice = PaymentWebhook::succeeded(payment_id, order_id.get(), order_ref, amount);
+        Self::delivery_of(&notice)
+    }
+
+    /// A new delivery announcing refund `refund_id` of the payment `(payment id, order id,
+    /// order ref)`: `amount` given back, `refunded_total` in all so far.
+    pub fn new_refund_delivery(
+        payment: (i64, i64, Option<String>),
+        refund_id: i64,
+        amount: Cents,
+        refunded_total: Cents,
+    ) -> DueDelivery {
+        let notice = PaymentWebhook::refunded(payment, refund_id, amount, refunded_total);
+        Self::delivery_of(&notice)
+    }
+
+    fn delivery_of(notice: &PaymentWebhook) -> DueDelivery {
         let id = format!(
             "msg_{}",
             std::iter::repeat_with(fastrand::alphanumeric)
                 .take(24)
                 .collect::<String>()
         );
-        let notice = PaymentWebhook::succeeded(payment_id, order_id.get(), order_ref, amount);
         // A struct of integers and strings: serializing it cannot fail.
-        let payload = serde_json::to_string(&notice).unwrap_or_default();
+        let payload = serde_json::to_string(notice).unwrap_or_default();
         DueDelivery {
             id,
-            order_id: order_id.get(),
+            order_id: notice.data.order_id,
             payload,
             correlation_id: service_kit::http::correlation_id(),
         }
     }
 
-    /// Writes `delivery` inside the caller's transaction, claimed for an immediate attempt.
+    /// Writes `delivery` (announcing a payment, or one of its refunds) inside the caller's
+    /// transaction, claimed for an immediate attempt.
     pub fn enqueue(
         &self,
         tx: &rusqlite::Transaction<'_>,
         delivery: &DueDelivery,
-        payment_id: i64,
+        subject: (i64, Option<i64>),
     ) -> rusqlite::Result<()> {
         let now = now_ms();
-        store::insert_delivery(tx, delivery, payment_id, now, self.lease_ends(now))
+        store::insert_delivery(tx, delivery, subject, now, self.lease_ends(now))
     }
 
     /// When a claim made at `now` (Unix ms) lapses.
@@ -135,8 +152,10 @@ impl Outbox {
             Err(err) => (None, Some(err.to_string())),
         };
         let delivered = matches!(status_code, Some(200..=299));
+        let refused = status_code.filter(|code| is_final_refusal(*code));
         let schedule = self.schedule.clone();
         let id = delivery.id.clone();
+        let correlation = delivery.correlation_id.clone();
         let outcome = self
             .db
             .write(move |tx| {
@@ -149,10 +168,17 @@ impl Outbox {
                 let reason = error.unwrap_or_else(|| {
                     format!("order service answered HTTP {}", status_code.unwrap_or(0))
                 });
-                let next = schedule
-                    .next_delay(attempts, 0.8 + 0.4 * fastrand::f64())
-                    .map(service_kit::clock::unix_ms_after);
+                let next = match refused {
+                    // A refusal is an answer: asking again would get the same one.
+                    Some(_) => None,
+                    None => schedule
+                        .next_delay(attempts, 0.8 + 0.4 * fastrand::f64())
+                        .map(service_kit::clock::unix_ms_after),
+                };
                 store::mark_undelivered(tx, &id, &reason, next)?;
+                if let Some(code) = refused {
+                    give_back_a_refused_capture(tx, &id, code, correlation.as_deref())?;
+                }
                 Ok(Some((reason, next.is_none())))
             })
             .await?;
@@ -220,9 +246,63 @@ impl Outbox {
     }
 }
 
+/// Whether an answer of the order service is final: a 4xx other than 408 (timeout) and 429
+/// (too many requests) says the notice itself is refused, so retrying cannot help (seed
+/// 002's rule: retry network errors, timeouts, 5xx and 429 only).
+pub fn is_final_refusal(status: u16) -> bool {
+    (400..500).contains(&status) && status != 408 && status != 429
+}
+
+/// When the order service refuses a capture notice for good because of the order (404
+/// unknown, 409 cancelled or another order, 422 another amount), the money goes back: the
+/// payment is refunded in full, in the transaction that records the refusal, and the refund
+/// notice is left for the worker. A refusal of the request itself (401, 403: a secret or key
+/// problem an operator fixes) refunds nothing; the delivery is `failed`, retryable by hand.
+fn give_back_a_refused_capture(
+    tx: &rusqlite::Transaction<'_>,
+    delivery_id: &str,
+    status: u16,
+    correlation_id: Option<&str>,
+) -> Result<(), ApiError> {
+    if !matches!(status, 404 | 409 | 422) {
+        return Ok(());
+    }
+    let Some((payment_id, None)) = store::delivery_subject(tx, delivery_id)? else {
+        return Ok(());
+    };
+    let reason = format!("order_refused: the order service refused the payment (HTTP {status})");
+    let payment = Id::from_db(payment_id);
+    match crate::refunds::record(tx, payment, None, Some(&reason), correlation_id) {
+        Ok((refund, notice)) => {
+            tracing::warn!(
+                payment_id,
+                refund = refund.id,
+                status,
+                "capture refused by the order service; refunded in full"
+            );
+            let now = now_ms();
+            store::insert_delivery(tx, &notice, (payment_id, Some(refund.id)), now, now)?;
+            Ok(())
+        }
+        // Refunded in full already (by hand, or by an earlier refusal): nothing left.
+        Err(ApiError::Conflict(_)) => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_refusal_of_the_notice_itself_is_final() {
+        for status in [400, 401, 403, 404, 409, 410, 422] {
+            assert!(is_final_refusal(status), "{status}");
+        }
+        for status in [200, 301, 408, 429, 500, 502, 503] {
+            assert!(!is_final_refusal(status), "{status}");
+        }
+    }
 
     #[test]
     fn the_default_schedule_spreads_attempts_over_about_a_day() {

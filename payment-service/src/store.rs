@@ -1,7 +1,7 @@
 //! Every SQL statement of the payment service, as plain functions over a connection.
 
 use crate::cards::CardSummary;
-use crate::domain::{Attempt, Delivery, DeliveryStatus, Payment, StoredCard};
+use crate::domain::{Attempt, Delivery, DeliveryStatus, Payment, Refund, StoredCard};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::domain::{Id, Page};
 use service_kit::money::Cents;
@@ -34,8 +34,10 @@ pub struct DueDelivery {
 
 const PAYMENT_SELECT: &str = "SELECT p.id, p.order_id, p.amount_cents, p.status, p.failure_code,
      p.card_brand, p.card_last4, p.card_exp_month, p.card_exp_year, p.order_verified,
-     p.created_at, d.id, d.status, p.ref, p.order_ref, p.void_reason
-     FROM payments p LEFT JOIN webhook_deliveries d ON d.payment_id = p.id";
+     p.created_at, d.id, d.status, p.ref, p.order_ref, p.void_reason,
+     (SELECT COALESCE(SUM(r.amount_cents), 0) FROM refunds r WHERE r.payment_id = p.id)
+     FROM payments p
+     LEFT JOIN webhook_deliveries d ON d.payment_id = p.id AND d.refund_id IS NULL";
 
 fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<Payment> {
     let brand: Option<String> = row.get(5)?;
@@ -62,6 +64,7 @@ fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<Payment> {
         reference: row.get(13)?,
         order_ref: row.get(14)?,
         void_reason: row.get(15)?,
+        refunded: Cents::new(row.get(16)?),
     })
 }
 
@@ -137,29 +140,87 @@ pub fn void_authorized(conn: &Connection, id: i64, reason: &str) -> rusqlite::Re
     Ok(changed == 1)
 }
 
-/// Writes a pending delivery, claimed until `claimed_until_ms` by whoever attempts it first.
+/// Writes a pending delivery announcing `payment_id`'s capture (or its refund
+/// `refund_id`), not attempted before `next_attempt_at_ms` (a claim by whoever attempts it
+/// first, or now for the worker).
 pub fn insert_delivery(
     conn: &Connection,
     delivery: &DueDelivery,
-    payment_id: i64,
+    (payment_id, refund_id): (i64, Option<i64>),
     now_ms: i64,
-    claimed_until_ms: i64,
+    next_attempt_at_ms: i64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO webhook_deliveries (id, payment_id, order_id, payload, status,
+        "INSERT INTO webhook_deliveries (id, payment_id, refund_id, order_id, payload, status,
              next_attempt_at_ms, created_at_ms, correlation_id)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?8, ?3, ?4, 'pending', ?5, ?6, ?7)",
     )?
     .execute(params![
         delivery.id,
         payment_id,
         delivery.order_id,
         delivery.payload,
-        claimed_until_ms,
+        next_attempt_at_ms,
         now_ms,
-        delivery.correlation_id
+        delivery.correlation_id,
+        refund_id
     ])?;
     Ok(())
+}
+
+/// What a delivery announces: the payment, and the refund when it is a refund notice.
+pub fn delivery_subject(
+    conn: &Connection,
+    delivery_id: &str,
+) -> rusqlite::Result<Option<(i64, Option<i64>)>> {
+    conn.prepare_cached("SELECT payment_id, refund_id FROM webhook_deliveries WHERE id = ?1")?
+        .query_row(params![delivery_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// Writes a refund of `payment_id`; returns its id.
+pub fn insert_refund(
+    conn: &Connection,
+    reference: &str,
+    payment_id: i64,
+    amount: Cents,
+    reason: Option<&str>,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO refunds (ref, payment_id, amount_cents, reason) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![reference, payment_id, amount.get(), reason])?;
+    Ok(conn.last_insert_rowid())
+}
+
+const REFUND_SELECT: &str =
+    "SELECT id, ref, payment_id, amount_cents, reason, created_at FROM refunds";
+
+fn refund_from_row(row: &Row<'_>) -> rusqlite::Result<Refund> {
+    Ok(Refund {
+        id: row.get(0)?,
+        reference: row.get(1)?,
+        payment_id: row.get(2)?,
+        amount: Cents::new(row.get(3)?),
+        reason: row.get(4)?,
+        created_at: row.get(5)?,
+    })
+}
+
+/// One refund.
+pub fn get_refund(conn: &Connection, id: i64) -> rusqlite::Result<Option<Refund>> {
+    conn.prepare_cached(&format!("{REFUND_SELECT} WHERE id = ?1"))?
+        .query_row(params![id], refund_from_row)
+        .optional()
+}
+
+/// A payment's refunds, oldest first.
+pub fn refunds_of(conn: &Connection, payment_id: Id) -> rusqlite::Result<Vec<Refund>> {
+    conn.prepare_cached(&format!(
+        "{REFUND_SELECT} WHERE payment_id = ?1 ORDER BY id"
+    ))?
+    .query_map(params![payment_id.get()], refund_from_row)?
+    .collect()
 }
 
 /// Claims up to `limit` pending deliveries that are due, pushing each one's next attempt to
@@ -301,12 +362,20 @@ pub fn list_payments(
     .collect()
 }
 
-/// Count and total of captured payments.
-pub fn captured_summary(conn: &Connection) -> rusqlite::Result<(i64, Cents)> {
+/// Count and total of captured payments, and the total refunded of them.
+pub fn captured_summary(conn: &Connection) -> rusqlite::Result<(i64, Cents, Cents)> {
     conn.prepare_cached(
-        "SELECT COUNT(*), COALESCE(SUM(amount_cents), 0) FROM payments WHERE status = 'captured'",
+        "SELECT COUNT(*), COALESCE(SUM(amount_cents), 0),
+                (SELECT COALESCE(SUM(amount_cents), 0) FROM refunds)
+         FROM payments WHERE status = 'captured'",
     )?
-    .query_row([], |row| Ok((row.get(0)?, Cents::new(row.get(1)?))))
+    .query_row([], |row| {
+        Ok((
+            row.get(0)?,
+            Cents::new(row.get(1)?),
+            Cents::new(row.get(2)?),
+        ))
+    })
 }
 
 const DELIVERY_SELECT: &str = "SELECT id, payment_id, order_id, status, attempts_in_round,

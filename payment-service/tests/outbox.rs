@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 const OK: u8 = 0;
 const FAIL: u8 = 1;
 const HANG: u8 = 2;
+const REFUSE: u8 = 3;
+const LOCKED_OUT: u8 = 4;
 
 /// What the fake order service saw: one entry per webhook that reached it.
 #[derive(Default)]
@@ -60,6 +62,9 @@ async fn fake_webhook(
             tokio::time::sleep(Duration::from_secs(3)).await;
             StatusCode::OK
         }
+        // The order was cancelled: the capture is refused, refunds are taken note of.
+        REFUSE if body.contains("payment.succeeded") => StatusCode::CONFLICT,
+        LOCKED_OUT => StatusCode::UNAUTHORIZED,
         _ => StatusCode::OK,
     }
 }
@@ -253,6 +258,81 @@ async fn a_healthy_receiver_gets_the_webhook_on_the_first_attempt() {
     let (_, health) = send(&h.app, Call::new("GET", "/health").key(None)).await;
     assert_eq!(health["webhook_backlog"]["pending"], 0);
     assert_eq!(health["webhook_backlog"]["oldest_pending_age_seconds"], 0);
+    h.cancel.cancel();
+    h.worker.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_capture_the_order_service_refuses_for_good_is_not_retried_and_is_refunded() {
+    let h = harness("200ms,400ms").await;
+    h.receiver.mode.store(REFUSE, Ordering::SeqCst);
+    let (status, payment) = send(&h.app, Call::new("POST", "/pay?order_id=1&amount=999.99")).await;
+    assert_eq!(status, StatusCode::OK, "{payment}");
+    let id = payment["webhook_delivery_id"].as_str().unwrap().to_string();
+    let failed = delivery(&h.app, &id).await;
+    assert_eq!(
+        failed["status"], "failed",
+        "a 409 is an answer, not an outage: {failed}"
+    );
+    assert_eq!(failed["attempts"].as_array().unwrap().len(), 1);
+
+    // The money goes back, and the order service is told by its own webhook.
+    let refunds = format!("/payments/{}/refunds", payment["id"]);
+    let (_, listed) = send(&h.app, Call::new("GET", &refunds)).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["amount"], serde_json::json!(999.99));
+    assert!(
+        listed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("order_refused")
+    );
+    let (_, deliveries) = send(&h.app, Call::new("GET", "/webhooks/deliveries?order_id=1")).await;
+    let refund_notice = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] != serde_json::json!(id))
+        .expect("a refund notice")
+        .clone();
+    let notice_id = refund_notice["id"].as_str().unwrap();
+    wait_for_status(&h.app, notice_id, "delivered").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        delivery(&h.app, &id).await["attempts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "the refused capture is never sent again by itself"
+    );
+    let (_, summary) = send(&h.app, Call::new("GET", "/payments/summary")).await;
+    assert_eq!(summary["refunded_total"], summary["captured_total"]);
+    h.cancel.cancel();
+    h.worker.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_refused_as_unauthorized_fails_at_once_and_refunds_nothing() {
+    let h = harness("200ms,400ms").await;
+    h.receiver.mode.store(LOCKED_OUT, Ordering::SeqCst);
+    let (status, payment) = send(&h.app, Call::new("POST", "/pay?order_id=1&amount=999.99")).await;
+    assert_eq!(status, StatusCode::OK, "{payment}");
+    let id = payment["webhook_delivery_id"].as_str().unwrap().to_string();
+    assert_eq!(delivery(&h.app, &id).await["status"], "failed");
+    let refunds = format!("/payments/{}/refunds", payment["id"]);
+    let (_, listed) = send(&h.app, Call::new("GET", &refunds)).await;
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        0,
+        "a wrong secret is not the order's no"
+    );
+    // Once the operator fixes it, a retry by hand delivers.
+    h.receiver.mode.store(OK, Ordering::SeqCst);
+    let retry = format!("/webhooks/deliveries/{id}/retry");
+    let (status, _) = send(&h.app, Call::new("POST", &retry)).await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for_status(&h.app, &id, "delivered").await;
     h.cancel.cancel();
     h.worker.await.unwrap();
 }

@@ -432,3 +432,81 @@ fn payments_made_before_references_keep_their_rows_deliveries_and_one_capture_ru
     assert!(insert("y").is_ok());
     assert!(insert("z").is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_is_refunded_in_parts_never_beyond_what_is_left() {
+    let (_dir, app) = app().await;
+    let (status, payment) = send(&app, Call::new("POST", "/pay?order_id=3&amount=10.00")).await;
+    assert_eq!(status, StatusCode::OK, "{payment}");
+    let refunds = format!("/payments/{}/refunds", payment["id"]);
+    let (status, first) = send(
+        &app,
+        Call::new("POST", &refunds).json(r#"{"amount":4.00,"reason":"one item broken"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["amount"], serde_json::json!(4.0));
+    assert_eq!(first["reason"], "one item broken");
+    assert_eq!(first["ref"].as_str().unwrap().len(), 36);
+    for (body, want) in [
+        (r#"{"amount":6.01}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (r#"{"amount":0}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (r#"{"amount":-1}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (r#"{"amount":"lots"}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            r#"{"amount":1.00,"extra":true}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (status, answer) = send(&app, Call::new("POST", &refunds).json(body)).await;
+        assert_eq!(status, want, "{body}: {answer}");
+    }
+    let (_, now) = send(
+        &app,
+        Call::new("GET", &format!("/payments/{}", payment["id"])),
+    )
+    .await;
+    assert_eq!(
+        now["refunded"],
+        serde_json::json!(4.0),
+        "refused asks changed nothing"
+    );
+    // No amount: all that is left.
+    let (status, rest) = send(&app, Call::new("POST", &refunds)).await;
+    assert_eq!(status, StatusCode::CREATED, "{rest}");
+    assert_eq!(rest["amount"], serde_json::json!(6.0));
+    let (status, _) = send(&app, Call::new("POST", &refunds)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "refunded in full already");
+    let (_, listed) = send(&app, Call::new("GET", &refunds)).await;
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let (_, summary) = send(&app, Call::new("GET", "/payments/summary")).await;
+    assert_eq!(summary["captured_total"], serde_json::json!(10.0));
+    assert_eq!(summary["refunded_total"], serde_json::json!(10.0));
+    let (_, events) = send(&app, Call::new("GET", "/events?type=payment.refunded")).await;
+    assert_eq!(events.as_array().unwrap().len(), 2);
+    let (_, deliveries) = send(&app, Call::new("GET", "/webhooks/deliveries?order_id=3")).await;
+    assert_eq!(
+        deliveries.as_array().unwrap().len(),
+        3,
+        "the capture and each refund"
+    );
+    for (uri, want) in [
+        ("/payments/99/refunds", StatusCode::NOT_FOUND),
+        ("/payments/0/refunds", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        assert_eq!(send(&app, Call::new("POST", uri)).await.0, want, "{uri}");
+        assert_eq!(send(&app, Call::new("GET", uri)).await.0, want, "{uri}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_a_captured_payment_can_be_refunded() {
+    let (_dir, app) = app_with(&unreachable_url());
+    let (status, authorized) = send(&app, Call::new("POST", "/pay?order_id=3&amount=10.00")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let uri = format!("/payments/{}/refunds", authorized["id"]);
+    let (status, body) = send(&app, Call::new("POST", &uri)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, listed) = send(&app, Call::new("GET", &uri)).await;
+    assert_eq!(listed.as_array().unwrap().len(), 0);
+}

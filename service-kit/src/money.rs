@@ -90,6 +90,11 @@ impl Cents {
             .map(Cents)
     }
 
+    /// `self - other`, or `None` below zero (what is left can never be negative).
+    pub fn checked_sub(self, other: Cents) -> Option<Cents> {
+        self.0.checked_sub(other.0).filter(|c| *c >= 0).map(Cents)
+    }
+
     /// `self * quantity`, or `None` past [`MAX_CENTS`].
     pub fn checked_mul(self, quantity: i64) -> Option<Cents> {
         self.0
@@ -240,6 +245,13 @@ mod tests {
         assert_eq!(Cents(MAX_CENTS).checked_mul(2), None);
         assert_eq!(Cents(i64::MAX).checked_mul(2), None);
         assert_eq!(Cents(MAX_CENTS).checked_add(Cents(1)), None);
+        assert_eq!(Cents(1000).checked_sub(Cents(400)), Some(Cents(600)));
+        assert_eq!(Cents(1000).checked_sub(Cents(1000)), Some(Cents(0)));
+        assert_eq!(
+            Cents(400).checked_sub(Cents(1000)),
+            None,
+            "never below zero"
+        );
         assert_eq!(
             Cents::checked_sum([Cents(1), Cents(2), Cents(3)]),
             Some(Cents(6))

@@ -29,11 +29,13 @@ pub struct PayRequest<'a> {
 
 /// The `type` of the webhook payment-service sends when a payment is captured.
 pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
+/// The `type` of the webhook payment-service sends when (part of) a payment is refunded.
+pub const PAYMENT_REFUNDED: &str = "payment.refunded";
 
 /// The signed body of a payment webhook (`POST /orders/{id}/payment`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentWebhook {
-    /// What happened: [`PAYMENT_SUCCEEDED`].
+    /// What happened: [`PAYMENT_SUCCEEDED`] or [`PAYMENT_REFUNDED`].
     #[serde(rename = "type")]
     pub kind: String,
     /// The payment.
@@ -50,7 +52,16 @@ pub struct PaymentData {
     /// restore). Absent in notices of payments made before references.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_ref: Option<String>,
+    /// What was captured, or (for a refund) what this refund gave back.
     pub amount: Cents,
+    /// The refund announced (refunds only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<i64>,
+    /// Everything refunded of the payment so far, this refund included (refunds only): the
+    /// receiver keeps the largest it has seen, so notices arriving out of order or twice
+    /// never count a refund twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_total: Option<Cents>,
 }
 
 impl PaymentWebhook {
@@ -68,6 +79,30 @@ impl PaymentWebhook {
                 order_id,
                 order_ref,
                 amount,
+                refund_id: None,
+                refunded_total: None,
+            },
+        }
+    }
+
+    /// The notice that refund `refund_id` gave back `amount` of `payment_id`, which has had
+    /// `refunded_total` refunded in all.
+    pub fn refunded(
+        payment: (i64, i64, Option<String>),
+        refund_id: i64,
+        amount: Cents,
+        refunded_total: Cents,
+    ) -> PaymentWebhook {
+        let (payment_id, order_id, order_ref) = payment;
+        PaymentWebhook {
+            kind: PAYMENT_REFUNDED.to_string(),
+            data: PaymentData {
+                payment_id,
+                order_id,
+                order_ref,
+                amount,
+                refund_id: Some(refund_id),
+                refunded_total: Some(refunded_total),
             },
         }
     }
@@ -76,10 +111,13 @@ impl PaymentWebhook {
 /// `GET /payments/summary`: what the order service reconciles paid orders against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentsSummary {
-    /// Captured payments.
+    /// Captured payments (refunded ones included).
     pub captured_count: i64,
     /// Their total.
     pub captured_total: Cents,
+    /// What was refunded of them.
+    #[serde(default)]
+    pub refunded_total: Cents,
 }
 
 /// Typed access to payment-service.

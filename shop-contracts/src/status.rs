@@ -9,6 +9,7 @@ service_kit::text_enum! {
         Shipped => "SHIPPED",
         Delivered => "DELIVERED",
         Cancelled => "CANCELLED",
+        Refunded => "REFUNDED",
     }
 }
 

@@ -32,6 +32,9 @@ pub struct OrderOut {
     pub catalog_verified: bool,
     /// The payment that paid for it, once PAID.
     pub payment_id: Option<i64>,
+    /// What the payment service has refunded of it; refunded in full, a paid order is
+    /// REFUNDED.
+    pub refunded: Cents,
     /// Where its stock is: `pending` (the catalog not asked yet), `held`, `committed`
     /// (paid), `released` (cancelled), `untracked` (placed before orders held stock).
     pub stock: OrderStock,
@@ -80,6 +83,7 @@ impl From<Order> for OrderOut {
             catalog_verified: o.catalog_verified,
             payment_id: o.payment_id,
             stock: o.stock,
+            refunded: o.refunded,
             status_history: o
                 .status_history
                 .into_iter()
@@ -144,7 +148,7 @@ pub struct StatsOut {
     pub order_count: i64,
     /// Orders that have been paid (PAID, SHIPPED, DELIVERED).
     pub paid_order_count: i64,
-    /// Sum of the totals of paid orders.
+    /// Sum of the totals of paid orders, net of what was refunded of them.
     pub revenue: Cents,
     /// Units of each product (by id) in paid orders: what the catalog should have sold.
     #[schema(value_type = BTreeMap<String, i64>)]
@@ -157,8 +161,10 @@ impl From<Stats> for StatsOut {
         StatsOut {
             reconciliation: ReconciliationOut {
                 paid_orders_total: stats.revenue,
+                charged_order_count: stats.charged_order_count,
                 captured_payments_total: stats.captured.map(|c| c.captured_total),
                 captured_payments_count: stats.captured.map(|c| c.captured_count),
+                refunded_total: stats.captured.map(|c| c.refunded_total),
                 status: stats.reconciliation_status(),
             },
             orders_by_status: stats.orders_by_status,
@@ -170,12 +176,19 @@ impl From<Stats> for StatsOut {
     }
 }
 
-/// Paid orders against the payments payment-service captured; the two totals must match.
+/// Paid orders against the payments payment-service captured: the captured total net of
+/// refunds must be the paid orders' total net of theirs, and there must be one capture per
+/// charged order.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReconciliationOut {
+    /// Paid orders' totals, net of refunds.
     pub paid_orders_total: Cents,
+    /// Orders a payment was captured for (paid, refunded, or cancelled and given back).
+    pub charged_order_count: i64,
     pub captured_payments_total: Option<Cents>,
     pub captured_payments_count: Option<i64>,
+    /// What the payment service refunded.
+    pub refunded_total: Option<Cents>,
     /// `matched`, `mismatch` (a webhook may still be on its way) or `unavailable`.
     #[schema(value_type = String)]
     pub status: &'static str,

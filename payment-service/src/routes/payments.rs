@@ -3,7 +3,8 @@
 
 use crate::AppState;
 use crate::charges::{self, Taken};
-use crate::domain::Payment;
+use crate::domain::{Payment, Refund};
+use crate::refunds;
 use crate::store;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -37,6 +38,8 @@ pub struct PaymentOut {
     pub failure_code: Option<String>,
     /// Why an authorized payment was voided.
     pub void_reason: Option<String>,
+    /// What has been refunded of it (see `/payments/{id}/refunds`).
+    pub refunded: Cents,
     pub card: Option<CardOut>,
     /// True once the order service confirmed the order and amount.
     pub order_verified: bool,
@@ -67,6 +70,7 @@ impl From<Payment> for PaymentOut {
             status: p.status,
             failure_code: p.failure_code,
             void_reason: p.void_reason,
+            refunded: p.refunded,
             card: p.card.map(|c| CardOut {
                 brand: c.brand,
                 last4: c.last4,
@@ -222,12 +226,130 @@ pub async fn payments_get(
 pub async fn payments_summary(
     State(state): State<AppState>,
 ) -> Result<Json<PaymentsSummary>, ApiError> {
-    let (captured_count, captured_total) = state
+    let (captured_count, captured_total, refunded_total) = state
         .db
         .call(|conn| Ok(store::captured_summary(conn)?))
         .await?;
     Ok(Json(PaymentsSummary {
         captured_count,
         captured_total,
+        refunded_total,
     }))
+}
+
+/// Money given back from a payment.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RefundOut {
+    pub id: i64,
+    /// Its global reference.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub payment_id: i64,
+    pub amount: Cents,
+    pub reason: Option<String>,
+    pub created_at: String,
+}
+
+impl From<Refund> for RefundOut {
+    fn from(r: Refund) -> Self {
+        RefundOut {
+            id: r.id,
+            reference: r.reference,
+            payment_id: r.payment_id,
+            amount: r.amount,
+            reason: r.reason,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Optional body of a refund: how much (all that is left when absent) and why.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundIn {
+    /// A decimal above 0, at most what is left of the payment.
+    #[schema(value_type = Option<f64>, example = 10.00)]
+    pub amount: Option<Cents>,
+    /// Up to 500 characters, kept with the refund.
+    #[schema(max_length = 500)]
+    pub reason: Option<String>,
+}
+
+/// Refunds a captured payment, in full or in part (never beyond what is left); the order
+/// service is told by a signed `payment.refunded` webhook through the outbox.
+#[utoipa::path(
+    post,
+    path = "/payments/{id}/refunds",
+    params(("id" = i64, Path, description = "Payment id"), ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255)),
+    request_body(content = Option<RefundIn>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Refunded", body = RefundOut),
+        (status = 400, description = "Not a number, or a malformed Idempotency-Key", body = ErrorBody),
+        (status = 404, description = "No such payment", body = ErrorBody),
+        (status = 409, description = "Not a captured payment, refunded in full already, or the key is in use", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "A body that is not sent as JSON", body = ErrorBody),
+        (status = 422, description = "Not a positive id, an invalid body, more than is left, or a key reused with another body", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn refunds_create(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<(StatusCode, Json<RefundOut>), ApiError> {
+    let id = Id::parse(id, "payment id")?;
+    let asked: RefundIn = if body.iter().all(u8::is_ascii_whitespace) {
+        RefundIn::default()
+    } else {
+        service_kit::extract::require_utf8(&body)?;
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::Validation(format!("refund body: {e}")))?
+    };
+    if asked.amount.is_some_and(|a| a.get() <= 0) {
+        return Err(ApiError::Validation("amount must be positive".into()));
+    }
+    if asked
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 500)
+    {
+        return Err(ApiError::Validation(
+            "reason is at most 500 characters".into(),
+        ));
+    }
+    let refund = refunds::refund(&state, id, asked.amount, asked.reason).await?;
+    Ok((StatusCode::CREATED, Json(refund.into())))
+}
+
+/// A payment's refunds, oldest first.
+#[utoipa::path(
+    get,
+    path = "/payments/{id}/refunds",
+    params(("id" = i64, Path, description = "Payment id")),
+    responses(
+        (status = 200, description = "Its refunds", body = [RefundOut]),
+        (status = 400, description = "Not a number", body = ErrorBody),
+        (status = 404, description = "No such payment", body = ErrorBody),
+        (status = 422, description = "Not a positive id", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn refunds_list(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<RefundOut>>, ApiError> {
+    let id = Id::parse(id, "payment id")?;
+    let refunds = state
+        .db
+        .call(move |conn| {
+            if store::get_payment(conn, id)?.is_none() {
+                return Err(ApiError::NotFound(format!("payment {id} not found")));
+            }
+            Ok(store::refunds_of(conn, id)?)
+        })
+        .await?;
+    Ok(Json(refunds.into_iter().map(RefundOut::from).collect()))
 }

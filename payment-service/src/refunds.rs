@@ -1,0 +1,97 @@
+//! Giving money back: a refund of a captured payment, full or partial and never beyond what
+//! is left of it, written with its event and its signed `payment.refunded` webhook in one
+//! transaction. Asked for through the API, and made by the outbox itself when the order
+//! service refuses a capture for good (the order was cancelled, or is not the one paid for).
+
+use crate::AppState;
+use crate::domain::Refund;
+use crate::outbox::Outbox;
+use crate::store::{self, DueDelivery};
+use rusqlite::Transaction;
+use service_kit::ApiError;
+use service_kit::domain::Id;
+use service_kit::money::Cents;
+use shop_contracts::PaymentStatus;
+
+/// Records a refund of `payment_id` inside `tx`: `amount` (all that is left when `None`)
+/// with `reason`, its `payment.refunded` event, and its webhook delivery (for the caller to
+/// put in the outbox). 404 for an unknown payment, 409 for one that is not captured or is refunded in
+/// full, 422 for more than is left.
+pub fn record(
+    tx: &Transaction<'_>,
+    payment_id: Id,
+    amount: Option<Cents>,
+    reason: Option<&str>,
+    correlation_id: Option<&str>,
+) -> Result<(Refund, DueDelivery), ApiError> {
+    let payment = store::get_payment(tx, payment_id)?
+        .ok_or_else(|| ApiError::NotFound(format!("payment {payment_id} not found")))?;
+    if payment.status != PaymentStatus::Captured {
+        return Err(ApiError::Conflict(format!(
+            "payment {payment_id} is {}: only a captured payment can be refunded",
+            payment.status
+        )));
+    }
+    let left = payment
+        .amount
+        .checked_sub(payment.refunded)
+        .ok_or_else(|| ApiError::internal("refunds exceed their payment"))?;
+    if left.get() == 0 {
+        return Err(ApiError::Conflict(format!(
+            "payment {payment_id} is refunded in full already"
+        )));
+    }
+    let amount = amount.unwrap_or(left);
+    if amount > left {
+        return Err(ApiError::Validation(format!(
+            "only {left} of payment {payment_id} is left to refund, not {amount}"
+        )));
+    }
+    let refunded_total = payment
+        .refunded
+        .checked_add(amount)
+        .ok_or_else(|| ApiError::internal("refund total overflows"))?;
+    let reference = service_kit::domain::new_reference();
+    let refund_id = store::insert_refund(tx, &reference, payment.id, amount, reason)?;
+    let payload = serde_json::json!({
+        "payment_id": payment.id, "refund_id": refund_id, "ref": reference,
+        "order_id": payment.order_id, "order_ref": payment.order_ref, "amount": amount,
+        "refunded_total": refunded_total, "reason": reason,
+    });
+    service_kit::events::record(tx, "payment.refunded", correlation_id, &payload)?;
+    let about = (payment.id, payment.order_id, payment.order_ref.clone());
+    let delivery = Outbox::new_refund_delivery(about, refund_id, amount, refunded_total);
+    let refund = store::get_refund(tx, refund_id)?
+        .ok_or_else(|| ApiError::internal("new refund vanished"))?;
+    Ok((refund, delivery))
+}
+
+/// Refunds `amount` of payment `payment_id` (all that is left when `None`) and tries its
+/// webhook at once; the outbox worker retries it.
+pub async fn refund(
+    state: &AppState,
+    payment_id: Id,
+    amount: Option<Cents>,
+    reason: Option<String>,
+) -> Result<Refund, ApiError> {
+    let outbox = state.outbox.clone();
+    let correlation = service_kit::http::correlation_id();
+    let (refund, delivery) = state
+        .db
+        .write(move |tx| {
+            let (refund, delivery) = record(
+                tx,
+                payment_id,
+                amount,
+                reason.as_deref(),
+                correlation.as_deref(),
+            )?;
+            outbox.enqueue(tx, &delivery, (refund.payment_id, Some(refund.id)))?;
+            Ok((refund, delivery))
+        })
+        .await?;
+    if let Err(err) = state.outbox.attempt(delivery).await {
+        tracing::error!(refund = refund.id, error = %err, "first refund webhook attempt could not be recorded");
+    }
+    Ok(refund)
+}
