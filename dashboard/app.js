@@ -307,11 +307,20 @@ async function refreshAdmin() {
     const name = h("input", { value: p.name, "aria-label": "name" });
     const price = h("input", { class: "qty", value: money(p.price), "aria-label": "price" });
     const stock = h("input", { class: "qty", value: p.stock, "aria-label": "stock" });
+    // Stock is moved by the difference from what was read, never overwritten: units that
+    // checkouts reserved or sold meanwhile stay theirs.
     const save = async () => {
-      const body = { name: name.value, price: Number(price.value), stock: Number(stock.value) };
-      const saved = await api("catalog", "PUT", `/products/${p.id}`, body);
+      const saved = await api("catalog", "PUT", `/products/${p.id}`, { name: name.value, price: Number(price.value) });
       if (!saved.ok) return say("admin-msg", `Saving ${p.name} failed: ${saved.problem}`);
-      say("admin-msg", `Saved ${saved.data.name}: ${money(saved.data.price)}, stock ${saved.data.stock}.`, true);
+      let stockNow = saved.data.stock;
+      const delta = Number(stock.value) - p.stock;
+      if (delta !== 0) {
+        const moved = await api("catalog", "POST", `/products/${p.id}/stock`, { delta, reason: "adjusted in the dashboard" });
+        if (!moved.ok) return say("admin-msg", `Saved ${saved.data.name}, but moving ${delta} units failed: ${moved.problem}`);
+        stockNow = moved.data.stock_after;
+      }
+      say("admin-msg", `Saved ${saved.data.name}: ${money(saved.data.price)}, stock ${stockNow}.`, true);
+      refreshAdmin();
     };
     const remove = async () => {
       const removed = await api("catalog", "DELETE", `/products/${p.id}`);
@@ -320,7 +329,8 @@ async function refreshAdmin() {
       refreshAdmin();
     };
     return h("tr", { "data-product": p.id }, h("td", {}, p.id), h("td", {}, name), h("td", {}, price),
-      h("td", {}, stock), h("td", {}, h("button", { onclick: save }, "Save"), " ", h("button", { onclick: remove }, "Delete")));
+      h("td", {}, stock), h("td", { "data-reserved": p.reserved }, p.reserved),
+      h("td", {}, h("button", { onclick: save }, "Save"), " ", h("button", { onclick: remove }, "Delete")));
   });
   $("#admin-products tbody").replaceChildren(...rows);
 }

@@ -363,6 +363,23 @@ lamp="$(last .id)"
 check "a product without a price is 422" 422 '' -X POST "$CATALOG/products" "${H[@]}" "${JSON[@]}" -d '{"name":"X","stock":1}'
 check "a negative stock is 422" 422 '' -X PUT "$CATALOG/products/$lamp" "${H[@]}" "${JSON[@]}" -d '{"stock":-1}'
 check "edit its price" 200 '.price == 19.99 and .stock == 1' -X PUT "$CATALOG/products/$lamp" "${H[@]}" "${JSON[@]}" -d '{"price":19.99}'
+check "a product shows what is on sale, reserved and on hand, and its version" 200 \
+  '.available == 1 and .reserved == 0 and .on_hand == 1 and .version >= 2' "$CATALOG/products/$lamp" "${H[@]}"
+header_is "  ... its version is its ETag" "etag" "\"$(last .version)\""
+check "a delivery of 5 is a stock movement" 201 '.delta == 5 and .stock_after == 6 and .reason == "delivery"' \
+  -X POST "$CATALOG/products/$lamp/stock" "${H[@]}" "${JSON[@]}" -d '{"delta":5,"reason":"delivery"}'
+check "taking more than is on sale is 409" 409 '.error.message | test("on sale")' \
+  -X POST "$CATALOG/products/$lamp/stock" "${H[@]}" "${JSON[@]}" -d '{"delta":-7,"reason":"damaged"}'
+check "a movement without a reason is 422" 422 '' \
+  -X POST "$CATALOG/products/$lamp/stock" "${H[@]}" "${JSON[@]}" -d '{"delta":1}'
+check "overwriting stock without If-Match is 428" 428 '.error.code == "precondition_required"' \
+  -X PUT "$CATALOG/products/$lamp" "${H[@]}" "${JSON[@]}" -d '{"stock":1}'
+check "  ... with a version that is no longer current, 412" 412 '.error.code == "precondition_failed"' \
+  -X PUT "$CATALOG/products/$lamp" "${H[@]}" "${JSON[@]}" -H 'If-Match: "1"' -d '{"stock":1}'
+lamp_version="$(curl -sS "$CATALOG/products/$lamp" "${H[@]}" | jq -r .version)"
+check "  ... with the version just read, honoured (and recorded as a movement)" 200 '.stock == 1' \
+  -X PUT "$CATALOG/products/$lamp" "${H[@]}" "${JSON[@]}" -H "If-Match: \"$lamp_version\"" -d '{"stock":1}'
+check "the stock ledger, newest first" 200 '[.[].delta] == [-5, 5]' "$CATALOG/products/$lamp/stock/movements" "${H[@]}"
 
 echo "== Stock reservations =="
 # An order id of its own, far above the order service's, so reruns never collide.

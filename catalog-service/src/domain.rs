@@ -88,9 +88,26 @@ pub struct Product {
     pub name: String,
     pub description: String,
     pub price: Cents,
+    /// Units on sale (available): reservations take theirs off it.
     pub stock: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// Bumped by every change; what `If-Match` names.
+    pub version: i64,
+    /// Units held by open reservations (on hand, not for sale).
+    pub reserved: i64,
+}
+
+/// One row of the stock ledger: units that came (positive) or went, why, and what was on
+/// sale after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Movement {
+    pub id: i64,
+    pub product_id: i64,
+    pub delta: i64,
+    pub reason: String,
+    pub stock_after: i64,
+    pub created_at: String,
 }
 
 /// A reservation as stored, with its lines.

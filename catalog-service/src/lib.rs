@@ -8,6 +8,8 @@
 //! - `routes/reservations.rs`: reserve, commit, release (thin: parse, one operation, output).
 //! - `stock.rs`: the operations `reserve` and `settle_reservation`, each owning its
 //!   transaction and events; the handlers and the expiry sweep call them.
+//! - `inventory.rs`: admin changes: stock movements (the ledger) and product updates, where
+//!   a `stock` overwrite needs `If-Match` with the product's version.
 //! - `domain.rs`: the records (`Product`, `Reservation`), product field rules and the
 //!   reservation lifecycle.
 //! - `store.rs`: every SQL statement, taking and returning the records of `domain.rs`.
@@ -15,6 +17,7 @@
 //! - [`release_expired`]: the sweep that returns stock held too long.
 
 mod domain;
+mod inventory;
 mod routes;
 mod stock;
 mod store;
@@ -84,6 +87,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0003_create_reservations.sql",
     "0004_create_events.sql",
     "0005_reservations_by_reference.sql",
+    "0006_stock_movements.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -102,6 +106,8 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             products_update,
             products_delete
         ))
+        .routes(utoipa_axum::routes!(stock_move))
+        .routes(utoipa_axum::routes!(stock_movements))
         .routes(utoipa_axum::routes!(reservations_create))
         .routes(utoipa_axum::routes!(reservations_get))
         .routes(utoipa_axum::routes!(reservations_commit))

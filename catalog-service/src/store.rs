@@ -1,11 +1,18 @@
 //! Every SQL statement of the catalog, as plain functions over a connection.
 
-use crate::domain::{Product, Reservation, ReservationLine, ReservationStatus, ValidFields};
+use crate::domain::{
+    Movement, Product, Reservation, ReservationLine, ReservationStatus, ValidFields,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::domain::{Id, Page, Reference};
 use service_kit::money::Cents;
 
-const PRODUCT_COLUMNS: &str = "id, name, description, price_cents, stock, created_at, updated_at";
+/// A product's columns, with the units its open reservations hold.
+const PRODUCT_COLUMNS: &str = "id, name, description, price_cents, stock, created_at, updated_at,
+     version,
+     (SELECT COALESCE(SUM(l.quantity), 0) FROM reservation_lines l
+        JOIN reservations r ON r.reference = l.reference
+      WHERE l.product_id = products.id AND r.status = 'reserved')";
 
 fn product_from_row(row: &Row<'_>) -> rusqlite::Result<Product> {
     Ok(Product {
@@ -16,6 +23,8 @@ fn product_from_row(row: &Row<'_>) -> rusqlite::Result<Product> {
         stock: row.get(4)?,
         created_at: row.get(5)?,
         updated_at: row.get(6)?,
+        version: row.get(7)?,
+        reserved: row.get(8)?,
     })
 }
 
@@ -75,6 +84,72 @@ pub fn update_product(
         fields.stock
     ])?;
     get_product(conn, id)
+}
+
+/// Adds `delta` units to a product's stock (takes them when negative) if it stays between 0
+/// and `max`; returns the stock after, `None` when it would not.
+pub fn apply_delta(
+    conn: &Connection,
+    id: Id,
+    delta: i64,
+    max: i64,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "UPDATE products SET stock = stock + ?2,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         WHERE id = ?1 AND deleted_at IS NULL AND stock + ?2 BETWEEN 0 AND ?3
+         RETURNING stock",
+    )?
+    .query_row(params![id.get(), delta, max], |row| row.get(0))
+    .optional()
+}
+
+/// Writes a row of the stock ledger; returns it.
+pub fn insert_movement(
+    conn: &Connection,
+    product: Id,
+    delta: i64,
+    reason: &str,
+    stock_after: i64,
+    correlation_id: Option<&str>,
+) -> rusqlite::Result<Movement> {
+    conn.prepare_cached(
+        "INSERT INTO stock_movements (product_id, delta, reason, stock_after, correlation_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         RETURNING id, product_id, delta, reason, stock_after, created_at",
+    )?
+    .query_row(
+        params![product.get(), delta, reason, stock_after, correlation_id],
+        movement_from_row,
+    )
+}
+
+fn movement_from_row(row: &Row<'_>) -> rusqlite::Result<Movement> {
+    Ok(Movement {
+        id: row.get(0)?,
+        product_id: row.get(1)?,
+        delta: row.get(2)?,
+        reason: row.get(3)?,
+        stock_after: row.get(4)?,
+        created_at: row.get(5)?,
+    })
+}
+
+/// A product's stock ledger, newest first.
+pub fn list_movements(
+    conn: &Connection,
+    product: Id,
+    page: Page,
+) -> rusqlite::Result<Vec<Movement>> {
+    conn.prepare_cached(
+        "SELECT id, product_id, delta, reason, stock_after, created_at FROM stock_movements
+         WHERE product_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+    )?
+    .query_map(
+        params![product.get(), page.limit(), page.offset()],
+        movement_from_row,
+    )?
+    .collect()
 }
 
 /// Hides a product from the catalog, keeping its row; false when it was not on sale.

@@ -355,14 +355,119 @@ async fn a_reference_keys_one_reservation_and_one_held_until_settled_outlives_th
     }
 }
 
+#[tokio::test]
+async fn stock_moves_by_deltas_in_a_ledger_and_is_overwritten_only_with_the_version_read() {
+    let (_dir, app) = app();
+    let (_, read) = send(&app, Call::new("GET", "/products/2")).await;
+    let version = read["version"].as_i64().unwrap();
+    assert_eq!(
+        (read["stock"].as_i64(), read["reserved"].as_i64()),
+        (Some(200), Some(0))
+    );
+    // A checkout takes 5 units after the admin read the product.
+    reserve(&app, 1, json!([{"product_id":2,"quantity":5}])).await;
+    let (_, now) = send(&app, Call::new("GET", "/products/2")).await;
+    assert_eq!(
+        (
+            now["available"].as_i64(),
+            now["reserved"].as_i64(),
+            now["on_hand"].as_i64()
+        ),
+        (Some(195), Some(5), Some(200))
+    );
+    assert!(
+        now["version"].as_i64().unwrap() > version,
+        "every change bumps the version"
+    );
+
+    // The admin's form, saved with what it read, cannot put the 5 units back on sale.
+    fn put(body: &str, if_match: Option<i64>) -> Call<'_> {
+        let call = Call::new("PUT", "/products/2").json(body);
+        match if_match {
+            Some(v) => call.header("If-Match", format!("\"{v}\"")),
+            None => call,
+        }
+    }
+    let (status, body) = send(&app, put(r#"{"stock":200}"#, None)).await;
+    assert_eq!(status, StatusCode::PRECONDITION_REQUIRED, "{body}");
+    assert_eq!(body["error"]["code"], "precondition_required");
+    let (status, body) = send(&app, put(r#"{"stock":200}"#, Some(version))).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    let (status, _) = send(&app, put(r#"{"price":1.00}"#, Some(version))).await;
+    assert_eq!(
+        status,
+        StatusCode::PRECONDITION_FAILED,
+        "any stale change is refused"
+    );
+    let (status, _) = send(
+        &app,
+        put(r#"{"stock":200}"#, None).header("If-Match", "soon"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, unchanged) = send(&app, Call::new("GET", "/products/2")).await;
+    assert_eq!(unchanged["stock"], 195, "nothing changed");
+
+    // A delivery of 10: a movement, whatever happened meanwhile.
+    let (status, moved) = send(
+        &app,
+        Call::new("POST", "/products/2/stock").json(r#"{"delta":10,"reason":"delivery"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{moved}");
+    assert_eq!(
+        (moved["delta"].as_i64(), moved["stock_after"].as_i64()),
+        (Some(10), Some(205))
+    );
+    let (status, body) = send(
+        &app,
+        Call::new("POST", "/products/2/stock").json(r#"{"delta":-206,"reason":"damaged"}"#),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "reserved units are not taken: {body}"
+    );
+    for bad in [
+        r#"{"delta":0,"reason":"nothing"}"#,
+        r#"{"delta":5}"#,
+        r#"{"delta":5,"reason":""}"#,
+        r#"{"delta":5000000,"reason":"too many"}"#,
+        r#"{"delta":"five","reason":"x"}"#,
+    ] {
+        let (status, _) = send(&app, Call::new("POST", "/products/2/stock").json(bad)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    // With the version just read, an overwrite is honoured and recorded as a movement.
+    let (_, fresh) = send(&app, Call::new("GET", "/products/2")).await;
+    let fresh_version = fresh["version"].as_i64();
+    let (status, set) = send(&app, put(r#"{"stock":150}"#, fresh_version)).await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    assert_eq!(
+        (set["stock"].as_i64(), set["reserved"].as_i64()),
+        (Some(150), Some(5))
+    );
+    let (_, ledger) = send(&app, Call::new("GET", "/products/2/stock/movements")).await;
+    let deltas: Vec<i64> = ledger
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["delta"].as_i64().unwrap())
+        .collect();
+    assert_eq!(deltas, [-55, 10], "newest first");
+    let (_, events) = send(&app, Call::new("GET", "/events?type=stock.moved")).await;
+    assert_eq!(events.as_array().unwrap().len(), 2);
+    let (status, _) = send(&app, Call::new("GET", "/products/99/stock/movements")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_concurrent_reservations_for_fifty_units_sell_exactly_fifty() {
     let (_dir, app) = app();
-    send(
-        &app,
-        Call::new("PUT", "/products/3").json(r#"{"stock":50}"#),
-    )
-    .await;
+    let take = r#"{"delta":-50,"reason":"count correction"}"#;
+    let (status, _) = send(&app, Call::new("POST", "/products/3/stock").json(take)).await;
+    assert_eq!(status, StatusCode::CREATED);
     let mut tasks = tokio::task::JoinSet::new();
     for order in 1..=200 {
         let app = app.clone();
@@ -407,10 +512,12 @@ async fn admins_add_edit_and_delete_products_with_validation() {
     }
     let (status, edited) = send(
         &app,
-        Call::new("PUT", &format!("/products/{id}")).json(r#"{"price":19.99,"stock":30}"#),
+        Call::new("PUT", &format!("/products/{id}"))
+            .json(r#"{"price":19.99,"stock":30}"#)
+            .header("If-Match", format!("\"{}\"", lamp["version"])),
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{edited}");
     assert_eq!(
         (
             edited["price"].clone(),

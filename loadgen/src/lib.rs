@@ -58,7 +58,8 @@ pub struct Args {
     #[arg(long, env = "API_KEY", hide_env_values = true)]
     pub api_key: String,
 
-    /// Set every product's stock to this before the run, so checkouts do not sell out.
+    /// Bring every product's units on sale to this before the run (a stock movement of the
+    /// difference, reason "loadgen --restock"), so checkouts do not sell out.
     #[arg(long)]
     pub restock: Option<i64>,
 
@@ -295,11 +296,20 @@ pub fn run(args: &Args) -> Result<Report, String> {
         return Err("the catalog has no products to buy".into());
     }
     if let Some(stock) = args.restock {
-        for (id, _) in &products {
-            let body = json!({"stock": stock}).to_string();
+        // A movement of the difference, with a reason, as an admin would: never a blind
+        // overwrite of units orders hold.
+        let on_sale = listed.body.as_array().cloned().unwrap_or_default();
+        for product in on_sale {
+            let (Some(id), Some(now)) = (product["id"].as_i64(), product["stock"].as_i64()) else {
+                continue;
+            };
+            if now == stock {
+                continue;
+            }
+            let body = json!({"delta": stock - now, "reason": "loadgen --restock"}).to_string();
             setup.send(
-                "PUT",
-                &format!("{}/products/{id}", endpoints.catalog),
+                "POST",
+                &format!("{}/products/{id}/stock", endpoints.catalog),
                 Some(&body),
             );
         }

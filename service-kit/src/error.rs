@@ -31,6 +31,13 @@ pub enum ApiError {
     /// 409: the request conflicts with the resource's current state.
     #[error("{0}")]
     Conflict(String),
+    /// 412: the request's `If-Match` names a version of the resource that is no longer the
+    /// current one (someone changed it since it was read).
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// 428: a change that would overwrite what others may have changed needs `If-Match`.
+    #[error("{0}")]
+    PreconditionRequired(String),
     /// 413: the body is larger than the service accepts.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -85,6 +92,12 @@ impl ApiError {
             ApiError::Declined { code, .. } => (StatusCode::PAYMENT_REQUIRED, *code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PreconditionFailed(_) => {
+                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+            }
+            ApiError::PreconditionRequired(_) => {
+                (StatusCode::PRECONDITION_REQUIRED, "precondition_required")
+            }
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")

@@ -106,6 +106,31 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     assert.notEqual(await page.textContent("#stats-revenue"), "");
     await shot(page, "05-stats");
 
+    // Admin: saving a row moves the stock by the difference from what was read (a row of the
+    // stock ledger), never overwriting units that orders took meanwhile.
+    const headers = { "X-API-Key": key, "Content-Type": "application/json" };
+    const catalogUrl = new URL(url).searchParams.get("catalog");
+    const productUrl = `${catalogUrl}/products/3`;
+    await page.click('nav button[data-tab="admin"]');
+    const row = page.locator('#admin-products tr[data-product="3"]');
+    await row.waitFor();
+    const shown = Number(await row.locator('input[aria-label="stock"]').inputValue());
+    // Meanwhile an order takes 2 units of it.
+    const placed = await fetch(`${new URL(url).searchParams.get("order")}/orders?user_id=${user}`, {
+      method: "POST", headers, body: JSON.stringify([{ product_id: 3, quantity: 2, price: 89.99 }]),
+    });
+    assert.equal(placed.status, 201);
+    await row.locator('input[aria-label="stock"]').fill(String(shown + 5));
+    await row.locator('button:has-text("Save")').click();
+    await page.waitForFunction(() => document.querySelector("#admin-msg").textContent.startsWith("Saved"));
+    const after = await (await fetch(productUrl, { headers })).json();
+    assert.equal(after.stock, shown - 2 + 5, "5 units added; the 2 the order holds stay its");
+    assert.equal(after.reserved, 2);
+    const ledger = await (await fetch(`${productUrl}/stock/movements`, { headers })).json();
+    assert.equal(ledger[0].delta, 5);
+    assert.equal(ledger[0].reason, "adjusted in the dashboard");
+    await shot(page, "06-admin-stock");
+
     // Stop the catalog: the dashboard shows it down.
     const pid = readFileSync(join(pidDir, "catalog-service.pid"), "utf8").trim();
     process.kill(Number(pid), "SIGTERM");
@@ -114,7 +139,7 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
       "only the stopped service is down");
     await page.click('nav button[data-tab="shop"]');
     await page.waitForFunction(() => document.querySelector("#shop-msg").textContent.includes("unreachable"));
-    await shot(page, "06-catalog-down");
+    await shot(page, "07-catalog-down");
   } finally {
     await browser.close();
   }

@@ -407,3 +407,18 @@ impl Client {
         self.call("POST", url, Some(json))
     }
 }
+
+/// Sets product `product`'s stock the way an admin who has just read it does: `PUT` with
+/// `If-Match` of the version read (the catalog refuses a blind overwrite).
+pub fn set_stock(client: &Client, catalog_url: &str, product: i64, stock: i64) {
+    let url = format!("{catalog_url}/products/{product}");
+    let (status, read) = client.get(&url);
+    assert_eq!(status, 200, "{read}");
+    let version = format!("\"{}\"", read["version"]);
+    let body = format!(r#"{{"stock":{stock}}}"#);
+    let headers = [("X-API-Key", KEY), ("If-Match", version.as_str())];
+    let (status, answer) = client
+        .try_call("PUT", &url, Some(&body), &headers)
+        .expect("an answer");
+    assert_eq!(status, 200, "{answer}");
+}

@@ -32,12 +32,7 @@ fn stock(client: &Client, shop: &Shop, product: i64) -> i64 {
 }
 
 fn set_stock(client: &Client, shop: &Shop, product: i64, stock: i64) {
-    let (status, _) = client.call(
-        "PUT",
-        &format!("{}/products/{product}", shop.catalog.url()),
-        Some(&format!(r#"{{"stock":{stock}}}"#)),
-    );
-    assert_eq!(status, 200);
+    system_tests::set_stock(client, &shop.catalog.url(), product, stock);
 }
 
 fn last_checkout(client: &Client, shop: &Shop, user: &str) -> Value {

@@ -174,9 +174,7 @@ fn every_acknowledged_write_survives_sigkill_of_each_service() {
 fn fifty_concurrent_writers_never_see_a_locked_database() {
     let shop = Shop::start();
     // Each order holds its unit: enough stock for all 500.
-    let product = format!("{}/products/2", shop.catalog.url());
-    let (status, _) = Client::new().call("PUT", &product, Some(r#"{"stock":1000}"#));
-    assert_eq!(status, 200);
+    system_tests::set_stock(&Client::new(), &shop.catalog.url(), 2, 1000);
     let url = format!("{}/orders", shop.order.url());
     let body = r#"[{"product_id":2,"quantity":1,"price":29.99}]"#;
     let statuses: Vec<u16> = std::thread::scope(|scope| {

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use system_tests::{Client, Shop};
 
 fn set_stock(client: &Client, shop: &Shop, product: i64, stock: i64) {
-    let url = format!("{}/products/{product}", shop.catalog.url());
-    let (status, body) = client.call("PUT", &url, Some(&format!(r#"{{"stock":{stock}}}"#)));
-    assert_eq!(status, 200, "{body}");
+    system_tests::set_stock(client, &shop.catalog.url(), product, stock);
 }
 
 fn stock(client: &Client, shop: &Shop, product: i64) -> i64 {
@@ -305,4 +303,63 @@ fn an_orders_db_restored_from_a_backup_gives_order_one_its_own_stock_again() {
     assert_eq!(stock(&client, &shop, 2), 196);
     let (_, old) = reservation(&client, &shop, before["ref"].as_str().unwrap());
     assert_eq!(old["status"], "released");
+}
+
+#[test]
+fn an_admin_saving_the_stock_it_read_during_a_burst_never_puts_sold_units_back_on_sale() {
+    let shop = Shop::start();
+    let client = Client::new();
+    set_stock(&client, &shop, 3, 10);
+    let keyboard = r#"[{"product_id":3,"quantity":1,"price":89.99}]"#;
+    let start = Arc::new(Barrier::new(31));
+    let buyers: Vec<_> = (0..30)
+        .map(|n| {
+            let (client, start) = (client.clone(), start.clone());
+            let (order_url, payment_url) = (shop.order.url(), shop.payment.url());
+            std::thread::spawn(move || {
+                start.wait();
+                let url = format!("{order_url}/orders?user_id=burst{n}");
+                let (status, placed) = client.post_json(&url, keyboard);
+                if status == 201 {
+                    let id = placed["id"].as_i64().expect("id");
+                    let url = format!("{payment_url}/pay?order_id={id}&amount=89.99");
+                    assert_eq!(client.post(&url).0, 200);
+                }
+                status
+            })
+        })
+        .collect();
+    // The admin's form: read the product, then save the stock it shows, again and again.
+    let product_url = format!("{}/products/3", shop.catalog.url());
+    start.wait();
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        let (_, read) = client.get(&product_url);
+        std::thread::sleep(Duration::from_millis(5));
+        let version = format!("\"{}\"", read["version"]);
+        let body = format!(r#"{{"stock":{}}}"#, read["stock"]);
+        let headers = [
+            ("X-API-Key", system_tests::KEY),
+            ("If-Match", version.as_str()),
+        ];
+        let (status, _) = client
+            .try_call("PUT", &product_url, Some(&body), &headers)
+            .unwrap();
+        answers.push(status);
+    }
+    let placed: Vec<u16> = buyers.into_iter().map(|b| b.join().unwrap()).collect();
+    assert!(
+        answers.iter().all(|s| *s == 200 || *s == 412),
+        "{answers:?}"
+    );
+    assert_eq!(
+        placed.iter().filter(|s| **s == 201).count(),
+        10,
+        "{placed:?}"
+    );
+    let (_, product) = client.get(&product_url);
+    assert_eq!(product["stock"], 0, "{product}");
+    let (_, paid) = client.get(&format!("{}/orders?status=PAID", shop.order.url()));
+    assert_eq!(paid.as_array().unwrap().len(), 10, "ten units, ten sold");
+    println!("admin saves during the burst: {answers:?}");
 }

@@ -1,11 +1,12 @@
 //! `/products`: the catalog as clients see it.
 
 use crate::AppState;
-use crate::domain::{Product, ProductFields};
+use crate::domain::{Movement, Product, ProductFields};
+use crate::inventory;
 use crate::store;
 use axum::extract::State;
-use axum::http::StatusCode;
-use serde::Serialize;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page};
 use service_kit::error::ErrorBody;
@@ -20,7 +21,17 @@ pub struct ProductOut {
     pub name: String,
     pub description: String,
     pub price: Cents,
+    /// Units on sale (the same as `available`).
     pub stock: i64,
+    /// Units on sale.
+    pub available: i64,
+    /// Units held by orders not yet paid: on hand, not for sale.
+    pub reserved: i64,
+    /// Units in the warehouse: available plus reserved.
+    pub on_hand: i64,
+    /// Bumped by every change; send it as `If-Match` to overwrite `stock`. Also the
+    /// `ETag` of `GET /products/{id}`.
+    pub version: i64,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -33,6 +44,10 @@ impl From<Product> for ProductOut {
             description: p.description,
             price: p.price,
             stock: p.stock,
+            available: p.stock,
+            reserved: p.reserved,
+            on_hand: p.stock.saturating_add(p.reserved),
+            version: p.version,
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
@@ -68,7 +83,8 @@ pub async fn products_list(
     path = "/products/{id}",
     params(("id" = i64, Path, description = "Product id")),
     responses(
-        (status = 200, description = "The product", body = ProductOut),
+        (status = 200, description = "The product", body = ProductOut,
+            headers(("ETag" = String, description = "The product's version, for If-Match"))),
         (status = 400, description = "Not a number", body = ErrorBody),
         (status = 404, description = "No such product on sale", body = ErrorBody),
         (status = 422, description = "Not a positive id", body = ErrorBody),
@@ -79,15 +95,15 @@ pub async fn products_list(
 pub async fn products_get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-) -> Result<Json<ProductOut>, ApiError> {
+) -> Result<([(header::HeaderName, String); 1], Json<ProductOut>), ApiError> {
     let id = Id::parse(id, "product id")?;
     let product = state
         .db
         .call(move |conn| Ok(store::get_product(conn, id)?))
-        .await?;
-    product
-        .map(|found| Json(found.into()))
-        .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))?;
+    let etag = format!("\"{}\"", product.version);
+    Ok(([(header::ETAG, etag)], Json(product.into())))
 }
 
 /// Adds a product.
@@ -117,19 +133,25 @@ pub async fn products_create(
     Ok((StatusCode::CREATED, Json(product.into())))
 }
 
-/// Changes a product's name, description, price or stock.
+/// Changes a product's name, description or price; `stock` is an overwrite and is taken
+/// only with `If-Match` naming the version read (428 without, 412 when stale), recorded as
+/// a movement. Adding or taking units is `POST /products/{id}/stock`.
 #[utoipa::path(
     put,
     path = "/products/{id}",
-    params(("id" = i64, Path, description = "Product id")),
+    params(("id" = i64, Path, description = "Product id"),
+        ("If-Match" = Option<String>, Header, description = "The product's version as read, e.g. \"3\": the change is made only if nobody changed it since; needed to overwrite stock")),
     request_body = ProductFields,
     responses(
         (status = 200, description = "The product as it is now", body = ProductOut),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such product on sale", body = ErrorBody),
+        (status = 409, description = "A new stock below what is on sale and reserved can't be", body = ErrorBody),
+        (status = 412, description = "If-Match names a version that is no longer current", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "An invalid field", body = ErrorBody),
+        (status = 428, description = "stock sent without If-Match", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
@@ -137,16 +159,116 @@ pub async fn products_create(
 pub async fn products_update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
+    headers: HeaderMap,
     Json(fields): Json<ProductFields>,
 ) -> Result<Json<ProductOut>, ApiError> {
     let id = Id::parse(id, "product id")?;
     let fields = fields.validate(false)?;
-    state
+    let if_match = match headers.get(header::IF_MATCH) {
+        Some(value) => Some(inventory::parse_if_match(value.to_str().unwrap_or(""))?),
+        None => None,
+    };
+    let updated = inventory::update_product(&state.db, id, fields, if_match).await?;
+    Ok(Json(updated.into()))
+}
+
+/// One row of the stock ledger.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MovementOut {
+    pub id: i64,
+    pub product_id: i64,
+    /// Units that came in (positive) or went out.
+    pub delta: i64,
+    pub reason: String,
+    /// Units on sale afterwards.
+    pub stock_after: i64,
+    pub created_at: String,
+}
+
+impl From<Movement> for MovementOut {
+    fn from(m: Movement) -> Self {
+        MovementOut {
+            id: m.id,
+            product_id: m.product_id,
+            delta: m.delta,
+            reason: m.reason,
+            stock_after: m.stock_after,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// `POST /products/{id}/stock` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveIn {
+    /// Units in (a delivery: positive) or out (a count correction, damage: negative); not 0.
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
+    pub delta: i64,
+    /// Why, kept in the ledger: 1 to 200 printable characters.
+    #[schema(min_length = 1, max_length = 200)]
+    pub reason: String,
+}
+
+/// Moves units into or out of a product's stock, with a reason: a row of the stock ledger
+/// and a `stock.moved` event. Units reserved by orders are never touched.
+#[utoipa::path(
+    post,
+    path = "/products/{id}/stock",
+    params(("id" = i64, Path, description = "Product id")),
+    request_body = MoveIn,
+    responses(
+        (status = 201, description = "The movement, with the stock after it", body = MovementOut),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 404, description = "No such product on sale", body = ErrorBody),
+        (status = 409, description = "Fewer units on sale than taken", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "A delta of 0 or too large, or a bad reason", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn stock_move(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Json(asked): Json<MoveIn>,
+) -> Result<(StatusCode, Json<MovementOut>), ApiError> {
+    let id = Id::parse(id, "product id")?;
+    let movement = inventory::move_stock(&state.db, id, asked.delta, asked.reason).await?;
+    Ok((StatusCode::CREATED, Json(movement.into())))
+}
+
+/// A product's stock ledger, newest first.
+#[utoipa::path(
+    get,
+    path = "/products/{id}/stock/movements",
+    params(("id" = i64, Path, description = "Product id"), Page),
+    responses(
+        (status = 200, description = "Its movements", body = [MovementOut]),
+        (status = 400, description = "Not a number", body = ErrorBody),
+        (status = 404, description = "No such product on sale", body = ErrorBody),
+        (status = 422, description = "Not a positive id", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn stock_movements(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<MovementOut>>, ApiError> {
+    let id = Id::parse(id, "product id")?;
+    let movements = state
         .db
-        .write(move |tx| Ok(store::update_product(tx, id, &fields)?))
-        .await?
-        .map(|updated| Json(updated.into()))
-        .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))
+        .call(move |conn| {
+            if store::get_product(conn, id)?.is_none() {
+                return Err(ApiError::NotFound(format!("product {id} not found")));
+            }
+            Ok(store::list_movements(conn, id, page)?)
+        })
+        .await?;
+    Ok(Json(movements.into_iter().map(MovementOut::from).collect()))
 }
 
 /// Hides a product from the catalog; its row stays, so carts and orders that name it still

@@ -1,0 +1,155 @@
+//! Admin changes to products and their stock. Stock changes are movements (`delta` units,
+//! with a reason) recorded in the stock ledger with a `stock.moved` event, never a blind
+//! overwrite: an overwrite of `stock` needs `If-Match` with the version the admin read, so
+//! units reserved since then cannot be put back on sale by a form saved later.
+
+use crate::domain::{MAX_STOCK, Movement, Product, ValidFields};
+use crate::store;
+use rusqlite::Transaction;
+use serde_json::json;
+use service_kit::ApiError;
+use service_kit::db::Db;
+use service_kit::domain::Id;
+use service_kit::events;
+use service_kit::http::correlation_id;
+
+/// The reason recorded for a stock overwritten through `PUT /products/{id}`.
+pub const SET_WITH_PUT: &str = "set with PUT /products/{id} (If-Match)";
+
+/// Checks a movement's reason: 1 to 200 printable characters.
+pub fn check_reason(reason: &str) -> Result<String, ApiError> {
+    let reason = reason.trim();
+    let length = reason.chars().count();
+    if !(1..=200).contains(&length) || reason.chars().any(char::is_control) {
+        return Err(ApiError::Validation(
+            "reason must be 1 to 200 printable characters".into(),
+        ));
+    }
+    Ok(reason.to_string())
+}
+
+/// Moves `delta` units in (positive) or out of product `id`'s stock, with `reason`: 404 for
+/// a product not on sale, 409 when fewer units are on sale than taken, 422 for a delta of 0
+/// or one that would pass the most a product may hold.
+pub async fn move_stock(db: &Db, id: Id, delta: i64, reason: String) -> Result<Movement, ApiError> {
+    if delta == 0 || delta.unsigned_abs() > MAX_STOCK.unsigned_abs() {
+        return Err(ApiError::Validation(format!(
+            "delta must be a non-zero number of units, at most {MAX_STOCK} either way"
+        )));
+    }
+    let reason = check_reason(&reason)?;
+    let correlation = correlation_id();
+    db.write(move |tx| {
+        let product = on_sale(tx, id)?;
+        record_movement(tx, &product, delta, &reason, correlation.as_deref())
+    })
+    .await
+}
+
+fn on_sale(tx: &Transaction<'_>, id: Id) -> Result<Product, ApiError> {
+    store::get_product(tx, id)?.ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))
+}
+
+/// Applies `delta` to `product` and writes its ledger row and `stock.moved`.
+fn record_movement(
+    tx: &Transaction<'_>,
+    product: &Product,
+    delta: i64,
+    reason: &str,
+    correlation: Option<&str>,
+) -> Result<Movement, ApiError> {
+    let id = Id::from_db(product.id);
+    let Some(stock_after) = store::apply_delta(tx, id, delta, MAX_STOCK)? else {
+        return Err(if delta < 0 {
+            ApiError::Conflict(format!(
+                "product {id} has {} on sale ({} reserved); {} cannot be taken",
+                product.stock, product.reserved, -delta
+            ))
+        } else {
+            ApiError::Validation(format!(
+                "product {id} would hold more than {MAX_STOCK} units"
+            ))
+        });
+    };
+    let movement = store::insert_movement(tx, id, delta, reason, stock_after, correlation)?;
+    let payload = json!({
+        "product_id": product.id, "movement_id": movement.id, "delta": delta,
+        "reason": reason, "stock_after": stock_after,
+    });
+    events::record(tx, "stock.moved", correlation, &payload)?;
+    Ok(movement)
+}
+
+/// Changes the given fields of product `id`. With `if_match`, only if the product is still
+/// at that version (412 otherwise). `stock` is an overwrite and is honoured only with
+/// `if_match` (428 without): the difference is recorded as a movement.
+pub async fn update_product(
+    db: &Db,
+    id: Id,
+    fields: ValidFields,
+    if_match: Option<i64>,
+) -> Result<Product, ApiError> {
+    let correlation = correlation_id();
+    db.write(move |tx| {
+        let product = on_sale(tx, id)?;
+        if let Some(version) = if_match
+            && version != product.version
+        {
+            return Err(ApiError::PreconditionFailed(format!(
+                "product {id} is at version {}, not {version}: read it again",
+                product.version
+            )));
+        }
+        let mut rest = fields;
+        if let Some(stock) = rest.stock.take() {
+            if if_match.is_none() {
+                return Err(ApiError::PreconditionRequired(format!(
+                    "stock is not overwritten blind: send If-Match: \"{}\" (the version you \
+                     read), or move units with POST /products/{id}/stock",
+                    product.version
+                )));
+            }
+            let delta = stock - product.stock;
+            if delta != 0 {
+                record_movement(tx, &product, delta, SET_WITH_PUT, correlation.as_deref())?;
+            }
+        }
+        store::update_product(tx, id, &rest)?
+            .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))
+    })
+    .await
+}
+
+/// Reads an `If-Match` header: a version as `"3"` (or `W/"3"`, or bare `3`); 400 for
+/// anything else.
+pub fn parse_if_match(raw: &str) -> Result<i64, ApiError> {
+    let value = raw.trim().trim_start_matches("W/").trim_matches('"');
+    value.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "If-Match must be the product's version, e.g. \"3\", not {raw:?}"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_names_a_version() {
+        assert_eq!(parse_if_match("\"3\"").unwrap(), 3);
+        assert_eq!(parse_if_match("W/\"12\"").unwrap(), 12);
+        assert_eq!(parse_if_match("7").unwrap(), 7);
+        for bad in ["*", "\"\"", "\"x\"", "\"0\"", "\"-1\""] {
+            assert!(parse_if_match(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_reason_is_short_and_printable() {
+        assert_eq!(check_reason("  delivery ").unwrap(), "delivery");
+        assert!(check_reason("").is_err());
+        assert!(check_reason(&"x".repeat(201)).is_err());
+        assert!(check_reason("a\0b").is_err());
+    }
+}
