@@ -191,7 +191,11 @@ async function refreshOrders() {
   $("#orders tbody").replaceChildren(...rows);
 }
 
-const NEXT_STEPS = { PENDING: [["Cancel", "CANCELLED"]], PAID: [["Ship", "SHIPPED"]], SHIPPED: [["Deliver", "DELIVERED"]] };
+const NEXT_STEPS = {
+  PENDING: [["Cancel", "CANCELLED"]],
+  PAID: [["Ship", "SHIPPED"], ["Cancel and refund", "CANCELLED"]],
+  SHIPPED: [["Deliver", "DELIVERED"]],
+};
 
 async function showOrder(id) {
   const answer = await api("order", "GET", `/orders/${id}`);

@@ -353,6 +353,18 @@ check "nothing is left to refund (409)" 409 '.error.code == "conflict"' -X POST 
 check "the payment's refunds" 200 'length == 2 and .[0].amount == 59.98' "$PAYMENT/payments/$payment_id/refunds" "${H[@]}"
 check "REFUNDED is reached only through the payment service (409)" 409 '' \
   -X PUT "$ORDER/orders/$order_id/status" "${H[@]}" "${JSON[@]}" -d '{"status":"REFUNDED"}'
+check "a paid order to cancel" 201 '.stock == "held"' \
+  -X POST "$ORDER/orders?user_id=$U-cancel" "${H[@]}" "${JSON[@]}" -d '[{"product_id":3,"quantity":1,"price":89.99}]'
+paid_to_cancel="$(last .id)"
+check "  ... paid" 200 '.status == "captured"' -X POST "$PAYMENT/pay?order_id=$paid_to_cancel&amount=89.99" "${H[@]}"
+keyboards="$(curl -sS "$CATALOG/products/3" "${H[@]}" | jq -r .stock)"
+check "cancelling a PAID, unshipped order" 200 '.status == "CANCELLED"' \
+  -X PUT "$ORDER/orders/$paid_to_cancel/status" "${H[@]}" "${JSON[@]}" -d '{"status":"CANCELLED","reason":"changed my mind"}'
+check "  ... refunds it in full and returns its unit" 200 '.refunded == 89.99 and .stock == "released"' \
+  "$ORDER/orders/$paid_to_cancel" "${H[@]}"
+check "  ... which is on sale again" 200 ".stock == $((keyboards + 1))" "$CATALOG/products/3" "${H[@]}"
+check "  ... the refund says why" 200 '.[0].reason == "order_cancelled"' \
+  "$PAYMENT/payments/$(curl -sS "$PAYMENT/payments?order_id=$paid_to_cancel" "${H[@]}" | jq -r '.[0].id')/refunds" "${H[@]}"
 check "a payment that was never captured cannot be refunded (409)" 409 '' \
   -X POST "$PAYMENT/payments/$(curl -sS "$PAYMENT/payments?order_id=$card_order" "${H[@]}" | jq -r 'map(select(.status == "failed"))[0].id')/refunds" "${H[@]}"
 

@@ -48,6 +48,8 @@ impl OrderClient {
                 &StatusChange {
                     status: OrderStatus::Cancelled,
                     reason: Some(reason.to_string()),
+                    // Never a paid order: the checkout goes forward with that one.
+                    from: Some(OrderStatus::Pending),
                 },
             )
             .await

@@ -112,6 +112,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .routes(utoipa_axum::routes!(reservations_get))
         .routes(utoipa_axum::routes!(reservations_commit))
         .routes(utoipa_axum::routes!(reservations_release))
+        .routes(utoipa_axum::routes!(reservations_return))
         .with_state(state.clone());
     ServiceBuilder::new(SERVICE, state.db, migrations, api).build(keys)
 }

@@ -113,6 +113,47 @@ async fn record_failure(
     }
 }
 
+/// Puts the units of sold reservation `reference` back on sale (`stock.returned`): its
+/// order was cancelled after it was paid, or the goods came back. It becomes `released`
+/// with the reason; returning it again is a no-op; one still only reserved is a 409
+/// (release it instead).
+pub async fn return_units(
+    db: &Db,
+    reference: Reference,
+    reason: Option<String>,
+) -> Result<Reservation, ApiError> {
+    let correlation = correlation_id();
+    db.write(move |tx| {
+        let current = store::get_reservation(tx, &reference)?
+            .ok_or_else(|| ApiError::NotFound(format!("no reservation {reference}")))?;
+        match current.status {
+            ReservationStatus::Committed => {
+                let reason = reason.unwrap_or_else(|| "returned".to_string());
+                store::settle_reservation(
+                    tx,
+                    &reference,
+                    ReservationStatus::Released,
+                    Some(&reason),
+                )?;
+                let payload = json!({"reference": reference.as_str(),
+                    "order_id": current.order_id, "lines": current.lines.iter()
+                    .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity}))
+                    .collect::<Vec<_>>(), "reason": reason});
+                events::record(tx, "stock.returned", correlation.as_deref(), &payload)?;
+            }
+            ReservationStatus::Released => {}
+            ReservationStatus::Reserved => {
+                return Err(ApiError::Conflict(format!(
+                    "reservation {reference} was never sold: release it instead"
+                )));
+            }
+        }
+        store::get_reservation(tx, &reference)?
+            .ok_or_else(|| ApiError::internal("reservation vanished"))
+    })
+    .await
+}
+
 /// Commits or releases the reservation `reference` (`target`), recording
 /// `stock.committed` or `stock.released`; asking for what is already so is a no-op, and
 /// asking for the other end a 409.

@@ -280,6 +280,38 @@ async fn commit_and_release_happen_once_and_never_both() {
 }
 
 #[tokio::test]
+async fn sold_units_are_returned_once_and_only_when_sold() {
+    let (_dir, app) = app();
+    reserve(&app, 1, json!([{"product_id":1,"quantity":3}])).await;
+    reserve(&app, 2, json!([{"product_id":1,"quantity":2}])).await;
+    let (status, _) = send(&app, Call::new("POST", "/reservations/2/return")).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "never sold: release it instead"
+    );
+    send(&app, Call::new("POST", "/reservations/1/commit")).await;
+    assert_eq!(stock_of(&app, 1).await, 45);
+    let call = Call::new("POST", "/reservations/1/return").json(r#"{"reason":"order cancelled"}"#);
+    let (status, returned) = send(&app, call).await;
+    assert_eq!(status, StatusCode::OK, "{returned}");
+    assert_eq!(returned["status"], "released");
+    assert_eq!(returned["reason"], "order cancelled");
+    assert_eq!(
+        stock_of(&app, 1).await,
+        48,
+        "the 3 sold units are on sale again"
+    );
+    let (status, _) = send(&app, Call::new("POST", "/reservations/1/return")).await;
+    assert_eq!(status, StatusCode::OK, "returning again is a no-op");
+    assert_eq!(stock_of(&app, 1).await, 48);
+    let (status, _) = send(&app, Call::new("POST", "/reservations/9/return")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, returned) = send(&app, Call::new("GET", "/events?type=stock.returned")).await;
+    assert_eq!(returned.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn the_sweep_releases_reservations_held_too_long() {
     let dir = tempfile::tempdir().unwrap();
     let state = state_with_ttl(&dir, Duration::ZERO);

@@ -94,7 +94,7 @@ pub trait Lifecycle {
 
 impl Lifecycle for OrderStatus {
     /// The one place the lifecycle is written down: PENDING to PAID or CANCELLED, PAID to
-    /// SHIPPED, SHIPPED to DELIVERED, and a paid order (PAID, SHIPPED or DELIVERED) to
+    /// SHIPPED or CANCELLED (refunded in full, its units returned), SHIPPED to DELIVERED, and a paid order (PAID, SHIPPED or DELIVERED) to
     /// REFUNDED once refunded in full. Nothing moves backwards and nothing leaves
     /// CANCELLED or REFUNDED. PAID and REFUNDED are reached only through the webhook.
     fn can_become(self, next: OrderStatus) -> bool {
@@ -103,6 +103,7 @@ impl Lifecycle for OrderStatus {
             (self, next),
             (Pending, Paid)
                 | (Pending, Cancelled)
+                | (Paid, Cancelled)
                 | (Paid, Shipped)
                 | (Shipped, Delivered)
                 | (Paid | Shipped | Delivered, Refunded)
@@ -242,6 +243,7 @@ mod tests {
                 (Pending, Paid),
                 (Pending, Cancelled),
                 (Paid, Shipped),
+                (Paid, Cancelled),
                 (Paid, Refunded),
                 (Shipped, Delivered),
                 (Shipped, Refunded),

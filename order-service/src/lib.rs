@@ -22,6 +22,7 @@
 
 pub mod domain;
 mod lifecycle;
+mod money;
 mod routes;
 pub mod stock;
 mod store;

@@ -6,6 +6,7 @@ use crate::AppState;
 use crate::domain::{
     Lifecycle, NewOrder, Order, OrderStatus, PaymentOutcome, Stats, payment_outcome,
 };
+use crate::money;
 use crate::stock::{self, Settled};
 use crate::store;
 use service_kit::ApiError;
@@ -213,7 +214,7 @@ async fn settle_stock_now(state: &AppState, order: Order) -> Result<Order, ApiEr
 pub async fn change_status(
     state: &AppState,
     id: Id,
-    target: OrderStatus,
+    (from, target): (Option<OrderStatus>, OrderStatus),
     reason: Option<String>,
 ) -> Result<Order, ApiError> {
     if target == OrderStatus::Paid || target == OrderStatus::Refunded {
@@ -227,6 +228,12 @@ pub async fn change_status(
         .write(move |tx| {
             let (current, _) = store::order_status(tx, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
+            if from.is_some_and(|from| from != current) {
+                return Err(ApiError::Conflict(format!(
+                    "order {id} is {current}, not {}",
+                    from.map(OrderStatus::as_str).unwrap_or_default()
+                )));
+            }
             if !current.can_become(target) {
                 return Err(ApiError::Conflict(format!(
                     "order {id} is {current} and cannot become {target}"
@@ -243,6 +250,10 @@ pub async fn change_status(
             store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order vanished"))
         })
         .await?;
+    if changed.status == OrderStatus::Cancelled {
+        // A paid order cancelled: its money goes back now (or the keeper retries).
+        money::refund_cancelled(state, Id::from_db(changed.id)).await?;
+    }
     settle_stock_now(state, changed).await
 }
 

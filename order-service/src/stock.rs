@@ -50,6 +50,7 @@ pub async fn settle(state: &AppState, id: Id) -> Result<Settled, ApiError> {
         let settled = match (order.stock, order.status) {
             (OrderStock::Pending, OrderStatus::Cancelled)
             | (OrderStock::Held, OrderStatus::Cancelled) => release(state, &order).await?,
+            (OrderStock::Committed, OrderStatus::Cancelled) => return_units(state, &order).await?,
             (OrderStock::Pending, _) => hold(state, &order).await?,
             // Sold: paid (or refunded afterwards without the units coming back).
             (OrderStock::Held, status) if status.is_paid() || status == OrderStatus::Refunded => {
@@ -127,6 +128,31 @@ async fn commit(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
         }
         Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
             tracing::warn!(order = order.id, %message, "paid order's stock not committed yet; the stock keeper retries");
+            Ok(Settled::Waiting(message))
+        }
+    }
+}
+
+/// A PAID order cancelled: its sold units go back on sale.
+async fn return_units(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
+    match state
+        .catalog
+        .return_units(&order.reference, "order cancelled after payment")
+        .await
+    {
+        Outcome::Done(_) => {
+            let id = Id::from_db(order.id);
+            record(
+                state,
+                id,
+                (OrderStock::Committed, OrderStock::Released),
+                None,
+            )
+            .await?;
+            Ok(Settled::Settled(OrderStock::Released))
+        }
+        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+            tracing::warn!(order = order.id, %message, "cancelled order's units not returned yet; the stock keeper retries");
             Ok(Settled::Waiting(message))
         }
     }
@@ -236,8 +262,9 @@ pub async fn settle_all(state: &AppState) -> Result<usize, ApiError> {
     Ok(settled)
 }
 
-/// The stock keeper: every `every`, settles what is due and expires unpaid orders (when
-/// `order_ttl` is set), until `stop`.
+/// The stock keeper: every `every`, settles what is due with the catalog, expires unpaid
+/// orders (when `order_ttl` is set) and asks for the refunds cancelled paid orders are
+/// owed, until `stop`.
 pub async fn keep(
     state: AppState,
     every: Duration,
@@ -260,6 +287,11 @@ pub async fn keep(
             Ok(0) => {}
             Ok(n) => tracing::info!(settled = n, "order stock settled with the catalog"),
             Err(err) => tracing::error!(error = %err, "stock keeper failed"),
+        }
+        match crate::money::refund_all_due(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(refunded = n, "cancelled orders refunded"),
+            Err(err) => tracing::error!(error = %err, "refunding cancelled orders failed"),
         }
     }
 }

@@ -320,11 +320,25 @@ pub fn set_stock(
 }
 
 /// Orders whose stock does not match their status yet: pending (not yet reserved), held
-/// but paid (to commit) or cancelled (to release). Oldest first, at most `limit`.
+/// but paid (to commit) or cancelled (to release), sold but cancelled (to return). Oldest first, at most `limit`.
 pub fn stock_to_settle(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Id>> {
     conn.prepare_cached(
         "SELECT id FROM orders
          WHERE stock = 'pending' OR (stock = 'held' AND status != 'PENDING')
+            OR (stock = 'committed' AND status = 'CANCELLED')
+         ORDER BY id LIMIT ?1",
+    )?
+    .query_map(params![limit], |row| Ok(Id::from_db(row.get(0)?)))?
+    .collect()
+}
+
+/// Cancelled orders a payment was captured for and not yet refunded in full (a PAID order
+/// cancelled whose refund the payment service has not confirmed), oldest first.
+pub fn cancelled_holding_money(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Id>> {
+    conn.prepare_cached(
+        "SELECT id FROM orders
+         WHERE status = 'CANCELLED' AND payment_id IS NOT NULL
+           AND refunded_cents < total_cents
          ORDER BY id LIMIT ?1",
     )?
     .query_map(params![limit], |row| Ok(Id::from_db(row.get(0)?)))?

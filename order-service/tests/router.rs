@@ -394,12 +394,15 @@ async fn the_lifecycle_allows_only_the_shop_transitions() {
     assert_eq!(status_of(&app, id).await, "PENDING");
 
     pay_by_webhook(&app, id, "m1").await;
-    let (status, _) = send(&app, put(r#"{"status":"CANCELLED"}"#)).await;
+    let (status, _) = send(&app, put(r#"{"status":"CANCELLED","from":"PENDING"}"#)).await;
     assert_eq!(
         status,
         StatusCode::CONFLICT,
-        "a paid order is not cancelled here"
+        "only from PENDING, as asked: a paid order is not cancelled"
     );
+    let (status, _) = send(&app, put(r#"{"status":"CANCELLED","from":"LOST"}"#)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status_of(&app, id).await, "PAID");
     let (status, _) = send(&app, put(r#"{"status":"DELIVERED"}"#)).await;
     assert_eq!(status, StatusCode::CONFLICT, "PAID cannot skip SHIPPED");
     let (status, shipped) = send(&app, put(r#"{"status":"shipped"}"#)).await;

@@ -124,6 +124,18 @@ impl CatalogClient {
             .await
     }
 
+    /// `POST /reservations/{reference}/return`: the units of a sold reservation go back on
+    /// sale (its order was cancelled after it was paid).
+    pub async fn return_units(&self, reference: &str, reason: &str) -> Outcome<ReservationView> {
+        self.peer
+            .post(
+                format!("/reservations/{reference}/return"),
+                &ReleaseRequest { reason },
+                Vec::new(),
+            )
+            .await
+    }
+
     /// `POST /reservations/{reference}/release`: the held stock goes back on sale.
     pub async fn release(&self, reference: &str, reason: &str) -> Outcome<ReservationView> {
         self.peer

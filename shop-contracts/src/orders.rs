@@ -43,4 +43,8 @@ pub struct StatusChange {
     /// Why, kept in the order's history.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Only from this status (409 otherwise): a checkout undoing its order cancels it only
+    /// while it is PENDING, never a paid one (that would refund it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<OrderStatus>,
 }

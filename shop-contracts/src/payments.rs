@@ -108,6 +108,22 @@ impl PaymentWebhook {
     }
 }
 
+/// A refund as another service reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RefundView {
+    /// The refund's id.
+    pub id: i64,
+    /// What it gave back.
+    pub amount: Cents,
+}
+
+/// The body of `POST /payments/{id}/refunds` as the order service sends it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundRequest<'a> {
+    /// Why, kept with the refund.
+    pub reason: &'a str,
+}
+
 /// `GET /payments/summary`: what the order service reconciles paid orders against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentsSummary {
@@ -178,6 +194,21 @@ impl PaymentClient {
             .get_json(format!("/payments?order_id={order_id}"))
             .await?;
         Ok(payments.unwrap_or_default())
+    }
+
+    /// `POST /payments/{id}/refunds`: all that is left of the payment, under
+    /// `idempotency_key` (asking again with it refunds nothing more).
+    pub async fn refund_rest(
+        &self,
+        payment_id: i64,
+        reason: &str,
+        idempotency_key: String,
+    ) -> Outcome<RefundView> {
+        let headers = vec![(KEY_HEADER, idempotency_key)];
+        let path = format!("/payments/{payment_id}/refunds");
+        self.peer
+            .post(path, &RefundRequest { reason }, headers)
+            .await
     }
 
     /// `GET /payments/{id}`: the payment as it is now, `Ok(None)` if unknown.

@@ -172,3 +172,121 @@ fn a_hundred_cancels_racing_their_payments_never_leave_money_on_a_cancelled_orde
     assert_eq!(books["paid_order_count"], paid);
     println!("{paid} paid, {cancelled} cancelled, {given_back} of them refunded by themselves");
 }
+
+/// Polls order `id` until `done` holds (15 s at most).
+fn wait_for(client: &Client, shop: &Shop, id: &Value, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = order(client, shop, id);
+        if done(&now) {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "order {id} never got there: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stock_of(client: &Client, shop: &Shop, product: i64) -> i64 {
+    let (_, p) = client.get(&format!("{}/products/{product}", shop.catalog.url()));
+    p["stock"].as_i64().expect("stock")
+}
+
+#[test]
+fn cancelling_a_paid_order_refunds_it_in_full_and_returns_its_units_even_if_payments_was_away() {
+    let mut shop = Shop::start_with(&[("order-service", &["--stock-retry-ms", "100"])]);
+    let client = Client::new();
+    let (order_url, payment_url) = (shop.order.url(), shop.payment.url());
+    let status_url = |id: &Value| format!("{order_url}/orders/{id}/status");
+    let pay = |id: &Value| {
+        let url = format!("{payment_url}/pay?order_id={id}&amount=29.99");
+        let (status, payment) = client.post(&url);
+        assert_eq!(status, 200, "{payment}");
+        payment
+    };
+
+    let first = place(&client, &shop, "ann");
+    let payment = pay(&first["id"]);
+    wait_for(&client, &shop, &first["id"], |o| o["stock"] == "committed");
+    assert_eq!(stock_of(&client, &shop, 2), 199);
+    // A checkout's undo cancels only while PENDING: a paid order is not refunded that way.
+    let (status, _) = client.call(
+        "PUT",
+        &status_url(&first["id"]),
+        Some(r#"{"status":"CANCELLED","from":"PENDING"}"#),
+    );
+    assert_eq!(status, 409);
+    let (status, cancelled) = client.call(
+        "PUT",
+        &status_url(&first["id"]),
+        Some(r#"{"status":"CANCELLED","reason":"changed my mind"}"#),
+    );
+    assert_eq!(status, 200, "{cancelled}");
+    let done = wait_for(&client, &shop, &first["id"], |o| {
+        o["refunded"] == 29.99 && o["stock"] == "released"
+    });
+    assert_eq!(done["status"], "CANCELLED");
+    assert_eq!(
+        stock_of(&client, &shop, 2),
+        200,
+        "its unit is on sale again"
+    );
+    let refunds = format!("{}/payments/{}/refunds", shop.payment.url(), payment["id"]);
+    let (_, listed) = client.get(&refunds);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "refunded once: {listed}"
+    );
+    assert_eq!(listed[0]["reason"], "order_cancelled");
+    let (status, _) = client.call(
+        "PUT",
+        &status_url(&first["id"]),
+        Some(r#"{"status":"CANCELLED"}"#),
+    );
+    assert_eq!(status, 409, "cancelled already");
+
+    // With the payment service away, the cancel stands and the refund follows it back.
+    let second = place(&client, &shop, "bea");
+    pay(&second["id"]);
+    wait_for(&client, &shop, &second["id"], |o| o["stock"] == "committed");
+    assert!(shop.payment.stop());
+    let (status, cancelled) = client.call(
+        "PUT",
+        &status_url(&second["id"]),
+        Some(r#"{"status":"CANCELLED"}"#),
+    );
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["refunded"], 0.0, "not refunded yet");
+    std::thread::sleep(Duration::from_millis(500));
+    shop.payment.restart();
+    let done = wait_for(&client, &shop, &second["id"], |o| o["refunded"] == 29.99);
+    assert_eq!(done["stock"], "released");
+
+    // A shipped order is not cancelled (nor refunded that way).
+    let third = place(&client, &shop, "cal");
+    pay(&third["id"]);
+    wait_for(&client, &shop, &third["id"], |o| o["status"] == "PAID");
+    let (status, _) = client.call(
+        "PUT",
+        &status_url(&third["id"]),
+        Some(r#"{"status":"SHIPPED"}"#),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = client.call(
+        "PUT",
+        &status_url(&third["id"]),
+        Some(r#"{"status":"CANCELLED"}"#),
+    );
+    assert_eq!(status, 409);
+
+    wait_for_the_outbox(&client, &shop);
+    let books = stats(&client, &shop);
+    assert_eq!(books["reconciliation"]["status"], "matched", "{books}");
+    assert_eq!(
+        books["revenue"], 29.99,
+        "only the shipped order's money stays"
+    );
+}

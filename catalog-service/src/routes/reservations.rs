@@ -86,6 +86,16 @@ pub struct ReleaseIn {
     pub reason: Option<String>,
 }
 
+/// The optional `{"reason"}` of a release or return (its first 500 characters).
+fn reason_of(body: &Bytes) -> Result<Option<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let asked: ReleaseIn = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("release body: {e}")))?;
+    Ok(asked.reason.map(|r| r.chars().take(500).collect()))
+}
+
 /// Reserves every line or none, for one order, under one reference.
 #[utoipa::path(
     post,
@@ -202,15 +212,37 @@ pub async fn reservations_release(
     body: Bytes,
 ) -> Result<Json<ReservationOut>, ApiError> {
     let reference = Reference::parse(&reference, "reference")?;
-    let release: ReleaseIn = if body.iter().all(u8::is_ascii_whitespace) {
-        ReleaseIn::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("release body: {e}")))?
-    };
-    let reason = release.reason.map(|r| r.chars().take(500).collect());
+    let reason = reason_of(&body)?;
     let released =
         stock::settle_reservation(&state.db, reference, ReservationStatus::Released, reason)
             .await?;
     Ok(Json(released.into()))
+}
+
+/// Returns the units of a sold (committed) reservation to sale: its order was cancelled
+/// after it was paid. Returning again is a no-op.
+#[utoipa::path(
+    post,
+    path = "/reservations/{reference}/return",
+    params(("reference" = String, Path, description = "The reservation's reference (an order's ref, or its id)")),
+    request_body(content = Option<ReleaseIn>, description = "Why (optional)"),
+    responses(
+        (status = 200, description = "The reservation as it is now", body = ReservationOut),
+        (status = 400, description = "Malformed path or body", body = ErrorBody),
+        (status = 404, description = "No reservation under the reference", body = ErrorBody),
+        (status = 409, description = "Never sold (still reserved): release it instead", body = ErrorBody),
+        (status = 422, description = "Not a reference", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn reservations_return(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Json<ReservationOut>, ApiError> {
+    let reference = Reference::parse(&reference, "reference")?;
+    let reason = reason_of(&body)?;
+    let returned = stock::return_units(&state.db, reference, reason).await?;
+    Ok(Json(returned.into()))
 }

@@ -133,11 +133,16 @@ pub struct ListParams {
 /// `PUT /orders/{id}/status` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct StatusChange {
-    /// SHIPPED, DELIVERED or CANCELLED (any case); PAID only comes with a payment webhook.
+    /// SHIPPED, DELIVERED or CANCELLED (any case); PAID and REFUNDED only come with a
+    /// payment webhook. Cancelling a PAID order refunds it in full and returns its units.
     #[schema(example = "SHIPPED", max_length = 20)]
     pub status: String,
     /// Kept in the status history (the first 500 characters).
     pub reason: Option<String>,
+    /// Only if the order is in this status now (409 otherwise), e.g. `PENDING` to cancel an
+    /// order only while nothing was paid.
+    #[schema(example = "PENDING", max_length = 20)]
+    pub from: Option<String>,
 }
 
 /// `GET /orders/stats`.
@@ -355,8 +360,9 @@ pub async fn orders_status_update(
 ) -> Result<Json<OrderOut>, ApiError> {
     let id = Id::parse(id, "order id")?;
     let target: OrderStatus = change.status.parse()?;
+    let from: Option<OrderStatus> = change.from.as_deref().map(str::parse).transpose()?;
     let reason = change.reason.map(|r| r.chars().take(500).collect());
-    let order = lifecycle::change_status(&state, id, target, reason).await?;
+    let order = lifecycle::change_status(&state, id, (from, target), reason).await?;
     Ok(Json(order.into()))
 }
 
