@@ -6,6 +6,8 @@
 #   API_KEY        key clients must send in X-API-Key (default: the demo key secret-key-123)
 #   WEBHOOK_SECRET secret that signs payment webhooks (default: generated once and kept in
 #                  DATA_DIR/webhook-secret)
+#   PEER_API_KEY   the key the services send each other, never rate-limited (default:
+#                  generated once and kept in DATA_DIR/peer-key)
 #   DATA_DIR       where the four SQLite files and logs go (default: data)
 #   CATALOG_PORT CART_PORT ORDER_PORT PAYMENT_PORT   (defaults 8002 8001 8003 8004)
 #   DASHBOARD_PORT  where the dashboard is served (default 8080; python3's static server)
@@ -30,6 +32,16 @@ if [[ -z "${WEBHOOK_SECRET:-}" ]]; then
   fi
   WEBHOOK_SECRET="$(head -n 1 "$secret_file")"
   export WEBHOOK_SECRET
+fi
+# The services' own key for calls between them: a client flooding one service with its key
+# cannot make that service refuse another's check.
+if [[ -z "${PEER_API_KEY:-}" ]]; then
+  peer_key_file="$data_dir/peer-key"
+  if [[ ! -s "$peer_key_file" ]]; then
+    (umask 077; printf 'peer-%s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >"$peer_key_file")
+  fi
+  PEER_API_KEY="$(head -n 1 "$peer_key_file")"
+  export PEER_API_KEY
 fi
 
 catalog_port="${CATALOG_PORT:-8002}"

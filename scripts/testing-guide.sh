@@ -333,6 +333,9 @@ check "an unknown status is 422" 422 '' -X PUT "$ORDER/orders/$order_id/status" 
 check "order stats: counts, revenue, and a reconciliation that spots the hand-signed payment" 200 \
   '.order_count >= 1 and .revenue > 0 and .reconciliation.status == "mismatch" and .reconciliation.paid_orders_total > .reconciliation.captured_payments_total' \
   "$ORDER/orders/stats" "${H[@]}"
+check "  ... and names the order behind it" 200 \
+  "any(.reconciliation.mismatched_orders[]; .order_id == $signed_order and .order_value == 89.99 and .captured_net == 0)" \
+  "$ORDER/orders/stats" "${H[@]}"
 
 echo "== Refunds =="
 # The delivered order of two products (1059.97): part of it comes back, then the rest.

@@ -65,6 +65,72 @@ pub struct Stats {
     pub charged_order_count: i64,
     /// What the payment service counted; `None` when it could not be asked.
     pub captured: Option<shop_contracts::payments::PaymentsSummary>,
+    /// On a mismatch, the orders behind it (at most [`MAX_MISMATCHES_LISTED`]).
+    pub mismatched: Vec<Mismatch>,
+}
+
+/// How many orders a reconciliation mismatch lists.
+pub const MAX_MISMATCHES_LISTED: usize = 20;
+
+/// An order whose money does not agree between the two services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub order_id: i64,
+    /// What it should hold: its total net of refunds when paid, nothing otherwise.
+    pub order_value: Cents,
+    /// What its captured payments hold, net of refunds.
+    pub captured_net: Cents,
+}
+
+/// An order as the books see it: id, ref, what it should hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderValue {
+    pub id: i64,
+    pub reference: String,
+    pub value: Cents,
+}
+
+/// The orders whose value differs from what their captured payments hold (payments are
+/// matched by order ref, or by order id for those made before refs), by order id.
+pub fn mismatched_orders(
+    orders: &[OrderValue],
+    payments: &[shop_contracts::payments::OrderMoney],
+) -> Vec<Mismatch> {
+    use std::collections::BTreeMap;
+    // Keyed by order id, then whether the money is for an order ref this service does not
+    // know (the same id in an orders.db restored from a backup): that is its own entry.
+    let mut held: BTreeMap<(i64, bool), (Cents, Cents)> = BTreeMap::new();
+    let by_ref: BTreeMap<&str, i64> = orders
+        .iter()
+        .map(|o| (o.reference.as_str(), o.id))
+        .collect();
+    for money in payments {
+        let key = match &money.order_ref {
+            Some(reference) => match by_ref.get(reference.as_str()) {
+                Some(id) => (*id, false),
+                None => (money.order_id, true),
+            },
+            None => (money.order_id, false),
+        };
+        let net = money
+            .captured
+            .checked_sub(money.refunded)
+            .unwrap_or_default();
+        let entry = held.entry(key).or_default();
+        entry.1 = entry.1.checked_add(net).unwrap_or(entry.1);
+    }
+    for order in orders {
+        held.entry((order.id, false)).or_default().0 = order.value;
+    }
+    held.into_iter()
+        .filter(|(_, (value, net))| value != net)
+        .map(|((order_id, _), (order_value, captured_net))| Mismatch {
+            order_id,
+            order_value,
+            captured_net,
+        })
+        .take(MAX_MISMATCHES_LISTED)
+        .collect()
 }
 
 impl Stats {
@@ -249,6 +315,39 @@ mod tests {
                 (Shipped, Refunded),
                 (Delivered, Refunded),
             ]
+        );
+    }
+
+    #[test]
+    fn a_mismatch_names_the_orders_whose_money_differs() {
+        use shop_contracts::payments::OrderMoney;
+        let order = |id: i64, value: i64| OrderValue {
+            id,
+            reference: format!("ref-{id}"),
+            value: Cents::new(value),
+        };
+        let money = |id: i64, reference: Option<&str>, captured: i64, refunded: i64| OrderMoney {
+            order_id: id,
+            order_ref: reference.map(str::to_string),
+            captured: Cents::new(captured),
+            refunded: Cents::new(refunded),
+        };
+        let orders = [order(1, 1000), order(2, 0), order(3, 500), order(4, 700)];
+        let payments = [
+            money(1, Some("ref-1"), 1000, 0),  // paid, captured: fine
+            money(2, Some("ref-2"), 800, 800), // cancelled, refunded in full: fine
+            money(3, Some("ref-3"), 800, 0),   // 300 more captured than the order holds
+            // order 4 is PAID with no capture (a hand-signed webhook)
+            money(4, Some("ref-of-a-restored-db"), 250, 0), // another order 4's money
+            money(5, None, 100, 0), // a payment from before refs, no such order
+        ];
+        let found: Vec<(i64, i64, i64)> = mismatched_orders(&orders, &payments)
+            .into_iter()
+            .map(|m| (m.order_id, m.order_value.get(), m.captured_net.get()))
+            .collect();
+        assert_eq!(
+            found,
+            [(3, 500, 800), (4, 700, 0), (4, 0, 250), (5, 0, 100)]
         );
     }
 

@@ -292,7 +292,7 @@ pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
             None
         }
     };
-    Ok(Stats {
+    let mut stats = Stats {
         orders_by_status,
         order_count,
         paid_order_count,
@@ -300,5 +300,26 @@ pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
         paid_units: paid_units.into_iter().collect(),
         charged_order_count,
         captured,
-    })
+        mismatched: Vec::new(),
+    };
+    if stats.reconciliation_status() == "mismatch" {
+        stats.mismatched = orders_behind_the_mismatch(state).await?;
+    }
+    Ok(stats)
+}
+
+/// The orders whose money differs between the two services (empty when the payment
+/// service cannot be asked for its side).
+async fn orders_behind_the_mismatch(
+    state: &AppState,
+) -> Result<Vec<crate::domain::Mismatch>, ApiError> {
+    let payments = match state.payments.money_by_order().await {
+        Ok(payments) => payments,
+        Err(err) => {
+            tracing::warn!(error = %err, "payment service unavailable; mismatch not itemised");
+            return Ok(Vec::new());
+        }
+    };
+    let orders = state.db.call(|conn| Ok(store::order_values(conn)?)).await?;
+    Ok(crate::domain::mismatched_orders(&orders, &payments))
 }

@@ -1,6 +1,6 @@
 //! Every SQL statement of the order service, as plain functions over a connection.
 
-use crate::domain::{NewOrder, Order, OrderItem, OrderStatus, OrderStock, StatusEntry};
+use crate::domain::{NewOrder, Order, OrderItem, OrderStatus, OrderStock, OrderValue, StatusEntry};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use service_kit::domain::{Id, Page, UserId};
@@ -283,6 +283,25 @@ pub fn list_orders(
         orders.extend(get_order(conn, Id::from_db(id))?);
     }
     Ok(orders)
+}
+
+/// What each order that was paid (or charged) should hold: its total net of refunds while
+/// PAID, SHIPPED or DELIVERED, nothing once CANCELLED or REFUNDED.
+pub fn order_values(conn: &Connection) -> rusqlite::Result<Vec<OrderValue>> {
+    conn.prepare_cached(
+        "SELECT id, ref, CASE WHEN status IN ('PAID', 'SHIPPED', 'DELIVERED')
+                               THEN total_cents - refunded_cents ELSE 0 END
+         FROM orders
+         WHERE payment_id IS NOT NULL OR status IN ('PAID', 'SHIPPED', 'DELIVERED')",
+    )?
+    .query_map([], |row| {
+        Ok(OrderValue {
+            id: row.get(0)?,
+            reference: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            value: Cents::new(row.get(2)?),
+        })
+    })?
+    .collect()
 }
 
 /// Orders a payment was captured for: paid ones, refunded ones, and cancelled ones whose

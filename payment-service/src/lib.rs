@@ -167,6 +167,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .routes(utoipa_axum::routes!(pay).layer(once.clone()))
         .routes(utoipa_axum::routes!(payments_list))
         .routes(utoipa_axum::routes!(payments_summary))
+        .routes(utoipa_axum::routes!(payments_by_order))
         .routes(utoipa_axum::routes!(payments_get))
         .routes(utoipa_axum::routes!(refunds_create).layer(once.clone()))
         .routes(utoipa_axum::routes!(refunds_list))

@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::domain::{Id, Page};
 use service_kit::money::Cents;
 use shop_contracts::PaymentStatus;
+use shop_contracts::payments::{OrderMoney, PaymentsSummary};
 
 /// A payment about to be written.
 #[derive(Debug)]
@@ -362,20 +363,46 @@ pub fn list_payments(
     .collect()
 }
 
-/// Count and total of captured payments, and the total refunded of them.
-pub fn captured_summary(conn: &Connection) -> rusqlite::Result<(i64, Cents, Cents)> {
+/// The books of the payments: captured (count, total), refunded, and only authorized
+/// (count, total).
+pub fn summary(conn: &Connection) -> rusqlite::Result<PaymentsSummary> {
     conn.prepare_cached(
-        "SELECT COUNT(*), COALESCE(SUM(amount_cents), 0),
-                (SELECT COALESCE(SUM(amount_cents), 0) FROM refunds)
-         FROM payments WHERE status = 'captured'",
+        "SELECT COUNT(*) FILTER (WHERE status = 'captured'),
+                COALESCE(SUM(amount_cents) FILTER (WHERE status = 'captured'), 0),
+                (SELECT COALESCE(SUM(amount_cents), 0) FROM refunds),
+                COUNT(*) FILTER (WHERE status = 'authorized'),
+                COALESCE(SUM(amount_cents) FILTER (WHERE status = 'authorized'), 0)
+         FROM payments",
     )?
     .query_row([], |row| {
-        Ok((
-            row.get(0)?,
-            Cents::new(row.get(1)?),
-            Cents::new(row.get(2)?),
-        ))
+        Ok(PaymentsSummary {
+            captured_count: row.get(0)?,
+            captured_total: Cents::new(row.get(1)?),
+            refunded_total: Cents::new(row.get(2)?),
+            authorized_count: row.get(3)?,
+            authorized_total: Cents::new(row.get(4)?),
+        })
     })
+}
+
+/// What the captured payments hold, per order (and order reference), by order id.
+pub fn money_by_order(conn: &Connection) -> rusqlite::Result<Vec<OrderMoney>> {
+    conn.prepare_cached(
+        "SELECT p.order_id, p.order_ref, SUM(p.amount_cents),
+                SUM((SELECT COALESCE(SUM(r.amount_cents), 0) FROM refunds r
+                     WHERE r.payment_id = p.id))
+         FROM payments p WHERE p.status = 'captured'
+         GROUP BY p.order_id, p.order_ref ORDER BY p.order_id",
+    )?
+    .query_map([], |row| {
+        Ok(OrderMoney {
+            order_id: row.get(0)?,
+            order_ref: row.get(1)?,
+            captured: Cents::new(row.get(2)?),
+            refunded: Cents::new(row.get(3)?),
+        })
+    })?
+    .collect()
 }
 
 const DELIVERY_SELECT: &str = "SELECT id, payment_id, order_id, status, attempts_in_round,

@@ -19,6 +19,9 @@ type Limiter = governor::DefaultKeyedRateLimiter<usize>;
 pub struct ApiKeys {
     keys: Arc<Vec<Secret>>,
     limiter: Option<Arc<Limiter>>,
+    /// How many of the first keys are clients' (rate-limited); the rest are the services'
+    /// own key for calls between them, never limited.
+    client_keys: usize,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -34,9 +37,23 @@ impl ApiKeys {
     /// Accepts any of `keys`, without a rate limit.
     pub fn new(keys: Vec<Secret>) -> Self {
         ApiKeys {
+            client_keys: keys.len(),
             keys: Arc::new(keys),
             limiter: None,
         }
+    }
+
+    /// The same keys, plus `peer`: the key the services send each other, accepted and never
+    /// rate-limited, so a client flooding a service cannot make it refuse another service's
+    /// check (a payment's verification, a reservation). Nothing if it is already a client
+    /// key (then calls between services share that key's rate).
+    pub fn with_peer_key(mut self, peer: Secret) -> Self {
+        if !self.accepts(peer.expose().as_bytes()) {
+            let mut keys = self.keys.as_ref().clone();
+            keys.push(peer);
+            self.keys = Arc::new(keys);
+        }
+        self
     }
 
     /// The same keys, each allowed `per_second` requests a second (bursts of twice that);
@@ -73,7 +90,7 @@ impl ApiKeys {
 
     /// `Err` with the seconds to wait when key `index` is over its rate.
     fn admit(&self, index: usize) -> Result<(), ApiError> {
-        let Some(limiter) = &self.limiter else {
+        let Some(limiter) = self.limiter.as_ref().filter(|_| index < self.client_keys) else {
             return Ok(());
         };
         limiter.check_key(&index).map_err(|not_until| {
@@ -127,6 +144,23 @@ mod tests {
 #[cfg(test)]
 mod limit_tests {
     use super::*;
+
+    #[test]
+    fn the_services_own_key_is_accepted_and_never_rate_limited() {
+        let keys = ApiKeys::new(vec![Secret::new("client")])
+            .with_rate_limit(5)
+            .with_peer_key(Secret::new("peer"));
+        let peer = keys.matching(b"peer").expect("the peer key is accepted");
+        assert!((0..100).all(|_| keys.admit(peer).is_ok()), "never limited");
+        let client = keys.matching(b"client").unwrap();
+        assert_eq!((0..100).filter(|_| keys.admit(client).is_ok()).count(), 10);
+        let same = ApiKeys::new(vec![Secret::new("k")]).with_peer_key(Secret::new("k"));
+        assert_eq!(
+            same.keys.len(),
+            1,
+            "a peer key that is a client key adds nothing"
+        );
+    }
 
     #[test]
     fn a_key_over_its_rate_is_told_when_to_retry_and_other_keys_are_not_affected() {

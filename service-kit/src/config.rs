@@ -46,9 +46,10 @@ pub struct CommonArgs {
     #[arg(long = "api-key", env = "API_KEY", hide_env_values = true)]
     pub api_key: Option<Secret>,
 
-    /// The key this service sends in `X-API-Key` when it calls another service. Defaults to
-    /// the first of `--api-key`: set it when the services accept different keys, or to give
-    /// calls between services their own key (and their own rate-limit bucket).
+    /// The key the services send each other in `X-API-Key`. Set (the same on all four, as
+    /// scripts/start-all.sh does), it is accepted too and never rate-limited, so a client
+    /// flooding a service cannot make it refuse another service's check. Defaults to the
+    /// first of `--api-key` (then calls between services share that key's rate limit).
     #[arg(long = "peer-api-key", env = "PEER_API_KEY", hide_env_values = true)]
     pub peer_api_key: Option<Secret>,
 
@@ -136,7 +137,9 @@ pub struct ConfigError(String);
 impl CommonArgs {
     /// The accepted keys with the configured rate limit, or a clear error when none was given.
     pub fn key_policy(&self) -> Result<crate::auth::ApiKeys, ConfigError> {
-        Ok(crate::auth::ApiKeys::new(self.api_keys()?).with_rate_limit(self.rate_limit))
+        Ok(crate::auth::ApiKeys::new(self.api_keys()?)
+            .with_rate_limit(self.rate_limit)
+            .with_peer_key(self.peer_api_key()?))
     }
 
     /// The accepted API keys, or a clear error when none was given.

@@ -134,6 +134,24 @@ pub struct PaymentsSummary {
     /// What was refunded of them.
     #[serde(default)]
     pub refunded_total: Cents,
+    /// Payments only authorized (the order not verified yet): no money moved.
+    #[serde(default)]
+    pub authorized_count: i64,
+    /// Their total.
+    #[serde(default)]
+    pub authorized_total: Cents,
+}
+
+/// `GET /payments/by-order`: what the captured payments of one order hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OrderMoney {
+    pub order_id: i64,
+    /// The order's global reference (none for payments made before references).
+    pub order_ref: Option<String>,
+    /// Captured for it.
+    pub captured: Cents,
+    /// Refunded of that.
+    pub refunded: Cents,
 }
 
 /// Typed access to payment-service.
@@ -214,6 +232,13 @@ impl PaymentClient {
     /// `GET /payments/{id}`: the payment as it is now, `Ok(None)` if unknown.
     pub async fn payment(&self, id: i64) -> Result<Option<PaymentView>, PeerError> {
         self.peer.get_json(format!("/payments/{id}")).await
+    }
+
+    /// `GET /payments/by-order`: the money captured payments hold, per order.
+    pub async fn money_by_order(&self) -> Result<Vec<OrderMoney>, PeerError> {
+        let money: Option<Vec<OrderMoney>> =
+            self.peer.get_json("/payments/by-order".into()).await?;
+        Ok(money.unwrap_or_default())
     }
 
     /// `GET /payments/summary`: what was captured; `Ok(None)` if the payment service has no

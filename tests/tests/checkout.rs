@@ -292,6 +292,60 @@ fn a_carts_db_restored_from_a_backup_never_replays_an_earlier_checkouts_order_or
 }
 
 #[test]
+fn two_cart_services_on_one_order_service_never_share_an_order_or_a_payment() {
+    let shop = Shop::start();
+    let client = Client::new();
+    // A second cart service with its own carts.db (its checkout row ids start at 1 too).
+    let mut args = vec![
+        "--db".to_string(),
+        shop.dir.path().join("carts-2.db").display().to_string(),
+    ];
+    for (flag, url) in [
+        ("--catalog-url", shop.catalog.url()),
+        ("--order-url", shop.order.url()),
+        ("--payment-url", shop.payment.url()),
+    ] {
+        args.extend([flag.to_string(), url]);
+    }
+    let second =
+        system_tests::Service::start("cart-service", args, shop.dir.path().join("cart-2.log"));
+    let before = stock(&client, &shop, 2);
+    let carts = [shop.cart.url(), second.url()];
+    let buyers: Vec<_> = (0..20)
+        .map(|n| {
+            let client = client.clone();
+            let cart = carts[n % 2].clone();
+            std::thread::spawn(move || {
+                let user = format!("twin{n}");
+                let add = format!("{cart}/cart/{user}/add?product_id=2&quantity=1");
+                assert_eq!(client.post(&add).0, 200);
+                let url = format!("{cart}/cart/{user}/checkout");
+                client.call("POST", &url, Some(GOOD_CARD))
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Value)> = buyers.into_iter().map(|b| b.join().unwrap()).collect();
+    let mut orders = std::collections::BTreeSet::new();
+    let mut payments = std::collections::BTreeSet::new();
+    for (status, checkout) in &answers {
+        assert_eq!(*status, 201, "{checkout}");
+        orders.insert(checkout["order_id"].as_i64().expect("order"));
+        payments.insert(checkout["payment_id"].as_i64().expect("payment"));
+    }
+    assert_eq!(
+        (orders.len(), payments.len()),
+        (20, 20),
+        "each its own order and payment"
+    );
+    assert_eq!(stock(&client, &shop, 2), before - 20, "each its own unit");
+    let (_, paid) = client.get(&format!(
+        "{}/orders?status=PAID&limit=100",
+        shop.order.url()
+    ));
+    assert_eq!(paid.as_array().expect("list").len(), 20);
+}
+
+#[test]
 fn a_declined_card_undoes_everything_and_the_checkout_can_be_tried_again() {
     let shop = Shop::start();
     let client = Client::new();

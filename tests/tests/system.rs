@@ -343,6 +343,41 @@ fn wait_until_paid(client: &Client, shop: &Shop, order_id: i64) -> Value {
     }
 }
 
+#[test]
+fn a_client_flooding_the_order_service_cannot_stop_a_payments_verification() {
+    // The services call each other with their own key (PEER_API_KEY), never rate-limited.
+    let shop = Shop::start_with(&[("order-service", &["--rate-limit", "20"])]);
+    let client = Client::new();
+    let order_id = place_guide_order(&client, &shop, "calm");
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flooders: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, flooding) = (client.clone(), flooding.clone());
+            let url = format!("{}/orders/{order_id}", shop.order.url());
+            std::thread::spawn(move || {
+                let mut refused = 0;
+                while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                    if client.get(&url).0 == 429 {
+                        refused += 1;
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let url = format!(
+        "{}/pay?order_id={order_id}&amount=999.99",
+        shop.payment.url()
+    );
+    let (status, payment) = client.post(&url);
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let refused: i32 = flooders.into_iter().map(|f| f.join().unwrap()).sum();
+    assert!(refused > 0, "the client was rate-limited");
+    assert_eq!(status, 200, "verified and captured all the same: {payment}");
+    assert_eq!(payment["status"], "captured");
+}
+
 /// Polls payment `id` until it is no longer `authorized` (ten seconds at most).
 fn wait_until_settled(client: &Client, shop: &Shop, id: &Value) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -461,11 +496,20 @@ fn an_authorized_payment_survives_sigkill_of_the_payment_service_and_is_captured
 
 #[test]
 fn an_order_service_answering_429_is_one_that_could_not_be_asked_never_a_go_ahead() {
-    // A key flooding the order service makes it answer 429 to the payment service too
-    // (peers share the shop's key here): that is no verification.
+    // A key flooding the order service makes it answer 429 to a payment service that calls
+    // with that same key: that is no verification.
     let mut shop = Shop::start_with(&[
         ("order-service", &["--rate-limit", "20"]),
-        ("payment-service", &["--capture-retry-ms", "100"]),
+        // This payment service calls with the flooding client's key, so it shares its rate.
+        (
+            "payment-service",
+            &[
+                "--capture-retry-ms",
+                "100",
+                "--peer-api-key",
+                system_tests::KEY,
+            ],
+        ),
     ]);
     let client = Client::new();
     let order_id = place_guide_order(&client, &shop, "flood");

@@ -163,6 +163,7 @@ pub struct StatsOut {
 
 impl From<Stats> for StatsOut {
     fn from(stats: Stats) -> Self {
+        let status = stats.reconciliation_status();
         StatsOut {
             reconciliation: ReconciliationOut {
                 paid_orders_total: stats.revenue,
@@ -170,7 +171,18 @@ impl From<Stats> for StatsOut {
                 captured_payments_total: stats.captured.map(|c| c.captured_total),
                 captured_payments_count: stats.captured.map(|c| c.captured_count),
                 refunded_total: stats.captured.map(|c| c.refunded_total),
-                status: stats.reconciliation_status(),
+                authorized_payments_count: stats.captured.map(|c| c.authorized_count),
+                authorized_payments_total: stats.captured.map(|c| c.authorized_total),
+                mismatched_orders: stats
+                    .mismatched
+                    .into_iter()
+                    .map(|m| MismatchOut {
+                        order_id: m.order_id,
+                        order_value: m.order_value,
+                        captured_net: m.captured_net,
+                    })
+                    .collect(),
+                status,
             },
             orders_by_status: stats.orders_by_status,
             order_count: stats.order_count,
@@ -194,9 +206,25 @@ pub struct ReconciliationOut {
     pub captured_payments_count: Option<i64>,
     /// What the payment service refunded.
     pub refunded_total: Option<Cents>,
+    /// Payments only authorized (their orders not verified yet): no money moved, shown
+    /// apart from the books.
+    pub authorized_payments_count: Option<i64>,
+    pub authorized_payments_total: Option<Cents>,
+    /// On a mismatch, the orders behind it (at most 20).
+    pub mismatched_orders: Vec<MismatchOut>,
     /// `matched`, `mismatch` (a webhook may still be on its way) or `unavailable`.
     #[schema(value_type = String)]
     pub status: &'static str,
+}
+
+/// An order whose money the two services see differently.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MismatchOut {
+    pub order_id: i64,
+    /// What the order should hold: its total net of refunds while paid, else 0.
+    pub order_value: Cents,
+    /// What its captured payments hold, net of refunds.
+    pub captured_net: Cents,
 }
 
 /// Places an order. Every line's price must be the catalog's; when the catalog cannot

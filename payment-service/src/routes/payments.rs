@@ -17,7 +17,7 @@ use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 use shop_contracts::PaymentStatus;
 use shop_contracts::card::{CardBody, card_from_body};
-use shop_contracts::payments::PaymentsSummary;
+use shop_contracts::payments::{OrderMoney, PaymentsSummary};
 
 /// A payment as the API shows it. A card appears only as brand, last four and expiry.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -212,7 +212,8 @@ pub async fn payments_get(
         .ok_or_else(|| ApiError::NotFound(format!("payment {id} not found")))
 }
 
-/// Count and total of captured payments, for reconciliation.
+/// Count and total of captured payments (and of their refunds, and of payments only
+/// authorized), for reconciliation.
 #[utoipa::path(
     get,
     path = "/payments/summary",
@@ -226,15 +227,29 @@ pub async fn payments_get(
 pub async fn payments_summary(
     State(state): State<AppState>,
 ) -> Result<Json<PaymentsSummary>, ApiError> {
-    let (captured_count, captured_total, refunded_total) = state
-        .db
-        .call(|conn| Ok(store::captured_summary(conn)?))
-        .await?;
-    Ok(Json(PaymentsSummary {
-        captured_count,
-        captured_total,
-        refunded_total,
-    }))
+    Ok(Json(state.db.call(|conn| Ok(store::summary(conn)?)).await?))
+}
+
+/// What the captured payments hold per order (captured, refunded), so the order service can
+/// name the orders behind a reconciliation mismatch.
+#[utoipa::path(
+    get,
+    path = "/payments/by-order",
+    responses(
+        (status = 200, description = "Per order, by order id", body = [OrderMoney]),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn payments_by_order(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<OrderMoney>>, ApiError> {
+    Ok(Json(
+        state
+            .db
+            .call(|conn| Ok(store::money_by_order(conn)?))
+            .await?,
+    ))
 }
 
 /// Money given back from a payment.
