@@ -394,7 +394,9 @@ check "  ... with a version that is no longer current, 412" 412 '.error.code == 
 lamp_version="$(curl -sS "$CATALOG/products/$lamp" "${H[@]}" | jq -r .version)"
 check "  ... with the version just read, honoured (and recorded as a movement)" 200 '.stock == 1' \
   -X PUT "$CATALOG/products/$lamp" "${H[@]}" "${JSON[@]}" -H "If-Match: \"$lamp_version\"" -d '{"stock":1}'
-check "the stock ledger, newest first" 200 '[.[].delta] == [-5, 5]' "$CATALOG/products/$lamp/stock/movements" "${H[@]}"
+check "the stock ledger, newest first, from the opening stock" 200 '[.[].delta] == [-5, 5, 1]' "$CATALOG/products/$lamp/stock/movements" "${H[@]}"
+check "the stock audit balances for every product" 200 'length >= 4 and all(.balanced) and (map(select(.product_id == '"$lamp"'))[0] | .on_hand == 1 and .moved == 1)' \
+  "$CATALOG/stock/audit" "${H[@]}"
 
 echo "== Stock reservations =="
 # An order id of its own, far above the order service's, so reruns never collide.

@@ -208,6 +208,7 @@ pub async fn run(
     // it with SIGKILL); only a power cut could lose the last steps, and each step's call is
     // idempotent, so settling the checkout again is safe. Orders and payments use FULL.
     let db = Db::open(&config.db, &migrations(), Durability::Normal)?;
+    idempotency::free_abandoned_keys(&db).await?;
     let urls = PeerUrls {
         catalog: config.catalog_url.clone(),
         order: config.order_url.clone(),

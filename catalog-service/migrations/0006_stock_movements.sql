@@ -23,3 +23,16 @@ CREATE TABLE stock_movements (
 CREATE INDEX stock_movements_by_product ON stock_movements (product_id, id);
 -- Reserved units per product are summed from the open reservations.
 CREATE INDEX reservation_lines_by_product ON reservation_lines (product_id);
+-- When a sold reservation's units came back (its order cancelled after payment).
+ALTER TABLE reservations ADD COLUMN returned_at TEXT;
+-- The ledger opens with the units each product holds now (on sale, reserved or sold), so
+-- the stock audit can check on hand = ledger - sold + returned from here on.
+INSERT INTO stock_movements (product_id, delta, reason, stock_after)
+SELECT p.id, held, 'opening stock', p.stock
+FROM (SELECT p.id AS id, p.stock AS stock,
+             p.stock + COALESCE((SELECT SUM(l.quantity) FROM reservation_lines l
+                                   JOIN reservations r ON r.reference = l.reference
+                                 WHERE l.product_id = p.id
+                                   AND r.status IN ('reserved', 'committed')), 0) AS held
+      FROM products p) AS p
+WHERE held > 0;

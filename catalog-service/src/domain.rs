@@ -98,6 +98,36 @@ pub struct Product {
     pub reserved: i64,
 }
 
+/// One product's stock audit: what is there (on sale, reserved) against what the ledger,
+/// the sales and the returns say should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub product_id: i64,
+    pub name: String,
+    pub available: i64,
+    /// Held by open reservations.
+    pub reserved: i64,
+    /// Sold: in committed reservations (returned ones included).
+    pub sold: i64,
+    /// Sold, then returned.
+    pub returned: i64,
+    /// The ledger's sum: the opening stock and every movement since.
+    pub moved: i64,
+}
+
+impl AuditRow {
+    /// Units in the warehouse: on sale plus reserved.
+    pub fn on_hand(&self) -> i64 {
+        self.available + self.reserved
+    }
+
+    /// What the ledger says should be on hand: everything moved in, less what was sold,
+    /// plus what came back.
+    pub fn expected_on_hand(&self) -> i64 {
+        self.moved - self.sold + self.returned
+    }
+}
+
 /// One row of the stock ledger: units that came (positive) or went, why, and what was on
 /// sale after.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,6 +28,27 @@ pub fn check_reason(reason: &str) -> Result<String, ApiError> {
     Ok(reason.to_string())
 }
 
+/// Adds a product; its stock, if any, opens its ledger (reason `opening stock`).
+pub fn create_product(tx: &Transaction<'_>, fields: &ValidFields) -> Result<Product, ApiError> {
+    let product = store::insert_product(tx, fields)?;
+    if product.stock > 0 {
+        let id = Id::from_db(product.id);
+        let correlation = correlation_id();
+        store::insert_movement(
+            tx,
+            id,
+            product.stock,
+            OPENING,
+            product.stock,
+            correlation.as_deref(),
+        )?;
+    }
+    Ok(product)
+}
+
+/// The reason of a product's first ledger row.
+pub const OPENING: &str = "opening stock";
+
 /// Moves `delta` units in (positive) or out of product `id`'s stock, with `reason`: 404 for
 /// a product not on sale, 409 when fewer units are on sale than taken, 422 for a delta of 0
 /// or one that would pass the most a product may hold.

@@ -108,6 +108,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         ))
         .routes(utoipa_axum::routes!(stock_move))
         .routes(utoipa_axum::routes!(stock_movements))
+        .routes(utoipa_axum::routes!(stock_audit))
         .routes(utoipa_axum::routes!(reservations_create))
         .routes(utoipa_axum::routes!(reservations_get))
         .routes(utoipa_axum::routes!(reservations_commit))

@@ -135,6 +135,7 @@ pub async fn return_units(
                     ReservationStatus::Released,
                     Some(&reason),
                 )?;
+                store::mark_returned(tx, &reference)?;
                 let payload = json!({"reference": reference.as_str(),
                     "order_id": current.order_id, "lines": current.lines.iter()
                     .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity}))

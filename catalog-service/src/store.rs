@@ -1,7 +1,7 @@
 //! Every SQL statement of the catalog, as plain functions over a connection.
 
 use crate::domain::{
-    Movement, Product, Reservation, ReservationLine, ReservationStatus, ValidFields,
+    AuditRow, Movement, Product, Reservation, ReservationLine, ReservationStatus, ValidFields,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::domain::{Id, Page, Reference};
@@ -268,6 +268,48 @@ pub fn get_reservation(
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Some(reservation))
+}
+
+/// Marks a sold reservation's units as returned (it is being released).
+pub fn mark_returned(conn: &Connection, reference: &Reference) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE reservations SET returned_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         WHERE reference = ?1",
+    )?
+    .execute(params![reference.as_str()])?;
+    Ok(())
+}
+
+/// Per product on sale: units on sale, held by open reservations, sold (reservations
+/// committed, returned ones included), returned, and the ledger's sum.
+pub fn stock_audit(conn: &Connection) -> rusqlite::Result<Vec<AuditRow>> {
+    conn.prepare_cached(
+        "SELECT p.id, p.name, p.stock,
+             COALESCE((SELECT SUM(l.quantity) FROM reservation_lines l
+                         JOIN reservations r ON r.reference = l.reference
+                       WHERE l.product_id = p.id AND r.status = 'reserved'), 0),
+             COALESCE((SELECT SUM(l.quantity) FROM reservation_lines l
+                         JOIN reservations r ON r.reference = l.reference
+                       WHERE l.product_id = p.id
+                         AND (r.status = 'committed' OR r.returned_at IS NOT NULL)), 0),
+             COALESCE((SELECT SUM(l.quantity) FROM reservation_lines l
+                         JOIN reservations r ON r.reference = l.reference
+                       WHERE l.product_id = p.id AND r.returned_at IS NOT NULL), 0),
+             COALESCE((SELECT SUM(m.delta) FROM stock_movements m WHERE m.product_id = p.id), 0)
+         FROM products p WHERE p.deleted_at IS NULL ORDER BY p.id",
+    )?
+    .query_map([], |row| {
+        Ok(AuditRow {
+            product_id: row.get(0)?,
+            name: row.get(1)?,
+            available: row.get(2)?,
+            reserved: row.get(3)?,
+            sold: row.get(4)?,
+            returned: row.get(5)?,
+            moved: row.get(6)?,
+        })
+    })?
+    .collect()
 }
 
 /// Moves a reservation to `status`; a release also puts its units back on stock.

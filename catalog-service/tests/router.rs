@@ -280,6 +280,72 @@ async fn commit_and_release_happen_once_and_never_both() {
 }
 
 #[tokio::test]
+async fn the_stock_audit_balances_through_sales_returns_and_movements_and_spots_a_blind_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_ttl(&dir, Duration::from_secs(900));
+    let app = router(state.clone(), test_keys());
+    let audit = |app: Router| async move {
+        let (status, rows) = send(&app, Call::new("GET", "/stock/audit")).await;
+        assert_eq!(status, StatusCode::OK);
+        rows.as_array().unwrap().clone()
+    };
+    assert!(
+        audit(app.clone())
+            .await
+            .iter()
+            .all(|r| r["balanced"] == true),
+        "the demo products open their ledger"
+    );
+
+    let body = r#"{"name":"Audit Lamp","price":5,"stock":10}"#;
+    let (_, lamp) = send(&app, Call::new("POST", "/products").json(body)).await;
+    let id = lamp["id"].as_i64().unwrap();
+    let line = json!([{"product_id": id, "quantity": 3}]);
+    reserve(&app, 1, line).await;
+    send(&app, Call::new("POST", "/reservations/1/commit")).await;
+    reserve(&app, 2, json!([{"product_id": id, "quantity": 2}])).await;
+    send(&app, Call::new("POST", "/reservations/1/return")).await;
+    let delivery = r#"{"delta":5,"reason":"delivery"}"#;
+    send(
+        &app,
+        Call::new("POST", &format!("/products/{id}/stock")).json(delivery),
+    )
+    .await;
+    let rows = audit(app.clone()).await;
+    let row = rows.iter().find(|r| r["product_id"] == id).unwrap();
+    let figures: Vec<i64> = [
+        "available",
+        "reserved",
+        "on_hand",
+        "moved",
+        "sold",
+        "returned",
+        "expected_on_hand",
+    ]
+    .iter()
+    .map(|k| row[k].as_i64().unwrap())
+    .collect();
+    assert_eq!(figures, [13, 2, 15, 15, 3, 3, 15], "{row}");
+    assert_eq!(row["balanced"], true);
+
+    // Units that appear without a movement (a blind write) are caught.
+    state
+        .db
+        .write(move |tx| {
+            Ok(tx.execute("UPDATE products SET stock = stock + 4 WHERE id = ?1", [id])?)
+        })
+        .await
+        .unwrap();
+    let rows = audit(app.clone()).await;
+    let unbalanced: Vec<i64> = rows
+        .iter()
+        .filter(|r| r["balanced"] == false)
+        .map(|r| r["product_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(unbalanced, [id]);
+}
+
+#[tokio::test]
 async fn sold_units_are_returned_once_and_only_when_sold() {
     let (_dir, app) = app();
     reserve(&app, 1, json!([{"product_id":1,"quantity":3}])).await;
@@ -487,7 +553,11 @@ async fn stock_moves_by_deltas_in_a_ledger_and_is_overwritten_only_with_the_vers
         .iter()
         .map(|m| m["delta"].as_i64().unwrap())
         .collect();
-    assert_eq!(deltas, [-55, 10], "newest first");
+    assert_eq!(
+        deltas,
+        [-55, 10, 200],
+        "newest first, from the opening stock"
+    );
     let (_, events) = send(&app, Call::new("GET", "/events?type=stock.moved")).await;
     assert_eq!(events.as_array().unwrap().len(), 2);
     let (status, _) = send(&app, Call::new("GET", "/products/99/stock/movements")).await;

@@ -20,6 +20,9 @@ pub struct Books {
     pub captured_payments: i64,
     pub failed_deliveries: i64,
     pub pending_deliveries: i64,
+    /// Products whose stock audit does not balance (on hand against ledger − sold +
+    /// returned).
+    pub unbalanced_products: Vec<i64>,
 }
 
 fn cents(value: &Value) -> i64 {
@@ -45,8 +48,10 @@ pub fn read_books(client: &Client) -> Result<Books, String> {
     let stats = client.send("GET", &format!("{}/orders/stats", e.order), None);
     let payments = client.send("GET", &format!("{}/payments/summary", e.payment), None);
     let health = client.send("GET", &format!("{}/health", e.payment), None);
+    let audit = client.send("GET", &format!("{}/stock/audit", e.catalog), None);
     for (name, answer) in [
         ("catalog", &products),
+        ("stock audit", &audit),
         ("order", &stats),
         ("payment", &payments),
         ("payment health", &health),
@@ -76,6 +81,16 @@ pub fn read_books(client: &Client) -> Result<Books, String> {
         pending_deliveries: health.body["webhook_backlog"]["pending"]
             .as_i64()
             .unwrap_or(0),
+        unbalanced_products: audit
+            .body
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .filter(|r| r["balanced"] != true)
+                    .filter_map(|r| r["product_id"].as_i64())
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -155,6 +170,11 @@ pub fn check(
             holds: completed_unpaid == 0,
             detail: format!("{completed} completed, {completed_unpaid} without a paid order"),
         },
+        Verdict {
+            invariant: "the catalog's stock audit balances",
+            holds: after.unbalanced_products.is_empty(),
+            detail: format!("unbalanced products: {:?}", after.unbalanced_products),
+        },
     ]
 }
 
@@ -207,6 +227,9 @@ mod tests {
         let mut twice = books(47, 3, 300, 300);
         twice.captured_payments = 4;
         assert!(!check(&before, &twice, &none, 0, 3)[3].holds);
+        let mut blind_write = books(47, 3, 300, 300);
+        blind_write.unbalanced_products = vec![1];
+        assert!(!check(&before, &blind_write, &none, 0, 3)[6].holds);
     }
 
     #[test]

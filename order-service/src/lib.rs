@@ -158,6 +158,7 @@ pub async fn run(
     let webhook_secrets = config.webhook.secrets()?.into();
     // Orders are money: a commit is on disk before the client hears about it.
     let db = Db::open(&config.db, &migrations(), Durability::Full)?;
+    idempotency::free_abandoned_keys(&db).await?;
     let catalog = CatalogClient::new(
         &config.catalog_url,
         peer_key.clone(),

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use service_kit::auth::ApiKeys;
 use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
+use service_kit::idempotency;
 use service_kit::testing::{
     Call, FakeCatalog, TEST_KEY, send, send_raw, test_keys, test_webhook_secrets, unreachable_url,
 };
@@ -493,6 +494,62 @@ async fn stats_count_orders_by_status_and_sum_paid_revenue() {
         stats["reconciliation"]["status"], "unavailable",
         "payments are unreachable here"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_whose_request_was_cut_off_by_a_crash_is_freed_by_its_lease_or_at_start_up() {
+    let catalog = FakeCatalog::start().await;
+    let (dir, app) = app(&catalog.url);
+    let call = || {
+        Call::new("POST", "/orders?user_id=u1")
+            .json(GUIDE_ORDER)
+            .header("Idempotency-Key", "k-crash")
+    };
+    assert_eq!(send(&app, call()).await.0, StatusCode::CREATED);
+    // The same file, as the next process would open it.
+    let db = Db::open(
+        &dir.path().join("orders.db"),
+        &migrations(),
+        Durability::Full,
+    )
+    .unwrap();
+    // As a crash leaves it: the key taken, no answer stored, `started_ms_ago` ago.
+    let cut_off = |started_ms_ago: i64| {
+        let db = db.clone();
+        async move {
+            let started = service_kit::clock::unix_now_ms() - started_ms_ago;
+            db.write(move |tx| {
+                Ok(tx.execute(
+                    "UPDATE idempotency_keys SET state = 'in_flight', status = NULL, body = NULL,
+                         created_at_ms = ?1",
+                    [started],
+                )?)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    cut_off(0).await;
+    let (status, _) = send(&app, call()).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a request with the key may still be running"
+    );
+    let lease = service_kit::clock::millis(idempotency::IN_FLIGHT_LEASE);
+    cut_off(lease + 1_000).await;
+    let (status, headers, _) = send_raw(&app, call()).await;
+    assert_eq!(status, StatusCode::CREATED, "past the lease the retry runs");
+    assert!(headers.get("idempotent-replayed").is_none());
+    cut_off(0).await;
+    assert_eq!(idempotency::free_abandoned_keys(&db).await.unwrap(), 1);
+    let (status, headers, _) = send_raw(&app, call()).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "freed at start-up, the retry runs at once"
+    );
+    assert!(headers.get("idempotent-replayed").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]

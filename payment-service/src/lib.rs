@@ -195,6 +195,7 @@ pub async fn run(
     let secrets = config.webhook.secrets()?;
     // Payments are money: a commit is on disk before the client hears about it.
     let db = Db::open(&config.db, &migrations(), Durability::Full)?;
+    idempotency::free_abandoned_keys(&db).await?;
     let state = AppState::new(
         db,
         &config.order_url,

@@ -45,6 +45,26 @@ impl Idempotency {
     }
 }
 
+/// At start-up, before serving: a request still `in_flight` was cut off when this service's
+/// process died (one process owns a database), so its key is freed at once instead of after
+/// [`IN_FLIGHT_LEASE`]: the client's retry runs again. Returns how many were freed.
+pub async fn free_abandoned_keys(db: &Db) -> Result<usize, ApiError> {
+    let freed = db
+        .write(|tx| {
+            Ok(tx
+                .prepare_cached("DELETE FROM idempotency_keys WHERE state = 'in_flight'")?
+                .execute([])?)
+        })
+        .await?;
+    if freed > 0 {
+        tracing::warn!(
+            freed,
+            "freed the idempotency keys of requests cut off by the last stop"
+        );
+    }
+    Ok(freed)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -563,3 +563,139 @@ fn sigterm_lets_the_webhook_workers_attempt_in_flight_finish_and_record_it() {
     assert_eq!(codes, [&serde_json::json!(503), &serde_json::json!(200)]);
     assert!(payment.stop());
 }
+
+/// Units of product `product` held by orders (stock held or committed), and whether any
+/// order's stock or checkout is still unsettled.
+fn units_held_by_orders(client: &Client, shop: &Shop, product: i64) -> (i64, bool) {
+    let (_, orders) = client.get(&format!("{}/orders?limit=200", shop.order.url()));
+    let mut held = 0;
+    let mut unsettled = false;
+    for order in orders.as_array().expect("orders") {
+        match order["stock"].as_str() {
+            Some("held" | "committed") => {
+                for item in order["items"].as_array().expect("items") {
+                    if item["product_id"] == product {
+                        held += item["quantity"].as_i64().expect("quantity");
+                    }
+                }
+            }
+            Some("pending") => unsettled = true,
+            _ => {}
+        }
+        // A cancelled order still holding its stock is waiting for the catalog.
+        if order["status"] == "CANCELLED" && order["stock"] != "released" {
+            unsettled = true;
+        }
+    }
+    (held, unsettled)
+}
+
+#[test]
+fn sigkill_of_each_service_during_checkouts_leaves_both_ledgers_balanced_after_recovery() {
+    let mut shop = Shop::start_with(&[
+        ("order-service", &["--stock-retry-ms", "100"]),
+        ("payment-service", &["--capture-retry-ms", "100"]),
+        (
+            "cart-service",
+            &[
+                "--checkout-timeout-ms",
+                "1500",
+                "--checkout-recovery-ms",
+                "200",
+            ],
+        ),
+    ]);
+    let client = Client::new();
+    let start_stock = 1000;
+    system_tests::set_stock(&client, &shop.catalog.url(), 2, start_stock);
+    let mut users = Vec::new();
+    for round in 0..4 {
+        let (cart_url, victim_name) = (
+            shop.cart.url(),
+            ["catalog", "order", "payment", "cart"][round],
+        );
+        // Buyers arrive every 50 ms for 750 ms: some before the kill, some while the service
+        // is dead (at every step of their checkout), some after it is back.
+        let buyers: Vec<_> = (0..15)
+            .map(|n| {
+                let user = format!("kill{round}u{n}");
+                users.push(user.clone());
+                let (client, cart_url) = (client.clone(), cart_url.clone());
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50 * n as u64));
+                    let add = format!("{cart_url}/cart/{user}/add?product_id=2&quantity=1");
+                    attempt(&client, "POST", &add, None);
+                    let url = format!("{cart_url}/cart/{user}/checkout");
+                    attempt(&client, "POST", &url, None)
+                        .map(|(status, body)| (status, body.to_string()))
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let victim = match victim_name {
+            "catalog" => &mut shop.catalog,
+            "order" => &mut shop.order,
+            "payment" => &mut shop.payment,
+            _ => &mut shop.cart,
+        };
+        victim.kill();
+        std::thread::sleep(Duration::from_millis(300));
+        victim.restart();
+        for buyer in buyers {
+            let answer = buyer.join().unwrap();
+            assert!(
+                !matches!(answer, Some((500..=502 | 504.., _))),
+                "{victim_name} round: {answer:?}"
+            );
+        }
+    }
+
+    // Recovery settles every checkout, stock and payment; then both ledgers balance.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let running = users.iter().any(|user| {
+            let (_, list) = client.get(&format!("{}/checkouts?user_id={user}", shop.cart.url()));
+            list.as_array()
+                .is_some_and(|l| l.iter().any(|c| c["status"] == "running"))
+        });
+        let (_, pending) = client.get(&format!(
+            "{}/webhooks/deliveries?status=pending",
+            shop.payment.url()
+        ));
+        let (_, stats) = client.get(&format!("{}/orders/stats", shop.order.url()));
+        let (_, product) = client.get(&format!("{}/products/2", shop.catalog.url()));
+        let (held, unsettled) = units_held_by_orders(&client, &shop, 2);
+        let taken = start_stock - product["stock"].as_i64().unwrap_or(start_stock);
+        let authorized = stats["reconciliation"]["authorized_payments_count"].as_i64();
+        let (_, audit) = client.get(&format!("{}/stock/audit", shop.catalog.url()));
+        let audited = audit
+            .as_array()
+            .is_some_and(|rows| rows.iter().all(|r| r["balanced"] == true));
+        let balanced = !running
+            && !unsettled
+            && pending.as_array().is_some_and(Vec::is_empty)
+            && stats["reconciliation"]["status"] == "matched"
+            && authorized == Some(0)
+            && audited
+            && taken == held;
+        if balanced {
+            let (_, paid) = client.get(&format!(
+                "{}/orders?status=PAID&limit=200",
+                shop.order.url()
+            ));
+            let paid = paid.as_array().map_or(0, Vec::len);
+            println!("settled: {paid} paid orders, {taken} units taken, all checkouts settled");
+            assert!(paid > 0, "some checkouts went through around the kills");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled: running {running}, unsettled stock {unsettled}, pending {pending}, \
+             stats {stats}, units taken {taken} vs held by orders {held}, audit {audit}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for file in ["products.db", "orders.db", "payments.db", "carts.db"] {
+        assert_eq!(integrity(&shop, file), "ok", "{file}");
+    }
+}

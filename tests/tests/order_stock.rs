@@ -361,5 +361,18 @@ fn an_admin_saving_the_stock_it_read_during_a_burst_never_puts_sold_units_back_o
     assert_eq!(product["stock"], 0, "{product}");
     let (_, paid) = client.get(&format!("{}/orders?status=PAID", shop.order.url()));
     assert_eq!(paid.as_array().unwrap().len(), 10, "ten units, ten sold");
+    let (_, audit) = client.get(&format!("{}/stock/audit", shop.catalog.url()));
+    let keyboard = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["product_id"] == 3)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        keyboard["balanced"], true,
+        "the ledger balances: {keyboard}"
+    );
+    assert_eq!(keyboard["sold"], 10);
     println!("admin saves during the burst: {answers:?}");
 }

@@ -1,7 +1,7 @@
 //! `/products`: the catalog as clients see it.
 
 use crate::AppState;
-use crate::domain::{Movement, Product, ProductFields};
+use crate::domain::{AuditRow, Movement, Product, ProductFields};
 use crate::inventory;
 use crate::store;
 use axum::extract::State;
@@ -128,7 +128,7 @@ pub async fn products_create(
     let fields = fields.validate(true)?;
     let product = state
         .db
-        .write(move |tx| Ok(store::insert_product(tx, &fields)?))
+        .write(move |tx| inventory::create_product(tx, &fields))
         .await?;
     Ok((StatusCode::CREATED, Json(product.into())))
 }
@@ -300,4 +300,60 @@ pub async fn products_delete(
     } else {
         Err(ApiError::NotFound(format!("product {id} not found")))
     }
+}
+
+/// One product's stock audit.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AuditOut {
+    pub product_id: i64,
+    pub name: String,
+    /// Units on sale.
+    pub available: i64,
+    /// Held by open reservations (the sum of their lines).
+    pub reserved: i64,
+    /// Available plus reserved: what is in the warehouse.
+    pub on_hand: i64,
+    /// The stock ledger's sum: opening stock and every movement since.
+    pub moved: i64,
+    /// Units sold (committed reservations, returned ones included).
+    pub sold: i64,
+    /// Units sold and then returned.
+    pub returned: i64,
+    /// What should be on hand: moved − sold + returned.
+    pub expected_on_hand: i64,
+    /// Whether on hand is what it should be.
+    pub balanced: bool,
+}
+
+impl From<AuditRow> for AuditOut {
+    fn from(row: AuditRow) -> Self {
+        AuditOut {
+            on_hand: row.on_hand(),
+            expected_on_hand: row.expected_on_hand(),
+            balanced: row.on_hand() == row.expected_on_hand(),
+            product_id: row.product_id,
+            name: row.name,
+            available: row.available,
+            reserved: row.reserved,
+            moved: row.moved,
+            sold: row.sold,
+            returned: row.returned,
+        }
+    }
+}
+
+/// The stock audit: per product on sale, on hand (available + reserved) against what the
+/// ledger, the sales and the returns say (moved − sold + returned).
+#[utoipa::path(
+    get,
+    path = "/stock/audit",
+    responses(
+        (status = 200, description = "Per product, by id", body = [AuditOut]),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn stock_audit(State(state): State<AppState>) -> Result<Json<Vec<AuditOut>>, ApiError> {
+    let rows = state.db.call(|conn| Ok(store::stock_audit(conn)?)).await?;
+    Ok(Json(rows.into_iter().map(AuditOut::from).collect()))
 }
