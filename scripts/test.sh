@@ -93,7 +93,7 @@ scripts/testing-guide.sh | tee "$guide_data/guide.out"
 guide_passed="$(awk '/^guide: / { print $2 }' "$guide_data/guide.out")"
 
 step "loadgen smoke run: a few seconds of mixed load, then the invariants"
-target/release/loadgen --users 8 --duration 3s --mix browse=40,add=30,checkout=20,pay=10 \
+target/release/loadgen --users 8 --duration 3s --mix browse=35,add=25,checkout=20,pay=8,order=3,cancel=3,refund=3,adjust=3 \
   --restock 100000 --settle 30s | tee "$guide_data/loadgen.out"
 loadgen_passed="$(grep -c '^  PASS ' "$guide_data/loadgen.out" || true)"
 

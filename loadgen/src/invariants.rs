@@ -20,6 +20,10 @@ pub struct Books {
     pub captured_payments: i64,
     pub failed_deliveries: i64,
     pub pending_deliveries: i64,
+    /// Cents refunded of the captured payments.
+    pub refunded_cents: i64,
+    /// Orders a payment was captured for (paid, refunded, or cancelled and given back).
+    pub charged_orders: i64,
     /// Products whose stock audit does not balance (on hand against ledger − sold +
     /// returned).
     pub unbalanced_products: Vec<i64>,
@@ -74,6 +78,10 @@ pub fn read_books(client: &Client) -> Result<Books, String> {
         revenue_cents: cents(&stats.body["revenue"]),
         captured_cents: cents(&payments.body["captured_total"]),
         paid_orders: stats.body["paid_order_count"].as_i64().unwrap_or(0),
+        refunded_cents: cents(&payments.body["refunded_total"]),
+        charged_orders: stats.body["reconciliation"]["charged_order_count"]
+            .as_i64()
+            .unwrap_or(0),
         captured_payments: payments.body["captured_count"].as_i64().unwrap_or(0),
         failed_deliveries: health.body["webhook_backlog"]["failed"]
             .as_i64()
@@ -102,13 +110,39 @@ pub struct Verdict {
     pub detail: String,
 }
 
-/// Checks the invariants between `before` and `after`. `held_unpaid` holds the units of
-/// orders placed through `POST /orders` and not paid, which hold their stock (off sale, not
-/// sold); `completed_unpaid` is how many completed checkouts have an order that is not paid.
+/// Units loadgen moved that paid orders do not show, per product.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OtherUnits {
+    /// In orders it placed through `POST /orders` and left unpaid: held, off sale.
+    pub held_unpaid: BTreeMap<i64, i64>,
+    /// In orders it paid and then refunded in full: sold (no restock), not paid any more.
+    pub refunded: BTreeMap<i64, i64>,
+    /// Added by its admin adjustments (stock movements).
+    pub adjusted: BTreeMap<i64, i64>,
+}
+
+impl OtherUnits {
+    /// Adds another shopper's units.
+    pub fn merge(&mut self, other: OtherUnits) {
+        for (mine, theirs) in [
+            (&mut self.held_unpaid, other.held_unpaid),
+            (&mut self.refunded, other.refunded),
+            (&mut self.adjusted, other.adjusted),
+        ] {
+            for (product, units) in theirs {
+                *mine.entry(product).or_default() += units;
+            }
+        }
+    }
+}
+
+/// Checks the invariants between `before` and `after`. `other` holds the units loadgen
+/// moved that paid orders do not show; `completed_unpaid` is how many completed checkouts
+/// have an order that is not paid.
 pub fn check(
     before: &Books,
     after: &Books,
-    held_unpaid: &BTreeMap<i64, i64>,
+    other: &OtherUnits,
     completed_unpaid: usize,
     completed: usize,
 ) -> Vec<Verdict> {
@@ -119,16 +153,24 @@ pub fn check(
         let sold = stock_before - stock_after;
         let paid = after.paid_units.get(product).copied().unwrap_or(0)
             - before.paid_units.get(product).copied().unwrap_or(0);
-        let held = held_unpaid.get(product).copied().unwrap_or(0);
-        if sold != paid + held {
+        let units = |map: &BTreeMap<i64, i64>| map.get(product).copied().unwrap_or(0);
+        let (held, refunded, adjusted) = (
+            units(&other.held_unpaid),
+            units(&other.refunded),
+            units(&other.adjusted),
+        );
+        if sold != paid + held + refunded - adjusted {
             sold_mismatch.push(format!(
-                "product {product}: stock fell by {sold}, paid orders hold {paid}, unpaid ones {held}"
+                "product {product}: stock fell by {sold}; paid orders hold {paid}, unpaid ones \
+                 {held}, refunded ones {refunded}; {adjusted} added by hand"
             ));
         }
     }
     let revenue = after.revenue_cents - before.revenue_cents;
-    let captured = after.captured_cents - before.captured_cents;
+    let captured = (after.captured_cents - after.refunded_cents)
+        - (before.captured_cents - before.refunded_cents);
     let paid_orders = after.paid_orders - before.paid_orders;
+    let charged = after.charged_orders - before.charged_orders;
     let payments = after.captured_payments - before.captured_payments;
     let failed = after.failed_deliveries - before.failed_deliveries;
     vec![
@@ -138,7 +180,7 @@ pub fn check(
             detail: format!("{below_zero:?}"),
         },
         Verdict {
-            invariant: "stock taken equals units in paid and held orders",
+            invariant: "stock taken equals units in paid, held and refunded orders, less those added",
             holds: sold_mismatch.is_empty(),
             detail: if sold_mismatch.is_empty() {
                 "every product".into()
@@ -147,18 +189,20 @@ pub fn check(
             },
         },
         Verdict {
-            invariant: "captured payments equal the total of paid orders",
+            invariant: "captured payments net of refunds equal paid orders net of theirs",
             holds: revenue == captured,
             detail: format!(
-                "paid orders {:.2}, captured {:.2}",
+                "paid orders {:.2}, captured net {:.2}",
                 revenue as f64 / 100.0,
                 captured as f64 / 100.0
             ),
         },
         Verdict {
-            invariant: "one successful payment per paid order",
-            holds: paid_orders == payments,
-            detail: format!("{paid_orders} paid orders, {payments} captured payments"),
+            invariant: "one successful payment per charged order",
+            holds: charged == payments,
+            detail: format!(
+                "{charged} charged orders ({paid_orders} paid now), {payments} captured payments"
+            ),
         },
         Verdict {
             invariant: "no webhook delivery left failed",
@@ -190,38 +234,65 @@ mod tests {
             captured_cents: captured,
             paid_orders: paid_units,
             captured_payments: paid_units,
+            charged_orders: paid_units,
             ..Books::default()
+        }
+    }
+
+    fn held(units: i64) -> OtherUnits {
+        OtherUnits {
+            held_unpaid: BTreeMap::from([(1, units)]),
+            ..OtherUnits::default()
         }
     }
 
     #[test]
     fn a_consistent_run_passes_every_invariant() {
-        let none = BTreeMap::new();
+        let none = OtherUnits::default();
         let verdicts = check(&books(50, 0, 0, 0), &books(47, 3, 300, 300), &none, 0, 3);
         assert!(verdicts.iter().all(|v| v.holds), "{verdicts:?}");
-        let unpaid = BTreeMap::from([(1, 2)]);
-        let verdicts = check(&books(50, 0, 0, 0), &books(45, 3, 300, 300), &unpaid, 0, 3);
+        let verdicts = check(&books(50, 0, 0, 0), &books(45, 3, 300, 300), &held(2), 0, 3);
         assert!(
             verdicts.iter().all(|v| v.holds),
             "unpaid orders hold their units: {verdicts:?}"
         );
-        let verdicts = check(&books(50, 0, 0, 0), &books(47, 3, 300, 300), &unpaid, 0, 3);
+        let verdicts = check(&books(50, 0, 0, 0), &books(47, 3, 300, 300), &held(2), 0, 3);
         assert!(
             !verdicts[1].holds,
             "units an unpaid order should hold are missing"
         );
+        // One order paid then refunded in full (sold, no longer paid, its payment refunded),
+        // and 4 units added by hand.
+        let mut after = books(50 - 3 - 1 + 4, 3, 300, 400);
+        after.refunded_cents = 100;
+        after.captured_payments = 4;
+        after.charged_orders = 4;
+        let other = OtherUnits {
+            refunded: BTreeMap::from([(1, 1)]),
+            adjusted: BTreeMap::from([(1, 4)]),
+            ..OtherUnits::default()
+        };
+        let verdicts = check(&books(50, 0, 0, 0), &after, &other, 0, 3);
+        assert!(verdicts.iter().all(|v| v.holds), "{verdicts:?}");
     }
 
     #[test]
     fn each_kind_of_damage_is_caught() {
         let before = books(50, 0, 0, 0);
-        let none = BTreeMap::new();
+        let none = OtherUnits::default();
         let oversold = check(&before, &books(-1, 51, 5100, 5100), &none, 0, 51);
         assert!(!oversold[0].holds);
         let lost_stock = check(&before, &books(45, 3, 300, 300), &none, 0, 3);
         assert!(!lost_stock[1].holds);
         let unpaid = check(&before, &books(47, 3, 300, 200), &none, 0, 3);
         assert!(!unpaid[2].holds);
+        let mut kept = books(47, 3, 300, 400);
+        kept.captured_payments = 4;
+        kept.charged_orders = 4;
+        assert!(
+            !check(&before, &kept, &none, 0, 3)[2].holds,
+            "money kept on a cancelled order"
+        );
         let orphan = check(&before, &books(47, 3, 300, 300), &none, 1, 3);
         assert!(!orphan[5].holds);
         let mut twice = books(47, 3, 300, 300);

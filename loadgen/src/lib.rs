@@ -17,13 +17,13 @@ pub mod shop;
 pub mod stats;
 
 use fault::{Fault, FaultReport};
-use invariants::{Books, Verdict};
+use invariants::{Books, OtherUnits, Verdict};
 use mix::{Journey, Mix};
 use serde::Serialize;
 use serde_json::json;
 use shop::{Client, Endpoints};
 use stats::{StepReport, StepStats};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -142,9 +142,9 @@ struct Shopper {
     user: String,
     products: Arc<Vec<(i64, String)>>,
     completed: Vec<i64>,
-    /// Units of orders placed through `POST /orders` and left unpaid: they hold their
-    /// stock (off sale, not sold), so the stock invariant counts them with the paid ones.
-    held_unpaid: BTreeMap<i64, i64>,
+    /// Units paid orders do not show: held by unpaid orders, sold in refunded ones, added
+    /// by adjustments; the stock invariant counts them.
+    other: OtherUnits,
     adds: u32,
 }
 
@@ -213,15 +213,42 @@ impl Shopper {
             }
             Journey::Order => {
                 if self.place_order(live, product, &price).is_some() {
-                    *self.held_unpaid.entry(product).or_default() += 1;
+                    *self.other.held_unpaid.entry(product).or_default() += 1;
                 }
             }
             Journey::Pay => {
                 if let Some(order_id) = self.place_order(live, product, &price) {
-                    let url = format!("{}/pay?order_id={order_id}&amount={price}", e.payment);
-                    if !self.call(live, "pay", "POST", &url, None).ok() {
-                        *self.held_unpaid.entry(product).or_default() += 1;
+                    self.pay(live, order_id, product, &price);
+                }
+            }
+            Journey::Cancel => {
+                if let Some(order_id) = self.place_order(live, product, &price) {
+                    let url = format!("{}/orders/{order_id}/status", e.order);
+                    let body = r#"{"status":"CANCELLED","reason":"loadgen cancel"}"#;
+                    if !self
+                        .call(live, "order.cancel", "PUT", &url, Some(body))
+                        .ok()
+                    {
+                        *self.other.held_unpaid.entry(product).or_default() += 1;
                     }
+                }
+            }
+            Journey::Refund => {
+                if let Some(order_id) = self.place_order(live, product, &price)
+                    && let Some(payment_id) = self.pay(live, order_id, product, &price)
+                {
+                    let url = format!("{}/payments/{payment_id}/refunds", e.payment);
+                    let body = r#"{"reason":"loadgen refund"}"#;
+                    if self.call(live, "refund", "POST", &url, Some(body)).ok() {
+                        *self.other.refunded.entry(product).or_default() += 1;
+                    }
+                }
+            }
+            Journey::Adjust => {
+                let url = format!("{}/products/{product}/stock", e.catalog);
+                let body = r#"{"delta":1,"reason":"loadgen adjustment"}"#;
+                if self.call(live, "adjust", "POST", &url, Some(body)).ok() {
+                    *self.other.adjusted.entry(product).or_default() += 1;
                 }
             }
             Journey::Checkout => {
@@ -251,6 +278,21 @@ impl Shopper {
                 }
             }
         }
+    }
+
+    /// Pays order `order_id` (one unit of `product`); its payment id when captured. An
+    /// order left unpaid keeps holding its unit.
+    fn pay(&mut self, live: &Live, order_id: i64, product: i64, price: &str) -> Option<i64> {
+        let url = format!(
+            "{}/pay?order_id={order_id}&amount={price}",
+            self.client.endpoints.payment
+        );
+        let answer = self.call(live, "pay", "POST", &url, None);
+        if answer.status != 200 {
+            *self.other.held_unpaid.entry(product).or_default() += 1;
+            return None;
+        }
+        answer.body["id"].as_i64()
     }
 
     fn place_order(&mut self, live: &Live, product: i64, price: &str) -> Option<i64> {
@@ -375,31 +417,29 @@ pub fn run(args: &Args) -> Result<Report, String> {
                     user: format!("lg-{run_id:x}-{vu}"),
                     products,
                     completed: Vec::new(),
-                    held_unpaid: BTreeMap::new(),
+                    other: OtherUnits::default(),
                     adds: 0,
                 };
                 while Instant::now() < deadline {
                     let journey = mix.pick(fastrand::u32(..mix.total()));
                     shopper.run(journey, &live);
                 }
-                (shopper.client.steps, shopper.completed, shopper.held_unpaid)
+                (shopper.client.steps, shopper.completed, shopper.other)
             })
         })
         .collect();
 
     let mut steps: HashMap<&'static str, StepStats> = HashMap::new();
     let mut completed = Vec::new();
-    let mut held_unpaid: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut other = OtherUnits::default();
     for shopper in shoppers {
-        let (their_steps, their_completed, their_held) =
+        let (their_steps, their_completed, their_other) =
             shopper.join().map_err(|_| "a virtual user panicked")?;
         for (step, measured) in their_steps {
             steps.entry(step).or_default().merge(&measured);
         }
         completed.extend(their_completed);
-        for (product, units) in their_held {
-            *held_unpaid.entry(product).or_default() += units;
-        }
+        other.merge(their_other);
     }
     let elapsed = live.started.elapsed();
     done.store(true, Ordering::Relaxed);
@@ -425,7 +465,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
             })
             .count();
         let verdicts = match &after {
-            Ok(after) => invariants::check(&before, after, &held_unpaid, unpaid, completed.len()),
+            Ok(after) => invariants::check(&before, after, &other, unpaid, completed.len()),
             Err(problem) => vec![Verdict {
                 invariant: "the shop answers after the run",
                 holds: false,

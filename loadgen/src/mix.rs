@@ -17,6 +17,12 @@ pub enum Journey {
     Pay,
     /// Add to the cart, check out with the success card, look at the order.
     Checkout,
+    /// Place an order, then cancel it (its stock released).
+    Cancel,
+    /// Place an order, pay it, refund it in full.
+    Refund,
+    /// An admin adds a unit to a product's stock (a stock movement).
+    Adjust,
 }
 
 impl Journey {
@@ -28,6 +34,9 @@ impl Journey {
             "order" => Journey::Order,
             "pay" => Journey::Pay,
             "checkout" => Journey::Checkout,
+            "cancel" => Journey::Cancel,
+            "refund" => Journey::Refund,
+            "adjust" => Journey::Adjust,
             _ => return None,
         })
     }
@@ -44,7 +53,10 @@ impl FromStr for Mix {
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, weight) = part.split_once('=').unwrap_or((part, "1"));
             let journey = Journey::parse(name.trim()).ok_or_else(|| {
-                format!("unknown journey '{name}' (browse, product, add, order, pay, checkout)")
+                format!(
+                    "unknown journey '{name}' (browse, product, add, order, pay, checkout, \
+                     cancel, refund, adjust)"
+                )
             })?;
             let weight: u32 = weight
                 .trim()
@@ -98,5 +110,10 @@ mod tests {
         assert!("browse=x".parse::<Mix>().is_err());
         assert!("browse=0".parse::<Mix>().is_err());
         assert_eq!("product".parse::<Mix>().unwrap().pick(0), Journey::Product);
+        let admin: Mix = "cancel=1,refund=1,adjust=1".parse().unwrap();
+        assert_eq!(
+            [admin.pick(0), admin.pick(1), admin.pick(2)],
+            [Journey::Cancel, Journey::Refund, Journey::Adjust]
+        );
     }
 }
