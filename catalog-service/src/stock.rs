@@ -113,6 +113,20 @@ async fn record_failure(
     }
 }
 
+/// The payload of `stock.committed`, `stock.released` and `stock.returned`: the
+/// reservation, its lines and why.
+fn settled_payload(reservation: &Reservation, reason: Option<&str>) -> serde_json::Value {
+    let lines: Vec<_> = reservation
+        .lines
+        .iter()
+        .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity}))
+        .collect();
+    json!({
+        "reference": reservation.reference, "order_id": reservation.order_id,
+        "lines": lines, "reason": reason,
+    })
+}
+
 /// Puts the units of sold reservation `reference` back on sale (`stock.returned`): its
 /// order was cancelled after it was paid, or the goods came back. It becomes `released`
 /// with the reason; returning it again is a no-op; one still only reserved is a 409
@@ -136,10 +150,7 @@ pub async fn return_units(
                     Some(&reason),
                 )?;
                 store::mark_returned(tx, &reference)?;
-                let payload = json!({"reference": reference.as_str(),
-                    "order_id": current.order_id, "lines": current.lines.iter()
-                    .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity}))
-                    .collect::<Vec<_>>(), "reason": reason});
+                let payload = settled_payload(&current, Some(&reason));
                 events::record(tx, "stock.returned", correlation.as_deref(), &payload)?;
             }
             ReservationStatus::Released => {}
@@ -175,10 +186,7 @@ pub async fn settle_reservation(
                     ReservationStatus::Released => "stock.released",
                     _ => "stock.committed",
                 };
-                let payload = json!({"reference": reference.as_str(),
-                    "order_id": current.order_id, "lines": current.lines.iter()
-                    .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity}))
-                    .collect::<Vec<_>>(), "reason": reason});
+                let payload = settled_payload(&current, reason.as_deref());
                 events::record(tx, kind, correlation.as_deref(), &payload)?;
             }
             Transition::AlreadyDone => {}

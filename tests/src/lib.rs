@@ -425,3 +425,64 @@ pub fn set_stock(client: &Client, catalog_url: &str, product: i64, stock: i64) {
         .expect("an answer");
     assert_eq!(status, 200, "{answer}");
 }
+
+/// Polls `GET {order_url}/orders/{id}` until `done` holds for the order, and returns it;
+/// fails the test after `timeout`.
+pub fn wait_for_order(
+    client: &Client,
+    order_url: &str,
+    id: impl std::fmt::Display,
+    timeout: std::time::Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let (_, order) = client.get(&format!("{order_url}/orders/{id}"));
+        if done(&order) {
+            return order;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "order {id} never got there: {order}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Four threads sending `GET url` with the test key as fast as they can, until stopped.
+#[derive(Debug)]
+pub struct Flood {
+    on: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<usize>>,
+}
+
+impl Flood {
+    /// Starts flooding `url`.
+    pub fn start(client: &Client, url: String) -> Flood {
+        let on = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let threads = (0..4)
+            .map(|_| {
+                let (client, on, url) = (client.clone(), on.clone(), url.clone());
+                std::thread::spawn(move || {
+                    let mut refused = 0;
+                    while on.load(std::sync::atomic::Ordering::Relaxed) {
+                        if client.get(&url).0 == 429 {
+                            refused += 1;
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        Flood { on, threads }
+    }
+
+    /// Stops it; returns how many of its requests were refused with 429.
+    pub fn stop(self) -> usize {
+        self.on.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or(0))
+            .sum()
+    }
+}

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use system_tests::{Client, Shop};
 
 fn set_stock(client: &Client, shop: &Shop, product: i64, stock: i64) {
@@ -42,18 +42,8 @@ fn pay(client: &Client, shop: &Shop, order_id: i64, amount: &str) -> (u16, Value
 
 /// Polls order `id` until `done` holds for it (10 s at most).
 fn wait_for(client: &Client, shop: &Shop, id: i64, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = order(client, shop, id);
-        if done(&now) {
-            return now;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "order {id} never got there: {now}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let timeout = Duration::from_secs(10);
+    system_tests::wait_for_order(client, &shop.order.url(), id, timeout, done)
 }
 
 const LAPTOP: &str = r#"[{"product_id":1,"quantity":1,"price":999.99}]"#;
@@ -266,7 +256,7 @@ fn an_unpaid_order_expires_and_its_stock_returns_but_a_paid_one_outlives_the_cat
 }
 
 #[test]
-fn an_orders_db_restored_from_a_backup_gives_order_one_its_own_stock_again() {
+fn an_orders_db_restored_from_a_backup_never_reuses_an_earlier_orders_stock_or_payment() {
     let mut shop = Shop::start();
     let client = Client::new();
     let db = shop.dir.path().join("orders.db");
@@ -284,8 +274,13 @@ fn an_orders_db_restored_from_a_backup_gives_order_one_its_own_stock_again() {
         Some(r#"{"status":"CANCELLED"}"#),
     );
     assert_eq!(status, 200, "{body}");
-    let (status, body) = place(&client, &shop, "fay", two);
-    assert_eq!(status, 201, "{body}");
+    let (status, paid_before) = place(&client, &shop, "fay", two);
+    assert_eq!(
+        (status, paid_before["id"].as_i64()),
+        (201, Some(2)),
+        "{paid_before}"
+    );
+    assert_eq!(pay(&client, &shop, 2, "59.98").0, 200);
     assert_eq!(stock(&client, &shop, 2), 198);
 
     shop.order.stop();
@@ -303,6 +298,15 @@ fn an_orders_db_restored_from_a_backup_gives_order_one_its_own_stock_again() {
     assert_eq!(stock(&client, &shop, 2), 196);
     let (_, old) = reservation(&client, &shop, before["ref"].as_str().unwrap());
     assert_eq!(old["status"], "released");
+    // Order 2 again: the payment service keys captures by the order's ref, so it is not
+    // "already paid" by the payment of the order 2 that came before the restore.
+    let (status, again) = place(&client, &shop, "hal", two);
+    assert_eq!((status, again["id"].as_i64()), (201, Some(2)), "{again}");
+    let (status, payment) = pay(&client, &shop, 2, "59.98");
+    assert_eq!(status, 200, "{payment}");
+    assert_eq!(payment["order_ref"], again["ref"]);
+    let paid = wait_for(&client, &shop, 2, |o| o["status"] == "PAID");
+    assert_eq!(paid["payment_id"], payment["id"]);
 }
 
 #[test]

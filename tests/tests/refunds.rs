@@ -175,18 +175,8 @@ fn a_hundred_cancels_racing_their_payments_never_leave_money_on_a_cancelled_orde
 
 /// Polls order `id` until `done` holds (15 s at most).
 fn wait_for(client: &Client, shop: &Shop, id: &Value, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let now = order(client, shop, id);
-        if done(&now) {
-            return now;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "order {id} never got there: {now}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let timeout = Duration::from_secs(15);
+    system_tests::wait_for_order(client, &shop.order.url(), id, timeout, done)
 }
 
 fn stock_of(client: &Client, shop: &Shop, product: i64) -> i64 {

@@ -349,31 +349,15 @@ fn a_client_flooding_the_order_service_cannot_stop_a_payments_verification() {
     let shop = Shop::start_with(&[("order-service", &["--rate-limit", "20"])]);
     let client = Client::new();
     let order_id = place_guide_order(&client, &shop, "calm");
-    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let flooders: Vec<_> = (0..4)
-        .map(|_| {
-            let (client, flooding) = (client.clone(), flooding.clone());
-            let url = format!("{}/orders/{order_id}", shop.order.url());
-            std::thread::spawn(move || {
-                let mut refused = 0;
-                while flooding.load(std::sync::atomic::Ordering::Relaxed) {
-                    if client.get(&url).0 == 429 {
-                        refused += 1;
-                    }
-                }
-                refused
-            })
-        })
-        .collect();
+    let flood =
+        system_tests::Flood::start(&client, format!("{}/orders/{order_id}", shop.order.url()));
     std::thread::sleep(Duration::from_millis(300));
     let url = format!(
         "{}/pay?order_id={order_id}&amount=999.99",
         shop.payment.url()
     );
     let (status, payment) = client.post(&url);
-    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
-    let refused: i32 = flooders.into_iter().map(|f| f.join().unwrap()).sum();
-    assert!(refused > 0, "the client was rate-limited");
+    assert!(flood.stop() > 0, "the client was rate-limited");
     assert_eq!(status, 200, "verified and captured all the same: {payment}");
     assert_eq!(payment["status"], "captured");
 }
@@ -513,25 +497,12 @@ fn an_order_service_answering_429_is_one_that_could_not_be_asked_never_a_go_ahea
     ]);
     let client = Client::new();
     let order_id = place_guide_order(&client, &shop, "flood");
-    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let flooders: Vec<_> = (0..4)
-        .map(|_| {
-            let (client, flooding) = (client.clone(), flooding.clone());
-            let url = format!("{}/orders/{order_id}", shop.order.url());
-            std::thread::spawn(move || {
-                while flooding.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = client.get(&url);
-                }
-            })
-        })
-        .collect();
+    let flood =
+        system_tests::Flood::start(&client, format!("{}/orders/{order_id}", shop.order.url()));
     std::thread::sleep(Duration::from_millis(300));
     let url = format!("{}/pay?order_id={order_id}&amount=0.01", shop.payment.url());
     let (status, payment) = client.post(&url);
-    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
-    for flooder in flooders {
-        flooder.join().unwrap();
-    }
+    flood.stop();
     assert_eq!(status, 202, "a 429 is not a yes: {payment}");
     assert_eq!(payment["status"], "authorized");
     let voided = wait_until_settled(&client, &shop, &payment["id"]);
