@@ -346,12 +346,14 @@ check "  ... the order knows, through a signed payment.refunded webhook" 200 '.s
 check "  ... and so does the payment" 200 '.refunded == 59.98' "$PAYMENT/payments/$payment_id" "${H[@]}"
 check "more than is left is 422" 422 '.error.message | test("left to refund")' \
   -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" "${JSON[@]}" -d '{"amount":1000.00}'
-check "refund the rest (no amount: all that is left)" 201 '.amount == 999.99' \
-  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" -H "Idempotency-Key: $IK-refund"
+laptops="$(curl -sS "$CATALOG/products/1" "${H[@]}" | jq -r .stock)"
+check "refund the rest (no amount: all that is left), the goods back in stock" 201 '.amount == 999.99 and .restock' \
+  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" "${JSON[@]}" -H "Idempotency-Key: $IK-refund" -d '{"restock":true}'
 check "the same Idempotency-Key replays the refund, refunding nothing more" 201 '.amount == 999.99' \
-  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" -H "Idempotency-Key: $IK-refund"
-check "  ... refunded in full, the order is REFUNDED" 200 '.status == "REFUNDED" and .refunded == 1059.97' \
-  "$ORDER/orders/$order_id" "${H[@]}"
+  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" "${JSON[@]}" -H "Idempotency-Key: $IK-refund" -d '{"restock":true}'
+check "  ... refunded in full, the order is REFUNDED and its units returned" 200 \
+  '.status == "REFUNDED" and .refunded == 1059.97 and .stock == "released"' "$ORDER/orders/$order_id" "${H[@]}"
+check "  ... the laptop is on sale again" 200 ".stock == $((laptops + 1))" "$CATALOG/products/1" "${H[@]}"
 check "nothing is left to refund (409)" 409 '.error.code == "conflict"' -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}"
 check "the payment's refunds" 200 'length == 2 and .[0].amount == 59.98' "$PAYMENT/payments/$payment_id/refunds" "${H[@]}"
 check "REFUNDED is reached only through the payment service (409)" 409 '' \

@@ -1,6 +1,6 @@
 -- Money that moved can move back: an order records what the payment service refunded of it
 -- (`refunded_cents`, from its signed `payment.refunded` webhooks) and becomes REFUNDED once
--- refunded in full. The table is rebuilt to widen the status check (foreign keys are off
+-- refunded in full; a refund with `restock` returns its units to the catalog. The table is rebuilt to widen the status check (foreign keys are off
 -- while migrations run and checked before this one commits: the lines, history and
 -- processed webhooks point at the same ids again).
 CREATE TABLE orders_with_refunds (
@@ -18,7 +18,9 @@ CREATE TABLE orders_with_refunds (
     stock            TEXT    NOT NULL DEFAULT 'untracked'
                          CHECK (stock IN ('pending', 'held', 'committed', 'released', 'untracked')),
     refunded_cents   INTEGER NOT NULL DEFAULT 0
-                         CHECK (refunded_cents >= 0 AND refunded_cents <= total_cents)
+                         CHECK (refunded_cents >= 0 AND refunded_cents <= total_cents),
+    -- A refund said the goods came back: the order's units go back on sale.
+    restock          INTEGER NOT NULL DEFAULT 0 CHECK (restock IN (0, 1))
 );
 INSERT INTO orders_with_refunds
     (id, user_id, total_cents, status, catalog_verified, payment_id, created_at, updated_at,

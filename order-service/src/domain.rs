@@ -26,6 +26,8 @@ pub struct Order {
     pub stock: OrderStock,
     /// What the payment service has refunded of it.
     pub refunded: Cents,
+    /// A refund said the goods came back: its units go back on sale.
+    pub restock: bool,
     pub status_history: Vec<StatusEntry>,
     /// The journey that placed it.
     pub correlation_id: Option<String>,

@@ -155,13 +155,8 @@ pub async fn apply_payment_webhook(
                         )));
                     }
                     let refunded = (notice.data.payment_id, refunded_total);
-                    store::record_refund(
-                        tx,
-                        id,
-                        refunded,
-                        notice.data.amount,
-                        correlation.as_deref(),
-                    )?;
+                    let returned = (notice.data.amount, notice.data.restock);
+                    store::record_refund(tx, id, refunded, returned, correlation.as_deref())?;
                     if refunded_total == total && status.can_become(OrderStatus::Refunded) {
                         let transition = (status, OrderStatus::Refunded);
                         let reason = Some("refunded in full");

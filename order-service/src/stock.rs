@@ -48,6 +48,9 @@ pub async fn settle(state: &AppState, id: Id) -> Result<Settled, ApiError> {
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
         let settled = match (order.stock, order.status) {
+            // A refund brought the goods back: held units are released, sold ones returned.
+            (OrderStock::Held, _) if order.restock => release(state, &order).await?,
+            (OrderStock::Committed, _) if order.restock => return_units(state, &order).await?,
             (OrderStock::Pending, OrderStatus::Cancelled)
             | (OrderStock::Held, OrderStatus::Cancelled) => release(state, &order).await?,
             (OrderStock::Committed, OrderStatus::Cancelled) => return_units(state, &order).await?,
@@ -133,13 +136,14 @@ async fn commit(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
     }
 }
 
-/// A PAID order cancelled: its sold units go back on sale.
+/// A PAID order cancelled, or refunded with the goods back: its sold units go back on sale.
 async fn return_units(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
-    match state
-        .catalog
-        .return_units(&order.reference, "order cancelled after payment")
-        .await
-    {
+    let reason = if order.restock {
+        "refunded, goods returned"
+    } else {
+        "order cancelled after payment"
+    };
+    match state.catalog.return_units(&order.reference, reason).await {
         Outcome::Done(_) => {
             let id = Id::from_db(order.id);
             record(

@@ -148,19 +148,19 @@ pub fn record_refund(
     conn: &Connection,
     id: Id,
     (payment_id, refunded_total): (i64, Cents),
-    amount: Cents,
+    (amount, restock): (Cents, bool),
     correlation_id: Option<&str>,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE orders SET refunded_cents = MAX(refunded_cents, ?2),
-             payment_id = COALESCE(payment_id, ?3),
+             payment_id = COALESCE(payment_id, ?3), restock = MAX(restock, ?4),
              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
          WHERE id = ?1",
     )?
-    .execute(params![id.get(), refunded_total.get(), payment_id])?;
+    .execute(params![id.get(), refunded_total.get(), payment_id, restock])?;
     let payload = json!({
         "order_id": id, "payment_id": payment_id, "amount": amount,
-        "refunded_total": refunded_total,
+        "refunded_total": refunded_total, "restock": restock,
     });
     events::record(conn, "order.refunded", correlation_id, &payload)?;
     Ok(())
@@ -198,7 +198,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
     let order = conn
         .prepare_cached(
             "SELECT id, user_id, total_cents, status, catalog_verified, payment_id,
-                    created_at, updated_at, correlation_id, ref, stock, refunded_cents
+                    created_at, updated_at, correlation_id, ref, stock, refunded_cents, restock
              FROM orders WHERE id = ?1",
         )?
         .query_row(params![id.get()], |row| {
@@ -215,6 +215,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
                 reference: row.get(9)?,
                 stock: row.get(10)?,
                 refunded: Cents::new(row.get(11)?),
+                restock: row.get(12)?,
                 items: Vec::new(),
                 status_history: Vec::new(),
             })
@@ -339,12 +340,14 @@ pub fn set_stock(
 }
 
 /// Orders whose stock does not match their status yet: pending (not yet reserved), held
-/// but paid (to commit) or cancelled (to release), sold but cancelled (to return). Oldest first, at most `limit`.
+/// but paid (to commit) or cancelled (to release), sold but cancelled or refunded with the
+/// goods back (to return). Oldest first, at most `limit`.
 pub fn stock_to_settle(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Id>> {
     conn.prepare_cached(
         "SELECT id FROM orders
          WHERE stock = 'pending' OR (stock = 'held' AND status != 'PENDING')
             OR (stock = 'committed' AND status = 'CANCELLED')
+            OR (stock IN ('held', 'committed') AND restock = 1)
          ORDER BY id LIMIT ?1",
     )?
     .query_map(params![limit], |row| Ok(Id::from_db(row.get(0)?)))?

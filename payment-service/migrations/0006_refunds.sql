@@ -1,5 +1,6 @@
 -- Money that moved can move back: a refund is a row of its own (full or partial, never more
--- than is left of the payment), with a global reference, announced to the order service by
+-- than is left of the payment, optionally with the goods back in stock), with a global
+-- reference, announced to the order service by
 -- a signed `payment.refunded` webhook through the same outbox. A delivery now announces a
 -- capture (refund_id NULL, one per payment, as before) or one refund. The deliveries table
 -- is rebuilt to drop its one-per-payment constraint (foreign keys are off while migrations
@@ -10,6 +11,8 @@ CREATE TABLE refunds (
     payment_id   INTEGER NOT NULL REFERENCES payments (id),
     amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
     reason       TEXT,
+    -- The goods came back: the order service returns the order's units to stock.
+    restock      INTEGER NOT NULL DEFAULT 0 CHECK (restock IN (0, 1)),
     created_at   TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 CREATE INDEX refunds_by_payment ON refunds (payment_id, id);

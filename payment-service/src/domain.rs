@@ -41,6 +41,8 @@ pub struct Refund {
     pub amount: Cents,
     pub reason: Option<String>,
     pub created_at: String,
+    /// The goods came back: the order's units are to be returned to stock.
+    pub restock: bool,
 }
 
 /// The part of a card that is stored.

@@ -97,14 +97,16 @@ impl Outbox {
     }
 
     /// A new delivery announcing refund `refund_id` of the payment `(payment id, order id,
-    /// order ref)`: `amount` given back, `refunded_total` in all so far.
+    /// order ref)`: `amount` given back, `refunded_total` in all so far, and whether the
+    /// goods came back.
     pub fn new_refund_delivery(
         payment: (i64, i64, Option<String>),
         refund_id: i64,
-        amount: Cents,
-        refunded_total: Cents,
+        (amount, refunded_total): (Cents, Cents),
+        restock: bool,
     ) -> DueDelivery {
-        let notice = PaymentWebhook::refunded(payment, refund_id, amount, refunded_total);
+        let notice =
+            PaymentWebhook::refunded(payment, refund_id, (amount, refunded_total), restock);
         Self::delivery_of(&notice)
     }
 
@@ -272,7 +274,13 @@ fn give_back_a_refused_capture(
     };
     let reason = format!("order_refused: the order service refused the payment (HTTP {status})");
     let payment = Id::from_db(payment_id);
-    match crate::refunds::record(tx, payment, None, Some(&reason), correlation_id) {
+    let asked = crate::refunds::RefundAsked {
+        amount: None,
+        reason: Some(&reason),
+        // The order service keeps or releases its own stock.
+        restock: false,
+    };
+    match crate::refunds::record(tx, payment, &asked, correlation_id) {
         Ok((refund, notice)) => {
             tracing::warn!(
                 payment_id,

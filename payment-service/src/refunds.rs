@@ -20,10 +20,14 @@ use shop_contracts::PaymentStatus;
 pub fn record(
     tx: &Transaction<'_>,
     payment_id: Id,
-    amount: Option<Cents>,
-    reason: Option<&str>,
+    asked: &RefundAsked<'_>,
     correlation_id: Option<&str>,
 ) -> Result<(Refund, DueDelivery), ApiError> {
+    let RefundAsked {
+        amount,
+        reason,
+        restock,
+    } = *asked;
     let payment = store::get_payment(tx, payment_id)?
         .ok_or_else(|| ApiError::NotFound(format!("payment {payment_id} not found")))?;
     if payment.status != PaymentStatus::Captured {
@@ -52,40 +56,49 @@ pub fn record(
         .checked_add(amount)
         .ok_or_else(|| ApiError::internal("refund total overflows"))?;
     let reference = service_kit::domain::new_reference();
-    let refund_id = store::insert_refund(tx, &reference, payment.id, amount, reason)?;
+    let refund_id = store::insert_refund(tx, &reference, payment.id, amount, (reason, restock))?;
     let payload = serde_json::json!({
         "payment_id": payment.id, "refund_id": refund_id, "ref": reference,
         "order_id": payment.order_id, "order_ref": payment.order_ref, "amount": amount,
-        "refunded_total": refunded_total, "reason": reason,
+        "refunded_total": refunded_total, "reason": reason, "restock": restock,
     });
     service_kit::events::record(tx, "payment.refunded", correlation_id, &payload)?;
     let about = (payment.id, payment.order_id, payment.order_ref.clone());
-    let delivery = Outbox::new_refund_delivery(about, refund_id, amount, refunded_total);
+    let delivery = Outbox::new_refund_delivery(about, refund_id, (amount, refunded_total), restock);
     let refund = store::get_refund(tx, refund_id)?
         .ok_or_else(|| ApiError::internal("new refund vanished"))?;
     Ok((refund, delivery))
 }
 
-/// Refunds `amount` of payment `payment_id` (all that is left when `None`) and tries its
-/// webhook at once; the outbox worker retries it.
+/// What a refund is asked for: how much (all that is left when `None`), why, and whether
+/// the goods came back (the order service then returns the order's units to stock).
+#[derive(Debug, Clone, Copy)]
+pub struct RefundAsked<'a> {
+    pub amount: Option<Cents>,
+    pub reason: Option<&'a str>,
+    pub restock: bool,
+}
+
+/// Refunds what `asked` says of payment `payment_id` and tries its webhook at once; the
+/// outbox worker retries it.
 pub async fn refund(
     state: &AppState,
     payment_id: Id,
     amount: Option<Cents>,
     reason: Option<String>,
+    restock: bool,
 ) -> Result<Refund, ApiError> {
     let outbox = state.outbox.clone();
     let correlation = service_kit::http::correlation_id();
     let (refund, delivery) = state
         .db
         .write(move |tx| {
-            let (refund, delivery) = record(
-                tx,
-                payment_id,
+            let asked = RefundAsked {
                 amount,
-                reason.as_deref(),
-                correlation.as_deref(),
-            )?;
+                reason: reason.as_deref(),
+                restock,
+            };
+            let (refund, delivery) = record(tx, payment_id, &asked, correlation.as_deref())?;
             outbox.enqueue(tx, &delivery, (refund.payment_id, Some(refund.id)))?;
             Ok((refund, delivery))
         })

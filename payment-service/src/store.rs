@@ -185,17 +185,24 @@ pub fn insert_refund(
     reference: &str,
     payment_id: i64,
     amount: Cents,
-    reason: Option<&str>,
+    (reason, restock): (Option<&str>, bool),
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO refunds (ref, payment_id, amount_cents, reason) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO refunds (ref, payment_id, amount_cents, reason, restock)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![reference, payment_id, amount.get(), reason])?;
+    .execute(params![
+        reference,
+        payment_id,
+        amount.get(),
+        reason,
+        restock
+    ])?;
     Ok(conn.last_insert_rowid())
 }
 
 const REFUND_SELECT: &str =
-    "SELECT id, ref, payment_id, amount_cents, reason, created_at FROM refunds";
+    "SELECT id, ref, payment_id, amount_cents, reason, created_at, restock FROM refunds";
 
 fn refund_from_row(row: &Row<'_>) -> rusqlite::Result<Refund> {
     Ok(Refund {
@@ -205,6 +212,7 @@ fn refund_from_row(row: &Row<'_>) -> rusqlite::Result<Refund> {
         amount: Cents::new(row.get(3)?),
         reason: row.get(4)?,
         created_at: row.get(5)?,
+        restock: row.get(6)?,
     })
 }
 

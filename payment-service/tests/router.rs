@@ -447,6 +447,10 @@ async fn a_payment_is_refunded_in_parts_never_beyond_what_is_left() {
     assert_eq!(status, StatusCode::CREATED, "{first}");
     assert_eq!(first["amount"], serde_json::json!(4.0));
     assert_eq!(first["reason"], "one item broken");
+    assert_eq!(
+        first["restock"], false,
+        "the goods stay sold unless said otherwise"
+    );
     assert_eq!(first["ref"].as_str().unwrap().len(), 36);
     for (body, want) in [
         (r#"{"amount":6.01}"#, StatusCode::UNPROCESSABLE_ENTITY),
@@ -471,10 +475,15 @@ async fn a_payment_is_refunded_in_parts_never_beyond_what_is_left() {
         serde_json::json!(4.0),
         "refused asks changed nothing"
     );
-    // No amount: all that is left.
-    let (status, rest) = send(&app, Call::new("POST", &refunds)).await;
+    // No amount: all that is left; the goods came back.
+    let (status, rest) = send(
+        &app,
+        Call::new("POST", &refunds).json(r#"{"restock":true}"#),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{rest}");
     assert_eq!(rest["amount"], serde_json::json!(6.0));
+    assert_eq!(rest["restock"], true);
     let (status, _) = send(&app, Call::new("POST", &refunds)).await;
     assert_eq!(status, StatusCode::CONFLICT, "refunded in full already");
     let (_, listed) = send(&app, Call::new("GET", &refunds)).await;

@@ -62,6 +62,9 @@ pub struct PaymentData {
     /// never count a refund twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refunded_total: Option<Cents>,
+    /// The goods came back (refunds only): the order's units go back on sale.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restock: bool,
 }
 
 impl PaymentWebhook {
@@ -81,17 +84,18 @@ impl PaymentWebhook {
                 amount,
                 refund_id: None,
                 refunded_total: None,
+                restock: false,
             },
         }
     }
 
     /// The notice that refund `refund_id` gave back `amount` of `payment_id`, which has had
-    /// `refunded_total` refunded in all.
+    /// `refunded_total` refunded in all; `restock` when the goods came back.
     pub fn refunded(
         payment: (i64, i64, Option<String>),
         refund_id: i64,
-        amount: Cents,
-        refunded_total: Cents,
+        (amount, refunded_total): (Cents, Cents),
+        restock: bool,
     ) -> PaymentWebhook {
         let (payment_id, order_id, order_ref) = payment;
         PaymentWebhook {
@@ -103,6 +107,7 @@ impl PaymentWebhook {
                 amount,
                 refund_id: Some(refund_id),
                 refunded_total: Some(refunded_total),
+                restock,
             },
         }
     }

@@ -280,3 +280,46 @@ fn cancelling_a_paid_order_refunds_it_in_full_and_returns_its_units_even_if_paym
         "only the shipped order's money stays"
     );
 }
+
+#[test]
+fn a_refund_after_delivery_with_the_goods_back_returns_the_units_to_stock() {
+    let shop = Shop::start_with(&[("order-service", &["--stock-retry-ms", "100"])]);
+    let client = Client::new();
+    let placed = place(&client, &shop, "dot");
+    let id = &placed["id"];
+    let pay = format!("{}/pay?order_id={id}&amount=29.99", shop.payment.url());
+    let (status, payment) = client.post(&pay);
+    assert_eq!(status, 200, "{payment}");
+    wait_for(&client, &shop, id, |o| o["stock"] == "committed");
+    let status_url = format!("{}/orders/{id}/status", shop.order.url());
+    for next in ["SHIPPED", "DELIVERED"] {
+        let body = format!(r#"{{"status":"{next}"}}"#);
+        assert_eq!(client.call("PUT", &status_url, Some(&body)).0, 200);
+    }
+    assert_eq!(stock_of(&client, &shop, 2), 199);
+    let refunds = format!("{}/payments/{}/refunds", shop.payment.url(), payment["id"]);
+    let (status, refund) = client.post_json(&refunds, r#"{"reason":"returned","restock":true}"#);
+    assert_eq!(status, 201, "{refund}");
+    let done = wait_for(&client, &shop, id, |o| o["stock"] == "released");
+    assert_eq!(done["status"], "REFUNDED");
+    assert_eq!(
+        stock_of(&client, &shop, 2),
+        200,
+        "the unit is on sale again"
+    );
+    let (_, audit) = client.get(&format!("{}/stock/audit", shop.catalog.url()));
+    let mouse = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["product_id"] == 2)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (mouse["sold"].as_i64(), mouse["returned"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(mouse["balanced"], true, "{mouse}");
+    wait_for_the_outbox(&client, &shop);
+    assert_eq!(stats(&client, &shop)["reconciliation"]["status"], "matched");
+}

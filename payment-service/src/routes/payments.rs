@@ -262,6 +262,8 @@ pub struct RefundOut {
     pub payment_id: i64,
     pub amount: Cents,
     pub reason: Option<String>,
+    /// The goods came back: the order's units are returned to stock.
+    pub restock: bool,
     pub created_at: String,
 }
 
@@ -273,6 +275,7 @@ impl From<Refund> for RefundOut {
             payment_id: r.payment_id,
             amount: r.amount,
             reason: r.reason,
+            restock: r.restock,
             created_at: r.created_at,
         }
     }
@@ -288,6 +291,9 @@ pub struct RefundIn {
     /// Up to 500 characters, kept with the refund.
     #[schema(max_length = 500)]
     pub reason: Option<String>,
+    /// true when the goods came back (after delivery, say): the order service returns the
+    /// order's units to stock. Default false.
+    pub restock: Option<bool>,
 }
 
 /// Refunds a captured payment, in full or in part (never beyond what is left); the order
@@ -334,7 +340,8 @@ pub async fn refunds_create(
             "reason is at most 500 characters".into(),
         ));
     }
-    let refund = refunds::refund(&state, id, asked.amount, asked.reason).await?;
+    let restock = asked.restock.unwrap_or(false);
+    let refund = refunds::refund(&state, id, asked.amount, asked.reason, restock).await?;
     Ok((StatusCode::CREATED, Json(refund.into())))
 }
 
