@@ -113,6 +113,15 @@ async fn record_failure(
     }
 }
 
+/// The reservation `reference`, or a 404.
+fn existing(
+    tx: &rusqlite::Transaction<'_>,
+    reference: &Reference,
+) -> Result<Reservation, ApiError> {
+    store::get_reservation(tx, reference)?
+        .ok_or_else(|| ApiError::NotFound(format!("no reservation {reference}")))
+}
+
 /// The payload of `stock.committed`, `stock.released` and `stock.returned`: the
 /// reservation, its lines and why.
 fn settled_payload(reservation: &Reservation, reason: Option<&str>) -> serde_json::Value {
@@ -138,8 +147,7 @@ pub async fn return_units(
 ) -> Result<Reservation, ApiError> {
     let correlation = correlation_id();
     db.write(move |tx| {
-        let current = store::get_reservation(tx, &reference)?
-            .ok_or_else(|| ApiError::NotFound(format!("no reservation {reference}")))?;
+        let current = existing(tx, &reference)?;
         match current.status {
             ReservationStatus::Committed => {
                 let reason = reason.unwrap_or_else(|| "returned".to_string());
@@ -177,8 +185,7 @@ pub async fn settle_reservation(
 ) -> Result<Reservation, ApiError> {
     let correlation = correlation_id();
     db.write(move |tx| {
-        let current = store::get_reservation(tx, &reference)?
-            .ok_or_else(|| ApiError::NotFound(format!("no reservation {reference}")))?;
+        let current = existing(tx, &reference)?;
         match transition(current.status, target) {
             Transition::Apply => {
                 store::settle_reservation(tx, &reference, target, reason.as_deref())?;
