@@ -744,3 +744,39 @@ fn every_migration_is_a_numbered_file_of_the_folder_and_no_released_one_was_edit
     let checked = service_kit::migrations::check_history(&folder, catalog_service::MIGRATIONS);
     assert_eq!(checked, Ok(()));
 }
+
+#[test]
+fn reservations_made_before_references_keep_their_key_lines_and_stock_opens_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = rusqlite::Connection::open(dir.path().join("products.db")).unwrap();
+    let before = service_kit::migrations::from_files(&catalog_service::MIGRATIONS[..4]);
+    service_kit::migrations::apply(&mut conn, &before).unwrap();
+    // Order 7 holds 3 laptops, order 8 bought 2: the seeded 50 are now 45 on sale.
+    conn.execute_batch(
+        "UPDATE products SET stock = 45 WHERE id = 1;
+         INSERT INTO reservations (order_id, status, expires_at_ms) VALUES (7, 'reserved', 0);
+         INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES (7, 1, 3);
+         INSERT INTO reservations (order_id, status, expires_at_ms) VALUES (8, 'committed', 0);
+         INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES (8, 1, 2);",
+    )
+    .unwrap();
+    service_kit::migrations::apply(&mut conn, &catalog_service::migrations()).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM reservations WHERE reference = '7' AND order_id = 7"),
+        1
+    );
+    assert_eq!(
+        count("SELECT SUM(quantity) FROM reservation_lines WHERE reference = '8'"),
+        2
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+    // The ledger opens with what product 1 holds (on sale, reserved or sold): 50.
+    assert_eq!(
+        count(
+            "SELECT delta FROM stock_movements WHERE product_id = 1 AND reason = 'opening stock'"
+        ),
+        50
+    );
+    assert_eq!(count("SELECT version FROM products WHERE id = 1"), 1);
+}

@@ -640,3 +640,52 @@ fn every_migration_is_a_numbered_file_of_the_folder_and_no_released_one_was_edit
     let checked = service_kit::migrations::check_history(&folder, order_service::MIGRATIONS);
     assert_eq!(checked, Ok(()));
 }
+
+#[test]
+fn orders_placed_before_refs_keep_their_rows_lines_history_and_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = rusqlite::Connection::open(dir.path().join("orders.db")).unwrap();
+    let before = service_kit::migrations::from_files(&order_service::MIGRATIONS[..5]);
+    service_kit::migrations::apply(&mut conn, &before).unwrap();
+    conn.execute_batch(
+        "INSERT INTO orders (user_id, total_cents, status, catalog_verified, payment_id)
+             VALUES ('u1', 99999, 'PAID', 1, 4);
+         INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price_cents)
+             VALUES (1, 1, 1, 1, 99999);
+         INSERT INTO order_status_history (order_id, status) VALUES (1, 'PENDING');
+         INSERT INTO order_status_history (order_id, status) VALUES (1, 'PAID');
+         INSERT INTO processed_webhooks (webhook_id, order_id, payment_id) VALUES ('m1', 1, 4);",
+    )
+    .unwrap();
+    service_kit::migrations::apply(&mut conn, &order_service::migrations()).unwrap();
+    let row: (String, String, String, i64, i64) = conn
+        .query_row(
+            "SELECT ref, status, stock, refunded_cents, payment_id FROM orders WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(row, ("1".into(), "PAID".into(), "untracked".into(), 0, 4));
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM order_items WHERE order_id = 1"),
+        1
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM order_status_history WHERE order_id = 1"),
+        2
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM processed_webhooks WHERE order_id = 1"),
+        1
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+    // New orders number on from the old ones.
+    conn.execute(
+        "INSERT INTO orders (user_id, total_cents, status, catalog_verified, ref)
+             VALUES ('u2', 100, 'PENDING', 1, 'r2')",
+        [],
+    )
+    .unwrap();
+    assert_eq!(conn.last_insert_rowid(), 2);
+}
