@@ -108,6 +108,19 @@ pub struct AppState {
     pub webhook_secrets: Arc<[WebhookSecret]>,
 }
 
+impl AppState {
+    /// Order `id` with its lines and history, or a 404.
+    pub(crate) async fn order(
+        &self,
+        id: service_kit::domain::Id,
+    ) -> Result<domain::Order, service_kit::ApiError> {
+        self.db
+            .call(move |conn| Ok(store::get_order(conn, id)?))
+            .await?
+            .ok_or_else(|| service_kit::ApiError::NotFound(format!("order {id} not found")))
+    }
+}
+
 /// Every migration this service applies: the files of its `migrations/` folder, in order.
 pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0001_create_orders.sql",

@@ -10,7 +10,6 @@ use crate::money;
 use crate::stock::{self, Settled};
 use crate::store;
 use service_kit::ApiError;
-use service_kit::db::Db;
 use service_kit::domain::Id;
 use service_kit::http::correlation_id;
 use service_kit::money::Cents;
@@ -51,13 +50,7 @@ pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, Api
             ApiError::Conflict(message)
         });
     }
-    read_order(&state.db, id).await
-}
-
-async fn read_order(db: &Db, id: Id) -> Result<Order, ApiError> {
-    db.call(move |conn| Ok(store::get_order(conn, id)?))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))
+    state.order(id).await
 }
 
 /// Whether every line's price is the catalog's: `Ok(false)` when the catalog could not be
@@ -136,10 +129,9 @@ pub async fn apply_payment_webhook(
         .db
         .write(move |tx| {
             if !store::webhook_seen(tx, &webhook_id)? {
-                let (status, total) = store::order_status(tx, id)?
+                let (status, total, reference) = store::order_status(tx, id)?
                     .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
                 if let Some(paid_for) = &notice.data.order_ref {
-                    let reference = store::order_ref(tx, id)?.unwrap_or_default();
                     if *paid_for != reference {
                         // The same order id, another order: an orders.db restored from
                         // a backup. That payment is not this order's.
@@ -199,7 +191,7 @@ pub async fn apply_payment_webhook(
 async fn settle_stock_now(state: &AppState, order: Order) -> Result<Order, ApiError> {
     let id = Id::from_db(order.id);
     match stock::settle(state, id).await? {
-        Settled::Settled(now) if now != order.stock => read_order(&state.db, id).await,
+        Settled::Settled(now) if now != order.stock => state.order(id).await,
         _ => Ok(order),
     }
 }
@@ -221,7 +213,7 @@ pub async fn change_status(
     let changed = state
         .db
         .write(move |tx| {
-            let (current, _) = store::order_status(tx, id)?
+            let (current, _, _) = store::order_status(tx, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
             if from.is_some_and(|from| from != current) {
                 return Err(ApiError::Conflict(format!(
@@ -247,7 +239,7 @@ pub async fn change_status(
         .await?;
     if changed.status == OrderStatus::Cancelled {
         // A paid order cancelled: its money goes back now (or the keeper retries).
-        money::refund_cancelled(state, Id::from_db(changed.id)).await?;
+        money::refund_cancelled(state, &changed).await;
     }
     settle_stock_now(state, changed).await
 }

@@ -6,39 +6,40 @@
 //! the state alone (CANCELLED, a payment, less refunded than paid) says it is due.
 
 use crate::AppState;
+use crate::domain::Order;
 use crate::store;
 use service_kit::ApiError;
-use service_kit::domain::Id;
 use service_kit::peer::{Outcome, Refusal};
 
-/// Asks the payment service to refund what is left of cancelled order `id`'s payment, if
-/// it has one not yet refunded in full; returns whether that is now settled (refunded, or
-/// nothing to refund).
-pub async fn refund_cancelled(state: &AppState, id: Id) -> Result<bool, ApiError> {
-    let order = state
-        .db
-        .call(move |conn| Ok(store::get_order(conn, id)?))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
+/// Asks the payment service to refund what is left of cancelled `order`'s payment, if it
+/// has one not yet refunded in full; returns whether that is now settled (refunded, or
+/// nothing to refund). Not settled now, the keeper asks again.
+pub async fn refund_cancelled(state: &AppState, order: &Order) -> bool {
     let Some(payment_id) = order.payment_id else {
-        return Ok(true);
+        return true;
     };
     if order.refunded >= order.total {
-        return Ok(true);
+        return true;
     }
+    let id = order.id;
     let key = format!("order-{}-cancelled-refund", order.reference);
     let reason = "order_cancelled";
     match state.payments.refund_rest(payment_id, reason, key).await {
         Outcome::Done(refund) => {
-            tracing::info!(order = %id, payment_id, refund = refund.id, "cancelled order refunded");
-            Ok(true)
+            tracing::info!(
+                order = id,
+                payment_id,
+                refund = refund.id,
+                "cancelled order refunded"
+            );
+            true
         }
         // Refunded in full already (by hand, or an earlier ask whose answer was lost): the
         // refund's webhook tells the order.
-        Outcome::Refused(refusal) if refusal.is(409) => Ok(true),
+        Outcome::Refused(refusal) if refusal.is(409) => true,
         Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
-            tracing::warn!(order = %id, payment_id, %message, "cancelled order not refunded yet; the keeper retries");
-            Ok(false)
+            tracing::warn!(order = id, payment_id, %message, "cancelled order not refunded yet; the keeper retries");
+            false
         }
     }
 }
@@ -51,7 +52,7 @@ pub async fn refund_all_due(state: &AppState) -> Result<usize, ApiError> {
         .await?;
     let mut settled = 0;
     for id in due {
-        if refund_cancelled(state, id).await? {
+        if refund_cancelled(state, &state.order(id).await?).await {
             settled += 1;
         }
     }

@@ -42,11 +42,7 @@ pub enum Settled {
 pub async fn settle(state: &AppState, id: Id) -> Result<Settled, ApiError> {
     // At most two catalog calls: a paid order still pending is reserved, then committed.
     for _ in 0..2 {
-        let order = state
-            .db
-            .call(move |conn| Ok(store::get_order(conn, id)?))
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
+        let order = state.order(id).await?;
         let settled = match (order.stock, order.status) {
             // A refund brought the goods back: held units are released, sold ones returned.
             (OrderStock::Held, _) if order.restock => release(state, &order).await?,

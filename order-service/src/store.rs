@@ -131,11 +131,19 @@ pub fn status_totals(conn: &Connection) -> rusqlite::Result<Vec<(OrderStatus, i6
     .collect()
 }
 
-/// The order's status and total, if it exists.
-pub fn order_status(conn: &Connection, id: Id) -> rusqlite::Result<Option<(OrderStatus, Cents)>> {
-    conn.prepare_cached("SELECT status, total_cents FROM orders WHERE id = ?1")?
+/// The order's status, total and global reference, if it exists.
+pub fn order_status(
+    conn: &Connection,
+    id: Id,
+) -> rusqlite::Result<Option<(OrderStatus, Cents, String)>> {
+    conn.prepare_cached("SELECT status, total_cents, ref FROM orders WHERE id = ?1")?
         .query_row(params![id.get()], |row| {
-            Ok((row.get(0)?, Cents::new(row.get(1)?)))
+            let reference: Option<String> = row.get(2)?;
+            Ok((
+                row.get(0)?,
+                Cents::new(row.get(1)?),
+                reference.unwrap_or_default(),
+            ))
         })
         .optional()
 }
@@ -164,13 +172,6 @@ pub fn record_refund(
     });
     events::record(conn, "order.refunded", correlation_id, &payload)?;
     Ok(())
-}
-
-/// The order's global reference, if it exists.
-pub fn order_ref(conn: &Connection, id: Id) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT ref FROM orders WHERE id = ?1")?
-        .query_row(params![id.get()], |row| row.get(0))
-        .optional()
 }
 
 /// Moves a PENDING order to PAID, records which payment paid it and `order.paid`; false

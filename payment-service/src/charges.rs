@@ -159,7 +159,9 @@ pub async fn take_payment(
         })
         .await?;
 
-    deliver_now(state, payment_id, delivery).await;
+    if let Some(delivery) = delivery {
+        state.outbox.attempt_first(delivery).await;
+    }
     if let Some(decline) = decline {
         return Err(ApiError::Declined {
             code: decline.code(),
@@ -174,16 +176,6 @@ pub async fn take_payment(
         PaymentStatus::Authorized => Taken::Authorized(payment),
         _ => Taken::Captured(payment),
     })
-}
-
-/// The first attempt of a new delivery; the worker takes it if this one cannot be made.
-async fn deliver_now(state: &AppState, payment_id: i64, delivery: Option<store::DueDelivery>) {
-    if let Some(delivery) = delivery
-        && let Err(err) = state.outbox.attempt(delivery).await
-    {
-        // The delivery is on record and claimed only for a short lease: the worker takes it.
-        tracing::error!(payment_id, error = %err, "first webhook attempt could not be recorded");
-    }
 }
 
 async fn read_payment(state: &AppState, payment_id: i64) -> Result<Payment, ApiError> {
@@ -273,7 +265,9 @@ async fn settle_one(
             Ok(delivery)
         })
         .await?;
-    deliver_now(state, payment_id, delivery).await;
+    if let Some(delivery) = delivery {
+        state.outbox.attempt_first(delivery).await;
+    }
     Ok(())
 }
 

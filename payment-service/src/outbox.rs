@@ -194,6 +194,16 @@ impl Outbox {
         Ok(delivered)
     }
 
+    /// The first attempt of a delivery just enqueued (a capture's or a refund's). If it
+    /// cannot even be recorded, the delivery is on record and claimed only for a short
+    /// lease: the worker takes it.
+    pub async fn attempt_first(&self, delivery: DueDelivery) {
+        let id = delivery.id.clone();
+        if let Err(err) = self.attempt(delivery).await {
+            tracing::error!(delivery = %id, error = %err, "first webhook attempt could not be recorded");
+        }
+    }
+
     /// Starts a fresh round for a delivery that is not yet delivered and attempts it now.
     /// 404 for an unknown delivery, 409 for one already delivered.
     pub async fn retry_now(&self, delivery_id: String) -> Result<bool, ApiError> {

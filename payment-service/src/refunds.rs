@@ -103,8 +103,6 @@ pub async fn refund(
             Ok((refund, delivery))
         })
         .await?;
-    if let Err(err) = state.outbox.attempt(delivery).await {
-        tracing::error!(refund = refund.id, error = %err, "first refund webhook attempt could not be recorded");
-    }
+    state.outbox.attempt_first(delivery).await;
     Ok(refund)
 }
