@@ -4,6 +4,9 @@
 #
 # Environment (all optional):
 #   API_KEY        key clients must send in X-API-Key (default: the demo key secret-key-123)
+#   STOREFRONT_KEY key(s) a shop's front end may use: browse, carts, checkout, pay, read
+#                  orders and payments; admin routes answer 403 (default: the demo key
+#                  storefront-key-123)
 #   WEBHOOK_SECRET secret that signs payment webhooks (default: generated once and kept in
 #                  DATA_DIR/webhook-secret)
 #   PEER_API_KEY   the key the services send each other, never rate-limited (default:
@@ -20,6 +23,10 @@ cd "$root"
 if [[ -z "${API_KEY:-}" ]]; then
   export API_KEY="secret-key-123"
   echo "note: using the DEMO API key 'secret-key-123'; set API_KEY to use your own."
+fi
+if [[ -z "${STOREFRONT_KEY:-}" ]]; then
+  export STOREFRONT_KEY="storefront-key-123"
+  echo "note: using the DEMO storefront key 'storefront-key-123'; set STOREFRONT_KEY to use your own."
 fi
 data_dir="${DATA_DIR:-data}"
 log_dir="$data_dir/logs"
@@ -131,6 +138,8 @@ all four services are healthy (data in $data_dir/, logs in $log_dir/):
 dashboard (open in a browser, enter the API key under Settings):
   $dashboard_url
 try:  curl -H "X-API-Key: \$API_KEY" http://127.0.0.1:$catalog_port/products
+API docs (Swagger UI; "Authorize" with a key, then "Try it out"):
+  http://127.0.0.1:$cart_port/docs  http://127.0.0.1:$catalog_port/docs  http://127.0.0.1:$order_port/docs  http://127.0.0.1:$payment_port/docs
 press Ctrl-C to stop them all.
 MSG
 

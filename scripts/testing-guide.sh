@@ -4,6 +4,7 @@
 #
 # Environment (all optional):
 #   API_KEY                                 default secret-key-123
+#   STOREFRONT_KEY                          default storefront-key-123
 #   CART_URL CATALOG_URL ORDER_URL PAYMENT_URL   default http://localhost:8001 .. 8004
 #   WEBHOOK_SECRET   the shop's webhook secret, to sign webhooks by hand (default: read from
 #                    ${DATA_DIR:-data}/webhook-secret, where start-all.sh keeps it)
@@ -11,6 +12,8 @@
 set -euo pipefail
 
 KEY="${API_KEY:-secret-key-123}"
+SHOP_KEY="${STOREFRONT_KEY:-storefront-key-123}"
+SHOP_KEY="${SHOP_KEY%%,*}"
 CART="${CART_URL:-http://localhost:8001}"
 CATALOG="${CATALOG_URL:-http://localhost:8002}"
 ORDER="${ORDER_URL:-http://localhost:8003}"
@@ -132,6 +135,23 @@ check "order get without a key" 401 '' "$ORDER/orders/$guide_order"
 check "payment webhook without a key" 401 '' -X POST "$ORDER/orders/$guide_order/payment"
 check "pay without a key" 401 '' -X POST "$PAYMENT/pay?order_id=$guide_order&amount=999.99"
 check "payments without a key" 401 '' "$PAYMENT/payments"
+
+echo "== Scoped keys: the storefront key shops, the admin key runs the shop =="
+S=(-H "X-API-Key: $SHOP_KEY")
+check "the storefront key browses the catalog" 200 '.id == 1' "$CATALOG/products/1" "${S[@]}"
+check "  ... fills a cart" 200 '.item.quantity == 1' -X POST "$CART/cart/$U-shop/add?product_id=2&quantity=1" "${S[@]}"
+check "  ... reads orders" 200 'type == "array"' "$ORDER/orders?user_id=$U" "${S[@]}"
+check "  ... but creating a product is 403, not 401" 403 '.error.code == "forbidden"' \
+  -X POST "$CATALOG/products" "${S[@]}" "${JSON[@]}" -d '{"name":"Not allowed","price":1.00,"stock":1}'
+check "  ... so is moving stock" 403 '.error.code == "forbidden"' \
+  -X POST "$CATALOG/products/1/stock" "${S[@]}" "${JSON[@]}" -d '{"delta":100,"reason":"sneaky"}'
+check "  ... changing an order's status" 403 '.error.code == "forbidden"' \
+  -X PUT "$ORDER/orders/$guide_order/status" "${S[@]}" "${JSON[@]}" -d '{"status":"CANCELLED"}'
+check "  ... and retrying webhooks" 403 '.error.code == "forbidden"' "$PAYMENT/webhooks/deliveries" "${S[@]}"
+check "  ... nothing changed: the guide's order is as it was" 200 '.status == "PAID"' "$ORDER/orders/$guide_order" "${H[@]}"
+check "each route's scope is in its OpenAPI document" 200 \
+  '.paths["/products"].get["x-scope"] == "storefront" and .paths["/products"].post["x-scope"] == "admin"' "$CATALOG/openapi.json"
+check "Swagger UI for the document, no key needed" 200 '' "$ORDER/docs/"
 
 echo "== Catalog =="
 check "product 1 costs 999.99" 200 '.id == 1 and .price == 999.99 and .stock >= 0' "$CATALOG/products/1" "${H[@]}"

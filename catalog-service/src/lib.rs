@@ -25,6 +25,7 @@ mod store;
 use axum::Router;
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
+use service_kit::auth::admin;
 use service_kit::config::CommonArgs;
 use service_kit::db::{Db, Durability};
 use service_kit::domain::Reference;
@@ -35,6 +36,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The service's name in logs and health answers.
 pub const SERVICE: &str = "catalog-service";
@@ -100,20 +102,19 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
     use routes::products::*;
     use routes::reservations::*;
     let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
-        .routes(utoipa_axum::routes!(products_list, products_create))
-        .routes(utoipa_axum::routes!(
-            products_get,
-            products_update,
-            products_delete
-        ))
-        .routes(utoipa_axum::routes!(stock_move))
-        .routes(utoipa_axum::routes!(stock_movements))
-        .routes(utoipa_axum::routes!(stock_audit))
-        .routes(utoipa_axum::routes!(reservations_create))
-        .routes(utoipa_axum::routes!(reservations_get))
-        .routes(utoipa_axum::routes!(reservations_commit))
-        .routes(utoipa_axum::routes!(reservations_release))
-        .routes(utoipa_axum::routes!(reservations_return))
+        .routes(routes!(products_list))
+        .routes(routes!(products_get))
+        .routes(admin(routes!(products_create)))
+        .routes(admin(routes!(products_update, products_delete)))
+        .routes(admin(routes!(stock_move)))
+        .routes(admin(routes!(stock_movements)))
+        .routes(admin(routes!(stock_audit)))
+        // Reservations are the services' business (their key is an admin key).
+        .routes(admin(routes!(reservations_create)))
+        .routes(admin(routes!(reservations_get)))
+        .routes(admin(routes!(reservations_commit)))
+        .routes(admin(routes!(reservations_release)))
+        .routes(admin(routes!(reservations_return)))
         .with_state(state.clone());
     ServiceBuilder::new(SERVICE, state.db, migrations, api).build(keys)
 }

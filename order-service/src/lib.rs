@@ -33,6 +33,7 @@ use axum::Router;
 use axum::middleware;
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
+use service_kit::auth::admin;
 use service_kit::config::{CommonArgs, WebhookArgs};
 use service_kit::db::{Db, Durability};
 use service_kit::http::{ServiceBuilder, Workers};
@@ -46,6 +47,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// The service's name in logs and health answers.
 pub const SERVICE: &str = "order-service";
@@ -152,12 +154,13 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
     let once =
         middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
     let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
-        .routes(utoipa_axum::routes!(orders_create).layer(once))
-        .routes(utoipa_axum::routes!(orders_list))
-        .routes(utoipa_axum::routes!(orders_stats))
-        .routes(utoipa_axum::routes!(orders_get))
-        .routes(utoipa_axum::routes!(orders_status_update))
-        .routes(utoipa_axum::routes!(orders_payment))
+        .routes(routes!(orders_create).layer(once))
+        .routes(routes!(orders_list))
+        .routes(routes!(orders_stats))
+        .routes(routes!(orders_get))
+        .routes(admin(routes!(orders_status_update)))
+        // The payment service's signed webhook.
+        .routes(admin(routes!(orders_payment)))
         .with_state(state.clone());
     ServiceBuilder::new(SERVICE, state.db, migrations, api).build(keys)
 }

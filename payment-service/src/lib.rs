@@ -39,6 +39,7 @@ use orders::OrderClient;
 use outbox::{Outbox, RetrySchedule};
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
+use service_kit::auth::admin;
 use service_kit::config::{CommonArgs, Secret, WebhookArgs};
 use service_kit::db::{Db, Durability};
 use service_kit::http::{ServiceBuilder, Workers};
@@ -50,6 +51,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// The service's name in logs and health answers.
 pub const SERVICE: &str = "payment-service";
@@ -164,16 +166,16 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
     let once =
         middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
     let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
-        .routes(utoipa_axum::routes!(pay).layer(once.clone()))
-        .routes(utoipa_axum::routes!(payments_list))
-        .routes(utoipa_axum::routes!(payments_summary))
-        .routes(utoipa_axum::routes!(payments_by_order))
-        .routes(utoipa_axum::routes!(payments_get))
-        .routes(utoipa_axum::routes!(refunds_create).layer(once.clone()))
-        .routes(utoipa_axum::routes!(refunds_list))
-        .routes(utoipa_axum::routes!(deliveries_list))
-        .routes(utoipa_axum::routes!(deliveries_get))
-        .routes(utoipa_axum::routes!(deliveries_retry))
+        .routes(routes!(pay).layer(once.clone()))
+        .routes(routes!(payments_list))
+        .routes(routes!(payments_summary))
+        .routes(routes!(payments_by_order))
+        .routes(routes!(payments_get))
+        .routes(admin(routes!(refunds_create).layer(once.clone())))
+        .routes(routes!(refunds_list))
+        .routes(admin(routes!(deliveries_list)))
+        .routes(admin(routes!(deliveries_get)))
+        .routes(admin(routes!(deliveries_retry)))
         .with_state(state.clone());
     let probes = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(health::health))

@@ -1,4 +1,8 @@
-//! The `X-API-Key` check in front of every route but the health probe.
+//! The `X-API-Key` check in front of every route but the health probe, and the scope each
+//! key has: the admin keys (`--api-key`, and the services' own key) may do everything, a
+//! storefront key (`--storefront-key`) only what a shopper's front end needs. A route is
+//! marked admin-only where it is declared ([`admin`]); that mark drives both the check
+//! (403 `forbidden`) and the route's `x-scope` in the OpenAPI document.
 
 use crate::ApiError;
 use crate::config::Secret;
@@ -13,11 +17,33 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 
 type Limiter = governor::DefaultKeyedRateLimiter<usize>;
 
-/// The keys a service accepts, and how many requests per second each may send. Cheap to
-/// clone.
+/// What a key may do; put on each request's extensions by [`require_api_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything: products, stock, prices, promotions, order statuses, refunds, webhook
+    /// retries, and all the storefront may do.
+    Admin,
+    /// Browse the catalog, manage carts, check out, pay, read orders and payments.
+    Storefront,
+}
+
+impl Scope {
+    /// The name used in the OpenAPI document's `x-scope`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::Storefront => "storefront",
+        }
+    }
+}
+
+/// The keys a service accepts, their scopes, and how many requests per second each may
+/// send. Cheap to clone.
 #[derive(Clone)]
 pub struct ApiKeys {
     keys: Arc<Vec<Secret>>,
+    /// The scope of the key at the same index.
+    scopes: Arc<Vec<Scope>>,
     limiter: Option<Arc<Limiter>>,
     /// How many of the first keys are clients' (rate-limited); the rest are the services'
     /// own key for calls between them, never limited.
@@ -34,13 +60,31 @@ impl std::fmt::Debug for ApiKeys {
 }
 
 impl ApiKeys {
-    /// Accepts any of `keys`, without a rate limit.
+    /// Accepts any of `keys`, each an admin key, without a rate limit.
     pub fn new(keys: Vec<Secret>) -> Self {
         ApiKeys {
             client_keys: keys.len(),
+            scopes: Arc::new(vec![Scope::Admin; keys.len()]),
             keys: Arc::new(keys),
             limiter: None,
         }
+    }
+
+    /// The same keys, plus `storefront`: client keys (rate-limited like the others) with
+    /// the [`Scope::Storefront`] scope. One that is already an admin key stays admin.
+    pub fn with_storefront_keys(mut self, storefront: Vec<Secret>) -> Self {
+        let mut keys = self.keys.as_ref().clone();
+        let mut scopes = self.scopes.as_ref().clone();
+        for key in storefront {
+            if !self.accepts(key.expose().as_bytes()) {
+                keys.insert(self.client_keys, key);
+                scopes.insert(self.client_keys, Scope::Storefront);
+                self.client_keys += 1;
+            }
+        }
+        self.keys = Arc::new(keys);
+        self.scopes = Arc::new(scopes);
+        self
     }
 
     /// The same keys, plus `peer`: the key the services send each other, accepted and never
@@ -50,8 +94,11 @@ impl ApiKeys {
     pub fn with_peer_key(mut self, peer: Secret) -> Self {
         if !self.accepts(peer.expose().as_bytes()) {
             let mut keys = self.keys.as_ref().clone();
+            let mut scopes = self.scopes.as_ref().clone();
             keys.push(peer);
+            scopes.push(Scope::Admin);
             self.keys = Arc::new(keys);
+            self.scopes = Arc::new(scopes);
         }
         self
     }
@@ -103,10 +150,11 @@ impl ApiKeys {
 }
 
 /// Middleware: answers 401 unless the request carries an accepted `X-API-Key`, and 429 with
-/// `Retry-After` when that key is over its rate.
+/// `Retry-After` when that key is over its rate; else passes the key's [`Scope`] on in the
+/// request's extensions.
 pub async fn require_api_key(
     State(keys): State<ApiKeys>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let presented = request
@@ -122,7 +170,101 @@ pub async fn require_api_key(
         return Err(ApiError::Unauthorized("invalid API key".to_string()));
     };
     keys.admit(index)?;
+    request.extensions_mut().insert(keys.scopes[index]);
     Ok(next.run(request).await)
+}
+
+/// Middleware behind [`require_api_key`]: 403 `forbidden` unless the key is an admin key.
+async fn require_admin(request: Request, next: Next) -> Result<Response, ApiError> {
+    match request.extensions().get::<Scope>() {
+        Some(Scope::Admin) => Ok(next.run(request).await),
+        _ => Err(ApiError::Forbidden(
+            "this key is a storefront key; this route needs the admin key".to_string(),
+        )),
+    }
+}
+
+/// The OpenAPI extension that names the scope a route needs.
+pub const SCOPE_EXTENSION: &str = "x-scope";
+
+/// Marks routes as admin-only: a storefront key gets 403 on them, and their operations say
+/// `x-scope: admin` (and so in words) in the document. The one place a route's scope is
+/// set; routes not wrapped are open to every key (see [`mark_storefront_routes`]).
+pub fn admin<S>(
+    (schemas, mut paths, method_router): utoipa_axum::router::UtoipaMethodRouter<S>,
+) -> utoipa_axum::router::UtoipaMethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    for operation in operations(&mut paths) {
+        mark(operation, Scope::Admin);
+    }
+    (
+        schemas,
+        paths,
+        method_router.route_layer(axum::middleware::from_fn(require_admin)),
+    )
+}
+
+/// Marks every key-protected operation not already marked admin as open to storefront keys.
+pub fn mark_storefront_routes(paths: &mut utoipa::openapi::Paths) {
+    for operation in operations(paths) {
+        let marked = operation
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.contains_key(SCOPE_EXTENSION));
+        if !marked {
+            mark(operation, Scope::Storefront);
+        }
+    }
+}
+
+fn mark(operation: &mut utoipa::openapi::path::Operation, scope: Scope) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    if scope == Scope::Admin {
+        let forbidden = ResponseBuilder::new()
+            .description("A storefront key: this route needs the admin key")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        operation
+            .responses
+            .responses
+            .insert("403".to_string(), forbidden.into());
+    }
+    operation
+        .extensions
+        .get_or_insert_with(Default::default)
+        .insert(SCOPE_EXTENSION.to_string(), scope.name().into());
+    let words = match scope {
+        Scope::Admin => "Scope: admin key only (a storefront key gets 403).",
+        Scope::Storefront => "Scope: any key, storefront or admin.",
+    };
+    let description = operation.description.get_or_insert_with(String::new);
+    if !description.is_empty() {
+        description.push_str("\n\n");
+    }
+    description.push_str(words);
+}
+
+fn operations(
+    paths: &mut utoipa::openapi::Paths,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .filter_map(Option::as_mut)
+    })
 }
 
 #[cfg(test)]
@@ -138,6 +280,31 @@ mod tests {
         assert!(!keys.accepts(b"ol"));
         assert!(!keys.accepts(b"oldx"));
         assert!(!keys.accepts(b"NEW"));
+    }
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    #[test]
+    fn storefront_keys_are_rate_limited_clients_and_an_admin_key_stays_admin() {
+        let keys = ApiKeys::new(vec![Secret::new("admin")])
+            .with_rate_limit(5)
+            .with_peer_key(Secret::new("peer"))
+            .with_storefront_keys(vec![Secret::new("shop"), Secret::new("admin")]);
+        let scope_of = |k: &[u8]| keys.scopes[keys.matching(k).unwrap()];
+        assert_eq!(scope_of(b"admin"), Scope::Admin);
+        assert_eq!(scope_of(b"shop"), Scope::Storefront);
+        assert_eq!(scope_of(b"peer"), Scope::Admin, "the services' key");
+        assert_eq!(keys.keys.len(), 3);
+        let shop = keys.matching(b"shop").unwrap();
+        assert_eq!((0..30).filter(|_| keys.admit(shop).is_ok()).count(), 10);
+        let peer = keys.matching(b"peer").unwrap();
+        assert!(
+            (0..100).all(|_| keys.admit(peer).is_ok()),
+            "peer never limited"
+        );
     }
 }
 

@@ -46,6 +46,16 @@ pub struct CommonArgs {
     #[arg(long = "api-key", env = "API_KEY", hide_env_values = true)]
     pub api_key: Option<Secret>,
 
+    /// Storefront key(s): accepted like `--api-key` but only on the routes a shop's front end
+    /// needs (browse the catalog, carts, checkout, pay, read orders and payments); admin
+    /// routes answer 403. Comma-separated for several.
+    #[arg(
+        long = "storefront-key",
+        env = "STOREFRONT_KEY",
+        hide_env_values = true
+    )]
+    pub storefront_key: Option<Secret>,
+
     /// The key the services send each other in `X-API-Key`. Set (the same on all four, as
     /// scripts/start-all.sh does), it is accepted too and never rate-limited, so a client
     /// flooding a service cannot make it refuse another service's check. Defaults to the
@@ -129,6 +139,19 @@ impl WebhookArgs {
     }
 }
 
+/// The keys of a comma-separated list, trimmed, empty ones dropped.
+fn split_keys(raw: Option<&Secret>) -> Vec<Secret> {
+    raw.map(|raw| {
+        raw.expose()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(Secret::new)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 /// The configuration is unusable; the message says how to fix it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -137,25 +160,23 @@ pub struct ConfigError(String);
 impl CommonArgs {
     /// The accepted keys with the configured rate limit, or a clear error when none was given.
     pub fn key_policy(&self) -> Result<crate::auth::ApiKeys, ConfigError> {
-        Ok(crate::auth::ApiKeys::new(self.api_keys()?)
+        let admin = self.api_keys()?;
+        let storefront = split_keys(self.storefront_key.as_ref());
+        if storefront.iter().any(|k| admin.contains(k)) {
+            return Err(ConfigError(
+                "a --storefront-key is also an --api-key: give the storefront its own key"
+                    .to_string(),
+            ));
+        }
+        Ok(crate::auth::ApiKeys::new(admin)
             .with_rate_limit(self.rate_limit)
-            .with_peer_key(self.peer_api_key()?))
+            .with_peer_key(self.peer_api_key()?)
+            .with_storefront_keys(storefront))
     }
 
     /// The accepted API keys, or a clear error when none was given.
     pub fn api_keys(&self) -> Result<Vec<Secret>, ConfigError> {
-        let keys: Vec<Secret> = self
-            .api_key
-            .as_ref()
-            .map(|raw| {
-                raw.expose()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .map(Secret::new)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let keys = split_keys(self.api_key.as_ref());
         if keys.is_empty() {
             return Err(ConfigError(
                 "no API key configured: pass --api-key KEY or set API_KEY \
@@ -200,6 +221,7 @@ mod tests {
         CommonArgs {
             bind: "127.0.0.1".parse().unwrap(),
             api_key: key.map(Secret::new),
+            storefront_key: None,
             peer_api_key: None,
             peer_timeout_ms: 1000,
             cors_origins: Vec::new(),
@@ -223,6 +245,17 @@ mod tests {
         let keys = args(Some("old-key, new-key")).api_keys().unwrap();
         let keys: Vec<&str> = keys.iter().map(Secret::expose).collect();
         assert_eq!(keys, ["old-key", "new-key"]);
+    }
+
+    #[test]
+    fn storefront_keys_are_accepted_beside_the_admin_keys_but_never_as_one_of_them() {
+        let mut config = args(Some("admin-key"));
+        config.storefront_key = Some(Secret::new("shop-a, shop-b"));
+        let keys = config.key_policy().unwrap();
+        assert!(keys.accepts(b"shop-a") && keys.accepts(b"shop-b") && keys.accepts(b"admin-key"));
+        config.storefront_key = Some(Secret::new("shop-a,admin-key"));
+        let err = config.key_policy().unwrap_err().to_string();
+        assert!(err.contains("--storefront-key"), "{err}");
     }
 
     #[test]

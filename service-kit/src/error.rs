@@ -17,6 +17,10 @@ pub enum ApiError {
     /// 401: missing, empty or wrong API key (or, later, a bad signature).
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: the key is valid but its scope does not cover this route (a storefront key on
+    /// an admin route).
+    #[error("{0}")]
+    Forbidden(String),
     /// 402: the payment was declined; `code` says why (`card_declined`, `insufficient_funds`, ...).
     #[error("{message}")]
     Declined {
@@ -89,6 +93,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Declined { code, .. } => (StatusCode::PAYMENT_REQUIRED, *code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -218,6 +223,7 @@ mod tests {
         let errors = [
             ApiError::BadRequest(String::new()),
             ApiError::Unauthorized(String::new()),
+            ApiError::Forbidden(String::new()),
             ApiError::Declined {
                 code: "card_declined",
                 message: String::new(),

@@ -127,7 +127,7 @@ pub async fn events_feed(
 /// The `GET /events` route over `db`, documented, to merge into a service's API router.
 pub fn routes(db: Db) -> utoipa_axum::router::OpenApiRouter {
     utoipa_axum::router::OpenApiRouter::new()
-        .routes(utoipa_axum::routes!(events_feed))
+        .routes(crate::auth::admin(utoipa_axum::routes!(events_feed)))
         .with_state(db)
 }
 

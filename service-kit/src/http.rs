@@ -299,6 +299,7 @@ impl ServiceBuilder {
             .probes
             .unwrap_or_else(|| probes(self.service, self.db, self.migrations));
         let (api, mut document) = api.split_for_parts();
+        crate::auth::mark_storefront_routes(&mut document.paths);
         let (public, probe_document) = probes.split_for_parts();
         document.merge(probe_document);
         utoipa::Modify::modify(&crate::openapi::ApiKeyScheme, &mut document);

@@ -132,7 +132,7 @@ impl Metrics {
     /// The `/metrics` route rendering these metrics, documented.
     pub fn route(&self) -> OpenApiRouter {
         OpenApiRouter::new()
-            .routes(routes!(scrape))
+            .routes(crate::auth::admin(routes!(scrape)))
             .with_state(self.clone())
     }
 

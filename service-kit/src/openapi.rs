@@ -1,5 +1,6 @@
-//! The OpenAPI pieces every service shares: the `X-API-Key` security scheme, and the
-//! `GET /openapi.json` route serving a service's document (no UI: nothing to download).
+//! The OpenAPI pieces every service shares: the `X-API-Key` security scheme, the
+//! `GET /openapi.json` route serving a service's document, and Swagger UI for it at
+//! `/docs` (its files compiled into the binary: nothing is downloaded at build or run time).
 
 use axum::Router;
 use axum::routing::get;
@@ -31,15 +32,22 @@ impl Modify for ApiKeyScheme {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "An admin key (--api-key) may call every route; a storefront key \
+                 (--storefront-key) only those whose x-scope is storefront (others: 403).",
+            ))),
         );
     }
 }
 
-/// `GET /openapi.json`, open like the probes.
+/// `GET /openapi.json` and Swagger UI for it at `/docs`, open like the probes (the UI's
+/// "Authorize" takes the key its "Try it out" sends).
 pub fn route(document: OpenApi) -> Router {
     let json = document.to_json().unwrap_or_else(|_| "{}".to_string());
-    Router::new().route(
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .config(utoipa_swagger_ui::Config::from("/openapi.json").persist_authorization(true));
+    Router::from(docs).route(
         "/openapi.json",
         get(move || async move {
             (

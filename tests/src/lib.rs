@@ -13,6 +13,8 @@ use std::time::Duration;
 
 /// The key every service in a test shop accepts.
 pub const KEY: &str = "system-test-key-0123";
+/// The storefront key every test service accepts besides [`KEY`] (shopper routes only).
+pub const STOREFRONT_KEY: &str = "system-test-storefront-key-89";
 /// The key the services send each other in system tests (never rate-limited).
 pub const PEER_KEY: &str = "system-test-peer-key-4567";
 /// The secret payment-service signs webhooks with and order-service checks them with.
@@ -84,6 +86,7 @@ impl Service {
             .arg(self.port.to_string())
             .env("API_KEY", KEY)
             .env("PEER_API_KEY", PEER_KEY)
+            .env("STOREFRONT_KEY", STOREFRONT_KEY)
             .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("WEBHOOK_RETRY_SCHEDULE", RETRY_SCHEDULE)
             .env("WEBHOOK_POLL_MS", "20")
