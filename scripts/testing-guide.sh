@@ -77,6 +77,18 @@ header_is() {
   printf 'ok %2d  %s\n' "$passed" "$1"
 }
 
+# holds DESCRIPTION COMMAND...: the command succeeds (for what is not an HTTP answer).
+holds() {
+  local description="$1"; shift
+  if ! "$@"; then
+    echo "FAIL: $description: $* failed" >&2
+    echo "$passed passed, 1 failed"
+    exit 1
+  fi
+  passed=$((passed + 1))
+  printf 'ok %2d  %s\n' "$passed" "$description"
+}
+
 # sign ID TIMESTAMP BODY: the Standard Webhooks signature "v1,<base64 HMAC-SHA256>" of
 # "ID.TIMESTAMP.BODY" with the shop's secret (whsec_ secrets are base64 after the prefix).
 sign() {
@@ -484,6 +496,98 @@ check "  ... and the first buyer's checkout history has both tries" 200 'length 
   "$CART/checkouts?user_id=$U" "${H[@]}"
 check "delete the lamp: hidden from the catalog" 204 '' -X DELETE "$CATALOG/products/$lamp" "${H[@]}"
 check "  ... and gone from GET" 404 '' "$CATALOG/products/$lamp" "${H[@]}"
+
+echo "== Products: SKUs, categories, search and images =="
+SKU="guide-$RUN"
+check "add a product with a SKU and a category" 201 ".sku == \"$SKU\" and .category == \"Guide Lamps\" and .image_url == null" \
+  -X POST "$CATALOG/products" "${H[@]}" "${JSON[@]}" \
+  -d "{\"name\":\"Guide lamp $RUN\",\"price\":24.50,\"stock\":20,\"sku\":\"$SKU\",\"category\":\"Guide Lamps\",\"description\":\"Warm light\"}"
+guide_lamp="$(last .id)"
+check "  ... a second product with the same SKU is 409" 409 '.error.code == "conflict"' \
+  -X POST "$CATALOG/products" "${H[@]}" "${JSON[@]}" -d "{\"name\":\"Copy\",\"price\":1,\"stock\":1,\"sku\":\"$SKU\"}"
+check "find it by SKU" 200 "length == 1 and .[0].id == $guide_lamp" "$CATALOG/products?sku=$SKU" "${H[@]}"
+check "search words, category, price and stock, sorted by price" 200 "map(.id) | index($guide_lamp) != null" \
+  "$CATALOG/products?q=guide%20lamp&category=guide%20lamps&min_price=20&max_price=25&in_stock=true&sort=price" "${H[@]}"
+check "lists say their total and link the next page" 200 'length == 1' "$CATALOG/products?limit=1" "${H[@]}"
+header_is "  ... X-Total-Count" "x-total-count" "$(curl -sS "$CATALOG/products?limit=200" "${H[@]}" | jq length)"
+header_is "  ... and Link to the next page" "link" '</products?limit=1&offset=1>; rel="next"'
+png="$(mktemp)"
+printf '\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0dIDATx\x9cc\x00\x01\x00\x00\x05\x00\x01\x0d\x0a\x2d\xb4\x00\x00\x00\x00IEND\xaeB\x60\x82' >"$png"
+check "upload its picture (a PNG)" 200 ".image_url == \"/products/$guide_lamp/image\"" \
+  -X PUT "$CATALOG/products/$guide_lamp/image" "${H[@]}" -H "Content-Type: image/png" --data-binary "@$png"
+check "  ... served back as it was" 200 '' "$CATALOG/products/$guide_lamp/image" "${H[@]}"
+header_is "  ... as image/png" "content-type" "image/png"
+holds "  ... byte for byte" cmp -s "$png" "$body_file"
+rm -f "$png"
+check "something that is not an image is 422, whatever it claims" 422 '.error.message | test("not a PNG, JPEG or WebP")' \
+  -X PUT "$CATALOG/products/$guide_lamp/image" "${H[@]}" -H "Content-Type: image/png" --data-binary '<svg onload="alert(1)"/>'
+check "the storefront key cannot change a picture" 403 '.error.code == "forbidden"' \
+  -X PUT "$CATALOG/products/$guide_lamp/image" "${S[@]}" -H "Content-Type: image/png" --data-binary 'x'
+
+echo "== Customers, shipping addresses, promo codes and tracking =="
+PROMO="GUIDE-$RUN"
+check "an admin creates a promo code: 10% off, once" 201 ".code == \"$PROMO\" and .percent_off == 10 and .redeemed == 0" \
+  -X POST "$ORDER/promo-codes" "${H[@]}" "${JSON[@]}" -d "{\"code\":\"$PROMO\",\"percent_off\":10,\"max_redemptions\":1}"
+check "  ... the storefront key cannot" 403 '.error.code == "forbidden"' \
+  -X POST "$ORDER/promo-codes" "${S[@]}" "${JSON[@]}" -d '{"code":"FREEBIE","percent_off":100}'
+EMAIL="guide-$RUN@example.com"
+ORDER_BODY="{\"items\":[{\"product_id\":$guide_lamp,\"quantity\":2,\"price\":24.50}],
+  \"customer\":{\"email\":\"$EMAIL\",\"name\":\"Grace Hopper\"},
+  \"shipping_address\":{\"name\":\"Grace Hopper\",\"lines\":[\"1 Navy Yard\"],\"city\":\"Arlington\",\"region\":\"VA\",\"postal_code\":\"22202\",\"country\":\"us\"},
+  \"promo_code\":\"$PROMO\"}"
+check "an order for a customer, to an address, with the code" 201 \
+  ".subtotal == 49.0 and .discount == 4.9 and .total == 44.1 and .promo_code == \"$PROMO\" and .customer.email == \"$EMAIL\" and .shipping_address.country == \"US\" and .items[0].name == \"Guide lamp $RUN\"" \
+  -X POST "$ORDER/orders?user_id=$U-grace" "${H[@]}" "${JSON[@]}" -H "X-Request-Id: grace-$RUN" -d "$ORDER_BODY"
+grace_order="$(last .id)"
+check "  ... the code is used up: the next order is 422, saying so" 422 '.error.message | test("used up")' \
+  -X POST "$ORDER/orders?user_id=$U-grace" "${H[@]}" "${JSON[@]}" -d "$ORDER_BODY"
+check "an unknown code is 422" 422 '.error.message | test("unknown")' \
+  -X POST "$ORDER/orders?user_id=$U-grace" "${H[@]}" "${JSON[@]}" -d "${ORDER_BODY/$PROMO/NO-SUCH-CODE}"
+check "a bad address field is 422, naming it" 422 '.error.message | startswith("shipping_address.country")' \
+  -X POST "$ORDER/orders?user_id=$U-grace" "${H[@]}" "${JSON[@]}" -d "${ORDER_BODY/\"us\"/\"USA\"}"
+check "orders by the customer's email" 200 "length == 1 and .[0].id == $grace_order" "$ORDER/orders?email=$EMAIL" "${H[@]}"
+check "pay what is owed: the discounted total" 200 '.amount == 44.1 and .status == "captured"' \
+  -X POST "$PAYMENT/pay?order_id=$grace_order&amount=44.10" "${H[@]}"
+check "ship it with a carrier and tracking number" 200 '.status == "SHIPPED" and .shipment == {"carrier":"UPS","tracking_number":"1Z999AA10123456784"}' \
+  -X PUT "$ORDER/orders/$grace_order/status" "${H[@]}" "${JSON[@]}" -H "X-Request-Id: grace-ship-$RUN" \
+  -d '{"status":"SHIPPED","carrier":"UPS","tracking_number":"1Z999AA10123456784"}'
+check "  ... and order.shipped says so" 200 ".[0].payload.order_id == $grace_order and .[0].payload.tracking_number == \"1Z999AA10123456784\"" \
+  "$ORDER/events?type=order.shipped&correlation_id=grace-ship-$RUN" "${H[@]}"
+check "order.created carried the customer and the discount" 200 ".[0].payload.customer.email == \"$EMAIL\" and .[0].payload.discount == 4.9" \
+  "$ORDER/events?type=order.created&correlation_id=grace-$RUN" "${H[@]}"
+check "a tracking number needs its carrier (422)" 422 '.error.message | test("carrier")' \
+  -X PUT "$ORDER/orders/$grace_order/status" "${H[@]}" "${JSON[@]}" -d '{"status":"DELIVERED","tracking_number":"x"}'
+
+echo "== Seed 001's one-call checkout: POST /checkout/process =="
+# The seed's products, by SKU, at its prices (made once; a repeated run finds them).
+for seed in "prod_001 Seed-shirt 99.90" "prod_002 Seed-shoes 149.90"; do
+  read -r sku name price <<<"$seed"
+  if [[ "$(curl -sS "$CATALOG/products?sku=$sku" "${H[@]}" | jq length)" == 0 ]]; then
+    check "the catalog sells $sku at $price" 201 ".sku == \"$sku\"" -X POST "$CATALOG/products" "${H[@]}" "${JSON[@]}" \
+      -d "{\"name\":\"$name\",\"price\":$price,\"stock\":1000,\"sku\":\"$sku\"}"
+  else
+    check "the catalog sells $sku at $price" 200 ".[0].price == $price" "$CATALOG/products?sku=$sku" "${H[@]}"
+  fi
+done
+SEED_BODY='{
+  "payment_method": {"type": "credit_card", "card_number": "4111111111111111", "card_expiry": "12/25", "card_cvv": "123"},
+  "customer_email": "customer@example.com",
+  "shipping_address": {"street": "Rua das Flores", "number": "123", "city": "São Paulo", "state": "SP", "zip_code": "01234-567"},
+  "items": [{"product_id": "prod_001", "quantity": 2, "price": 99.90}, {"product_id": "prod_002", "quantity": 1, "price": 149.90}]
+}'
+check "the seed's body as written: its card expired in December 2025 (422, nothing placed)" 422 '.error.message | test("expired")' \
+  -X POST "$CART/checkout/process" "${H[@]}" "${JSON[@]}" -d "$SEED_BODY"
+check "the seed's body with a card that has not expired completes" 201 \
+  '.status == "completed" and .total == 349.7 and .user_id == "customer@example.com" and (.lines | map(.name)) == ["Seed-shirt","Seed-shoes"]' \
+  -X POST "$CART/checkout/process" "${H[@]}" "${JSON[@]}" -H "Idempotency-Key: seed-$RUN" -d "${SEED_BODY/12\/25/12\/30}"
+seed_order="$(last .order_id)"
+check "  ... the same Idempotency-Key replays it" 201 ".order_id == $seed_order" \
+  -X POST "$CART/checkout/process" "${H[@]}" "${JSON[@]}" -H "Idempotency-Key: seed-$RUN" -d "${SEED_BODY/12\/25/12\/30}"
+check "  ... its order is paid, for the customer, to the seed's address" 200 \
+  '.status == "PAID" and .customer.email == "customer@example.com" and .shipping_address.lines == ["Rua das Flores, 123"] and .shipping_address.region == "SP"' \
+  "$ORDER/orders/$seed_order" "${H[@]}"
+check "a price that is not the catalog's is 422, naming the catalog's" 422 '.error.message | test("149.90")' \
+  -X POST "$CART/checkout/process" "${H[@]}" "${JSON[@]}" -d "$(echo "${SEED_BODY/12\/25/12\/30}" | sed 's/149.90/14.99/')"
 
 echo "== Errors are JSON everywhere =="
 check "an unknown route is 404 JSON" 404 '.error.code == "not_found"' "$ORDER/nowhere" "${H[@]}"

@@ -17,13 +17,14 @@ use crate::domain::{CartLine, Checkout, CheckoutLine, CheckoutStatus, Step, Step
 use crate::store;
 use serde_json::json;
 use service_kit::ApiError;
-use service_kit::domain::{Id, UserId};
+use service_kit::domain::{Id, Quantity, UserId};
 use service_kit::money::Cents;
 use service_kit::peer::{Outcome, Refusal};
 use shop_contracts::PaymentStatus;
 use shop_contracts::card::CardIn;
 use shop_contracts::catalog::ReservationLine;
-use shop_contracts::orders::NewOrderLine;
+use shop_contracts::customer::{Customer, ShippingAddress};
+use shop_contracts::orders::{NewOrderLine, PlaceOrder};
 use std::time::Duration;
 
 /// Why a checkout failed, in the terms the client is told.
@@ -147,12 +148,84 @@ enum Undo {
     Unsettled(String),
 }
 
+/// What a shopper sends with a checkout, held in memory for the run and never saved: the
+/// card goes to the payment service; whom the order is for, to the order service (which
+/// keeps it with the order).
+#[derive(Debug, Default)]
+pub struct CheckoutInput {
+    pub card: Option<CardIn>,
+    pub customer: Option<Customer>,
+    pub shipping_address: Option<ShippingAddress>,
+    /// Applied by the order service, which answers with the discounted total to pay.
+    pub promo_code: Option<String>,
+}
+
 /// Starts a checkout of the user's whole cart and runs it as far as it goes. `Err` is an
 /// empty cart, a checkout of the user already running, or our own database failing.
 pub async fn start(
     state: &AppState,
     user: UserId,
-    card: Option<CardIn>,
+    input: CheckoutInput,
+) -> Result<Ended, ApiError> {
+    begin(state, user, None, input).await
+}
+
+/// How a one-call checkout names a product: its id, or its SKU (seed-style `prod_001`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProductKey {
+    Id(Id),
+    Sku(String),
+}
+
+/// One line of a one-call checkout: a product, how many, and the price the client saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectLine {
+    pub product: ProductKey,
+    pub quantity: Quantity,
+    pub price: Cents,
+}
+
+/// Starts a one-call checkout of `lines` (not of the cart, which it leaves alone) and runs
+/// it as the cart's would, its validate step also demanding that each price is the
+/// catalog's. SKUs are looked up first: an unknown one is a 422, a catalog that cannot be
+/// asked a 503, and nothing is recorded either way.
+pub async fn start_direct(
+    state: &AppState,
+    user: UserId,
+    lines: Vec<DirectLine>,
+    input: CheckoutInput,
+) -> Result<Ended, ApiError> {
+    let mut checkout_lines = Vec::with_capacity(lines.len());
+    for line in lines {
+        let product_id = match line.product {
+            ProductKey::Id(id) => id.get(),
+            ProductKey::Sku(sku) => match state.stock.product_with_sku(&sku).await {
+                Ok(Some(product)) => product.id,
+                Ok(None) => {
+                    return Err(ApiError::Validation(format!(
+                        "no product has the SKU {sku}"
+                    )));
+                }
+                Err(err) => return Err(ApiError::Unavailable(err.to_string())),
+            },
+        };
+        checkout_lines.push(CheckoutLine {
+            product_id,
+            quantity: line.quantity.get(),
+            name: None,
+            price: None,
+            asked_price: Some(line.price),
+        });
+    }
+    begin(state, user, Some(checkout_lines), input).await
+}
+
+/// Records a checkout of `lines` (the user's cart when `None`) and runs it.
+async fn begin(
+    state: &AppState,
+    user: UserId,
+    lines: Option<Vec<CheckoutLine>>,
+    input: CheckoutInput,
 ) -> Result<Ended, ApiError> {
     let correlation = service_kit::http::correlation_id();
     let reference = service_kit::domain::new_reference();
@@ -162,21 +235,18 @@ pub async fn start(
     let checkout = state
         .db
         .write(move |tx| {
-            let cart: Vec<CartLine> = store::cart_lines(tx, &user)?;
-            if cart.is_empty() {
-                return Err(ApiError::Validation(format!("the cart of {user} is empty")));
-            }
-            let lines: Vec<CheckoutLine> = cart
-                .into_iter()
-                .map(|l| CheckoutLine {
-                    product_id: l.product_id,
-                    quantity: l.quantity,
-                    name: l.name,
-                    price: None,
-                })
-                .collect();
-            let started =
-                store::insert_checkout(tx, &user, &reference, &lines, correlation.as_deref())?;
+            let from_cart = lines.is_none();
+            let lines = match lines {
+                Some(lines) => lines,
+                None => cart_checkout_lines(tx, &user)?,
+            };
+            let started = store::insert_checkout(
+                tx,
+                &user,
+                &reference,
+                (&lines, from_cart),
+                correlation.as_deref(),
+            )?;
             let id = started.ok_or_else(|| {
                 ApiError::Conflict(format!(
                     "a checkout for {user} is already running; see GET /checkouts?user_id={user}"
@@ -185,7 +255,28 @@ pub async fn start(
             store::get_checkout(tx, id)?.ok_or_else(|| ApiError::internal("new checkout vanished"))
         })
         .await?;
-    Saga::new(state, checkout, card).run().await
+    Saga::new(state, checkout, input).run().await
+}
+
+/// The user's cart as the lines of a checkout; a 422 when it is empty.
+fn cart_checkout_lines(
+    tx: &rusqlite::Transaction<'_>,
+    user: &UserId,
+) -> Result<Vec<CheckoutLine>, ApiError> {
+    let cart: Vec<CartLine> = store::cart_lines(tx, user)?;
+    if cart.is_empty() {
+        return Err(ApiError::Validation(format!("the cart of {user} is empty")));
+    }
+    Ok(cart
+        .into_iter()
+        .map(|l| CheckoutLine {
+            product_id: l.product_id,
+            quantity: l.quantity,
+            name: l.name,
+            price: None,
+            asked_price: None,
+        })
+        .collect())
 }
 
 /// Settles checkouts left running by a crash (or by a peer that stopped answering): those
@@ -199,7 +290,7 @@ pub async fn recover(state: &AppState, stale_before_ms: i64) -> Result<usize, Ap
     let mut settled = 0;
     for co in stuck {
         let correlation = co.correlation_id.clone();
-        let resumed = Saga::new(state, co, None).resume();
+        let resumed = Saga::new(state, co, CheckoutInput::default()).resume();
         match service_kit::http::with_correlation_id(correlation, resumed).await? {
             Ended::Unsettled(co, reason) => {
                 tracing::warn!(checkout = co.id, %reason, "checkout still unsettled");
@@ -215,16 +306,16 @@ pub async fn recover(state: &AppState, stale_before_ms: i64) -> Result<usize, Ap
     Ok(settled)
 }
 
-/// One checkout being run: its record, and the card (held in memory only, never saved).
+/// One checkout being run: its record, and what the shopper sent (held in memory only).
 struct Saga<'a> {
     state: &'a AppState,
     co: Checkout,
-    card: Option<CardIn>,
+    input: CheckoutInput,
 }
 
 impl<'a> Saga<'a> {
-    fn new(state: &'a AppState, co: Checkout, card: Option<CardIn>) -> Self {
-        Saga { state, co, card }
+    fn new(state: &'a AppState, co: Checkout, input: CheckoutInput) -> Self {
+        Saga { state, co, input }
     }
 
     /// The order's idempotency key: from the checkout's global reference, never its row id,
@@ -305,6 +396,13 @@ impl<'a> Saga<'a> {
         for line in &mut self.co.lines {
             match self.state.stock.product(Id::from_db(line.product_id)).await {
                 Ok(Some(product)) => {
+                    if let Some(asked) = line.asked_price.filter(|asked| *asked != product.price) {
+                        let repriced = format!(
+                            "price of product {} is {} in the catalog, not {asked}",
+                            line.product_id, product.price
+                        );
+                        return StepOutcome::Refused(Failure::Invalid(repriced));
+                    }
                     line.name = Some(product.name);
                     line.price = Some(product.price);
                 }
@@ -334,24 +432,31 @@ impl<'a> Saga<'a> {
 
     /// Order: placed at the validated prices, under this checkout's idempotency key.
     async fn place_order(&mut self) -> StepOutcome {
-        let lines: Vec<NewOrderLine> = self
-            .co
-            .lines
-            .iter()
-            .map(|l| NewOrderLine {
-                product_id: l.product_id,
-                quantity: l.quantity,
-                price: l.price.unwrap_or_default(),
-            })
-            .collect();
+        let order = PlaceOrder {
+            items: self
+                .co
+                .lines
+                .iter()
+                .map(|l| NewOrderLine {
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                    price: l.price.unwrap_or_default(),
+                })
+                .collect(),
+            customer: self.input.customer.clone(),
+            shipping_address: self.input.shipping_address.clone(),
+            promo_code: self.input.promo_code.clone(),
+        };
         let placed = self
             .state
             .orders
-            .create(&self.co.user_id, &lines, self.order_key())
+            .create(&self.co.user_id, &order, self.order_key())
             .await;
         if let Outcome::Done(order) = &placed {
             self.co.order_id = Some(order.id);
             self.co.order_ref = Some(order.reference.clone());
+            // What is paid is the order's total: a promo code may have taken some off.
+            self.co.total = Some(order.total);
         }
         placed.into()
     }
@@ -384,7 +489,12 @@ impl<'a> Saga<'a> {
         let paid = self
             .state
             .payments
-            .pay(self.order_id(), total, self.card.as_ref(), self.pay_key())
+            .pay(
+                self.order_id(),
+                total,
+                self.input.card.as_ref(),
+                self.pay_key(),
+            )
             .await;
         match paid {
             Outcome::Done(payment) => {
@@ -438,7 +548,8 @@ impl<'a> Saga<'a> {
             return Ok(Ended::Finishing(self.co));
         }
         self.co.log(Step::Commit, StepState::Done, None);
-        self.co.log(Step::Clear, StepState::Done, None);
+        let cleared = (!self.co.from_cart).then(|| "a one-call checkout: no cart".to_string());
+        self.co.log(Step::Clear, StepState::Done, cleared);
         self.co.step = Step::Done;
         self.co.status = CheckoutStatus::Completed;
         let row = self.co;
@@ -446,7 +557,9 @@ impl<'a> Saga<'a> {
             .state
             .db
             .write(move |tx| {
-                store::clear_checked_out(tx, &row)?;
+                if row.from_cart {
+                    store::clear_checked_out(tx, &row)?;
+                }
                 store::save_checkout(tx, &row)?;
                 let payload = json!({
                     "checkout_id": row.id, "user_id": row.user_id, "order_id": row.order_id,

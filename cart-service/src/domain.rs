@@ -126,6 +126,9 @@ pub struct CheckoutLine {
     pub quantity: i64,
     pub name: Option<String>,
     pub price: Option<Cents>,
+    /// The price the client sent with a one-call checkout: the catalog's must be the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_price: Option<Cents>,
 }
 
 /// A checkout as stored: the lines it took from the cart, where it is, what it made.
@@ -144,6 +147,9 @@ pub struct Checkout {
     pub order_id: Option<i64>,
     /// The order's global reference: the key its stock is held under.
     pub order_ref: Option<String>,
+    /// Whether its lines came from the user's cart (cleared of them at the end), or came
+    /// with a one-call checkout (the cart is left alone).
+    pub from_cart: bool,
     pub payment_id: Option<i64>,
     pub failed_step: Option<Step>,
     pub failure_code: Option<String>,

@@ -173,6 +173,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0004_create_events.sql",
     "0005_checkout_reference.sql",
     "0006_checkout_order_reference.sql",
+    "0007_one_call_checkouts.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -187,7 +188,8 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
     let once =
         middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
     let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
-        .routes(utoipa_axum::routes!(cart_checkout).layer(once))
+        .routes(utoipa_axum::routes!(cart_checkout).layer(once.clone()))
+        .routes(utoipa_axum::routes!(checkout_process).layer(once))
         .routes(utoipa_axum::routes!(checkouts_list))
         .routes(utoipa_axum::routes!(checkouts_get))
         .routes(utoipa_axum::routes!(cart_get))

@@ -6,7 +6,7 @@ use service_kit::config::Secret;
 use service_kit::idempotency::KEY_HEADER;
 use service_kit::peer::{Outcome, PeerClient, PeerError};
 use shop_contracts::OrderStatus;
-use shop_contracts::orders::{NewOrderLine, OrderView, StatusChange};
+use shop_contracts::orders::{OrderView, PlaceOrder, StatusChange};
 use std::time::Duration;
 
 /// Typed access to order-service.
@@ -28,13 +28,13 @@ impl OrderClient {
     pub async fn create(
         &self,
         user_id: &str,
-        lines: &[NewOrderLine],
+        order: &PlaceOrder,
         idempotency_key: String,
     ) -> Outcome<OrderView> {
         self.peer
             .post(
                 format!("/orders?user_id={user_id}"),
-                &lines,
+                order,
                 vec![(KEY_HEADER, idempotency_key)],
             )
             .await

@@ -108,7 +108,7 @@ pub fn clear_cart(conn: &Connection, user: &UserId) -> rusqlite::Result<usize> {
 
 const CHECKOUT_COLUMNS: &str = "id, user_id, status, step, steps, lines, total_cents, order_id,
      payment_id, failed_step, failure_code, failure_reason, correlation_id, created_at, updated_at,
-     ref, order_ref";
+     ref, order_ref, from_cart";
 
 fn json_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
@@ -142,6 +142,7 @@ fn checkout_from_row(row: &Row<'_>) -> rusqlite::Result<Checkout> {
         updated_at: row.get(14)?,
         reference: row.get(15)?,
         order_ref: row.get(16)?,
+        from_cart: row.get(17)?,
     })
 }
 
@@ -150,16 +151,24 @@ pub fn insert_checkout(
     conn: &Connection,
     user: &UserId,
     reference: &str,
-    lines: &[CheckoutLine],
+    (lines, from_cart): (&[CheckoutLine], bool),
     correlation_id: Option<&str>,
 ) -> rusqlite::Result<Option<i64>> {
     let lines = serde_json::to_string(lines).unwrap_or_else(|_| "[]".into());
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO checkouts (user_id, ref, status, step, steps, lines, correlation_id, updated_at_ms)
-             VALUES (?1, ?2, 'running', 'validate', '[]', ?3, ?4, ?5)",
+            "INSERT INTO checkouts (user_id, ref, status, step, steps, lines, correlation_id,
+                                    updated_at_ms, from_cart)
+             VALUES (?1, ?2, 'running', 'validate', '[]', ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![user.as_str(), reference, lines, correlation_id, unix_now_ms()]);
+        .execute(params![
+            user.as_str(),
+            reference,
+            lines,
+            correlation_id,
+            unix_now_ms(),
+            from_cart
+        ]);
     match inserted {
         Ok(_) => Ok(Some(conn.last_insert_rowid())),
         Err(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {

@@ -304,3 +304,69 @@ async fn a_cart_holds_as_many_lines_as_an_order_and_refuses_one_more() {
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Seed 001's body, as its README writes it, with the card's expiry given.
+fn seed_body(expiry: &str) -> String {
+    format!(
+        r#"{{
+  "payment_method": {{"type": "credit_card", "card_number": "4111111111111111",
+                      "card_expiry": "{expiry}", "card_cvv": "123"}},
+  "customer_email": "customer@example.com",
+  "shipping_address": {{"street": "Rua das Flores", "number": "123", "city": "São Paulo",
+                        "state": "SP", "zip_code": "01234-567"}},
+  "items": [{{"product_id": "prod_001", "quantity": 2, "price": 99.90}},
+            {{"product_id": "prod_002", "quantity": 1, "price": 149.90}}]
+}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_call_checkout_with_bad_input_is_refused_before_anything_is_recorded() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let good = seed_body("12/30");
+    let cases = [
+        (good.replace("12/30", "12/25"), "expired"),
+        (good.replace("12/30", "1230"), "card_expiry"),
+        (
+            good.replace("4111111111111111", "4111111111111112"),
+            "card number",
+        ),
+        (
+            good.replace("credit_card", "voucher"),
+            "payment_method.type",
+        ),
+        (
+            good.replace("customer@example.com", "customer@"),
+            "customer.email",
+        ),
+        (
+            good.replace("01234-567", "01234;567"),
+            "shipping_address.postal_code",
+        ),
+        (good.replace("prod_001", "prod 001"), "product_id"),
+        (
+            good.replace("\"quantity\": 2", "\"quantity\": 0"),
+            "quantity",
+        ),
+        (good.replace("99.90", "-1"), "price"),
+        (r#"{"items":[]}"#.to_string(), "items"),
+        ("not json".to_string(), "body must be"),
+    ];
+    for (body, said) in cases {
+        let (status, answer) = send(&app, Call::new("POST", "/checkout/process").json(&body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{said}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(said), "{said}: {message}");
+        assert!(
+            !message.contains("4111"),
+            "the card number is never echoed: {message}"
+        );
+    }
+    let (_, checkouts) = send(
+        &app,
+        Call::new("GET", "/checkouts?user_id=customer@example.com"),
+    )
+    .await;
+    assert_eq!(checkouts, serde_json::json!([]), "nothing was recorded");
+}

@@ -31,15 +31,24 @@ pub struct ProductFields {
     /// 0 to 1000000.
     #[schema(minimum = 0, maximum = 1_000_000)]
     pub stock: Option<i64>,
+    /// Stock-keeping unit, unique among products: 1 to 64 letters, digits, `_`, `-` or `.`
+    /// (e.g. `prod_001`); `""` removes it.
+    #[schema(max_length = 64, pattern = r"^[A-Za-z0-9_.-]*$", example = "prod_001")]
+    pub sku: Option<String>,
+    /// 1 to 100 printable characters (e.g. `Electronics`); `""` removes it.
+    #[schema(max_length = 100, example = "Electronics")]
+    pub category: Option<String>,
 }
 
-/// Validated product fields.
+/// Validated product fields. For `sku` and `category`, `Some("")` removes the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidFields {
     pub name: Option<String>,
     pub description: Option<String>,
     pub price: Option<Cents>,
     pub stock: Option<i64>,
+    pub sku: Option<String>,
+    pub category: Option<String>,
 }
 
 impl ProductFields {
@@ -70,11 +79,28 @@ impl ProductFields {
         {
             return invalid("stock must be between 0 and 1000000");
         }
+        let sku = self.sku.map(|sku| sku.trim().to_string());
+        if let Some(sku) = &sku
+            && (sku.len() > 64
+                || !sku
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            return invalid("sku must be up to 64 letters, digits, '_', '-' or '.'");
+        }
+        let category = self.category.map(|c| c.trim().to_string());
+        if let Some(category) = &category
+            && (category.chars().count() > 100 || category.chars().any(char::is_control))
+        {
+            return invalid("category must be up to 100 printable characters");
+        }
         Ok(ValidFields {
             name: self.name.map(|n| n.trim().to_string()),
             description: self.description,
             price: self.price,
             stock: self.stock,
+            sku,
+            category,
         })
     }
 }
@@ -96,6 +122,39 @@ pub struct Product {
     pub version: i64,
     /// Units held by open reservations (on hand, not for sale).
     pub reserved: i64,
+    pub sku: Option<String>,
+    pub category: Option<String>,
+    /// Whether `GET /products/{id}/image` has a picture.
+    pub has_image: bool,
+}
+
+service_kit::text_enum! {
+    /// The order of a product list: `id` (as added), `price` (cheapest first), `-price`
+    /// (dearest first), `name` (A to Z) or `newest`.
+    ProductSort {
+        Id => "id",
+        Price => "price",
+        PriceDesc => "-price",
+        Name => "name",
+        Newest => "newest",
+    }
+}
+
+/// The biggest image a product may have.
+pub const MAX_IMAGE_BYTES: usize = 1024 * 1024;
+
+/// The image formats a product's picture may be in, told by their first bytes (never by
+/// what the client says): PNG's signature, JPEG's start-of-image marker, WebP's RIFF header.
+pub fn image_type(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
 }
 
 /// One product's stock audit: what is there (on sale, reserved) against what the ledger,
@@ -234,6 +293,45 @@ pub fn merge_lines(lines: Vec<LineIn>) -> Result<Vec<(Id, i64)>, ApiError> {
 }
 
 #[cfg(test)]
+mod image_tests {
+    use super::*;
+
+    #[test]
+    fn images_are_told_by_their_bytes() {
+        assert_eq!(image_type(b"\x89PNG\r\n\x1a\n rest"), Some("image/png"));
+        assert_eq!(image_type(&[0xFF, 0xD8, 0xFF, 0xE0, 0]), Some("image/jpeg"));
+        assert_eq!(image_type(b"RIFF\x10\0\0\0WEBPVP8 "), Some("image/webp"));
+        for not_an_image in [
+            &b""[..],
+            b"GIF89a",
+            b"<svg></svg>",
+            b"RIFF\0\0\0\0WAVE",
+            b"\x89PN",
+        ] {
+            assert_eq!(image_type(not_an_image), None);
+        }
+    }
+
+    #[test]
+    fn skus_and_categories_are_checked_and_trimmed() {
+        let fields = |sku: &str, category: &str| ProductFields {
+            sku: Some(sku.into()),
+            category: Some(category.into()),
+            ..ProductFields::default()
+        };
+        let ok = fields(" prod_001 ", " Electronics ")
+            .validate(false)
+            .unwrap();
+        assert_eq!(ok.sku.as_deref(), Some("prod_001"));
+        assert_eq!(ok.category.as_deref(), Some("Electronics"));
+        assert!(fields("prod 001", "x").validate(false).is_err());
+        assert!(fields(&"a".repeat(65), "x").validate(false).is_err());
+        assert!(fields("a", "tab\there").validate(false).is_err());
+        assert!(fields("", "").validate(false).is_ok(), "empty removes");
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use ReservationStatus::*;
@@ -244,6 +342,7 @@ mod tests {
             description: None,
             price: price.map(Cents::new),
             stock,
+            ..ProductFields::default()
         }
     }
 

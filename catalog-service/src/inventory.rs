@@ -30,6 +30,7 @@ pub fn check_reason(reason: &str) -> Result<String, ApiError> {
 
 /// Adds a product; its stock, if any, opens its ledger (reason `opening stock`).
 pub fn create_product(tx: &Transaction<'_>, fields: &ValidFields) -> Result<Product, ApiError> {
+    check_sku_free(tx, fields, None)?;
     let product = store::insert_product(tx, fields)?;
     if product.stock > 0 {
         let id = Id::from_db(product.id);
@@ -44,6 +45,23 @@ pub fn create_product(tx: &Transaction<'_>, fields: &ValidFields) -> Result<Prod
         )?;
     }
     Ok(product)
+}
+
+/// 409 when `fields` give a SKU another product (deleted or not) has.
+fn check_sku_free(
+    tx: &Transaction<'_>,
+    fields: &ValidFields,
+    product: Option<Id>,
+) -> Result<(), ApiError> {
+    let Some(sku) = fields.sku.as_deref().filter(|sku| !sku.is_empty()) else {
+        return Ok(());
+    };
+    match store::product_with_sku(tx, sku)? {
+        Some(owner) if Some(owner) != product.map(Id::get) => Err(ApiError::Conflict(format!(
+            "sku {sku} is product {owner}'s"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The reason of a product's first ledger row.
@@ -121,6 +139,7 @@ pub async fn update_product(
                 product.version
             )));
         }
+        check_sku_free(tx, &fields, Some(id))?;
         let mut rest = fields;
         if let Some(stock) = rest.stock.take() {
             if if_match.is_none() {
@@ -137,6 +156,25 @@ pub async fn update_product(
         }
         store::update_product(tx, id, &rest)?
             .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))
+    })
+    .await
+}
+
+/// Sets product `id`'s image: 422 unless the bytes are a PNG, JPEG or WebP image, 404 for
+/// a product not on sale. Bumps the product's version.
+pub async fn set_image(db: &Db, id: Id, bytes: Vec<u8>) -> Result<Product, ApiError> {
+    if bytes.len() > crate::domain::MAX_IMAGE_BYTES {
+        return Err(ApiError::PayloadTooLarge(
+            "an image is at most 1 MiB".into(),
+        ));
+    }
+    let content_type = crate::domain::image_type(&bytes).ok_or_else(|| {
+        ApiError::Validation("the body is not a PNG, JPEG or WebP image".to_string())
+    })?;
+    db.write(move |tx| {
+        on_sale(tx, id)?;
+        store::put_image(tx, id, content_type, &bytes)?;
+        on_sale(tx, id)
     })
     .await
 }

@@ -35,7 +35,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 /// The service's name in logs and health answers.
@@ -90,6 +90,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0004_create_events.sql",
     "0005_reservations_by_reference.sql",
     "0006_stock_movements.sql",
+    "0007_product_details.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -106,6 +107,11 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .routes(routes!(products_get))
         .routes(admin(routes!(products_create)))
         .routes(admin(routes!(products_update, products_delete)))
+        .routes(routes!(image_get))
+        // An image may be larger than the 64 KiB every other body is held to.
+        .routes(admin(routes!(image_put).layer(
+            axum::extract::DefaultBodyLimit::max(domain::MAX_IMAGE_BYTES + 1),
+        )))
         .routes(admin(routes!(stock_move)))
         .routes(admin(routes!(stock_movements)))
         .routes(admin(routes!(stock_audit)))

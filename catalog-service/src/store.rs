@@ -1,7 +1,8 @@
 //! Every SQL statement of the catalog, as plain functions over a connection.
 
 use crate::domain::{
-    AuditRow, Movement, Product, Reservation, ReservationLine, ReservationStatus, ValidFields,
+    AuditRow, Movement, Product, ProductSort, Reservation, ReservationLine, ReservationStatus,
+    ValidFields,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::domain::{Id, Page, Reference};
@@ -12,7 +13,9 @@ const PRODUCT_COLUMNS: &str = "id, name, description, price_cents, stock, create
      version,
      (SELECT COALESCE(SUM(l.quantity), 0) FROM reservation_lines l
         JOIN reservations r ON r.reference = l.reference
-      WHERE l.product_id = products.id AND r.status = 'reserved')";
+      WHERE l.product_id = products.id AND r.status = 'reserved'),
+     sku, category,
+     EXISTS (SELECT 1 FROM product_images i WHERE i.product_id = products.id)";
 
 fn product_from_row(row: &Row<'_>) -> rusqlite::Result<Product> {
     Ok(Product {
@@ -25,17 +28,126 @@ fn product_from_row(row: &Row<'_>) -> rusqlite::Result<Product> {
         updated_at: row.get(6)?,
         version: row.get(7)?,
         reserved: row.get(8)?,
+        sku: row.get(9)?,
+        category: row.get(10)?,
+        has_image: row.get(11)?,
     })
 }
 
-/// Products on sale, by id.
-pub fn list_products(conn: &Connection, page: Page) -> rusqlite::Result<Vec<Product>> {
+/// Which products a list shows, and in what order.
+#[derive(Debug, Clone)]
+pub struct ProductFilter {
+    /// Words in the name or description, or the SKU, any case.
+    pub q: Option<String>,
+    /// This category, any case.
+    pub category: Option<String>,
+    /// This SKU exactly.
+    pub sku: Option<String>,
+    pub min_price: Option<Cents>,
+    pub max_price: Option<Cents>,
+    /// Only products with units on sale.
+    pub in_stock: bool,
+    pub sort: ProductSort,
+}
+
+/// Products on sale that `filter` lets through, one page of them, and how many there are
+/// in all.
+pub fn list_products(
+    conn: &Connection,
+    filter: &ProductFilter,
+    page: Page,
+) -> rusqlite::Result<(Vec<Product>, i64)> {
+    const WHERE: &str = "deleted_at IS NULL
+        AND (?1 IS NULL OR name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE '\\'
+             OR sku = ?2 COLLATE NOCASE)
+        AND (?3 IS NULL OR category = ?3 COLLATE NOCASE)
+        AND (?4 IS NULL OR sku = ?4)
+        AND (?5 IS NULL OR price_cents >= ?5) AND (?6 IS NULL OR price_cents <= ?6)
+        AND (?7 = 0 OR stock > 0)";
+    let order = match filter.sort {
+        ProductSort::Id => "id",
+        ProductSort::Price => "price_cents, id",
+        ProductSort::PriceDesc => "price_cents DESC, id",
+        ProductSort::Name => "name COLLATE NOCASE, id",
+        ProductSort::Newest => "id DESC",
+    };
+    let pattern = filter.q.as_deref().map(|q| {
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let matching = params![
+        pattern,
+        filter.q,
+        filter.category,
+        filter.sku,
+        filter.min_price.map(Cents::get),
+        filter.max_price.map(Cents::get),
+        filter.in_stock,
+    ];
+    let total = conn
+        .prepare_cached(&format!("SELECT COUNT(*) FROM products WHERE {WHERE}"))?
+        .query_row(matching, |row| row.get(0))?;
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {PRODUCT_COLUMNS} FROM products WHERE deleted_at IS NULL
-         ORDER BY id LIMIT ?1 OFFSET ?2"
+        "SELECT {PRODUCT_COLUMNS} FROM products WHERE {WHERE}
+         ORDER BY {order} LIMIT ?8 OFFSET ?9"
     ))?;
-    let rows = stmt.query_map(params![page.limit(), page.offset()], product_from_row)?;
-    rows.collect()
+    let rows = stmt.query_map(
+        params![
+            pattern,
+            filter.q,
+            filter.category,
+            filter.sku,
+            filter.min_price.map(Cents::get),
+            filter.max_price.map(Cents::get),
+            filter.in_stock,
+            page.limit(),
+            page.offset()
+        ],
+        product_from_row,
+    )?;
+    Ok((rows.collect::<rusqlite::Result<_>>()?, total))
+}
+
+/// The product (deleted or not) that has `sku`, if any.
+pub fn product_with_sku(conn: &Connection, sku: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM products WHERE sku = ?1")?
+        .query_row(params![sku], |row| row.get(0))
+        .optional()
+}
+
+/// A product's image: its content type and bytes.
+pub fn get_image(conn: &Connection, id: Id) -> rusqlite::Result<Option<(String, Vec<u8>)>> {
+    conn.prepare_cached(
+        "SELECT i.content_type, i.bytes FROM product_images i
+           JOIN products p ON p.id = i.product_id
+         WHERE i.product_id = ?1 AND p.deleted_at IS NULL",
+    )?
+    .query_row(params![id.get()], |row| Ok((row.get(0)?, row.get(1)?)))
+    .optional()
+}
+
+/// Sets (or replaces) a product's image, and bumps the product's version.
+pub fn put_image(
+    conn: &Connection,
+    id: Id,
+    content_type: &str,
+    bytes: &[u8],
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO product_images (product_id, content_type, bytes) VALUES (?1, ?2, ?3)
+         ON CONFLICT (product_id) DO UPDATE SET content_type = excluded.content_type,
+             bytes = excluded.bytes,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    )?
+    .execute(params![id.get(), content_type, bytes])?;
+    conn.prepare_cached(
+        "UPDATE products SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+    )?
+    .execute(params![id.get()])?;
+    Ok(())
 }
 
 /// One product on sale, if it exists.
@@ -50,13 +162,16 @@ pub fn get_product(conn: &Connection, id: Id) -> rusqlite::Result<Option<Product
 /// Adds a product; returns it.
 pub fn insert_product(conn: &Connection, fields: &ValidFields) -> rusqlite::Result<Product> {
     conn.prepare_cached(
-        "INSERT INTO products (name, description, price_cents, stock) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO products (name, description, price_cents, stock, sku, category)
+         VALUES (?1, ?2, ?3, ?4, NULLIF(?5, ''), NULLIF(?6, ''))",
     )?
     .execute(params![
         fields.name,
         fields.description.as_deref().unwrap_or(""),
         fields.price.map(Cents::get),
-        fields.stock
+        fields.stock,
+        fields.sku,
+        fields.category,
     ])?;
     let id = Id::from_db(conn.last_insert_rowid());
     get_product(conn, id).map(|p| p.expect("the product just inserted"))
@@ -73,6 +188,8 @@ pub fn update_product(
              description = COALESCE(?3, description),
              price_cents = COALESCE(?4, price_cents),
              stock = COALESCE(?5, stock),
+             sku = CASE WHEN ?6 IS NULL THEN sku ELSE NULLIF(?6, '') END,
+             category = CASE WHEN ?7 IS NULL THEN category ELSE NULLIF(?7, '') END,
              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
          WHERE id = ?1 AND deleted_at IS NULL",
     )?
@@ -81,7 +198,9 @@ pub fn update_product(
         fields.name,
         fields.description,
         fields.price.map(Cents::get),
-        fields.stock
+        fields.stock,
+        fields.sku,
+        fields.category,
     ])?;
     get_product(conn, id)
 }

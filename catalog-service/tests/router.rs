@@ -780,3 +780,196 @@ fn reservations_made_before_references_keep_their_key_lines_and_stock_opens_the_
     );
     assert_eq!(count("SELECT version FROM products WHERE id = 1"), 1);
 }
+
+/// Adds a product from a JSON body; returns it.
+async fn add_product(app: &Router, body: &str) -> Value {
+    let (status, product) = send(app, Call::new("POST", "/products").json(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}: {product}");
+    product
+}
+
+#[tokio::test]
+async fn products_are_found_by_words_category_price_and_stock_with_their_total() {
+    let (_dir, app) = app();
+    add_product(&app, r#"{"name":"Desk Lamp","price":39.90,"stock":4,"category":"Lighting","sku":"lamp-1","description":"A warm 100% LED"}"#).await;
+    add_product(
+        &app,
+        r#"{"name":"Floor lamp","price":89.00,"stock":0,"category":"lighting"}"#,
+    )
+    .await;
+    add_product(
+        &app,
+        r#"{"name":"Kettle","price":25.00,"stock":9,"category":"Kitchen"}"#,
+    )
+    .await;
+    let names = |body: &Value| -> Vec<String> {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let get = |uri: &'static str| {
+        let app = app.clone();
+        async move { send_raw(&app, Call::new("GET", uri)).await }
+    };
+    let (status, headers, body) = get("/products?q=LAMP&sort=-price").await;
+    assert_eq!(status, StatusCode::OK);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(names(&body), ["Floor lamp", "Desk Lamp"]);
+    assert_eq!(headers["x-total-count"], "2");
+    let (_, _, body) = get("/products?category=LIGHTING&in_stock=true").await;
+    assert_eq!(
+        names(&serde_json::from_slice(&body).unwrap()),
+        ["Desk Lamp"]
+    );
+    let (_, _, body) = get("/products?min_price=25&max_price=39.90&sort=price").await;
+    assert_eq!(
+        names(&serde_json::from_slice(&body).unwrap()),
+        ["Kettle", "Wireless Mouse", "Desk Lamp"],
+        "the seeded mouse costs 29.99"
+    );
+    let (_, _, body) = get("/products?q=100%25").await;
+    assert_eq!(
+        names(&serde_json::from_slice(&body).unwrap()),
+        ["Desk Lamp"],
+        "% is a character, not a wildcard"
+    );
+    let (_, _, body) = get("/products?sku=lamp-1").await;
+    assert_eq!(
+        names(&serde_json::from_slice(&body).unwrap()),
+        ["Desk Lamp"]
+    );
+    // Six products (three seeded), two a page: a total, and a Link while more are left.
+    let (_, headers, body) = get("/products?limit=2&offset=2").await;
+    assert_eq!(headers["x-total-count"], "6");
+    assert_eq!(
+        headers["link"],
+        "</products?limit=2&offset=4>; rel=\"next\""
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (_, headers, _) = get("/products?limit=2&offset=4").await;
+    assert!(headers.get("link").is_none(), "the last page has no next");
+    for bad in [
+        "/products?sort=cheapest",
+        "/products?min_price=abc",
+        "/products?in_stock=maybe",
+    ] {
+        let (status, _, _) = get(bad).await;
+        assert!(status.is_client_error(), "{bad}: {status}");
+    }
+}
+
+#[tokio::test]
+async fn a_sku_names_one_product_only() {
+    let (_dir, app) = app();
+    let first = add_product(&app, r#"{"name":"A","price":1,"stock":1,"sku":"prod_001"}"#).await;
+    assert_eq!(first["sku"], "prod_001");
+    let (status, body) = send(
+        &app,
+        Call::new("POST", "/products").json(r#"{"name":"B","price":1,"stock":1,"sku":"prod_001"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let second = add_product(&app, r#"{"name":"B","price":1,"stock":1,"sku":"prod_002"}"#).await;
+    let uri = format!("/products/{}", second["id"]);
+    let (status, _) = send(&app, Call::new("PUT", &uri).json(r#"{"sku":"prod_001"}"#)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, kept) = send(
+        &app,
+        Call::new("PUT", &uri).json(r#"{"sku":"prod_002","category":"Misc"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "its own sku again is fine");
+    assert_eq!(kept["category"], "Misc");
+    let (_, cleared) = send(&app, Call::new("PUT", &uri).json(r#"{"sku":""}"#)).await;
+    assert!(cleared["sku"].is_null());
+    let (status, _) = send(
+        &app,
+        Call::new("POST", "/products")
+            .json(r#"{"name":"C","price":1,"stock":1,"sku":"has space"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// The smallest PNG: a 1x1 transparent pixel.
+const PIXEL_PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4,
+    0x89, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0D, 0x0A, 0x2D, 0xB4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE,
+    0x42, 0x60, 0x82,
+];
+
+#[tokio::test]
+async fn an_image_is_stored_and_served_by_its_bytes_and_anything_else_is_refused() {
+    let (_dir, app) = app();
+    let (status, product) = send(
+        &app,
+        Call::new("PUT", "/products/1/image").bytes("image/png", PIXEL_PNG.to_vec()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{product}");
+    assert_eq!(product["image_url"], "/products/1/image");
+    let (status, headers, bytes) = send_raw(&app, Call::new("GET", "/products/1/image")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(bytes, PIXEL_PNG);
+    // What the client calls it does not matter; what the bytes are does.
+    let refused: [(&str, Vec<u8>); 4] = [
+        ("image/png", b"<svg onload=alert(1)></svg>".to_vec()),
+        ("image/jpeg", b"GIF89a....".to_vec()),
+        ("image/webp", Vec::new()),
+        ("text/plain", b"hello".to_vec()),
+    ];
+    for (content_type, body) in refused {
+        let call = Call::new("PUT", "/products/2/image").bytes(content_type, body);
+        let (status, answer) = send(&app, call).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{content_type}: {answer}"
+        );
+    }
+    let (status, _) = send(&app, Call::new("GET", "/products/2/image")).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "nothing was stored for product 2"
+    );
+    let mut huge = PIXEL_PNG.to_vec();
+    huge.resize(1024 * 1024 + 10, 0);
+    let (status, _) = send(
+        &app,
+        Call::new("PUT", "/products/2/image").bytes("image/png", huge),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _) = send(
+        &app,
+        Call::new("PUT", "/products/999/image").bytes("image/png", PIXEL_PNG.to_vec()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A JPEG replaces the PNG.
+    let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F'].to_vec();
+    let (status, _) = send(
+        &app,
+        Call::new("PUT", "/products/1/image").bytes("image/jpeg", jpeg.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, headers, bytes) = send_raw(&app, Call::new("GET", "/products/1/image")).await;
+    assert_eq!(
+        (headers["content-type"].to_str().unwrap(), bytes),
+        ("image/jpeg", jpeg)
+    );
+}

@@ -6,6 +6,7 @@ use service_kit::ApiError;
 use service_kit::domain::{Id, Quantity, UserId};
 use service_kit::money::Cents;
 
+pub use shop_contracts::customer::{Customer, ShippingAddress};
 pub use shop_contracts::{OrderStatus, OrderStock};
 
 /// An order as stored, with its lines and status history.
@@ -15,7 +16,17 @@ pub struct Order {
     /// Its global reference (UUIDv7; an older order's id as text).
     pub reference: String,
     pub user_id: String,
+    pub customer: Option<Customer>,
+    pub shipping_address: Option<ShippingAddress>,
+    /// How it was sent, once SHIPPED with a carrier and tracking number.
+    pub shipment: Option<Shipment>,
     pub items: Vec<OrderItem>,
+    /// The lines' sum.
+    pub subtotal: Cents,
+    /// What its promo code took off.
+    pub discount: Cents,
+    pub promo_code: Option<String>,
+    /// What is paid: subtotal less discount.
     pub total: Cents,
     pub status: OrderStatus,
     /// False when the order was accepted while the catalog could not be asked.
@@ -36,12 +47,62 @@ pub struct Order {
 }
 
 /// One line of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderItem {
     pub product_id: i64,
+    /// The product's name when the order was placed (`None` if the catalog could not be
+    /// asked then).
+    pub name: Option<String>,
     pub quantity: i64,
     pub price: Cents,
     pub line_total: Cents,
+}
+
+/// How a shipped order travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipment {
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+impl Shipment {
+    /// The carrier and tracking number of a SHIPPED change: both or neither (a 422 naming
+    /// the one missing), each 1 to 100 visible characters, and only when shipping.
+    pub fn parse(
+        target: OrderStatus,
+        carrier: Option<String>,
+        tracking_number: Option<String>,
+    ) -> Result<Option<Shipment>, ApiError> {
+        let field = |name: &str, raw: Option<String>| -> Result<Option<String>, ApiError> {
+            let Some(raw) = raw else { return Ok(None) };
+            let trimmed = raw.trim();
+            let count = trimmed.chars().count();
+            if count == 0 || count > 100 || trimmed.chars().any(char::is_control) {
+                return Err(ApiError::Validation(format!(
+                    "{name} must be 1 to 100 characters, no control characters"
+                )));
+            }
+            Ok(Some(trimmed.to_string()))
+        };
+        let carrier = field("carrier", carrier)?;
+        let tracking_number = field("tracking_number", tracking_number)?;
+        match (carrier, tracking_number) {
+            (None, None) => Ok(None),
+            _ if target != OrderStatus::Shipped => Err(ApiError::Validation(
+                "carrier and tracking_number go with status SHIPPED only".to_string(),
+            )),
+            (Some(carrier), Some(tracking_number)) => Ok(Some(Shipment {
+                carrier,
+                tracking_number,
+            })),
+            (None, Some(_)) => Err(ApiError::Validation(
+                "carrier is needed with a tracking_number".to_string(),
+            )),
+            (Some(_), None) => Err(ApiError::Validation(
+                "tracking_number is needed with a carrier".to_string(),
+            )),
+        }
+    }
 }
 
 /// One entry of an order's status history.
@@ -214,6 +275,73 @@ pub struct OrderLineIn {
     pub price: Cents,
 }
 
+/// The body of `POST /orders` as an object: the lines, and whom the order is for.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct OrderIn {
+    /// 1 to 100 lines.
+    pub items: Vec<OrderLineIn>,
+    pub customer: Option<Customer>,
+    pub shipping_address: Option<ShippingAddress>,
+    /// A promo code to apply (422 saying why when it does not apply).
+    #[schema(example = "WELCOME10", max_length = 32)]
+    pub promo_code: Option<String>,
+}
+
+/// The body of `POST /orders`: the seed's bare array of lines, or an [`OrderIn`].
+#[derive(Debug, Clone)]
+pub enum OrderBody {
+    Lines(Vec<OrderLineIn>),
+    Order(Box<OrderIn>),
+}
+
+impl<'de> Deserialize<'de> for OrderBody {
+    /// Told apart by shape, so a bad line still gets serde's message naming its field.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(d)?;
+        match value {
+            serde_json::Value::Array(_) => serde_json::from_value(value)
+                .map(OrderBody::Lines)
+                .map_err(D::Error::custom),
+            serde_json::Value::Object(_) => serde_json::from_value(value)
+                .map(|order| OrderBody::Order(Box::new(order)))
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "expected an array of lines or an object with \"items\"",
+            )),
+        }
+    }
+}
+
+impl utoipa::PartialSchema for OrderBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::Ref;
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+        OneOfBuilder::new()
+            .item(ArrayBuilder::new().items(Ref::from_schema_name("OrderLineIn")))
+            .item(Ref::from_schema_name("OrderIn"))
+            .description(Some(
+                "The lines alone (as the testing guide sends them), or an object with the \
+                 lines as `items` and the optional customer and shipping address.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for OrderBody {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push(("OrderLineIn".to_string(), OrderLineIn::schema()));
+        schemas.push(("OrderIn".to_string(), OrderIn::schema()));
+        <OrderIn as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// A validated order line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderLine {
@@ -227,13 +355,43 @@ pub struct OrderLine {
 pub struct NewOrder {
     pub user_id: UserId,
     pub lines: Vec<OrderLine>,
+    /// The lines' sum.
+    pub subtotal: Cents,
+    /// What the promo code takes off, once applied.
+    pub discount: Cents,
+    /// The code asked for, in upper case.
+    pub promo_code: Option<String>,
+    /// What is to be paid: subtotal less discount.
     pub total: Cents,
+    pub customer: Option<Customer>,
+    pub shipping_address: Option<ShippingAddress>,
 }
 
 /// The most lines one order may have (a cart holds no more, so its checkout fits).
 pub use shop_contracts::orders::MAX_ORDER_LINES as MAX_LINES;
 
 impl NewOrder {
+    /// Validates either form of the body: lines, total (any overflow is a 422), customer and
+    /// shipping address.
+    pub fn from_body(user_id: UserId, body: OrderBody) -> Result<NewOrder, ApiError> {
+        match body {
+            OrderBody::Lines(lines) => NewOrder::parse(user_id, lines),
+            OrderBody::Order(order) => Ok(NewOrder {
+                promo_code: order
+                    .promo_code
+                    .as_deref()
+                    .map(crate::promotions::normalized_code)
+                    .transpose()?,
+                customer: order.customer.map(Customer::checked).transpose()?,
+                shipping_address: order
+                    .shipping_address
+                    .map(ShippingAddress::checked)
+                    .transpose()?,
+                ..NewOrder::parse(user_id, order.items)?
+            }),
+        }
+    }
+
     /// Validates the lines and computes the total; any overflow is a 422.
     pub fn parse(user_id: UserId, lines: Vec<OrderLineIn>) -> Result<NewOrder, ApiError> {
         if lines.is_empty() {
@@ -275,8 +433,32 @@ impl NewOrder {
         Ok(NewOrder {
             user_id,
             lines,
+            subtotal: total,
+            discount: Cents::default(),
+            promo_code: None,
             total,
+            customer: None,
+            shipping_address: None,
         })
+    }
+
+    /// Who the order is for, as a promo code's per-customer limit counts: their email,
+    /// else their user id.
+    pub fn customer_key(&self) -> String {
+        match &self.customer {
+            Some(customer) => customer.email.to_ascii_lowercase(),
+            None => format!("user:{}", self.user_id.as_str()),
+        }
+    }
+
+    /// Takes `promo`'s discount off the subtotal (its checks already passed).
+    pub fn apply(&mut self, promo: &crate::promotions::PromoCode) {
+        self.discount = promo.discount_on(self.subtotal);
+        self.total = self
+            .subtotal
+            .checked_sub(self.discount)
+            .unwrap_or(self.subtotal);
+        self.promo_code = Some(promo.code.clone());
     }
 }
 

@@ -23,6 +23,7 @@
 pub mod domain;
 mod lifecycle;
 mod money;
+pub mod promotions;
 mod routes;
 pub mod stock;
 mod store;
@@ -132,6 +133,8 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0005_order_correlation.sql",
     "0006_orders_hold_their_stock.sql",
     "0007_refunds.sql",
+    "0008_customers_and_shipping.sql",
+    "0009_promo_codes.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -151,6 +154,7 @@ pub struct ApiDoc;
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
     use routes::orders::*;
+    use routes::promos::*;
     let once =
         middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
     let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
@@ -161,6 +165,8 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .routes(admin(routes!(orders_status_update)))
         // The payment service's signed webhook.
         .routes(admin(routes!(orders_payment)))
+        .routes(admin(routes!(promos_create, promos_list)))
+        .routes(admin(routes!(promos_get, promos_withdraw)))
         .with_state(state.clone());
     ServiceBuilder::new(SERVICE, state.db, migrations, api).build(keys)
 }

@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::domain::{
-    Lifecycle, NewOrder, Order, OrderStatus, PaymentOutcome, Stats, payment_outcome,
+    Lifecycle, NewOrder, Order, OrderStatus, PaymentOutcome, Shipment, Stats, payment_outcome,
 };
 use crate::money;
 use crate::stock::{self, Settled};
@@ -27,19 +27,24 @@ use std::collections::BTreeMap;
 /// is written before the stock is asked for, so a crash in between leaves a pending order
 /// the keeper finishes, never units held for no order.
 pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, ApiError> {
-    let verified = check_against_catalog(&state.catalog, &order).await?;
+    let names = check_against_catalog(&state.catalog, &order).await?;
     let correlation = correlation_id();
     let reference = service_kit::domain::new_reference();
     let id = state
         .db
         .write(move |tx| {
-            Ok(store::insert_order(
-                tx,
-                &reference,
-                &order,
-                verified,
-                correlation.as_deref(),
-            )?)
+            let mut order = order;
+            // Checked, counted and written in the order's own transaction: writes take
+            // turns, so no two orders can both take a code's last redemption.
+            let redeemed = match order.promo_code.clone() {
+                Some(code) => Some(redeem(tx, &mut order, &code)?),
+                None => None,
+            };
+            let id = store::insert_order(tx, &reference, &order, &names, correlation.as_deref())?;
+            if let Some((code, customer)) = redeemed {
+                store::insert_redemption(tx, id, &code, &customer)?;
+            }
+            Ok(id)
         })
         .await?;
     if let Settled::Short(refusal) = stock::settle(state, id).await? {
@@ -53,12 +58,32 @@ pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, Api
     state.order(id).await
 }
 
-/// Whether every line's price is the catalog's: `Ok(false)` when the catalog could not be
-/// asked, a 422 for an unknown product or another price.
+/// Applies promo code `code` to `order` if it applies now (a 422 saying why not); returns the
+/// code and the customer to record its redemption under.
+fn redeem(
+    tx: &rusqlite::Transaction<'_>,
+    order: &mut NewOrder,
+    code: &str,
+) -> Result<(String, String), ApiError> {
+    let promo = store::get_promo(tx, code)?
+        .ok_or_else(|| ApiError::Validation(format!("promo code {code} is unknown")))?;
+    let customer = order.customer_key();
+    let redemptions = store::redemptions(tx, code, &customer)?;
+    let now = service_kit::clock::now_millis_text();
+    if let Some(reason) = promo.refusal(&now, order.subtotal, redemptions) {
+        return Err(ApiError::Validation(reason));
+    }
+    order.apply(&promo);
+    Ok((promo.code, customer))
+}
+
+/// Checks that every line's price is the catalog's and returns each product's name: a 422
+/// for an unknown product or another price, `Ok(None)` when the catalog could not be asked.
 async fn check_against_catalog(
     catalog: &CatalogClient,
     order: &NewOrder,
-) -> Result<bool, ApiError> {
+) -> Result<store::ProductNames, ApiError> {
+    let mut names = BTreeMap::new();
     let mut prices: BTreeMap<Id, Vec<Cents>> = BTreeMap::new();
     for line in &order.lines {
         prices
@@ -75,6 +100,7 @@ async fn check_against_catalog(
                         product.price
                     )));
                 }
+                names.insert(product_id, product.name);
             }
             Ok(None) => {
                 return Err(ApiError::Validation(format!(
@@ -83,11 +109,11 @@ async fn check_against_catalog(
             }
             Err(err) => {
                 tracing::warn!(error = %err, "catalog unavailable; accepting order unverified");
-                return Ok(false);
+                return Ok(None);
             }
         }
     }
-    Ok(true)
+    Ok(Some(names))
 }
 
 /// Applies a payment webhook to order `id`: only a valid, fresh signature is heard (else
@@ -197,12 +223,14 @@ async fn settle_stock_now(state: &AppState, order: Order) -> Result<Order, ApiEr
 }
 
 /// Moves order `id` to `target` when the lifecycle allows it (409 otherwise), recording
-/// the reason in its history. PAID is only ever reached through a payment webhook.
+/// the reason in its history and, when shipping, the carrier and tracking number. PAID is
+/// only ever reached through a payment webhook.
 pub async fn change_status(
     state: &AppState,
     id: Id,
     (from, target): (Option<OrderStatus>, OrderStatus),
     reason: Option<String>,
+    shipment: Option<Shipment>,
 ) -> Result<Order, ApiError> {
     if target == OrderStatus::Paid || target == OrderStatus::Refunded {
         return Err(ApiError::Conflict(format!(
@@ -234,6 +262,9 @@ pub async fn change_status(
                 reason.as_deref(),
                 correlation.as_deref(),
             )?;
+            if let Some(shipment) = &shipment {
+                store::record_shipment(tx, id, shipment, correlation.as_deref())?;
+            }
             store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order vanished"))
         })
         .await?;

@@ -1,6 +1,10 @@
 //! Every SQL statement of the order service, as plain functions over a connection.
 
-use crate::domain::{NewOrder, Order, OrderItem, OrderStatus, OrderStock, OrderValue, StatusEntry};
+use crate::domain::{
+    Customer, NewOrder, Order, OrderItem, OrderStatus, OrderStock, OrderValue, Shipment,
+    StatusEntry,
+};
+use crate::promotions::{Discount, PromoCode, Redemptions};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use service_kit::domain::{Id, Page, UserId};
@@ -13,13 +17,19 @@ pub fn insert_order(
     conn: &Connection,
     reference: &str,
     order: &NewOrder,
-    catalog_verified: bool,
+    names: &ProductNames,
     correlation_id: Option<&str>,
 ) -> rusqlite::Result<Id> {
+    let catalog_verified = names.is_some();
+    let address = order
+        .shipping_address
+        .as_ref()
+        .map(|a| serde_json::to_string(a).unwrap_or_default());
     conn.prepare_cached(
         "INSERT INTO orders (ref, user_id, total_cents, status, stock, catalog_verified,
-                             correlation_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                             correlation_id, customer_email, customer_name, shipping_address,
+                             subtotal_cents, discount_cents, promo_code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         reference,
@@ -28,31 +38,45 @@ pub fn insert_order(
         OrderStatus::Pending,
         OrderStock::Pending,
         catalog_verified,
-        correlation_id
+        correlation_id,
+        order.customer.as_ref().map(|c| c.email.as_str()),
+        order.customer.as_ref().and_then(|c| c.name.as_deref()),
+        address,
+        order.subtotal.get(),
+        order.discount.get(),
+        order.promo_code,
     ])?;
     let id = Id::from_db(conn.last_insert_rowid());
     let mut insert_line = conn.prepare_cached(
-        "INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price_cents)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price_cents,
+                                  product_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
+    let name_of = |product: Id| names.as_ref().and_then(|n| n.get(&product));
     for (line_no, line) in order.lines.iter().enumerate() {
         insert_line.execute(params![
             id.get(),
             line_no as i64 + 1,
             line.product_id.get(),
             line.quantity.get(),
-            line.unit_price.get()
+            line.unit_price.get(),
+            name_of(line.product_id),
         ])?;
     }
     record_status(conn, id, OrderStatus::Pending, None)?;
     let lines: Vec<_> = order
         .lines
         .iter()
-        .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity, "price": l.unit_price}))
+        .map(|l| {
+            json!({"product_id": l.product_id, "name": name_of(l.product_id),
+                   "quantity": l.quantity, "price": l.unit_price})
+        })
         .collect();
     let payload = json!({
         "order_id": id, "ref": reference, "user_id": order.user_id, "total": order.total,
+        "subtotal": order.subtotal, "discount": order.discount, "promo_code": order.promo_code,
         "lines": lines, "catalog_verified": catalog_verified,
+        "customer": order.customer, "shipping_address": order.shipping_address,
     });
     events::record(conn, "order.created", correlation_id, &payload)?;
     Ok(id)
@@ -94,6 +118,13 @@ pub fn change_status(
         if to == OrderStatus::Cancelled {
             let payload = json!({"order_id": id, "reason": reason});
             events::record(conn, "order.cancelled", correlation_id, &payload)?;
+            // A cancelled order gives its promo code's redemption back.
+            conn.prepare_cached(
+                "UPDATE promo_redemptions
+                 SET released_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                 WHERE order_id = ?1 AND released_at IS NULL",
+            )?
+            .execute(params![id.get()])?;
         }
     }
     Ok(changed == 1)
@@ -194,19 +225,67 @@ pub fn mark_paid(
     Ok(changed)
 }
 
+/// The catalog's name of each product of a new order, by id; `None` when the catalog could
+/// not be asked (the order is then accepted unverified).
+pub type ProductNames = Option<std::collections::BTreeMap<Id, String>>;
+
+/// Records how a SHIPPED order was sent, and `order.shipped` with it.
+pub fn record_shipment(
+    conn: &Connection,
+    id: Id,
+    shipment: &Shipment,
+    correlation_id: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE orders SET carrier = ?2, tracking_number = ?3 WHERE id = ?1")?
+        .execute(params![
+            id.get(),
+            shipment.carrier,
+            shipment.tracking_number
+        ])?;
+    let payload = json!({
+        "order_id": id, "carrier": shipment.carrier,
+        "tracking_number": shipment.tracking_number,
+    });
+    events::record(conn, "order.shipped", correlation_id, &payload)?;
+    Ok(())
+}
+
 /// One order with its lines and history.
 pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
     let order = conn
         .prepare_cached(
             "SELECT id, user_id, total_cents, status, catalog_verified, payment_id,
-                    created_at, updated_at, correlation_id, ref, stock, refunded_cents, restock
+                    created_at, updated_at, correlation_id, ref, stock, refunded_cents, restock,
+                    customer_email, customer_name, shipping_address, carrier, tracking_number,
+                    subtotal_cents, discount_cents, promo_code
              FROM orders WHERE id = ?1",
         )?
         .query_row(params![id.get()], |row| {
+            let email: Option<String> = row.get(13)?;
+            let name: Option<String> = row.get(14)?;
+            let address: Option<String> = row.get(15)?;
+            let carrier: Option<String> = row.get(16)?;
+            let tracking_number: Option<String> = row.get(17)?;
+            let total = Cents::new(row.get(2)?);
+            let subtotal: Option<i64> = row.get(18)?;
             Ok(Order {
+                // Orders from before promo codes: the subtotal is the total.
+                subtotal: subtotal.map_or(total, Cents::new),
+                discount: Cents::new(row.get(19)?),
+                promo_code: row.get(20)?,
+                customer: email.map(|email| Customer { email, name }),
+                // Written by this service from a checked address; one that does not read
+                // back (edited by hand) is left out rather than failing the order.
+                shipping_address: address.and_then(|a| serde_json::from_str(&a).ok()),
+                shipment: carrier
+                    .zip(tracking_number)
+                    .map(|(carrier, tracking_number)| Shipment {
+                        carrier,
+                        tracking_number,
+                    }),
                 id: row.get(0)?,
                 user_id: row.get(1)?,
-                total: Cents::new(row.get(2)?),
+                total,
                 status: row.get(3)?,
                 catalog_verified: row.get(4)?,
                 payment_id: row.get(5)?,
@@ -227,7 +306,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
     };
     order.items = conn
         .prepare_cached(
-            "SELECT product_id, quantity, unit_price_cents FROM order_items
+            "SELECT product_id, quantity, unit_price_cents, product_name FROM order_items
              WHERE order_id = ?1 ORDER BY line_no",
         )?
         .query_map(params![id.get()], |row| {
@@ -235,6 +314,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
             let price = Cents::new(row.get(2)?);
             Ok(OrderItem {
                 product_id: row.get(0)?,
+                name: row.get(3)?,
                 quantity,
                 price,
                 // Bounded when the order was written: every line total fit then.
@@ -257,25 +337,35 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
     Ok(Some(order))
 }
 
-/// Orders, newest first, optionally for one user and/or in one status.
+/// Which orders a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub user: Option<UserId>,
+    pub status: Option<OrderStatus>,
+    /// The customer's email, as stored (domain in lower case).
+    pub email: Option<String>,
+}
+
+/// Orders, newest first, as `filter` says.
 pub fn list_orders(
     conn: &Connection,
-    user: Option<&UserId>,
-    status: Option<OrderStatus>,
+    filter: &OrderFilter,
     page: Page,
 ) -> rusqlite::Result<Vec<Order>> {
     let ids: Vec<i64> = conn
         .prepare_cached(
             "SELECT id FROM orders
              WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR status = ?2)
+               AND (?5 IS NULL OR customer_email = ?5 COLLATE NOCASE)
              ORDER BY id DESC LIMIT ?3 OFFSET ?4",
         )?
         .query_map(
             params![
-                user.map(UserId::as_str),
-                status,
+                filter.user.as_ref().map(UserId::as_str),
+                filter.status,
                 page.limit(),
-                page.offset()
+                page.offset(),
+                filter.email,
             ],
             |row| row.get(0),
         )?
@@ -383,4 +473,113 @@ pub fn unpaid_older_than(
     )?
     .query_map(params![age, limit], |row| Ok(Id::from_db(row.get(0)?)))?
     .collect()
+}
+
+const PROMO_COLUMNS: &str = "code, percent_off, amount_off_cents, min_total_cents, starts_at,
+     ends_at, max_redemptions, max_per_customer, created_at, disabled_at IS NOT NULL,
+     (SELECT COUNT(*) FROM promo_redemptions r
+      WHERE r.code = promo_codes.code AND r.released_at IS NULL)";
+
+fn promo_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PromoCode> {
+    let percent: Option<i64> = row.get(1)?;
+    let amount: Option<i64> = row.get(2)?;
+    Ok(PromoCode {
+        code: row.get(0)?,
+        discount: match (percent, amount) {
+            (Some(percent), _) => Discount::Percent(percent),
+            (None, amount) => Discount::Amount(Cents::new(amount.unwrap_or_default())),
+        },
+        min_total: Cents::new(row.get(3)?),
+        starts_at: row.get(4)?,
+        ends_at: row.get(5)?,
+        max_redemptions: row.get(6)?,
+        max_per_customer: row.get(7)?,
+        created_at: row.get(8)?,
+        disabled: row.get(9)?,
+        redeemed: row.get(10)?,
+    })
+}
+
+/// Stores a new promo code; false when the code exists already.
+pub fn insert_promo(conn: &Connection, promo: &PromoCode) -> rusqlite::Result<bool> {
+    let (percent, amount) = match promo.discount {
+        Discount::Percent(percent) => (Some(percent), None),
+        Discount::Amount(amount) => (None, Some(amount.get())),
+    };
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO promo_codes (code, percent_off, amount_off_cents, min_total_cents,
+                 starts_at, ends_at, max_redemptions, max_per_customer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (code) DO NOTHING",
+        )?
+        .execute(params![
+            promo.code,
+            percent,
+            amount,
+            promo.min_total.get(),
+            promo.starts_at,
+            promo.ends_at,
+            promo.max_redemptions,
+            promo.max_per_customer,
+        ])?;
+    Ok(inserted == 1)
+}
+
+/// Promo code `code` (upper case), with how often it is redeemed now.
+pub fn get_promo(conn: &Connection, code: &str) -> rusqlite::Result<Option<PromoCode>> {
+    conn.prepare_cached(&format!(
+        "SELECT {PROMO_COLUMNS} FROM promo_codes WHERE code = ?1"
+    ))?
+    .query_row(params![code], promo_from_row)
+    .optional()
+}
+
+/// Promo codes, newest first.
+pub fn list_promos(conn: &Connection, page: Page) -> rusqlite::Result<Vec<PromoCode>> {
+    conn.prepare_cached(&format!(
+        "SELECT {PROMO_COLUMNS} FROM promo_codes ORDER BY created_at DESC, code
+         LIMIT ?1 OFFSET ?2"
+    ))?
+    .query_map(params![page.limit(), page.offset()], promo_from_row)?
+    .collect()
+}
+
+/// Withdraws a code from new orders; false when there is no such code.
+pub fn disable_promo(conn: &Connection, code: &str) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE promo_codes
+             SET disabled_at = COALESCE(disabled_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+             WHERE code = ?1",
+        )?
+        .execute(params![code])?;
+    Ok(changed == 1)
+}
+
+/// How often `code` is redeemed by orders not cancelled: in all, and by `customer`.
+pub fn redemptions(conn: &Connection, code: &str, customer: &str) -> rusqlite::Result<Redemptions> {
+    conn.prepare_cached(
+        "SELECT COUNT(*), COALESCE(SUM(customer = ?2), 0) FROM promo_redemptions
+         WHERE code = ?1 AND released_at IS NULL",
+    )?
+    .query_row(params![code, customer], |row| {
+        Ok(Redemptions {
+            total: row.get(0)?,
+            by_customer: row.get(1)?,
+        })
+    })
+}
+
+/// Records that order `order_id` redeemed `code` for `customer`.
+pub fn insert_redemption(
+    conn: &Connection,
+    order_id: Id,
+    code: &str,
+    customer: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO promo_redemptions (order_id, code, customer) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![order_id.get(), code, customer])?;
+    Ok(())
 }

@@ -689,3 +689,328 @@ fn orders_placed_before_refs_keep_their_rows_lines_history_and_webhooks() {
     .unwrap();
     assert_eq!(conn.last_insert_rowid(), 2);
 }
+
+const ADA: &str = r#"{
+    "items": [{"product_id":1,"quantity":1,"price":999.99},{"product_id":2,"quantity":2,"price":29.99}],
+    "customer": {"email":"Ada@Example.COM","name":"Ada Lovelace"},
+    "shipping_address": {"name":"Ada Lovelace","lines":["12 St James's Square"],
+                         "city":"London","postal_code":"sw1y 4jh","country":"gb"}
+}"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_object_keeps_its_customer_address_and_product_names_and_is_found_by_email() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (status, order) = place(&app, "ada", ADA).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(
+        order["customer"],
+        json!({"email":"Ada@example.com","name":"Ada Lovelace"})
+    );
+    assert_eq!(order["shipping_address"]["country"], "GB");
+    assert_eq!(order["shipping_address"]["postal_code"], "SW1Y 4JH");
+    assert_eq!(order["total"], json!(1059.97));
+    let names: Vec<&str> = order["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Laptop", "Wireless Mouse"]);
+    let (_, again) = send(&app, Call::new("GET", &format!("/orders/{}", order["id"]))).await;
+    assert_eq!(again["customer"], order["customer"]);
+    assert_eq!(again["shipping_address"], order["shipping_address"]);
+    // The seed's bare array still places an order, without either.
+    let (status, bare) = place(&app, "bob", GUIDE_ORDER).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(bare["customer"].is_null() && bare["shipping_address"].is_null());
+    let (_, found) = send(&app, Call::new("GET", "/orders?email=ada@EXAMPLE.com")).await;
+    let ids: Vec<&Value> = found.as_array().unwrap().iter().map(|o| &o["id"]).collect();
+    assert_eq!(ids, [&order["id"]]);
+    let (status, _) = send(&app, Call::new("GET", "/orders?email=not-an-address")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, events) = send(&app, Call::new("GET", "/events?type=order.created")).await;
+    let created = &events.as_array().unwrap()[0]["payload"];
+    assert_eq!(created["customer"]["email"], "Ada@example.com");
+    assert_eq!(created["shipping_address"]["city"], "London");
+    assert_eq!(created["lines"][0]["name"], "Laptop");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_customer_or_address_field_is_a_422_naming_it_and_places_nothing() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let good: Value = serde_json::from_str(ADA).unwrap();
+    let cases: [(&str, Value, &str); 6] = [
+        ("/customer/email", json!("ada@nowhere"), "customer.email"),
+        ("/customer/name", json!(""), "customer.name"),
+        (
+            "/shipping_address/country",
+            json!("XX"),
+            "shipping_address.country",
+        ),
+        (
+            "/shipping_address/lines",
+            json!([]),
+            "shipping_address.lines",
+        ),
+        (
+            "/shipping_address/postal_code",
+            json!("<script>"),
+            "shipping_address.postal_code",
+        ),
+        (
+            "/shipping_address/city",
+            json!("   "),
+            "shipping_address.city",
+        ),
+    ];
+    for (pointer, value, field) in cases {
+        let mut body = good.clone();
+        *body.pointer_mut(pointer).unwrap() = value;
+        let (status, answer) = place(&app, "ada", &body.to_string()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{pointer}: {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(field), "{pointer}: {message}");
+        assert!(
+            !message.contains("nowhere") && !message.contains("XX"),
+            "{message}"
+        );
+    }
+    for body in [
+        r#"{"items":"x"}"#,
+        r#"{"customer":{"email":"a@b.co"}}"#,
+        "7",
+    ] {
+        let (status, answer) = place(&app, "ada", body).await;
+        assert!(status.is_client_error(), "{body}: {status} {answer}");
+    }
+    assert_eq!(order_count(&app).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shipping_takes_a_carrier_and_tracking_number_shown_on_the_order_and_in_its_events() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (_, order) = place(&app, "ada", ADA).await;
+    let id = order["id"].as_i64().unwrap();
+    let body = notice(id, "1059.97");
+    let secrets = test_webhook_secrets();
+    let (status, _) = webhook(&app, id, "m-ship", unix_now(), &body, &secrets).await;
+    assert_eq!(status, StatusCode::OK);
+    let uri = format!("/orders/{id}/status");
+    for (half, missing) in [
+        (r#"{"status":"SHIPPED","carrier":"DHL"}"#, "tracking_number"),
+        (
+            r#"{"status":"SHIPPED","tracking_number":"JD01"}"#,
+            "carrier",
+        ),
+        (
+            r#"{"status":"SHIPPED","carrier":" ","tracking_number":"JD01"}"#,
+            "carrier",
+        ),
+        (
+            r#"{"status":"CANCELLED","carrier":"DHL","tracking_number":"JD01"}"#,
+            "SHIPPED",
+        ),
+    ] {
+        let (status, answer) = send(&app, Call::new("PUT", &uri).json(half)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{half}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(missing)
+        );
+    }
+    assert_eq!(
+        status_of(&app, id).await,
+        "PAID",
+        "the refused changes did nothing"
+    );
+    let ship = r#"{"status":"SHIPPED","carrier":"DHL","tracking_number":"JD014600006281230704"}"#;
+    let (status, shipped) = send(&app, Call::new("PUT", &uri).json(ship)).await;
+    assert_eq!(status, StatusCode::OK, "{shipped}");
+    assert_eq!(
+        shipped["shipment"],
+        json!({"carrier":"DHL","tracking_number":"JD014600006281230704"})
+    );
+    let (_, events) = send(&app, Call::new("GET", "/events?type=order.shipped")).await;
+    assert_eq!(events[0]["payload"]["order_id"], id);
+    assert_eq!(
+        events[0]["payload"]["tracking_number"],
+        "JD014600006281230704"
+    );
+    let (_, delivered) = send(
+        &app,
+        Call::new("PUT", &uri).json(r#"{"status":"DELIVERED"}"#),
+    )
+    .await;
+    assert_eq!(
+        delivered["shipment"]["carrier"], "DHL",
+        "kept after delivery"
+    );
+}
+
+async fn create_promo(app: &Router, body: &str) -> (StatusCode, Value) {
+    send(app, Call::new("POST", "/promo-codes").json(body)).await
+}
+
+async fn place_with_code(app: &Router, user: &str, code: &str) -> (StatusCode, Value) {
+    let body = format!(
+        r#"{{"items":[{{"product_id":2,"quantity":2,"price":29.99}}],"promo_code":"{code}"}}"#
+    );
+    place(app, user, &body).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_promo_code_takes_its_discount_off_and_shows_subtotal_discount_and_total() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (status, promo) = create_promo(&app, r#"{"code":"welcome10","percent_off":10}"#).await;
+    assert_eq!(status, StatusCode::CREATED, "{promo}");
+    assert_eq!(promo["code"], "WELCOME10");
+    let (status, order) = place_with_code(&app, "ann", "Welcome10").await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["subtotal"], json!(59.98));
+    assert_eq!(
+        order["discount"],
+        json!(5.99),
+        "10% of 59.98, rounded down to the cent"
+    );
+    assert_eq!(order["total"], json!(53.99));
+    assert_eq!(order["promo_code"], "WELCOME10");
+    let (_, events) = send(&app, Call::new("GET", "/events?type=order.created")).await;
+    assert_eq!(events[0]["payload"]["discount"], json!(5.99));
+    // The payment webhook must carry what is paid: the discounted total.
+    let id = order["id"].as_i64().unwrap();
+    let secrets = test_webhook_secrets();
+    let (status, _) = webhook(&app, id, "m-a", unix_now(), &notice(id, "59.98"), &secrets).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the subtotal is not what is owed"
+    );
+    let (status, _) = webhook(&app, id, "m-b", unix_now(), &notice(id, "53.99"), &secrets).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, fixed) =
+        create_promo(&app, r#"{"code":"FIVE","amount_off":5.00,"min_total":50}"#).await;
+    assert_eq!(fixed["amount_off"], json!(5.0));
+    let (_, order) = place_with_code(&app, "bob", "five").await;
+    assert_eq!(order["total"], json!(54.98));
+    let (_, listed) = send(&app, Call::new("GET", "/promo-codes")).await;
+    let redeemed: Vec<(&str, i64)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["code"].as_str().unwrap(), p["redeemed"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(redeemed.len(), 2);
+    assert!(redeemed.contains(&("WELCOME10", 1)) && redeemed.contains(&("FIVE", 1)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_that_does_not_apply_is_a_422_saying_why_and_places_nothing() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    for body in [
+        r#"{"code":"OLD","percent_off":10,"ends_at":"2020-01-01T00:00:00Z"}"#,
+        r#"{"code":"LATER","percent_off":10,"starts_at":"2999-01-01T00:00:00Z"}"#,
+        r#"{"code":"BIG","percent_off":10,"min_total":100}"#,
+        r#"{"code":"ONCE","percent_off":10,"max_redemptions":1}"#,
+        r#"{"code":"MINE","percent_off":10,"max_per_customer":1}"#,
+        r#"{"code":"GONE","percent_off":10}"#,
+    ] {
+        let (status, answer) = create_promo(&app, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    let (status, _) = create_promo(&app, r#"{"code":"gone","amount_off":1}"#).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "codes are unique, whatever their case"
+    );
+    let (status, _) = send(&app, Call::new("DELETE", "/promo-codes/gone")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        place_with_code(&app, "x", "ONCE").await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        place_with_code(&app, "amy", "MINE").await.0,
+        StatusCode::CREATED
+    );
+    let before = order_count(&app).await;
+    for (code, user, why) in [
+        ("NOPE", "u", "unknown"),
+        ("OLD", "u", "expired"),
+        ("LATER", "u", "not valid yet"),
+        ("BIG", "u", "at least 100.00"),
+        ("ONCE", "u", "used up"),
+        ("MINE", "amy", "one customer"),
+        ("GONE", "u", "withdrawn"),
+        ("no spaces", "u", "promo_code"),
+    ] {
+        let (status, answer) = place_with_code(&app, user, code).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{code}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{code}: {message}");
+    }
+    assert_eq!(order_count(&app).await, before, "no order was placed");
+    let (_, once) = send(&app, Call::new("GET", "/promo-codes/once")).await;
+    assert_eq!(once["redeemed"], 1, "refusals redeem nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_orders_racing_for_a_code_limited_to_ten_redeem_it_exactly_ten_times() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    create_promo(
+        &app,
+        r#"{"code":"TEN","percent_off":10,"max_redemptions":10}"#,
+    )
+    .await;
+    let racers: Vec<_> = (0..50)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move { place_with_code(&app, &format!("racer{i}"), "TEN").await })
+        })
+        .collect();
+    let mut placed = Vec::new();
+    for racer in racers {
+        let (status, answer) = racer.await.unwrap();
+        match status {
+            StatusCode::CREATED => placed.push(answer["id"].as_i64().unwrap()),
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                assert!(
+                    answer["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("used up")
+                )
+            }
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    assert_eq!(placed.len(), 10);
+    let (_, code) = send(&app, Call::new("GET", "/promo-codes/TEN")).await;
+    assert_eq!(code["redeemed"], 10);
+    // A cancelled order gives its redemption back: one more order may use the code.
+    let uri = format!("/orders/{}/status", placed[0]);
+    let cancel = Call::new("PUT", &uri).json(r#"{"status":"CANCELLED"}"#);
+    assert_eq!(send(&app, cancel).await.0, StatusCode::OK);
+    let (_, code) = send(&app, Call::new("GET", "/promo-codes/TEN")).await;
+    assert_eq!(code["redeemed"], 9);
+    assert_eq!(
+        place_with_code(&app, "late", "TEN").await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        place_with_code(&app, "later", "TEN").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}

@@ -46,9 +46,56 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// The current UTC time as SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` writes it
+/// (milliseconds): the form stored timestamps and [`parse_rfc3339`]'s answers have.
+pub fn now_millis_text() -> String {
+    let now = now_rfc3339();
+    // `...SS.ffffffZ` less the last three digits of the fraction.
+    format!("{}Z", &now[..now.len() - 4])
+}
+
+/// An RFC 3339 timestamp a client sent (`2026-12-01T00:00:00Z`, any offset), as UTC text in
+/// the form SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ')` writes (milliseconds), so it compares
+/// with stored timestamps as text; `None` if it is not one.
+pub fn parse_rfc3339(raw: &str) -> Option<String> {
+    let at =
+        time::OffsetDateTime::parse(raw.trim(), &time::format_description::well_known::Rfc3339)
+            .ok()?
+            .to_offset(time::UtcOffset::UTC);
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    ))
+    .filter(|_| (0..=9999).contains(&at.year()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_timestamps_become_utc_text_that_sorts_like_stored_ones() {
+        let now = now_millis_text();
+        assert_eq!(now.len(), "2026-12-01T00:30:00.000Z".len(), "{now}");
+        assert_eq!(parse_rfc3339(&now).as_deref(), Some(now.as_str()));
+        assert_eq!(
+            parse_rfc3339("2026-12-01T01:30:00+01:00").as_deref(),
+            Some("2026-12-01T00:30:00.000Z")
+        );
+        assert_eq!(
+            parse_rfc3339("2026-12-01T00:00:00.5Z").as_deref(),
+            Some("2026-12-01T00:00:00.500Z")
+        );
+        for bad in ["", "2026-12-01", "yesterday", "2026-13-01T00:00:00Z"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn timestamps_have_microseconds_and_sort_as_text() {

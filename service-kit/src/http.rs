@@ -416,6 +416,9 @@ pub fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
             HeaderName::from_static(REQUEST_ID_HEADER),
             HeaderName::from_static("idempotent-replayed"),
             HeaderName::from_static("retry-after"),
+            HeaderName::from_static(crate::listing::TOTAL_COUNT_HEADER),
+            HeaderName::from_static("link"),
+            HeaderName::from_static("etag"),
         ])
         .max_age(Duration::from_secs(600))
 }

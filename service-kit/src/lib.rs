@@ -3,7 +3,6 @@
 //! # Layout
 //! - [`clock`]: the current time as Unix seconds, milliseconds and RFC 3339.
 //! - [`config`]: the flags all four binaries share (bind address, API keys) and [`config::Secret`].
-//! - [`auth`]: the `X-API-Key` layer, comparing keys in constant time.
 //! - [`error`]: [`ApiError`], the one error type, and its `{"error":{"code","message"}}` body;
 //!   a 5xx leaves its cause on the response for `http`'s middleware to log once.
 //! - [`extract`]: `Json`, `Query` and `Path` extractors whose rejections use that body.
@@ -16,7 +15,11 @@
 //!   a call that changes something answers with an [`peer::Outcome`]: done, refused, unknown.
 //! - [`events`]: the domain event table, `record` inside a transaction, and `GET /events`.
 //! - [`metrics`]: `/metrics` in the Prometheus text format, per-route counts and latency.
-//! - [`openapi`]: the `X-API-Key` scheme and the `/openapi.json` route.
+//! - [`auth`]: the `X-API-Key` check, the keys' scopes (admin, storefront) and the one
+//!   place a route is marked admin-only.
+//! - [`openapi`]: the `X-API-Key` scheme, the `/openapi.json` route and Swagger UI at `/docs`.
+//! - [`listing`]: a page of a list as an answer, with `X-Total-Count` and a `Link` to the
+//!   next page.
 //! - [`idempotency`]: the `Idempotency-Key` middleware and its table.
 //! - [`webhook`]: Standard Webhooks signing and verification (HMAC-SHA256, rotation).
 //! - [`http`]: [`http::ServiceBuilder`] (how every service is assembled: its routes declared
@@ -39,6 +42,7 @@ pub mod events;
 pub mod extract;
 pub mod http;
 pub mod idempotency;
+pub mod listing;
 pub mod metrics;
 pub mod migrations;
 pub mod money;

@@ -28,6 +28,8 @@ pub struct Call<'a> {
     pub json: Option<&'a str>,
     /// Extra headers.
     pub headers: Vec<(&'a str, String)>,
+    /// A body that is not JSON, with its content type.
+    pub bytes: Option<(&'a str, Vec<u8>)>,
 }
 
 impl<'a> Call<'a> {
@@ -39,7 +41,14 @@ impl<'a> Call<'a> {
             key: Some(TEST_KEY),
             json: None,
             headers: Vec::new(),
+            bytes: None,
         }
+    }
+
+    /// The same request with a body of `content_type` (an image, say).
+    pub fn bytes(mut self, content_type: &'a str, bytes: Vec<u8>) -> Self {
+        self.bytes = Some((content_type, bytes));
+        self
     }
 
     /// The same request with one more header.
@@ -81,12 +90,16 @@ pub async fn send_raw(
     for (name, value) in &call.headers {
         builder = builder.header(*name, value);
     }
-    let body = match call.json {
-        Some(json) => {
+    let body = match (call.json, call.bytes) {
+        (Some(json), _) => {
             builder = builder.header("content-type", "application/json");
             Body::from(json.to_string())
         }
-        None => Body::empty(),
+        (None, Some((content_type, bytes))) => {
+            builder = builder.header("content-type", content_type);
+            Body::from(bytes)
+        }
+        (None, None) => Body::empty(),
     };
     let request = builder.body(body).expect("valid test request");
     let response = app

@@ -93,6 +93,15 @@ impl CatalogClient {
         }
     }
 
+    /// The product that has `sku` (`GET /products?sku=`), `Ok(None)` if none has, `Err` if
+    /// the catalog could not answer.
+    pub async fn product_with_sku(&self, sku: &str) -> Result<Option<ProductView>, PeerError> {
+        let query: String = url_encoded(sku);
+        let found: Option<Vec<ProductView>> =
+            self.peer.get_json(format!("/products?sku={query}")).await?;
+        Ok(found.unwrap_or_default().into_iter().next())
+    }
+
     /// `POST /reservations`: every line held under `reference` for the order until it is
     /// committed or released, or none (refused with 409 when out of stock or when the
     /// reference holds other lines, 422 for an unknown product).
@@ -146,4 +155,17 @@ impl CatalogClient {
             )
             .await
     }
+}
+
+/// `text` with every byte but unreserved ASCII percent-encoded, for a query string.
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

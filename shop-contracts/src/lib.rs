@@ -12,11 +12,14 @@
 //!   captured-payments summary, and the typed client (cart pays, order reads the summary).
 //! - [`catalog`]: the catalog's product and reservation bodies, and its typed client (cart
 //!   and order both call it).
+//! - [`customer`]: who an order is for and where it goes (`customer`, `shipping_address`),
+//!   checked by cart before a checkout and by order when it stores them.
 //! - [`card`]: the card a shopper sends, its form checks (Luhn, expiry, CVC); cart checks
 //!   it before a checkout, payment before a charge.
 
 pub mod card;
 pub mod catalog;
+pub mod customer;
 pub mod orders;
 pub mod payments;
 mod status;

@@ -35,6 +35,23 @@ pub struct NewOrderLine {
     pub price: Cents,
 }
 
+/// The body of `POST /orders` as an object: its lines and whom it is for (the bare array of
+/// lines is the same order without them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlaceOrder {
+    /// The lines.
+    pub items: Vec<NewOrderLine>,
+    /// Who it is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<crate::customer::Customer>,
+    /// Where it goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<crate::customer::ShippingAddress>,
+    /// A promo code for the order service to apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promo_code: Option<String>,
+}
+
 /// The body of `PUT /orders/{id}/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusChange {

@@ -1,19 +1,20 @@
 //! `/cart/{user_id}/checkout` and `/checkouts`: run a checkout, and see where one stands.
 
 use crate::AppState;
-use crate::checkout::{self, Ended};
+use crate::checkout::{self, CheckoutInput, DirectLine, Ended, ProductKey};
 use crate::domain::{Checkout, CheckoutLine, CheckoutStatus, Step, StepLog};
 use crate::store;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
-use service_kit::domain::{Page, UserId};
+use service_kit::domain::{Id, Page, Quantity, UserId};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
-use shop_contracts::card::{self, CardBody, CardIn};
+use shop_contracts::card::{self, CardIn};
+use shop_contracts::customer::{Customer, ShippingAddress};
 
 /// `GET /checkouts?user_id=U&limit=&offset=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -41,6 +42,8 @@ pub struct CheckoutOut {
     pub step: Step,
     pub steps: Vec<StepLog>,
     pub lines: Vec<CheckoutLine>,
+    /// What is paid: the lines at the catalog's prices, less what a promo code took off
+    /// once the order is placed.
     pub total: Option<Cents>,
     pub order_id: Option<i64>,
     pub payment_id: Option<i64>,
@@ -75,15 +78,48 @@ impl From<Checkout> for CheckoutOut {
     }
 }
 
-/// Reads the optional `{"card":{...}}` body and checks the card's form, so that a malformed
-/// card is refused before an order is placed, not at the pay step with an order and a
-/// reservation to undo. The card is passed on to the payment service and never kept.
-fn card_from_body(body: &[u8]) -> Result<Option<CardIn>, ApiError> {
-    let card = card::card_from_body(body)?;
-    if let Some(card) = &card {
+/// The optional body of a checkout: the card to pay with, and whom the order is for.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct CheckoutBody {
+    /// Leave out to pay without a card (always approved).
+    pub card: Option<CardIn>,
+    /// Kept with the order.
+    pub customer: Option<Customer>,
+    /// Kept with the order.
+    pub shipping_address: Option<ShippingAddress>,
+    /// A promo code: the order service applies it (a 422 at the order step says why it
+    /// does not apply) and the discounted total is what is paid.
+    #[schema(example = "WELCOME10", max_length = 32)]
+    pub promo_code: Option<String>,
+}
+
+/// Reads the optional body and checks the card's form, the customer and the address, so
+/// that bad input is refused before an order is placed, not at a later step with an order
+/// and a reservation to undo. The card is passed on to the payment service and never kept;
+/// a parse error is not echoed (it could quote the card number).
+fn checkout_input(body: &[u8]) -> Result<CheckoutInput, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CheckoutInput::default());
+    }
+    service_kit::extract::require_utf8(body)?;
+    let body: CheckoutBody = serde_json::from_slice(body).map_err(|_| {
+        ApiError::Validation(
+            r#"body must be {"card":{"number":"...","exp_month":12,"exp_year":2030,"cvc":"123"},"customer":{"email":"..."},"shipping_address":{...}}, each part optional"#
+                .to_string(),
+        )
+    })?;
+    if let Some(card) = &body.card {
         card::check(card, service_kit::clock::current_year_month())?;
     }
-    Ok(card)
+    Ok(CheckoutInput {
+        card: body.card,
+        customer: body.customer.map(Customer::checked).transpose()?,
+        shipping_address: body
+            .shipping_address
+            .map(ShippingAddress::checked)
+            .transpose()?,
+        promo_code: body.promo_code,
+    })
 }
 
 /// Checks out the whole cart: validate, order, reserve, pay, commit, clear. A failed step
@@ -95,7 +131,7 @@ fn card_from_body(body: &[u8]) -> Result<Option<CardIn>, ApiError> {
         ("user_id" = inline(UserId), Path, description = "The shopper"),
         ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255),
     ),
-    request_body(content = Option<CardBody>, content_type = "application/json"),
+    request_body(content = Option<CheckoutBody>, content_type = "application/json"),
     responses(
         (status = 201, description = "Completed: paid, stock taken, cart cleared", body = CheckoutOut),
         (status = 202, description = "Paid; the last steps finish in the background", body = CheckoutOut),
@@ -116,8 +152,13 @@ pub async fn cart_checkout(
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
     let user = UserId::parse(&user_id)?;
-    let card = card_from_body(&body)?;
-    match checkout::start(&state, user, card).await? {
+    let input = checkout_input(&body)?;
+    ended_answer(checkout::start(&state, user, input).await?)
+}
+
+/// A checkout's answer: 201 completed, 202 paid and finishing, else its failure.
+fn ended_answer(ended: Ended) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
+    match ended {
         Ended::Completed(done) => Ok((StatusCode::CREATED, Json(done.into()))),
         Ended::Finishing(paid) => Ok((StatusCode::ACCEPTED, Json(paid.into()))),
         Ended::Failed(_, failure) => Err(failure.into()),
@@ -177,4 +218,286 @@ pub async fn checkouts_list(
         .call(move |conn| Ok(store::list_checkouts(conn, &user, page)?))
         .await?;
     Ok(Json(checkouts.into_iter().map(CheckoutOut::from).collect()))
+}
+
+/// Seed 001's `POST /checkout/process` body: the lines, the card and whom it is for, in one
+/// call, without a cart.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ProcessBody {
+    /// Whose checkout it is (as for `/cart/{user_id}`); default: the customer's email when
+    /// it is a valid user id, else `guest`.
+    pub user_id: Option<String>,
+    /// 1 to 100 lines.
+    pub items: Vec<ProcessItem>,
+    /// The card; leave out to pay without one (always approved).
+    pub payment_method: Option<PaymentMethod>,
+    /// The customer's email (seed 001's field); or give `customer`.
+    #[schema(example = "customer@example.com")]
+    pub customer_email: Option<String>,
+    pub customer: Option<Customer>,
+    /// Seed 001's `{street, number, city, state, zip_code}`, or the shop's own address form.
+    pub shipping_address: Option<AddressIn>,
+    #[schema(example = "WELCOME10", max_length = 32)]
+    pub promo_code: Option<String>,
+}
+
+/// One line of a one-call checkout.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ProcessItem {
+    /// A product id (`2`) or a product's SKU (`"prod_001"`).
+    #[schema(value_type = String, example = "prod_001")]
+    pub product_id: ProductIdIn,
+    /// 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
+    pub quantity: i64,
+    /// The price the client saw; the catalog's must be the same (else 422).
+    #[schema(value_type = f64, example = 99.90)]
+    pub price: Cents,
+}
+
+/// A product named by id or by SKU.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ProductIdIn {
+    Id(i64),
+    Text(String),
+}
+
+/// Seed 001's `payment_method`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PaymentMethod {
+    /// `credit_card`, `debit_card` or `card`.
+    #[serde(rename = "type", default)]
+    #[schema(example = "credit_card")]
+    pub kind: Option<String>,
+    #[schema(example = "4242424242424242")]
+    pub card_number: String,
+    /// `MM/YY` (or `MM/YYYY`).
+    #[schema(example = "12/30")]
+    pub card_expiry: String,
+    #[schema(example = "123")]
+    pub card_cvv: String,
+}
+
+impl std::fmt::Debug for PaymentMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PaymentMethod([redacted])")
+    }
+}
+
+/// A shipping address in either form.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AddressIn {
+    Shop(ShippingAddress),
+    Seed(SeedAddress),
+}
+
+/// Seed 001's shipping address.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SeedAddress {
+    #[schema(example = "Rua das Flores")]
+    pub street: String,
+    #[schema(example = "123")]
+    pub number: Option<String>,
+    pub complement: Option<String>,
+    #[schema(example = "São Paulo")]
+    pub city: String,
+    #[schema(example = "SP")]
+    pub state: Option<String>,
+    #[schema(example = "01234-567")]
+    pub zip_code: String,
+    /// ISO 3166-1 alpha-2, when known.
+    pub country: Option<String>,
+    /// Who receives it (default: the customer's name, if given).
+    pub name: Option<String>,
+}
+
+impl std::fmt::Debug for SeedAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SeedAddress([personal data])")
+    }
+}
+
+impl AddressIn {
+    /// The shop's form of the address.
+    fn into_shipping_address(self) -> ShippingAddress {
+        match self {
+            AddressIn::Shop(address) => address,
+            AddressIn::Seed(seed) => {
+                let street = match &seed.number {
+                    Some(number) => format!("{}, {}", seed.street.trim(), number.trim()),
+                    None => seed.street.clone(),
+                };
+                ShippingAddress {
+                    name: seed.name,
+                    lines: std::iter::once(street).chain(seed.complement).collect(),
+                    city: seed.city,
+                    region: seed.state,
+                    postal_code: seed.zip_code,
+                    country: seed.country,
+                }
+            }
+        }
+    }
+}
+
+impl PaymentMethod {
+    /// The card in the shop's form; a 422 for another type or an expiry not `MM/YY`.
+    fn into_card(self) -> Result<CardIn, ApiError> {
+        if let Some(kind) = &self.kind
+            && !["credit_card", "debit_card", "card"].contains(&kind.as_str())
+        {
+            return Err(ApiError::Validation(
+                "payment_method.type must be credit_card, debit_card or card".into(),
+            ));
+        }
+        let expiry = self
+            .card_expiry
+            .trim()
+            .split_once('/')
+            .and_then(|(month, year)| {
+                Some((month.trim().parse().ok()?, year.trim().parse().ok()?))
+            });
+        let Some((exp_month, exp_year)) = expiry else {
+            return Err(ApiError::Validation(
+                "payment_method.card_expiry must be MM/YY".into(),
+            ));
+        };
+        Ok(CardIn {
+            number: self.card_number,
+            exp_month,
+            exp_year,
+            cvc: self.card_cvv,
+        })
+    }
+}
+
+/// Reads and checks a one-call checkout: its lines, card, customer and address, all before
+/// anything is recorded. Parse errors are not echoed (they could quote the card number).
+fn process_input(body: &[u8]) -> Result<(UserId, Vec<DirectLine>, CheckoutInput), ApiError> {
+    service_kit::extract::require_utf8(body)?;
+    let body: ProcessBody = serde_json::from_slice(body).map_err(|_| {
+        ApiError::Validation(
+            r#"body must be {"items":[{"product_id":"prod_001","quantity":2,"price":99.90}],"payment_method":{"type":"credit_card","card_number":"...","card_expiry":"MM/YY","card_cvv":"123"},"customer_email":"...","shipping_address":{...}}"#
+                .to_string(),
+        )
+    })?;
+    if body.items.is_empty() || body.items.len() > shop_contracts::orders::MAX_ORDER_LINES {
+        return Err(ApiError::Validation(format!(
+            "items must have 1 to {} lines",
+            shop_contracts::orders::MAX_ORDER_LINES
+        )));
+    }
+    let lines = body
+        .items
+        .into_iter()
+        .map(|item| {
+            let product = match item.product_id {
+                ProductIdIn::Id(id) => ProductKey::Id(Id::parse(id, "product_id")?),
+                ProductIdIn::Text(text) => match text.trim().parse::<i64>() {
+                    Ok(id) => ProductKey::Id(Id::parse(id, "product_id")?),
+                    Err(_) => ProductKey::Sku(sku(&text)?),
+                },
+            };
+            if item.price.get() <= 0 {
+                return Err(ApiError::Validation(
+                    "an item's price must be positive".into(),
+                ));
+            }
+            Ok(DirectLine {
+                product,
+                quantity: Quantity::parse(item.quantity)?,
+                price: item.price,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let card = body
+        .payment_method
+        .map(PaymentMethod::into_card)
+        .transpose()?;
+    if let Some(card) = &card {
+        card::check(card, service_kit::clock::current_year_month())?;
+    }
+    let customer = match (body.customer, body.customer_email) {
+        (Some(customer), _) => Some(customer),
+        (None, Some(email)) => Some(Customer { email, name: None }),
+        (None, None) => None,
+    }
+    .map(Customer::checked)
+    .transpose()?;
+    let shipping_address = body
+        .shipping_address
+        .map(|address| {
+            let mut address = address.into_shipping_address();
+            if address.name.is_none() {
+                address.name = customer.as_ref().and_then(|c| c.name.clone());
+            }
+            address.checked()
+        })
+        .transpose()?;
+    let user = match body.user_id {
+        Some(user) => UserId::parse(&user)?,
+        None => customer
+            .as_ref()
+            .and_then(|c| UserId::parse(&c.email.to_ascii_lowercase()).ok())
+            .unwrap_or_else(|| UserId::parse("guest").expect("a valid user id")),
+    };
+    let input = CheckoutInput {
+        card,
+        customer,
+        shipping_address,
+        promo_code: body.promo_code,
+    };
+    Ok((user, lines, input))
+}
+
+/// A SKU as a one-call checkout names it.
+fn sku(raw: &str) -> Result<String, ApiError> {
+    let sku = raw.trim();
+    let ok = (1..=64).contains(&sku.len())
+        && sku
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(sku.to_string())
+    } else {
+        Err(ApiError::Validation(
+            "product_id must be a product id or a SKU (letters, digits, '_', '-', '.')".into(),
+        ))
+    }
+}
+
+/// Seed 001's one-call checkout: the lines (by product id or SKU, at the catalog's prices:
+/// 422 when one differs), the card, the customer's email and the shipping address, run as
+/// a cart's checkout is (validate, order, reserve, pay, commit), with its record and undo,
+/// and without touching any cart. Send an `Idempotency-Key` header to make a retry safe.
+#[utoipa::path(
+    post,
+    path = "/checkout/process",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255),
+    ),
+    request_body(content = ProcessBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Completed: paid and stock taken", body = CheckoutOut),
+        (status = 202, description = "Paid; the last steps finish in the background", body = CheckoutOut),
+        (status = 400, description = "Malformed body or Idempotency-Key", body = ErrorBody),
+        (status = 402, description = "The card was declined; the checkout was undone", body = ErrorBody),
+        (status = 404, description = "A product is gone", body = ErrorBody),
+        (status = 409, description = "Stock ran out, a checkout of this user is running, or the key is in use", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
+        (status = 422, description = "A bad line, card, customer or address, an unknown SKU, a price that is not the catalog's, a promo code that does not apply", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn checkout_process(
+    State(state): State<AppState>,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
+    let (user, lines, input) = process_input(&body)?;
+    let ended = checkout::start_direct(&state, user, lines, input).await?;
+    ended_answer(ended)
 }

@@ -1,16 +1,18 @@
 //! `/products`: the catalog as clients see it.
 
 use crate::AppState;
-use crate::domain::{AuditRow, Movement, Product, ProductFields};
+use crate::domain::{AuditRow, Movement, Product, ProductFields, ProductSort};
 use crate::inventory;
 use crate::store;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page};
 use service_kit::error::ErrorBody;
-use service_kit::extract::{Json, Path, Query};
+use service_kit::extract::{Json, Path, Query, RawBody};
+use service_kit::listing::Listed;
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 
@@ -20,6 +22,11 @@ pub struct ProductOut {
     pub id: i64,
     pub name: String,
     pub description: String,
+    /// Its stock-keeping unit, unique among products.
+    pub sku: Option<String>,
+    pub category: Option<String>,
+    /// Where its picture is (`/products/{id}/image`), if it has one.
+    pub image_url: Option<String>,
     pub price: Cents,
     /// Units on sale (the same as `available`).
     pub stock: i64,
@@ -42,6 +49,9 @@ impl From<Product> for ProductOut {
             id: p.id,
             name: p.name,
             description: p.description,
+            image_url: p.has_image.then(|| format!("/products/{}/image", p.id)),
+            sku: p.sku,
+            category: p.category,
             price: p.price,
             stock: p.stock,
             available: p.stock,
@@ -54,27 +64,159 @@ impl From<Product> for ProductOut {
     }
 }
 
-/// Products on sale, by id.
+/// `GET /products?q=&category=&sku=&min_price=&max_price=&in_stock=&sort=&limit=&offset=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProductQuery {
+    /// Words in the name or description (any case), or the SKU.
+    #[param(max_length = 100)]
+    pub q: Option<String>,
+    /// Only this category (any case).
+    #[param(max_length = 100)]
+    pub category: Option<String>,
+    /// Only the product with this SKU.
+    #[param(max_length = 64)]
+    pub sku: Option<String>,
+    /// Only products costing at least this much.
+    #[param(value_type = Option<f64>, minimum = 0.0)]
+    pub min_price: Option<Cents>,
+    /// Only products costing at most this much.
+    #[param(value_type = Option<f64>, minimum = 0.0)]
+    pub max_price: Option<Cents>,
+    /// `true`: only products with units on sale.
+    pub in_stock: Option<bool>,
+    /// `id` (default), `price`, `-price`, `name` or `newest`.
+    #[param(inline)]
+    pub sort: Option<ProductSort>,
+    /// Rows wanted (1 to 200, default 50).
+    pub limit: Option<u32>,
+    /// Rows to skip.
+    pub offset: Option<u32>,
+}
+
+/// Products on sale, by id unless `sort` says otherwise, filtered as asked. The body is
+/// the page's bare array; `X-Total-Count` has how many match in all, and `Link` the next
+/// page.
 #[utoipa::path(
     get,
     path = "/products",
-    params(Page),
+    params(ProductQuery),
     responses(
-        (status = 200, description = "Products", body = [ProductOut]),
+        (status = 200, description = "Products", body = [ProductOut],
+            headers(("X-Total-Count" = i64, description = "How many products match in all"),
+                    ("Link" = String, description = "<...>; rel=\"next\" while more are left"))),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
+        (status = 422, description = "A filter out of range", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
 )]
 pub async fn products_list(
     State(state): State<AppState>,
-    Query(page): Query<Page>,
-) -> Result<Json<Vec<ProductOut>>, ApiError> {
-    let products = state
+    uri: Uri,
+    Query(query): Query<ProductQuery>,
+) -> Result<Listed<ProductOut>, ApiError> {
+    let too_long = |name: &str, value: &Option<String>, max: usize| match value {
+        Some(v) if v.chars().count() > max => Err(ApiError::Validation(format!(
+            "{name} must be at most {max} characters"
+        ))),
+        _ => Ok(()),
+    };
+    too_long("q", &query.q, 100)?;
+    too_long("category", &query.category, 100)?;
+    too_long("sku", &query.sku, 64)?;
+    if query.min_price.is_some_and(|p| p.get() < 0) || query.max_price.is_some_and(|p| p.get() < 0)
+    {
+        return Err(ApiError::Validation("prices cannot be negative".into()));
+    }
+    let blank_is_none =
+        |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let filter = store::ProductFilter {
+        q: blank_is_none(query.q),
+        category: blank_is_none(query.category),
+        sku: blank_is_none(query.sku),
+        min_price: query.min_price,
+        max_price: query.max_price,
+        in_stock: query.in_stock.unwrap_or(false),
+        sort: query.sort.unwrap_or(ProductSort::Id),
+    };
+    let page = Page {
+        limit: query.limit,
+        offset: query.offset,
+    };
+    let (products, total) = state
         .db
-        .call(move |conn| Ok(store::list_products(conn, page)?))
+        .call(move |conn| Ok(store::list_products(conn, &filter, page)?))
         .await?;
-    Ok(Json(products.into_iter().map(ProductOut::from).collect()))
+    let listed = Listed {
+        items: products,
+        total,
+        page,
+        uri,
+    };
+    Ok(listed.map(ProductOut::from))
+}
+
+/// The picture of product `id`, as uploaded.
+#[utoipa::path(
+    get,
+    path = "/products/{id}/image",
+    params(("id" = i64, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "The image (PNG, JPEG or WebP)", content(
+            (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"))),
+        (status = 400, description = "Not a number", body = ErrorBody),
+        (status = 404, description = "No such product on sale, or it has no image", body = ErrorBody),
+        (status = 422, description = "Not a positive id", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn image_get(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = Id::parse(id, "product id")?;
+    let (content_type, bytes) = state
+        .db
+        .call(move |conn| Ok(store::get_image(conn, id)?))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("product {id} has no image")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "private, max-age=60".to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        bytes,
+    ))
+}
+
+/// Sets product `id`'s picture: the body is the image itself, PNG, JPEG or WebP (told by
+/// its bytes, not by the header), at most 1 MiB.
+#[utoipa::path(
+    put,
+    path = "/products/{id}/image",
+    params(("id" = i64, Path, description = "Product id")),
+    request_body(content = Vec<u8>, content_type = "image/png", description = "A PNG, JPEG or WebP image, at most 1 MiB"),
+    responses(
+        (status = 200, description = "The product, with its image_url", body = ProductOut),
+        (status = 400, description = "Not a number", body = ErrorBody),
+        (status = 404, description = "No such product on sale", body = ErrorBody),
+        (status = 413, description = "Larger than 1 MiB", body = ErrorBody),
+        (status = 422, description = "Not a PNG, JPEG or WebP image, or not a positive id", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn image_put(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    RawBody(bytes): RawBody,
+) -> Result<Json<ProductOut>, ApiError> {
+    let id = Id::parse(id, "product id")?;
+    let product = inventory::set_image(&state.db, id, bytes.to_vec()).await?;
+    Ok(Json(product.into()))
 }
 
 /// One product on sale.

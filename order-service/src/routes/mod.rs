@@ -1,3 +1,4 @@
 //! HTTP handlers, one module per resource.
 
 pub mod orders;
+pub mod promos;

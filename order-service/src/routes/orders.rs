@@ -1,7 +1,10 @@
 //! `/orders`: place, list and read orders, and the payment webhook that marks one PAID.
 
 use crate::AppState;
-use crate::domain::{NewOrder, Order, OrderLineIn, OrderStatus, OrderStock, Stats, StatusEntry};
+use crate::domain::{
+    Customer, NewOrder, Order, OrderBody, OrderStatus, OrderStock, Shipment, ShippingAddress,
+    Stats, StatusEntry,
+};
 use crate::lifecycle;
 use crate::store;
 use axum::extract::State;
@@ -25,7 +28,20 @@ pub struct OrderOut {
     #[serde(rename = "ref")]
     pub reference: String,
     pub user_id: String,
+    /// Who it is for, when the order said.
+    pub customer: Option<Customer>,
+    /// Where it goes, when the order said.
+    pub shipping_address: Option<ShippingAddress>,
+    /// How it travels, once SHIPPED with a carrier and tracking number.
+    pub shipment: Option<ShipmentOut>,
     pub items: Vec<OrderItemOut>,
+    /// The lines' sum.
+    pub subtotal: Cents,
+    /// What the promo code took off.
+    pub discount: Cents,
+    /// The promo code applied, if any.
+    pub promo_code: Option<String>,
+    /// What is paid: subtotal less discount.
     pub total: Cents,
     pub status: OrderStatus,
     /// False when the order was accepted while the catalog could not be asked.
@@ -45,10 +61,20 @@ pub struct OrderOut {
     pub updated_at: String,
 }
 
+/// How a shipped order travels.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ShipmentOut {
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
 /// One line of an order.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderItemOut {
     pub product_id: i64,
+    /// The product's name when the order was placed (null if the catalog could not be
+    /// asked then).
+    pub name: Option<String>,
     pub quantity: i64,
     pub price: Cents,
     pub line_total: Cents,
@@ -68,16 +94,26 @@ impl From<Order> for OrderOut {
             id: o.id,
             reference: o.reference,
             user_id: o.user_id,
+            customer: o.customer,
+            shipping_address: o.shipping_address,
+            shipment: o.shipment.map(|s| ShipmentOut {
+                carrier: s.carrier,
+                tracking_number: s.tracking_number,
+            }),
             items: o
                 .items
                 .into_iter()
                 .map(|i| OrderItemOut {
                     product_id: i.product_id,
+                    name: i.name,
                     quantity: i.quantity,
                     price: i.price,
                     line_total: i.line_total,
                 })
                 .collect(),
+            subtotal: o.subtotal,
+            discount: o.discount,
+            promo_code: o.promo_code,
             total: o.total,
             status: o.status,
             catalog_verified: o.catalog_verified,
@@ -122,8 +158,13 @@ pub struct ListParams {
     /// Only this shopper's orders.
     #[param(value_type = Option<UserId>, inline)]
     pub user_id: Option<String>,
-    /// Only orders in this status (PENDING, PAID, SHIPPED, DELIVERED, CANCELLED; any case).
+    /// Only orders in this status (PENDING, PAID, SHIPPED, DELIVERED, CANCELLED, REFUNDED;
+    /// any case).
     pub status: Option<String>,
+    /// Only orders whose customer has this email address (the domain's case does not
+    /// matter).
+    #[param(max_length = 254)]
+    pub email: Option<String>,
     /// Rows wanted (1 to 200, default 50).
     pub limit: Option<u32>,
     /// Rows to skip.
@@ -143,6 +184,12 @@ pub struct StatusChange {
     /// order only while nothing was paid.
     #[schema(example = "PENDING", max_length = 20)]
     pub from: Option<String>,
+    /// With SHIPPED: who carries it (1 to 100 characters), given with `tracking_number`.
+    #[schema(example = "DHL", max_length = 100)]
+    pub carrier: Option<String>,
+    /// With SHIPPED: the carrier's tracking number (1 to 100 characters).
+    #[schema(example = "JD014600006281230704", max_length = 100)]
+    pub tracking_number: Option<String>,
 }
 
 /// `GET /orders/stats`.
@@ -227,20 +274,22 @@ pub struct MismatchOut {
     pub captured_net: Cents,
 }
 
-/// Places an order. Every line's price must be the catalog's; when the catalog cannot
-/// answer the order is accepted unverified. Send an `Idempotency-Key` to make a retry safe.
+/// Places an order: the bare array of lines, or an object with them as `items` and the
+/// optional `customer` and `shipping_address`. Every line's price must be the catalog's;
+/// when the catalog cannot answer the order is accepted unverified. Send an
+/// `Idempotency-Key` to make a retry safe.
 #[utoipa::path(
     post,
     path = "/orders",
     params(CreateParams, ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255)),
-    request_body = Vec<OrderLineIn>,
+    request_body = OrderBody,
     responses(
         (status = 201, description = "The new order, PENDING", body = OrderOut),
         (status = 400, description = "Malformed JSON, parameter or Idempotency-Key", body = ErrorBody),
         (status = 409, description = "The same Idempotency-Key is in use", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "An invalid user id, line, or a price that is not the catalog's", body = ErrorBody),
+        (status = 422, description = "An invalid user id, line, customer or address field (named), or a price that is not the catalog's", body = ErrorBody),
 
         ProtectedErrors,
     ),
@@ -249,10 +298,10 @@ pub struct MismatchOut {
 pub async fn orders_create(
     State(state): State<AppState>,
     Query(params): Query<CreateParams>,
-    Json(lines): Json<Vec<OrderLineIn>>,
+    Json(body): Json<OrderBody>,
 ) -> Result<(StatusCode, Json<OrderOut>), ApiError> {
     let user = UserId::parse(&params.user_id)?;
-    let order = NewOrder::parse(user, lines)?;
+    let order = NewOrder::from_body(user, body)?;
     let placed = lifecycle::place_order(&state, order).await?;
     Ok((StatusCode::CREATED, Json(placed.into())))
 }
@@ -264,7 +313,7 @@ pub async fn orders_create(
     responses(
         (status = 200, description = "Orders", body = [OrderOut]),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
-        (status = 422, description = "An invalid user id or status", body = ErrorBody),
+        (status = 422, description = "An invalid user id, status or email", body = ErrorBody),
 
         ProtectedErrors,
     ),
@@ -274,19 +323,30 @@ pub async fn orders_list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<OrderOut>>, ApiError> {
-    let user = params.user_id.as_deref().map(UserId::parse).transpose()?;
-    let status = params
-        .status
-        .as_deref()
-        .map(str::parse::<OrderStatus>)
-        .transpose()?;
+    let filter = store::OrderFilter {
+        user: params.user_id.as_deref().map(UserId::parse).transpose()?,
+        status: params
+            .status
+            .as_deref()
+            .map(str::parse::<OrderStatus>)
+            .transpose()?,
+        email: params
+            .email
+            .as_deref()
+            .map(|raw| {
+                shop_contracts::customer::normalized_email(raw).ok_or_else(|| {
+                    ApiError::Validation("email must be an address like name@example.com".into())
+                })
+            })
+            .transpose()?,
+    };
     let page = Page {
         limit: params.limit,
         offset: params.offset,
     };
     let orders = state
         .db
-        .call(move |conn| Ok(store::list_orders(conn, user.as_ref(), status, page)?))
+        .call(move |conn| Ok(store::list_orders(conn, &filter, page)?))
         .await?;
     Ok(Json(orders.into_iter().map(OrderOut::from).collect()))
 }
@@ -375,7 +435,7 @@ pub async fn orders_payment(
         (status = 409, description = "A transition the lifecycle does not allow", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "An unknown status or not a positive id", body = ErrorBody),
+        (status = 422, description = "An unknown status, not a positive id, or a carrier without a tracking number (or the other way round, or either without SHIPPED)", body = ErrorBody),
 
         ProtectedErrors,
     ),
@@ -390,7 +450,8 @@ pub async fn orders_status_update(
     let target: OrderStatus = change.status.parse()?;
     let from: Option<OrderStatus> = change.from.as_deref().map(str::parse).transpose()?;
     let reason = change.reason.map(|r| r.chars().take(500).collect());
-    let order = lifecycle::change_status(&state, id, (from, target), reason).await?;
+    let shipment = Shipment::parse(target, change.carrier, change.tracking_number)?;
+    let order = lifecycle::change_status(&state, id, (from, target), reason, shipment).await?;
     Ok(Json(order.into()))
 }
 
