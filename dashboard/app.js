@@ -78,6 +78,16 @@ async function api(service, method, path, body, extraHeaders = {}) {
   return { ok: false, status: response.status, data, problem };
 }
 
+// A picture behind the API key: fetched with the key (an <img src> cannot send it) and
+// shown from a blob URL.
+async function loadImage(service, path, img) {
+  try {
+    const response = await fetch(settings[service] + path, { headers: { "X-API-Key": settings.apiKey } });
+    if (!response.ok) return;
+    img.src = URL.createObjectURL(await response.blob());
+  } catch (_) { /* no picture: the row shows without one */ }
+}
+
 // ---- Health -------------------------------------------------------------------------------
 
 async function refreshHealth() {
@@ -111,8 +121,12 @@ async function refreshShop() {
       const note = added.data.item.verified ? "" : " (unverified: the catalog could not be asked)";
       say("shop-msg", `Added ${qty.value} × ${p.name} to the cart of ${settings.userId}${note}.`, true);
     };
+    const picture = h("img", { class: "thumb", alt: p.image_url ? `picture of ${p.name}` : "" });
+    if (p.image_url) loadImage("catalog", p.image_url, picture);
     return h("tr", { "data-product": p.id },
-      h("td", {}, p.id), h("td", {}, p.name), h("td", {}, money(p.price)), h("td", {}, p.stock),
+      h("td", {}, p.id), h("td", {}, picture),
+      h("td", {}, p.name, p.category ? h("span", { class: "muted" }, ` · ${p.category}`)),
+      h("td", {}, money(p.price)), h("td", {}, p.stock),
       h("td", {}, qty), h("td", {}, h("button", { onclick: add }, "Add to cart")));
   });
   $("#products tbody").replaceChildren(...rows);
@@ -163,9 +177,12 @@ async function clearCart() {
 
 async function checkout() {
   const number = $("#card").value;
-  const body = number ? { card: { number, exp_month: 12, exp_year: new Date().getFullYear() + 3, cvc: "123" } } : undefined;
+  const body = {};
+  if (number) body.card = { number, exp_month: 12, exp_year: new Date().getFullYear() + 3, cvc: "123" };
+  if ($("#checkout-email").value.trim()) body.customer = { email: $("#checkout-email").value.trim() };
+  if ($("#checkout-promo").value.trim()) body.promo_code = $("#checkout-promo").value.trim();
   say("checkout-msg", "Checking out…", true);
-  const answer = await api("cart", "POST", `${cartPath()}/checkout`, body);
+  const answer = await api("cart", "POST", `${cartPath()}/checkout`, Object.keys(body).length ? body : undefined);
   if (!answer.ok) {
     say("checkout-msg", `Checkout failed: ${answer.problem}`);
   } else if (answer.data.status === "completed") {
@@ -182,6 +199,7 @@ async function refreshOrders() {
   const params = new URLSearchParams();
   if ($("#order-status-filter").value) params.set("status", $("#order-status-filter").value);
   if ($("#order-user-filter").value.trim()) params.set("user_id", $("#order-user-filter").value.trim());
+  if ($("#order-email-filter").value.trim()) params.set("email", $("#order-email-filter").value.trim());
   const answer = await api("order", "GET", `/orders?${params}`);
   if (!answer.ok) return say("orders-msg", answer.problem);
   say("orders-msg", `${answer.data.length} order(s).`, true);
@@ -206,9 +224,23 @@ async function showOrder(id) {
   $("#od-status").textContent = order.status;
   say("od-msg", "", true);
   $("#od-actions").replaceChildren(...(NEXT_STEPS[order.status] || []).map(([label, status]) =>
-    h("button", { onclick: () => advance(order.id, status) }, label)));
+    status === "SHIPPED" ? shipForm(order.id) : h("button", { onclick: () => advance(order.id, status) }, label)));
   $("#od-lines").replaceChildren(...order.items.map((l) =>
-    h("li", {}, `${l.quantity} × product ${l.product_id} at ${money(l.price)} = ${money(l.line_total)}`)));
+    h("li", {}, `${l.quantity} × ${l.name || "product " + l.product_id} at ${money(l.price)} = ${money(l.line_total)}`)));
+  $("#od-money").textContent = order.discount > 0
+    ? `Subtotal ${money(order.subtotal)} − ${money(order.discount)} (${order.promo_code}) = ${money(order.total)}`
+    : `Total ${money(order.total)}`;
+  const customer = order.customer;
+  const address = order.shipping_address;
+  $("#od-customer").replaceChildren(
+    h("li", {}, customer ? `${customer.name ? customer.name + " · " : ""}${customer.email}` : "no customer given"),
+    h("li", {}, address
+      ? [address.name, ...address.lines, [address.postal_code, address.city].join(" "), address.region, address.country]
+          .filter(Boolean).join(", ")
+      : "no shipping address"),
+    h("li", {}, order.shipment
+      ? `Shipped with ${order.shipment.carrier}, tracking ${order.shipment.tracking_number}`
+      : "not shipped"));
   $("#od-history").replaceChildren(...order.status_history.map((s) =>
     h("li", {}, `${s.status} at ${s.at}${s.reason ? " (" + s.reason + ")" : ""}`)));
 
@@ -256,8 +288,20 @@ async function showEvents(correlationId) {
     h("li", { "data-event": e.type }, h("span", { class: "svc" }, `${e.at} ${e.service} · `), e.type)));
 }
 
-async function advance(id, status) {
-  const answer = await api("order", "PUT", `/orders/${id}/status`, { status });
+// Shipping takes the carrier and the tracking number (both, or neither).
+function shipForm(id) {
+  const carrier = h("input", { placeholder: "carrier", "aria-label": "carrier", id: "od-carrier" });
+  const tracking = h("input", { placeholder: "tracking number", "aria-label": "tracking number", id: "od-tracking" });
+  const ship = () => {
+    const shipment = carrier.value.trim() || tracking.value.trim()
+      ? { carrier: carrier.value.trim(), tracking_number: tracking.value.trim() } : {};
+    advance(id, "SHIPPED", shipment);
+  };
+  return h("span", { class: "row" }, carrier, tracking, h("button", { onclick: ship }, "Ship"));
+}
+
+async function advance(id, status, extra = {}) {
+  const answer = await api("order", "PUT", `/orders/${id}/status`, { status, ...extra });
   if (!answer.ok) return say("od-msg", `Could not set ${status}: ${answer.problem}`);
   say("od-msg", `Order #${id} is now ${answer.data.status}.`, true);
   showOrder(id);

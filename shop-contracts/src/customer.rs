@@ -152,9 +152,9 @@ impl ShippingAddress {
             city: text(&field("city"), &self.city, 100)?,
             region: self
                 .region
+                .filter(|region| !region.trim().is_empty())
                 .map(|region| text(&field("region"), &region, 100))
-                .transpose()?
-                .filter(|region| !region.is_empty()),
+                .transpose()?,
             postal_code,
             country,
         })

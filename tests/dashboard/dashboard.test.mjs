@@ -65,8 +65,21 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     await page.waitForFunction(() => document.querySelector("#settings-msg").textContent.includes("The key works"));
     await page.waitForSelector('#health .pill[data-service="payment"][data-state="up"]');
 
-    // Buy a laptop with the success card.
+    // The laptop gets a picture (a 1x1 PNG), which the Shop shows (fetched with the key).
+    const pixel = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgAAIAAAUAAQ0KLbQAAAAASUVORK5CYII=", "base64");
+    const catalog = new URL(url).searchParams.get("catalog");
+    const uploaded = await fetch(`${catalog}/products/1/image`, {
+      method: "PUT", headers: { "X-API-Key": key, "Content-Type": "image/png" }, body: pixel,
+    });
+    assert.equal(uploaded.status, 200, await uploaded.text());
+    await page.click('nav button[data-tab="shop"]');
+    await page.waitForFunction(() =>
+      (document.querySelector('#products tr[data-product="1"] img.thumb')?.src || "").startsWith("blob:"));
+
+    // Buy a laptop with the success card, for a customer.
     await addToCart(page, 1);
+    await page.click('nav button[data-tab="cart"]');
+    await page.fill("#checkout-email", `${user}@example.com`);
     const done = await checkOut(page, "4242424242424242");
     await shot(page, "02-checkout");
     const match = done.match(/order #(\d+) paid/);
@@ -86,11 +99,16 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
       assert.ok(events.includes(kind), `${kind} missing from ${events}`);
     }
     assert.match(await page.textContent("#od-payments"), /captured 999\.99 by visa ····4242/);
+    assert.match(await page.textContent("#od-lines"), /1 × Laptop at 999\.99/);
+    assert.match(await page.textContent("#od-customer"), new RegExp(`${user}@example\\.com`));
     await shot(page, "03-order-paid");
 
-    // Ship it: the lifecycle moves on.
+    // Ship it with a carrier and tracking number: the lifecycle moves on and the order says how.
+    await page.fill("#od-carrier", "DHL");
+    await page.fill("#od-tracking", "JD014600006281230704");
     await page.click('#od-actions button:has-text("Ship")');
     await page.waitForFunction(() => document.querySelector("#od-status").textContent === "SHIPPED");
+    assert.match(await page.textContent("#od-customer"), /Shipped with DHL, tracking JD014600006281230704/);
 
     // A declined card says why, and the cart keeps the mouse.
     await addToCart(page, 2);
