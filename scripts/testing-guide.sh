@@ -546,6 +546,9 @@ check "an unknown code is 422" 422 '.error.message | test("unknown")' \
 check "a bad address field is 422, naming it" 422 '.error.message | startswith("shipping_address.country")' \
   -X POST "$ORDER/orders?user_id=$U-grace" "${H[@]}" "${JSON[@]}" -d "${ORDER_BODY/\"us\"/\"USA\"}"
 check "orders by the customer's email" 200 "length == 1 and .[0].id == $grace_order" "$ORDER/orders?email=$EMAIL" "${H[@]}"
+check "orders found by id, ref, user, email or name (q), with their total" 200 "length == 1 and .[0].id == $grace_order" \
+  "$ORDER/orders?q=grace%20hopper&created_after=2020-01-01T00:00:00Z" "${H[@]}"
+header_is "  ... X-Total-Count" "x-total-count" "1"
 check "pay what is owed: the discounted total" 200 '.amount == 44.1 and .status == "captured"' \
   -X POST "$PAYMENT/pay?order_id=$grace_order&amount=44.10" "${H[@]}"
 check "ship it with a carrier and tracking number" 200 '.status == "SHIPPED" and .shipment == {"carrier":"UPS","tracking_number":"1Z999AA10123456784"}' \

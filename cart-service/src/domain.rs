@@ -12,6 +12,8 @@ pub struct CartLine {
     pub quantity: i64,
     /// The catalog's name, when known.
     pub name: Option<String>,
+    /// The product's SKU, when it has one (as the catalog said when the line was added).
+    pub sku: Option<String>,
     /// The catalog's unit price, when known.
     pub unit_price: Option<Cents>,
     /// `unit_price * quantity`, when the price is known.
@@ -181,6 +183,7 @@ mod tests {
             product_id,
             quantity,
             name: price.map(|_| format!("p{product_id}")),
+            sku: None,
             unit_price: price.map(Cents::new),
             line_total: None,
             verified,

@@ -173,7 +173,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0004_create_events.sql",
     "0005_checkout_reference.sql",
     "0006_checkout_order_reference.sql",
-    "0007_one_call_checkouts.sql",
+    "0007_direct_checkouts_and_skus.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.

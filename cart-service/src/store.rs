@@ -11,7 +11,7 @@ use shop_contracts::catalog::ProductView;
 /// The user's cart lines, by product id.
 pub fn cart_lines(conn: &Connection, user: &UserId) -> rusqlite::Result<Vec<CartLine>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT product_id, quantity, name, unit_price_cents, verified, added_at, updated_at
+        "SELECT product_id, quantity, name, unit_price_cents, verified, added_at, updated_at, sku
          FROM cart_items WHERE user_id = ?1 ORDER BY product_id",
     )?;
     let rows = stmt.query_map(params![user.as_str()], |row| {
@@ -19,6 +19,7 @@ pub fn cart_lines(conn: &Connection, user: &UserId) -> rusqlite::Result<Vec<Cart
             product_id: row.get(0)?,
             quantity: row.get(1)?,
             name: row.get(2)?,
+            sku: row.get(7)?,
             unit_price: row.get::<_, Option<i64>>(3)?.map(Cents::new),
             line_total: None,
             verified: row.get(4)?,
@@ -55,11 +56,13 @@ pub fn add_to_line(
     catalog: Option<&ProductView>,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO cart_items (user_id, product_id, quantity, name, unit_price_cents, verified)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO cart_items (user_id, product_id, quantity, name, unit_price_cents, verified,
+                                 sku)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (user_id, product_id) DO UPDATE SET
              quantity = quantity + excluded.quantity,
              name = COALESCE(excluded.name, name),
+             sku = CASE WHEN excluded.verified THEN excluded.sku ELSE sku END,
              unit_price_cents = COALESCE(excluded.unit_price_cents, unit_price_cents),
              verified = excluded.verified,
              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
@@ -71,6 +74,7 @@ pub fn add_to_line(
         catalog.map(|p| p.name.as_str()),
         catalog.map(|p| p.price.get()),
         catalog.is_some(),
+        catalog.and_then(|p| p.sku.as_deref()),
     ])?;
     Ok(())
 }
@@ -219,12 +223,21 @@ pub fn list_checkouts(
     conn: &Connection,
     user: &UserId,
     page: Page,
-) -> rusqlite::Result<Vec<Checkout>> {
-    conn.prepare_cached(&format!(
-        "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
-    ))?
-    .query_map(params![user.as_str(), page.limit(), page.offset()], checkout_from_row)?
-    .collect()
+) -> rusqlite::Result<(Vec<Checkout>, i64)> {
+    let total = conn
+        .prepare_cached("SELECT COUNT(*) FROM checkouts WHERE user_id = ?1")?
+        .query_row(params![user.as_str()], |row| row.get(0))?;
+    let checkouts = conn
+        .prepare_cached(&format!(
+            "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE user_id = ?1
+             ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+        ))?
+        .query_map(
+            params![user.as_str(), page.limit(), page.offset()],
+            checkout_from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((checkouts, total))
 }
 
 /// Checkouts still running whose last save is older than `stale_before_ms`.

@@ -71,13 +71,7 @@ pub fn list_products(
         ProductSort::Name => "name COLLATE NOCASE, id",
         ProductSort::Newest => "id DESC",
     };
-    let pattern = filter.q.as_deref().map(|q| {
-        let escaped = q
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        format!("%{escaped}%")
-    });
+    let pattern = filter.q.as_deref().map(service_kit::db::contains_pattern);
     let matching = params![
         pattern,
         filter.q,
@@ -259,16 +253,21 @@ pub fn list_movements(
     conn: &Connection,
     product: Id,
     page: Page,
-) -> rusqlite::Result<Vec<Movement>> {
-    conn.prepare_cached(
-        "SELECT id, product_id, delta, reason, stock_after, created_at FROM stock_movements
-         WHERE product_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3",
-    )?
-    .query_map(
-        params![product.get(), page.limit(), page.offset()],
-        movement_from_row,
-    )?
-    .collect()
+) -> rusqlite::Result<(Vec<Movement>, i64)> {
+    let total = conn
+        .prepare_cached("SELECT COUNT(*) FROM stock_movements WHERE product_id = ?1")?
+        .query_row(params![product.get()], |row| row.get(0))?;
+    let movements = conn
+        .prepare_cached(
+            "SELECT id, product_id, delta, reason, stock_after, created_at FROM stock_movements
+             WHERE product_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+        )?
+        .query_map(
+            params![product.get(), page.limit(), page.offset()],
+            movement_from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((movements, total))
 }
 
 /// Hides a product from the catalog, keeping its row; false when it was not on sale.

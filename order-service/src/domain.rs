@@ -50,12 +50,20 @@ pub struct Order {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderItem {
     pub product_id: i64,
-    /// The product's name when the order was placed (`None` if the catalog could not be
-    /// asked then).
+    /// The product's name and SKU when the order was placed (`None` if the catalog could
+    /// not be asked then).
     pub name: Option<String>,
+    pub sku: Option<String>,
     pub quantity: i64,
     pub price: Cents,
     pub line_total: Cents,
+}
+
+/// What the catalog called a product when an order was placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductLabel {
+    pub name: String,
+    pub sku: Option<String>,
 }
 
 /// How a shipped order travels.

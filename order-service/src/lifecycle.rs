@@ -4,7 +4,8 @@
 
 use crate::AppState;
 use crate::domain::{
-    Lifecycle, NewOrder, Order, OrderStatus, PaymentOutcome, Shipment, Stats, payment_outcome,
+    Lifecycle, NewOrder, Order, OrderStatus, PaymentOutcome, ProductLabel, Shipment, Stats,
+    payment_outcome,
 };
 use crate::money;
 use crate::stock::{self, Settled};
@@ -27,7 +28,7 @@ use std::collections::BTreeMap;
 /// is written before the stock is asked for, so a crash in between leaves a pending order
 /// the keeper finishes, never units held for no order.
 pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, ApiError> {
-    let names = check_against_catalog(&state.catalog, &order).await?;
+    let labels = check_against_catalog(&state.catalog, &order).await?;
     let correlation = correlation_id();
     let reference = service_kit::domain::new_reference();
     let id = state
@@ -40,7 +41,7 @@ pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, Api
                 Some(code) => Some(redeem(tx, &mut order, &code)?),
                 None => None,
             };
-            let id = store::insert_order(tx, &reference, &order, &names, correlation.as_deref())?;
+            let id = store::insert_order(tx, &reference, &order, &labels, correlation.as_deref())?;
             if let Some((code, customer)) = redeemed {
                 store::insert_redemption(tx, id, &code, &customer)?;
             }
@@ -77,13 +78,14 @@ fn redeem(
     Ok((promo.code, customer))
 }
 
-/// Checks that every line's price is the catalog's and returns each product's name: a 422
-/// for an unknown product or another price, `Ok(None)` when the catalog could not be asked.
+/// Checks that every line's price is the catalog's and returns each product's name and SKU:
+/// a 422 for an unknown product or another price, `Ok(None)` when the catalog could not be
+/// asked.
 async fn check_against_catalog(
     catalog: &CatalogClient,
     order: &NewOrder,
-) -> Result<store::ProductNames, ApiError> {
-    let mut names = BTreeMap::new();
+) -> Result<store::ProductLabels, ApiError> {
+    let mut labels = BTreeMap::new();
     let mut prices: BTreeMap<Id, Vec<Cents>> = BTreeMap::new();
     for line in &order.lines {
         prices
@@ -100,7 +102,11 @@ async fn check_against_catalog(
                         product.price
                     )));
                 }
-                names.insert(product_id, product.name);
+                let label = ProductLabel {
+                    name: product.name,
+                    sku: product.sku,
+                };
+                labels.insert(product_id, label);
             }
             Ok(None) => {
                 return Err(ApiError::Validation(format!(
@@ -113,7 +119,7 @@ async fn check_against_catalog(
             }
         }
     }
-    Ok(Some(names))
+    Ok(Some(labels))
 }
 
 /// Applies a payment webhook to order `id`: only a valid, fresh signature is heard (else

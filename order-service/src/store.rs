@@ -1,8 +1,8 @@
 //! Every SQL statement of the order service, as plain functions over a connection.
 
 use crate::domain::{
-    Customer, NewOrder, Order, OrderItem, OrderStatus, OrderStock, OrderValue, Shipment,
-    StatusEntry,
+    Customer, NewOrder, Order, OrderItem, OrderStatus, OrderStock, OrderValue, ProductLabel,
+    Shipment, StatusEntry,
 };
 use crate::promotions::{Discount, PromoCode, Redemptions};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -17,10 +17,10 @@ pub fn insert_order(
     conn: &Connection,
     reference: &str,
     order: &NewOrder,
-    names: &ProductNames,
+    labels: &ProductLabels,
     correlation_id: Option<&str>,
 ) -> rusqlite::Result<Id> {
-    let catalog_verified = names.is_some();
+    let catalog_verified = labels.is_some();
     let address = order
         .shipping_address
         .as_ref()
@@ -49,10 +49,11 @@ pub fn insert_order(
     let id = Id::from_db(conn.last_insert_rowid());
     let mut insert_line = conn.prepare_cached(
         "INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price_cents,
-                                  product_name)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                  product_name, product_sku)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
-    let name_of = |product: Id| names.as_ref().and_then(|n| n.get(&product));
+    let label_of = |product: Id| labels.as_ref().and_then(|l| l.get(&product));
+    let name_of = |product: Id| label_of(product).map(|l| l.name.as_str());
     for (line_no, line) in order.lines.iter().enumerate() {
         insert_line.execute(params![
             id.get(),
@@ -61,6 +62,7 @@ pub fn insert_order(
             line.quantity.get(),
             line.unit_price.get(),
             name_of(line.product_id),
+            label_of(line.product_id).and_then(|l| l.sku.as_deref()),
         ])?;
     }
     record_status(conn, id, OrderStatus::Pending, None)?;
@@ -69,6 +71,7 @@ pub fn insert_order(
         .iter()
         .map(|l| {
             json!({"product_id": l.product_id, "name": name_of(l.product_id),
+                   "sku": label_of(l.product_id).and_then(|l| l.sku.as_deref()),
                    "quantity": l.quantity, "price": l.unit_price})
         })
         .collect();
@@ -225,9 +228,9 @@ pub fn mark_paid(
     Ok(changed)
 }
 
-/// The catalog's name of each product of a new order, by id; `None` when the catalog could
-/// not be asked (the order is then accepted unverified).
-pub type ProductNames = Option<std::collections::BTreeMap<Id, String>>;
+/// The catalog's name and SKU of each product of a new order, by id; `None` when the
+/// catalog could not be asked (the order is then accepted unverified).
+pub type ProductLabels = Option<std::collections::BTreeMap<Id, ProductLabel>>;
 
 /// Records how a SHIPPED order was sent, and `order.shipped` with it.
 pub fn record_shipment(
@@ -306,7 +309,8 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
     };
     order.items = conn
         .prepare_cached(
-            "SELECT product_id, quantity, unit_price_cents, product_name FROM order_items
+            "SELECT product_id, quantity, unit_price_cents, product_name, product_sku
+             FROM order_items
              WHERE order_id = ?1 ORDER BY line_no",
         )?
         .query_map(params![id.get()], |row| {
@@ -315,6 +319,7 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
             Ok(OrderItem {
                 product_id: row.get(0)?,
                 name: row.get(3)?,
+                sku: row.get(4)?,
                 quantity,
                 price,
                 // Bounded when the order was written: every line total fit then.
@@ -342,30 +347,55 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
 pub struct OrderFilter {
     pub user: Option<UserId>,
     pub status: Option<OrderStatus>,
-    /// The customer's email, as stored (domain in lower case).
+    /// The customer's email (any case).
     pub email: Option<String>,
+    /// Placed at or after, and before, these times (stored timestamps' text form).
+    pub created_after: Option<String>,
+    pub created_before: Option<String>,
+    /// An order id, ref, user id or customer email, or words of the customer's name.
+    pub q: Option<String>,
 }
 
-/// Orders, newest first, as `filter` says.
+/// The orders `filter` lets through, newest first, one page of them, and how many there
+/// are in all.
 pub fn list_orders(
     conn: &Connection,
     filter: &OrderFilter,
     page: Page,
-) -> rusqlite::Result<Vec<Order>> {
+) -> rusqlite::Result<(Vec<Order>, i64)> {
+    const WHERE: &str = "(?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR status = ?2)
+        AND (?3 IS NULL OR customer_email = ?3 COLLATE NOCASE)
+        AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at < ?5)
+        AND (?6 IS NULL OR CAST(id AS TEXT) = ?6 OR ref = ?6 OR user_id = ?6
+             OR customer_email = ?6 COLLATE NOCASE OR customer_name LIKE ?7 ESCAPE '\\')";
+    let name_pattern = filter.q.as_deref().map(service_kit::db::contains_pattern);
+    let matching = params![
+        filter.user.as_ref().map(UserId::as_str),
+        filter.status,
+        filter.email,
+        filter.created_after,
+        filter.created_before,
+        filter.q,
+        name_pattern,
+    ];
+    let total = conn
+        .prepare_cached(&format!("SELECT COUNT(*) FROM orders WHERE {WHERE}"))?
+        .query_row(matching, |row| row.get(0))?;
     let ids: Vec<i64> = conn
-        .prepare_cached(
-            "SELECT id FROM orders
-             WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR status = ?2)
-               AND (?5 IS NULL OR customer_email = ?5 COLLATE NOCASE)
-             ORDER BY id DESC LIMIT ?3 OFFSET ?4",
-        )?
+        .prepare_cached(&format!(
+            "SELECT id FROM orders WHERE {WHERE} ORDER BY id DESC LIMIT ?8 OFFSET ?9"
+        ))?
         .query_map(
             params![
                 filter.user.as_ref().map(UserId::as_str),
                 filter.status,
+                filter.email,
+                filter.created_after,
+                filter.created_before,
+                filter.q,
+                name_pattern,
                 page.limit(),
                 page.offset(),
-                filter.email,
             ],
             |row| row.get(0),
         )?
@@ -374,7 +404,7 @@ pub fn list_orders(
     for id in ids {
         orders.extend(get_order(conn, Id::from_db(id))?);
     }
-    Ok(orders)
+    Ok((orders, total))
 }
 
 /// What each order that was paid (or charged) should hold: its total net of refunds while
@@ -535,13 +565,18 @@ pub fn get_promo(conn: &Connection, code: &str) -> rusqlite::Result<Option<Promo
 }
 
 /// Promo codes, newest first.
-pub fn list_promos(conn: &Connection, page: Page) -> rusqlite::Result<Vec<PromoCode>> {
-    conn.prepare_cached(&format!(
-        "SELECT {PROMO_COLUMNS} FROM promo_codes ORDER BY created_at DESC, code
-         LIMIT ?1 OFFSET ?2"
-    ))?
-    .query_map(params![page.limit(), page.offset()], promo_from_row)?
-    .collect()
+pub fn list_promos(conn: &Connection, page: Page) -> rusqlite::Result<(Vec<PromoCode>, i64)> {
+    let total = conn
+        .prepare_cached("SELECT COUNT(*) FROM promo_codes")?
+        .query_row([], |row| row.get(0))?;
+    let promos = conn
+        .prepare_cached(&format!(
+            "SELECT {PROMO_COLUMNS} FROM promo_codes ORDER BY created_at DESC, code
+             LIMIT ?1 OFFSET ?2"
+        ))?
+        .query_map(params![page.limit(), page.offset()], promo_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((promos, total))
 }
 
 /// Withdraws a code from new orders; false when there is no such code.

@@ -1014,3 +1014,62 @@ async fn fifty_orders_racing_for_a_code_limited_to_ten_redeem_it_exactly_ten_tim
         StatusCode::UNPROCESSABLE_ENTITY
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_are_found_by_id_ref_user_email_name_and_time_with_their_total() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (_, ada) = place(&app, "ada", ADA).await;
+    for user in ["bob", "cy", "dee"] {
+        place(&app, user, GUIDE_ORDER).await;
+    }
+    let ids = |body: &[u8]| -> Vec<i64> {
+        serde_json::from_slice::<Value>(body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_i64().unwrap())
+            .collect()
+    };
+    let ada_id = ada["id"].as_i64().unwrap();
+    let reference = ada["ref"].as_str().unwrap().to_string();
+    for q in [
+        ada_id.to_string(),
+        reference,
+        "ada".into(),
+        "ADA@example.com".into(),
+        "lovelace".into(),
+    ] {
+        let uri = format!("/orders?q={q}");
+        let (status, headers, body) = send_raw(&app, Call::new("GET", &uri)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(ids(&body), [ada_id], "{q}");
+        assert_eq!(headers["x-total-count"], "1");
+    }
+    let (_, headers, body) = send_raw(&app, Call::new("GET", "/orders?limit=3")).await;
+    assert_eq!(ids(&body).len(), 3);
+    assert_eq!(headers["x-total-count"], "4");
+    assert_eq!(headers["link"], "</orders?limit=3&offset=3>; rel=\"next\"");
+    let (_, _, body) = send_raw(
+        &app,
+        Call::new(
+            "GET",
+            "/orders?created_after=2000-01-01T00:00:00Z&created_before=2999-01-01T00:00:00%2B02:00",
+        ),
+    )
+    .await;
+    assert_eq!(ids(&body).len(), 4);
+    let (_, headers, body) = send_raw(
+        &app,
+        Call::new("GET", "/orders?created_after=2999-01-01T00:00:00Z"),
+    )
+    .await;
+    assert!(ids(&body).is_empty());
+    assert_eq!(headers["x-total-count"], "0");
+    assert!(headers.get("link").is_none());
+    let (status, _) = send(&app, Call::new("GET", "/orders?created_before=yesterday")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, _, body) = send_raw(&app, Call::new("GET", "/orders?q=%25")).await;
+    assert!(ids(&body).is_empty(), "% is a character, not a wildcard");
+}

@@ -359,16 +359,21 @@ pub fn list_payments(
     conn: &Connection,
     order_id: Option<Id>,
     page: Page,
-) -> rusqlite::Result<Vec<Payment>> {
-    conn.prepare_cached(&format!(
-        "{PAYMENT_SELECT} WHERE (?1 IS NULL OR p.order_id = ?1)
-         ORDER BY p.id DESC LIMIT ?2 OFFSET ?3"
-    ))?
-    .query_map(
-        params![order_id.map(Id::get), page.limit(), page.offset()],
-        payment_from_row,
-    )?
-    .collect()
+) -> rusqlite::Result<(Vec<Payment>, i64)> {
+    let total = conn
+        .prepare_cached("SELECT COUNT(*) FROM payments WHERE (?1 IS NULL OR order_id = ?1)")?
+        .query_row(params![order_id.map(Id::get)], |row| row.get(0))?;
+    let payments = conn
+        .prepare_cached(&format!(
+            "{PAYMENT_SELECT} WHERE (?1 IS NULL OR p.order_id = ?1)
+             ORDER BY p.id DESC LIMIT ?2 OFFSET ?3"
+        ))?
+        .query_map(
+            params![order_id.map(Id::get), page.limit(), page.offset()],
+            payment_from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((payments, total))
 }
 
 /// The books of the payments: captured (count, total), refunded, and only authorized
@@ -468,16 +473,24 @@ pub fn list_deliveries(
     status: Option<DeliveryStatus>,
     order_id: Option<Id>,
     page: Page,
-) -> rusqlite::Result<Vec<Delivery>> {
-    conn.prepare_cached(&format!(
-        "{DELIVERY_SELECT} WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR order_id = ?2)
-         ORDER BY created_at_ms DESC, id LIMIT ?3 OFFSET ?4"
-    ))?
-    .query_map(
-        params![status, order_id.map(Id::get), page.limit(), page.offset()],
-        delivery_from_row,
-    )?
-    .collect()
+) -> rusqlite::Result<(Vec<Delivery>, i64)> {
+    let total = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM webhook_deliveries
+             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR order_id = ?2)",
+        )?
+        .query_row(params![status, order_id.map(Id::get)], |row| row.get(0))?;
+    let deliveries = conn
+        .prepare_cached(&format!(
+            "{DELIVERY_SELECT} WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR order_id = ?2)
+             ORDER BY created_at_ms DESC, id LIMIT ?3 OFFSET ?4"
+        ))?
+        .query_map(
+            params![status, order_id.map(Id::get), page.limit(), page.offset()],
+            delivery_from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((deliveries, total))
 }
 
 /// Pending and failed delivery counts, and when the oldest pending one was created.

@@ -245,6 +245,16 @@ fn disk_takes_writes(scratch: &Path) -> std::io::Result<()> {
     outcome
 }
 
+/// `%text%` for `LIKE ?1 ESCAPE '\'`: rows containing `text`, its `%`, `_` and `\` taken
+/// literally rather than as wildcards.
+pub fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,9 @@ pub struct ProductView {
     pub id: i64,
     /// Display name.
     pub name: String,
+    /// Stock-keeping unit, if it has one.
+    #[serde(default)]
+    pub sku: Option<String>,
     /// Current unit price.
     pub price: Cents,
     /// Units in stock.

@@ -5,12 +5,13 @@ use crate::checkout::{self, CheckoutInput, DirectLine, Ended, ProductKey};
 use crate::domain::{Checkout, CheckoutLine, CheckoutStatus, Step, StepLog};
 use crate::store;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page, Quantity, UserId};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
+use service_kit::listing::Listed;
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 use shop_contracts::card::{self, CardIn};
@@ -197,7 +198,9 @@ pub async fn checkouts_get(
     path = "/checkouts",
     params(ListParams),
     responses(
-        (status = 200, description = "Checkouts", body = [CheckoutOut]),
+        (status = 200, description = "Checkouts", body = [CheckoutOut],
+            headers(("X-Total-Count" = i64, description = "How many match in all"),
+                    ("Link" = String, description = "<...>; rel=\"next\" while more are left"))),
         (status = 400, description = "A missing parameter or one of the wrong type", body = ErrorBody),
         (status = 422, description = "An invalid user id", body = ErrorBody),
         ProtectedErrors,
@@ -206,18 +209,25 @@ pub async fn checkouts_get(
 )]
 pub async fn checkouts_list(
     State(state): State<AppState>,
+    uri: Uri,
     Query(params): Query<ListParams>,
-) -> Result<Json<Vec<CheckoutOut>>, ApiError> {
+) -> Result<Listed<CheckoutOut>, ApiError> {
     let user = UserId::parse(&params.user_id)?;
     let page = Page {
         limit: params.limit,
         offset: params.offset,
     };
-    let checkouts = state
+    let (checkouts, total) = state
         .db
         .call(move |conn| Ok(store::list_checkouts(conn, &user, page)?))
         .await?;
-    Ok(Json(checkouts.into_iter().map(CheckoutOut::from).collect()))
+    let listed = Listed {
+        items: checkouts,
+        total,
+        page,
+        uri,
+    };
+    Ok(listed.map(CheckoutOut::from))
 }
 
 /// Seed 001's `POST /checkout/process` body: the lines, the card and whom it is for, in one

@@ -256,6 +256,7 @@ pub async fn products_get(
     responses(
         (status = 201, description = "The new product", body = ProductOut),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "The SKU is another product's", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "A missing or invalid field", body = ErrorBody),
@@ -288,7 +289,7 @@ pub async fn products_create(
         (status = 200, description = "The product as it is now", body = ProductOut),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such product on sale", body = ErrorBody),
-        (status = 409, description = "A new stock below what is on sale and reserved can't be", body = ErrorBody),
+        (status = 409, description = "A new stock below what is on sale and reserved can't be, or the SKU is another product's", body = ErrorBody),
         (status = 412, description = "If-Match names a version that is no longer current", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -387,7 +388,9 @@ pub async fn stock_move(
     path = "/products/{id}/stock/movements",
     params(("id" = i64, Path, description = "Product id"), Page),
     responses(
-        (status = 200, description = "Its movements", body = [MovementOut]),
+        (status = 200, description = "Its movements", body = [MovementOut],
+            headers(("X-Total-Count" = i64, description = "How many match in all"),
+                    ("Link" = String, description = "<...>; rel=\"next\" while more are left"))),
         (status = 400, description = "Not a number", body = ErrorBody),
         (status = 404, description = "No such product on sale", body = ErrorBody),
         (status = 422, description = "Not a positive id", body = ErrorBody),
@@ -397,11 +400,12 @@ pub async fn stock_move(
 )]
 pub async fn stock_movements(
     State(state): State<AppState>,
+    uri: Uri,
     Path(id): Path<i64>,
     Query(page): Query<Page>,
-) -> Result<Json<Vec<MovementOut>>, ApiError> {
+) -> Result<Listed<MovementOut>, ApiError> {
     let id = Id::parse(id, "product id")?;
-    let movements = state
+    let (movements, total) = state
         .db
         .call(move |conn| {
             if store::get_product(conn, id)?.is_none() {
@@ -410,7 +414,13 @@ pub async fn stock_movements(
             Ok(store::list_movements(conn, id, page)?)
         })
         .await?;
-    Ok(Json(movements.into_iter().map(MovementOut::from).collect()))
+    let listed = Listed {
+        items: movements,
+        total,
+        page,
+        uri,
+    };
+    Ok(listed.map(MovementOut::from))
 }
 
 /// Hides a product from the catalog; its row stays, so carts and orders that name it still

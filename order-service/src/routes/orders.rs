@@ -8,12 +8,13 @@ use crate::domain::{
 use crate::lifecycle;
 use crate::store;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page, UserId};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query, RawBody};
+use service_kit::listing::Listed;
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 use service_kit::webhook;
@@ -72,9 +73,10 @@ pub struct ShipmentOut {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderItemOut {
     pub product_id: i64,
-    /// The product's name when the order was placed (null if the catalog could not be
-    /// asked then).
+    /// The product's name and SKU when the order was placed (null if the catalog could not
+    /// be asked then).
     pub name: Option<String>,
+    pub sku: Option<String>,
     pub quantity: i64,
     pub price: Cents,
     pub line_total: Cents,
@@ -106,6 +108,7 @@ impl From<Order> for OrderOut {
                 .map(|i| OrderItemOut {
                     product_id: i.product_id,
                     name: i.name,
+                    sku: i.sku,
                     quantity: i.quantity,
                     price: i.price,
                     line_total: i.line_total,
@@ -161,10 +164,18 @@ pub struct ListParams {
     /// Only orders in this status (PENDING, PAID, SHIPPED, DELIVERED, CANCELLED, REFUNDED;
     /// any case).
     pub status: Option<String>,
-    /// Only orders whose customer has this email address (the domain's case does not
-    /// matter).
+    /// Only orders whose customer has this email address (any case).
     #[param(max_length = 254)]
     pub email: Option<String>,
+    /// Only orders placed at or after this time (RFC 3339).
+    #[param(example = "2026-12-01T00:00:00Z")]
+    pub created_after: Option<String>,
+    /// Only orders placed before this time (RFC 3339).
+    #[param(example = "2027-01-01T00:00:00Z")]
+    pub created_before: Option<String>,
+    /// An order id or ref, a user id or a customer's email, or words of a customer's name.
+    #[param(max_length = 254)]
+    pub q: Option<String>,
     /// Rows wanted (1 to 200, default 50).
     pub limit: Option<u32>,
     /// Rows to skip.
@@ -306,14 +317,18 @@ pub async fn orders_create(
     Ok((StatusCode::CREATED, Json(placed.into())))
 }
 
+/// Orders, newest first, filtered as asked. The body is the page's bare array;
+/// `X-Total-Count` has how many match in all, and `Link` the next page.
 #[utoipa::path(
     get,
     path = "/orders",
     params(ListParams),
     responses(
-        (status = 200, description = "Orders", body = [OrderOut]),
+        (status = 200, description = "Orders", body = [OrderOut],
+            headers(("X-Total-Count" = i64, description = "How many orders match in all"),
+                    ("Link" = String, description = "<...>; rel=\"next\" while more are left"))),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
-        (status = 422, description = "An invalid user id, status or email", body = ErrorBody),
+        (status = 422, description = "An invalid user id, status, email, time or search", body = ErrorBody),
 
         ProtectedErrors,
     ),
@@ -321,8 +336,30 @@ pub async fn orders_create(
 )]
 pub async fn orders_list(
     State(state): State<AppState>,
+    uri: Uri,
     Query(params): Query<ListParams>,
-) -> Result<Json<Vec<OrderOut>>, ApiError> {
+) -> Result<Listed<OrderOut>, ApiError> {
+    let time = |name: &str, raw: Option<&str>| {
+        raw.map(|raw| {
+            service_kit::clock::parse_rfc3339(raw).ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "{name} must be an RFC 3339 time such as 2026-12-01T00:00:00Z"
+                ))
+            })
+        })
+        .transpose()
+    };
+    let q = params
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(str::to_string);
+    if q.as_ref().is_some_and(|q| q.chars().count() > 254) {
+        return Err(ApiError::Validation(
+            "q must be at most 254 characters".into(),
+        ));
+    }
     let filter = store::OrderFilter {
         user: params.user_id.as_deref().map(UserId::parse).transpose()?,
         status: params
@@ -339,16 +376,25 @@ pub async fn orders_list(
                 })
             })
             .transpose()?,
+        created_after: time("created_after", params.created_after.as_deref())?,
+        created_before: time("created_before", params.created_before.as_deref())?,
+        q,
     };
     let page = Page {
         limit: params.limit,
         offset: params.offset,
     };
-    let orders = state
+    let (orders, total) = state
         .db
         .call(move |conn| Ok(store::list_orders(conn, &filter, page)?))
         .await?;
-    Ok(Json(orders.into_iter().map(OrderOut::from).collect()))
+    let listed = Listed {
+        items: orders,
+        total,
+        page,
+        uri,
+    };
+    Ok(listed.map(OrderOut::from))
 }
 
 /// One order with its status history.

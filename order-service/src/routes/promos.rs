@@ -4,12 +4,13 @@ use crate::AppState;
 use crate::promotions::{Discount, PromoCode, PromoIn, normalized_code};
 use crate::store;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use serde::Serialize;
 use service_kit::ApiError;
 use service_kit::domain::Page;
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query};
+use service_kit::listing::Listed;
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 
@@ -100,7 +101,9 @@ pub async fn promos_create(
     path = "/promo-codes",
     params(Page),
     responses(
-        (status = 200, description = "Promo codes", body = [PromoOut]),
+        (status = 200, description = "Promo codes", body = [PromoOut],
+            headers(("X-Total-Count" = i64, description = "How many match in all"),
+                    ("Link" = String, description = "<...>; rel=\"next\" while more are left"))),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
         ProtectedErrors,
     ),
@@ -108,13 +111,20 @@ pub async fn promos_create(
 )]
 pub async fn promos_list(
     State(state): State<AppState>,
+    uri: Uri,
     Query(page): Query<Page>,
-) -> Result<Json<Vec<PromoOut>>, ApiError> {
-    let promos = state
+) -> Result<Listed<PromoOut>, ApiError> {
+    let (promos, total) = state
         .db
         .call(move |conn| Ok(store::list_promos(conn, page)?))
         .await?;
-    Ok(Json(promos.into_iter().map(PromoOut::from).collect()))
+    let listed = Listed {
+        items: promos,
+        total,
+        page,
+        uri,
+    };
+    Ok(listed.map(PromoOut::from))
 }
 
 /// One promo code, with how often it is redeemed.

@@ -4,11 +4,13 @@ use crate::AppState;
 use crate::domain::{Attempt, Delivery, DeliveryStatus};
 use crate::store;
 use axum::extract::State;
+use axum::http::Uri;
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query};
+use service_kit::listing::Listed;
 use service_kit::openapi::ProtectedErrors;
 
 /// A webhook delivery.
@@ -94,7 +96,9 @@ pub struct ListParams {
     path = "/webhooks/deliveries",
     params(ListParams),
     responses(
-        (status = 200, description = "Deliveries (without their attempts)", body = [DeliveryOut]),
+        (status = 200, description = "Deliveries (without their attempts)", body = [DeliveryOut],
+            headers(("X-Total-Count" = i64, description = "How many match in all"),
+                    ("Link" = String, description = "<...>; rel=\"next\" while more are left"))),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
         (status = 422, description = "An unknown status or not a positive order id", body = ErrorBody),
         ProtectedErrors,
@@ -103,8 +107,9 @@ pub struct ListParams {
 )]
 pub async fn deliveries_list(
     State(state): State<AppState>,
+    uri: Uri,
     Query(params): Query<ListParams>,
-) -> Result<Json<Vec<DeliveryOut>>, ApiError> {
+) -> Result<Listed<DeliveryOut>, ApiError> {
     let status = params.status.as_deref().map(DeliveryStatus::parse_filter);
     let status = status.transpose()?;
     let order_id = params.order_id.map(|id| Id::parse(id, "order_id"));
@@ -113,13 +118,17 @@ pub async fn deliveries_list(
         limit: params.limit,
         offset: params.offset,
     };
-    let deliveries = state
+    let (deliveries, total) = state
         .db
         .call(move |conn| Ok(store::list_deliveries(conn, status, order_id, page)?))
         .await?;
-    Ok(Json(
-        deliveries.into_iter().map(DeliveryOut::from).collect(),
-    ))
+    let listed = Listed {
+        items: deliveries,
+        total,
+        page,
+        uri,
+    };
+    Ok(listed.map(DeliveryOut::from))
 }
 
 async fn load(state: &AppState, id: String) -> Result<DeliveryOut, ApiError> {

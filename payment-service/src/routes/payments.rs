@@ -7,12 +7,13 @@ use crate::domain::{Payment, Refund};
 use crate::refunds;
 use crate::store;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
+use service_kit::listing::Listed;
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 use shop_contracts::PaymentStatus;
@@ -159,7 +160,9 @@ pub async fn pay(
     path = "/payments",
     params(ListParams),
     responses(
-        (status = 200, description = "Payments", body = [PaymentOut]),
+        (status = 200, description = "Payments", body = [PaymentOut],
+            headers(("X-Total-Count" = i64, description = "How many match in all"),
+                    ("Link" = String, description = "<...>; rel=\"next\" while more are left"))),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
         (status = 422, description = "Not a positive order id", body = ErrorBody),
         ProtectedErrors,
@@ -168,8 +171,9 @@ pub async fn pay(
 )]
 pub async fn payments_list(
     State(state): State<AppState>,
+    uri: Uri,
     Query(params): Query<ListParams>,
-) -> Result<Json<Vec<PaymentOut>>, ApiError> {
+) -> Result<Listed<PaymentOut>, ApiError> {
     let order_id = params
         .order_id
         .map(|id| Id::parse(id, "order_id"))
@@ -178,11 +182,17 @@ pub async fn payments_list(
         limit: params.limit,
         offset: params.offset,
     };
-    let payments = state
+    let (payments, total) = state
         .db
         .call(move |conn| Ok(store::list_payments(conn, order_id, page)?))
         .await?;
-    Ok(Json(payments.into_iter().map(PaymentOut::from).collect()))
+    let listed = Listed {
+        items: payments,
+        total,
+        page,
+        uri,
+    };
+    Ok(listed.map(PaymentOut::from))
 }
 
 /// One payment.
