@@ -125,7 +125,7 @@ async function refreshShop() {
     if (p.image_url) loadImage("catalog", p.image_url, picture);
     return h("tr", { "data-product": p.id },
       h("td", {}, p.id), h("td", {}, picture),
-      h("td", {}, p.name, p.category ? h("span", { class: "muted" }, ` · ${p.category}`)),
+      h("td", {}, p.name, p.category ? h("span", { class: "muted" }, ` · ${p.category}`) : null),
       h("td", {}, money(p.price)), h("td", {}, p.stock),
       h("td", {}, qty), h("td", {}, h("button", { onclick: add }, "Add to cart")));
   });

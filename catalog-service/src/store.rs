@@ -88,20 +88,9 @@ pub fn list_products(
         "SELECT {PRODUCT_COLUMNS} FROM products WHERE {WHERE}
          ORDER BY {order} LIMIT ?8 OFFSET ?9"
     ))?;
-    let rows = stmt.query_map(
-        params![
-            pattern,
-            filter.q,
-            filter.category,
-            filter.sku,
-            filter.min_price.map(Cents::get),
-            filter.max_price.map(Cents::get),
-            filter.in_stock,
-            page.limit(),
-            page.offset()
-        ],
-        product_from_row,
-    )?;
+    let window = page.window();
+    let paged = service_kit::db::with_page(matching, &window);
+    let rows = stmt.query_map(paged.as_slice(), product_from_row)?;
     Ok((rows.collect::<rusqlite::Result<_>>()?, total))
 }
 

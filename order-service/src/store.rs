@@ -381,22 +381,13 @@ pub fn list_orders(
     let total = conn
         .prepare_cached(&format!("SELECT COUNT(*) FROM orders WHERE {WHERE}"))?
         .query_row(matching, |row| row.get(0))?;
+    let window = page.window();
     let ids: Vec<i64> = conn
         .prepare_cached(&format!(
             "SELECT id FROM orders WHERE {WHERE} ORDER BY id DESC LIMIT ?8 OFFSET ?9"
         ))?
         .query_map(
-            params![
-                filter.user.as_ref().map(UserId::as_str),
-                filter.status,
-                filter.email,
-                filter.created_after,
-                filter.created_before,
-                filter.q,
-                name_pattern,
-                page.limit(),
-                page.offset(),
-            ],
+            service_kit::db::with_page(matching, &window).as_slice(),
             |row| row.get(0),
         )?
         .collect::<rusqlite::Result<_>>()?;

@@ -245,6 +245,19 @@ fn disk_takes_writes(scratch: &Path) -> std::io::Result<()> {
     outcome
 }
 
+/// A list query's filter parameters followed by a page's limit and offset (`window`, from
+/// [`crate::domain::Page::window`]): the parameters of the query that reads one page, when
+/// the query that counts the whole list takes the filters alone.
+pub fn with_page<'a>(
+    filters: &[&'a dyn rusqlite::ToSql],
+    window: &'a (u32, u32),
+) -> Vec<&'a dyn rusqlite::ToSql> {
+    let mut all = filters.to_vec();
+    all.push(&window.0);
+    all.push(&window.1);
+    all
+}
+
 /// `%text%` for `LIKE ?1 ESCAPE '\'`: rows containing `text`, its `%`, `_` and `\` taken
 /// literally rather than as wildcards.
 pub fn contains_pattern(text: &str) -> String {

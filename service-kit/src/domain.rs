@@ -186,6 +186,11 @@ impl Page {
     pub fn offset(self) -> u32 {
         self.offset.unwrap_or(0)
     }
+
+    /// The effective limit and offset, for [`crate::db::with_page`].
+    pub fn window(self) -> (u32, u32) {
+        (self.limit(), self.offset())
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,17 @@ pub struct Listed<T> {
 }
 
 impl<T> Listed<T> {
+    /// Page `page` of a list asked for at `uri`: its rows and the list's total, as a store
+    /// function returns them.
+    pub fn new((items, total): (Vec<T>, i64), page: Page, uri: Uri) -> Self {
+        Listed {
+            items,
+            total,
+            page,
+            uri,
+        }
+    }
+
     /// The same page with each row turned into `U` (a record into its DTO).
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Listed<U> {
         Listed {

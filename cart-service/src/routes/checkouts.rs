@@ -217,17 +217,11 @@ pub async fn checkouts_list(
         limit: params.limit,
         offset: params.offset,
     };
-    let (checkouts, total) = state
+    let checkouts = state
         .db
         .call(move |conn| Ok(store::list_checkouts(conn, &user, page)?))
         .await?;
-    let listed = Listed {
-        items: checkouts,
-        total,
-        page,
-        uri,
-    };
-    Ok(listed.map(CheckoutOut::from))
+    Ok(Listed::new(checkouts, page, uri).map(CheckoutOut::from))
 }
 
 /// Seed 001's `POST /checkout/process` body: the lines, the card and whom it is for, in one

@@ -144,17 +144,11 @@ pub async fn products_list(
         limit: query.limit,
         offset: query.offset,
     };
-    let (products, total) = state
+    let products = state
         .db
         .call(move |conn| Ok(store::list_products(conn, &filter, page)?))
         .await?;
-    let listed = Listed {
-        items: products,
-        total,
-        page,
-        uri,
-    };
-    Ok(listed.map(ProductOut::from))
+    Ok(Listed::new(products, page, uri).map(ProductOut::from))
 }
 
 /// The picture of product `id`, as uploaded.
@@ -405,7 +399,7 @@ pub async fn stock_movements(
     Query(page): Query<Page>,
 ) -> Result<Listed<MovementOut>, ApiError> {
     let id = Id::parse(id, "product id")?;
-    let (movements, total) = state
+    let movements = state
         .db
         .call(move |conn| {
             if store::get_product(conn, id)?.is_none() {
@@ -414,13 +408,7 @@ pub async fn stock_movements(
             Ok(store::list_movements(conn, id, page)?)
         })
         .await?;
-    let listed = Listed {
-        items: movements,
-        total,
-        page,
-        uri,
-    };
-    Ok(listed.map(MovementOut::from))
+    Ok(Listed::new(movements, page, uri).map(MovementOut::from))
 }
 
 /// Hides a product from the catalog; its row stays, so carts and orders that name it still

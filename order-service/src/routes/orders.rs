@@ -384,17 +384,11 @@ pub async fn orders_list(
         limit: params.limit,
         offset: params.offset,
     };
-    let (orders, total) = state
+    let orders = state
         .db
         .call(move |conn| Ok(store::list_orders(conn, &filter, page)?))
         .await?;
-    let listed = Listed {
-        items: orders,
-        total,
-        page,
-        uri,
-    };
-    Ok(listed.map(OrderOut::from))
+    Ok(Listed::new(orders, page, uri).map(OrderOut::from))
 }
 
 /// One order with its status history.

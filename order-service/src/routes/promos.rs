@@ -114,17 +114,11 @@ pub async fn promos_list(
     uri: Uri,
     Query(page): Query<Page>,
 ) -> Result<Listed<PromoOut>, ApiError> {
-    let (promos, total) = state
+    let promos = state
         .db
         .call(move |conn| Ok(store::list_promos(conn, page)?))
         .await?;
-    let listed = Listed {
-        items: promos,
-        total,
-        page,
-        uri,
-    };
-    Ok(listed.map(PromoOut::from))
+    Ok(Listed::new(promos, page, uri).map(PromoOut::from))
 }
 
 /// One promo code, with how often it is redeemed.

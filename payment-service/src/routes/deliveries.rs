@@ -118,17 +118,11 @@ pub async fn deliveries_list(
         limit: params.limit,
         offset: params.offset,
     };
-    let (deliveries, total) = state
+    let deliveries = state
         .db
         .call(move |conn| Ok(store::list_deliveries(conn, status, order_id, page)?))
         .await?;
-    let listed = Listed {
-        items: deliveries,
-        total,
-        page,
-        uri,
-    };
-    Ok(listed.map(DeliveryOut::from))
+    Ok(Listed::new(deliveries, page, uri).map(DeliveryOut::from))
 }
 
 async fn load(state: &AppState, id: String) -> Result<DeliveryOut, ApiError> {

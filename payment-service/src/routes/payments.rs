@@ -182,17 +182,11 @@ pub async fn payments_list(
         limit: params.limit,
         offset: params.offset,
     };
-    let (payments, total) = state
+    let payments = state
         .db
         .call(move |conn| Ok(store::list_payments(conn, order_id, page)?))
         .await?;
-    let listed = Listed {
-        items: payments,
-        total,
-        page,
-        uri,
-    };
-    Ok(listed.map(PaymentOut::from))
+    Ok(Listed::new(payments, page, uri).map(PaymentOut::from))
 }
 
 /// One payment.
