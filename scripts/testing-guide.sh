@@ -388,6 +388,9 @@ check "  ... refunded in full, the order is REFUNDED and its units returned" 200
 check "  ... the laptop is on sale again" 200 ".stock == $((laptops + 1))" "$CATALOG/products/1" "${H[@]}"
 check "nothing is left to refund (409)" 409 '.error.code == "conflict"' -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}"
 check "the payment's refunds" 200 'length == 2 and .[0].amount == 59.98' "$PAYMENT/payments/$payment_id/refunds" "${H[@]}"
+header_is "  ... and their number" "x-total-count" "2"
+check "payments list their total too" 200 'length >= 1' "$PAYMENT/payments?order_id=$order_id&limit=1" "${H[@]}"
+header_is "  ... X-Total-Count" "x-total-count" "$(curl -sS "$PAYMENT/payments?order_id=$order_id" "${H[@]}" | jq length)"
 check "REFUNDED is reached only through the payment service (409)" 409 '' \
   -X PUT "$ORDER/orders/$order_id/status" "${H[@]}" "${JSON[@]}" -d '{"status":"REFUNDED"}'
 check "a paid order to cancel" 201 '.stock == "held"' \

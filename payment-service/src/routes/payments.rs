@@ -13,7 +13,7 @@ use service_kit::ApiError;
 use service_kit::domain::{Id, Page};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
-use service_kit::listing::Listed;
+use service_kit::listing::{Listed, TOTAL_COUNT_HEADER};
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 use shop_contracts::PaymentStatus;
@@ -349,13 +349,15 @@ pub async fn refunds_create(
     Ok((StatusCode::CREATED, Json(refund.into())))
 }
 
-/// A payment's refunds, oldest first.
+/// A payment's refunds, oldest first: all of them (a payment has few), their number in
+/// `X-Total-Count` like every list.
 #[utoipa::path(
     get,
     path = "/payments/{id}/refunds",
     params(("id" = i64, Path, description = "Payment id")),
     responses(
-        (status = 200, description = "Its refunds", body = [RefundOut]),
+        (status = 200, description = "Its refunds", body = [RefundOut],
+            headers(("X-Total-Count" = i64, description = "How many refunds it has"))),
         (status = 400, description = "Not a number", body = ErrorBody),
         (status = 404, description = "No such payment", body = ErrorBody),
         (status = 422, description = "Not a positive id", body = ErrorBody),
@@ -366,7 +368,7 @@ pub async fn refunds_create(
 pub async fn refunds_list(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-) -> Result<Json<Vec<RefundOut>>, ApiError> {
+) -> Result<([(&'static str, String); 1], Json<Vec<RefundOut>>), ApiError> {
     let id = Id::parse(id, "payment id")?;
     let refunds = state
         .db
@@ -377,5 +379,9 @@ pub async fn refunds_list(
             Ok(store::refunds_of(conn, id)?)
         })
         .await?;
-    Ok(Json(refunds.into_iter().map(RefundOut::from).collect()))
+    let total = [(TOTAL_COUNT_HEADER, refunds.len().to_string())];
+    Ok((
+        total,
+        Json(refunds.into_iter().map(RefundOut::from).collect()),
+    ))
 }
