@@ -2,6 +2,16 @@
 # Builds the four services in release mode, starts them, waits until all are healthy,
 # prints their URLs, and stops them all on Ctrl-C.
 #
+#   scripts/start-all.sh                    start the shop (stays in the foreground)
+#   scripts/start-all.sh restart SERVICE    stop one service of a running shop and start it
+#                                           again (catalog, cart, order or payment), same
+#                                           data, ports and keys; its log goes on
+#
+# Logs: DATA_DIR/logs/<service>.log, appended to across restarts (an incident's evidence
+# survives the restart made for it); a log past LOG_MAX_BYTES (default 10 MiB) is rotated
+# when its service starts: <service>.log.1 is the newest of LOG_KEEP (default 5) old ones.
+# LOG_FORMAT=json makes every line of them a JSON object.
+#
 # Environment (all optional):
 #   API_KEY        key clients must send in X-API-Key (default: the demo key secret-key-123)
 #   STOREFRONT_KEY key(s) a shop's front end may use: browse, carts, checkout, pay, read
@@ -19,6 +29,18 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+
+mode="${1:-start}"
+case "$mode" in
+  start) ;;
+  restart)
+    case "${2:-}" in
+      catalog|cart|order|payment) restart_name="$2-service" ;;
+      catalog-service|cart-service|order-service|payment-service) restart_name="$2" ;;
+      *) echo "usage: scripts/start-all.sh restart catalog|cart|order|payment" >&2; exit 2 ;;
+    esac ;;
+  *) echo "usage: scripts/start-all.sh [restart catalog|cart|order|payment]" >&2; exit 2 ;;
+esac
 
 if [[ -z "${API_KEY:-}" ]]; then
   export API_KEY="secret-key-123"
@@ -65,6 +87,90 @@ if [[ "${SKIP_BUILD:-0}" != "1" ]]; then
 fi
 bin="$root/target/release"
 
+pid_dir="$data_dir/pids"
+mkdir -p "$pid_dir"
+log_max_bytes="${LOG_MAX_BYTES:-10485760}"
+log_keep="${LOG_KEEP:-5}"
+
+# rotate_log NAME: when NAME's log has grown past log_max_bytes, it becomes NAME.log.1 (the
+# older ones move up one, the oldest beyond log_keep is dropped).
+rotate_log() {
+  local log="$log_dir/$1.log"
+  [[ -f "$log" ]] || return 0
+  (( $(stat -c %s "$log") > log_max_bytes )) || return 0
+  rm -f "$log.$log_keep"
+  for ((i = log_keep - 1; i >= 1; i--)); do
+    [[ -f "$log.$i" ]] && mv "$log.$i" "$log.$((i + 1))"
+  done
+  mv "$log" "$log.1"
+}
+
+# service_args NAME: the flags NAME runs with.
+service_args() {
+  case "$1" in
+    catalog-service) args=(--port "$catalog_port" --db "$data_dir/products.db") ;;
+    order-service) args=(--port "$order_port" --db "$data_dir/orders.db"
+      --catalog-url "http://127.0.0.1:$catalog_port" --payment-url "http://127.0.0.1:$payment_port") ;;
+    payment-service) args=(--port "$payment_port" --db "$data_dir/payments.db"
+      --order-url "http://127.0.0.1:$order_port") ;;
+    cart-service) args=(--port "$cart_port" --db "$data_dir/carts.db"
+      --catalog-url "http://127.0.0.1:$catalog_port" --order-url "http://127.0.0.1:$order_port"
+      --payment-url "http://127.0.0.1:$payment_port") ;;
+  esac
+}
+
+# port_of NAME: the port NAME listens on.
+port_of() {
+  case "$1" in
+    catalog-service) echo "$catalog_port" ;; order-service) echo "$order_port" ;;
+    payment-service) echo "$payment_port" ;; cart-service) echo "$cart_port" ;;
+    dashboard) echo "$dashboard_port" ;;
+  esac
+}
+
+# wait_healthy NAME PID: until NAME answers its probe; exits the script if it dies or
+# takes more than 10 s.
+wait_healthy() {
+  local name="$1" pid="$2" probe
+  probe="http://127.0.0.1:$(port_of "$name")/health"
+  [[ "$name" == "dashboard" ]] && probe="http://127.0.0.1:$dashboard_port/index.html"
+  for _ in $(seq 1 100); do
+    curl -fsS "$probe" >/dev/null 2>&1 && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "error: $name exited during start-up. Its log ($log_dir/$name.log) ends with:" >&2
+      tail -n 5 "$log_dir/$name.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "error: $name did not become healthy on port $(port_of "$name") within 10 s; see $log_dir/$name.log" >&2
+  exit 1
+}
+
+if [[ "$mode" == "restart" ]]; then
+  pid_file="$pid_dir/$restart_name.pid"
+  old_pid="$(cat "$pid_file" 2>/dev/null || true)"
+  if [[ -n "$old_pid" ]] && kill -0 "$old_pid" 2>/dev/null; then
+    echo "stopping $restart_name (pid $old_pid)..."
+    kill "$old_pid"
+    # It finishes its requests in flight first (at most 10 s, then a little to exit).
+    for _ in $(seq 1 150); do kill -0 "$old_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$old_pid" 2>/dev/null && { echo "error: $restart_name (pid $old_pid) did not stop" >&2; exit 1; }
+  else
+    echo "note: $restart_name was not running"
+  fi
+  rotate_log "$restart_name"
+  service_args "$restart_name"
+  # Its own session, so it outlives this script; the shop's start-all finds it by its pid
+  # file (and stops it with the rest on Ctrl-C).
+  setsid "$bin/$restart_name" "${args[@]}" >>"$log_dir/$restart_name.log" 2>&1 < /dev/null &
+  new_pid="$!"
+  echo "$new_pid" >"$pid_file"
+  wait_healthy "$restart_name" "$new_pid"
+  echo "$restart_name restarted (pid $new_pid), healthy; its log goes on in $log_dir/$restart_name.log"
+  exit 0
+fi
+
 pids=()
 names=()
 stop_all() {
@@ -83,49 +189,30 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-pid_dir="$data_dir/pids"
-mkdir -p "$pid_dir"
 start() {
-  local name="$1"; shift
-  "$bin/$name" "$@" >"$log_dir/$name.log" 2>&1 &
+  local name="$1"
+  rotate_log "$name"
+  service_args "$name"
+  "$bin/$name" "${args[@]}" >>"$log_dir/$name.log" 2>&1 &
   pids+=("$!")
   names+=("$name")
   echo "$!" >"$pid_dir/$name.pid"
 }
 
-start catalog-service --port "$catalog_port" --db "$data_dir/products.db"
-start order-service --port "$order_port" --db "$data_dir/orders.db" \
-  --catalog-url "http://127.0.0.1:$catalog_port" --payment-url "http://127.0.0.1:$payment_port"
-start payment-service --port "$payment_port" --db "$data_dir/payments.db" \
-  --order-url "http://127.0.0.1:$order_port"
-start cart-service --port "$cart_port" --db "$data_dir/carts.db" \
-  --catalog-url "http://127.0.0.1:$catalog_port" --order-url "http://127.0.0.1:$order_port" \
-  --payment-url "http://127.0.0.1:$payment_port"
+start catalog-service
+start order-service
+start payment-service
+start cart-service
 
+rotate_log dashboard
 python3 -m http.server "$dashboard_port" --bind 127.0.0.1 --directory "$root/dashboard" \
-  >"$log_dir/dashboard.log" 2>&1 &
+  >>"$log_dir/dashboard.log" 2>&1 &
 pids+=("$!")
 names+=("dashboard")
 echo "$!" >"$pid_dir/dashboard.pid"
 
-ports=("$catalog_port" "$order_port" "$payment_port" "$cart_port" "$dashboard_port")
 for i in "${!names[@]}"; do
-  name="${names[$i]}"; port="${ports[$i]}"
-  probe="http://127.0.0.1:$port/health"
-  [[ "$name" == "dashboard" ]] && probe="http://127.0.0.1:$port/index.html"
-  for _ in $(seq 1 100); do
-    if curl -fsS "$probe" >/dev/null 2>&1; then
-      continue 2
-    fi
-    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
-      echo "error: $name exited during start-up. Its log ($log_dir/$name.log) ends with:" >&2
-      tail -n 5 "$log_dir/$name.log" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-  echo "error: $name did not become healthy on port $port within 10 s; see $log_dir/$name.log" >&2
-  exit 1
+  wait_healthy "${names[$i]}" "${pids[$i]}"
 done
 
 dashboard_url="http://127.0.0.1:$dashboard_port/?cart=http://127.0.0.1:$cart_port&catalog=http://127.0.0.1:$catalog_port&order=http://127.0.0.1:$order_port&payment=http://127.0.0.1:$payment_port"
@@ -143,22 +230,25 @@ API docs (Swagger UI; "Authorize" with a key, then "Try it out"):
 press Ctrl-C to stop them all.
 MSG
 
-# Keeps running until Ctrl-C (the trap stops everything). A service that stops on its own
-# is reported and the others keep running, so one can be stopped and started by hand.
-alive=("${!pids[@]}")
-while ((${#alive[@]})); do
-  alive_pids=()
-  for i in "${alive[@]}"; do alive_pids+=("${pids[$i]}"); done
-  wait -n "${alive_pids[@]}" || true
-  still=()
-  for i in "${alive[@]}"; do
-    if kill -0 "${pids[$i]}" 2>/dev/null; then
-      still+=("$i")
-    else
-      echo "${names[$i]} stopped; see $log_dir/${names[$i]}.log" >&2
+# Keeps running until Ctrl-C (the trap stops everything). Each service is followed by its
+# pid file, so one restarted (`scripts/start-all.sh restart catalog`, or loadgen --fault) is
+# followed too; one that stops is reported once and the others keep running.
+declare -A reported=()
+while :; do
+  sleep 1
+  running=0
+  for name in "${names[@]}"; do
+    pid="$(cat "$pid_dir/$name.pid" 2>/dev/null || true)"
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+      running=$((running + 1))
+      [[ -n "${reported[$name]:-}" ]] && echo "$name is running again (pid $pid)" >&2
+      reported[$name]=""
+    elif [[ -z "${reported[$name]:-}" ]]; then
+      echo "$name stopped; see $log_dir/$name.log" >&2
+      reported[$name]=1
     fi
   done
-  alive=("${still[@]}")
+  ((running)) || break
 done
 echo "every service has stopped" >&2
 exit 1

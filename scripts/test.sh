@@ -92,6 +92,20 @@ grep -q "all four services are healthy" "$guide_data/start-all.out" || {
 scripts/testing-guide.sh | tee "$guide_data/guide.out"
 guide_passed="$(awk '/^guide: / { print $2 }' "$guide_data/guide.out")"
 
+step "operator: one service restarted by start-all.sh, its log kept"
+catalog_log="$guide_data/logs/catalog-service.log"
+starts_before="$(grep -c 'listening on' "$catalog_log")"
+DATA_DIR="$guide_data" SKIP_BUILD=1 scripts/start-all.sh restart catalog | tee "$guide_data/restart.out"
+operator_check() {
+  if ! eval "$2"; then echo "FAIL: $1" >&2; exit 1; fi
+  echo "ok  $1"
+  operator_passed=$((${operator_passed:-0} + 1))
+}
+operator_check "the restart says the catalog is back and healthy" 'grep -q "catalog-service restarted" "$guide_data/restart.out"'
+operator_check "it answers again" 'curl -fsS "$CATALOG_URL/health" >/dev/null'
+operator_check "its log was appended to, not truncated" '(( $(grep -c "listening on" "$catalog_log") == starts_before + 1 ))'
+operator_check "the refusals logged before the restart are still there" 'grep -q "request refused" "$catalog_log"'
+
 step "loadgen smoke run: a few seconds of mixed load, then the invariants"
 target/release/loadgen --users 8 --duration 3s --mix browse=35,add=25,checkout=20,pay=8,order=3,cancel=3,refund=3,adjust=3 \
   --restock 100000 --settle 30s | tee "$guide_data/loadgen.out"
@@ -156,6 +170,7 @@ browser_passed="$(awk '/^# pass / { print $3 } /^ℹ pass / { print $3 }' "$guid
 
 echo
 echo "cargo tests: $unit_passed passed, $unit_failed failed; testing guide: $guide_passed passed;" \
-  "loadgen invariants: $loadgen_passed passed; browser: ${browser_passed:-0} passed"
+  "operator checks: $operator_passed passed; loadgen invariants: $loadgen_passed passed;" \
+  "browser: ${browser_passed:-0} passed"
 echo "contract: Schemathesis passed against $contract_passed services"
-echo "all: $((unit_passed + guide_passed + loadgen_passed + ${browser_passed:-0} + contract_passed)) passed, $unit_failed failed"
+echo "all: $((unit_passed + guide_passed + operator_passed + loadgen_passed + ${browser_passed:-0} + contract_passed)) passed, $unit_failed failed"

@@ -121,6 +121,16 @@ impl ApiError {
 #[derive(Debug, Clone)]
 pub struct ErrorCause(pub String);
 
+/// A business refusal (402, 409, 422) carried on the response, for the middleware that logs
+/// it once with the request's correlation id.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The error's code (`conflict`, `card_declined`, ...).
+    pub code: &'static str,
+    /// Why, as the client was told.
+    pub reason: String,
+}
+
 /// An error and every source below it, as one line: `outer: inner: innermost`.
 pub fn cause_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
@@ -143,6 +153,16 @@ impl IntoResponse for ApiError {
             }
             other => (other.to_string(), None),
         };
+        // A business refusal (declined, conflict, a rule broken) is logged once by the
+        // request's middleware, with its reason; messages never carry personal or card data.
+        let refusal = matches!(
+            self,
+            ApiError::Declined { .. } | ApiError::Conflict(_) | ApiError::Validation(_)
+        )
+        .then(|| Refusal {
+            code,
+            reason: message.clone(),
+        });
         let body = ErrorBody {
             error: ErrorDetail { code, message },
         };
@@ -154,6 +174,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(cause) = cause {
             response.extensions_mut().insert(ErrorCause(cause));
+        }
+        if let Some(refusal) = refusal {
+            response.extensions_mut().insert(refusal);
         }
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(

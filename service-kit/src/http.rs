@@ -59,11 +59,20 @@ where
     .await
 }
 
-/// Logs, once and inside the request's span, the cause of a 5xx that [`ApiError`] left on
-/// the response (see [`crate::error::ErrorCause`]); the client's body never carries an
-/// internal error's detail.
+/// Logs, once and inside the request's span (so with its correlation id), the cause of a
+/// 5xx that [`ApiError`] left on the response (see [`crate::error::ErrorCause`]; the
+/// client's body never carries an internal error's detail), and the reason of a business
+/// refusal (402, 409, 422; see [`crate::error::Refusal`]).
 async fn log_error_cause(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
+    if let Some(refusal) = response.extensions().get::<crate::error::Refusal>() {
+        tracing::info!(
+            status = response.status().as_u16(),
+            code = refusal.code,
+            reason = %refusal.reason,
+            "request refused"
+        );
+    }
     if let Some(cause) = response.extensions().get::<crate::error::ErrorCause>() {
         if response.status() == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(cause = %cause.0, "request failed with an internal error");
@@ -358,16 +367,34 @@ pub fn assemble(
         .layer(middleware::from_fn(drop_unusable_request_id))
 }
 
-/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
+/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise: text, or with
+/// `LOG_FORMAT=json` one JSON object per line (its time, level, message, fields, and the
+/// request's span: `request_id`, `method`, `path`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A second init (tests) is harmless; ignore it.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let json = json_logs();
+    // A second init (tests) is harmless; ignore it.
+    let _ = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
+}
+
+/// Whether `LOG_FORMAT=json` asks for one JSON object per line.
+fn json_logs() -> bool {
+    std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -512,7 +539,16 @@ async fn serve_until(
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr()?;
     tracing::info!(%local, "{service} listening");
-    println!("{service} listening on http://{local}");
+    // The one line on stdout, once the port is bound: what scripts and tests wait for. With
+    // LOG_FORMAT=json it is a JSON object too, so a file that takes both streams stays JSON.
+    if json_logs() {
+        let ready = serde_json::json!({
+            "message": "listening", "service": service, "url": format!("http://{local}"),
+        });
+        println!("{ready}");
+    } else {
+        println!("{service} listening on http://{local}");
+    }
     crate::server::serve(listener, router, limits, SHUTDOWN_GRACE, shutdown).await
 }
 

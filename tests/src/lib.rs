@@ -45,6 +45,8 @@ pub struct Service {
     pub port: u16,
     /// Its stderr (the log).
     pub log: PathBuf,
+    /// Environment variables it gets besides the test shop's.
+    env: Vec<(String, String)>,
     child: Option<(Child, ChildStdout)>,
 }
 
@@ -56,11 +58,26 @@ impl Service {
 
     /// Starts `name` on `port` (0: any free one).
     pub fn start_on(port: u16, name: &'static str, args: Vec<String>, log: PathBuf) -> Service {
+        Service::start_with_env(port, name, args, log, &[])
+    }
+
+    /// Starts `name` on `port` with these environment variables too (`LOG_FORMAT`, say).
+    pub fn start_with_env(
+        port: u16,
+        name: &'static str,
+        args: Vec<String>,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Service {
         let mut service = Service {
             name,
             args,
             port,
             log,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
         };
         service.spawn();
@@ -94,6 +111,7 @@ impl Service {
             // Load tests here would trip the per-key limit, which router tests cover.
             .env("RATE_LIMIT", "0")
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -103,8 +121,10 @@ impl Service {
         let mut line = String::new();
         // The binary binds before it prints, so once this line is read the port is ready.
         let read = reader.read_line(&mut line).unwrap_or(0);
+        // `... listening on http://127.0.0.1:PORT`, or its JSON form ending `:PORT"}`.
         let port = line
             .trim()
+            .trim_end_matches(['"', '}'])
             .rsplit(':')
             .next()
             .and_then(|p| p.parse::<u16>().ok());
