@@ -255,7 +255,18 @@ async fn begin(
             store::get_checkout(tx, id)?.ok_or_else(|| ApiError::internal("new checkout vanished"))
         })
         .await?;
-    Saga::new(state, checkout, input).run().await
+    let ended = Saga::new(state, checkout, input).run().await?;
+    let (outcome, failed_step) = match &ended {
+        Ended::Completed(_) => ("completed", None),
+        Ended::Finishing(_) => ("finishing", None),
+        Ended::Failed(co, _) => ("failed", co.failed_step),
+        Ended::Unsettled(co, _) => ("unsettled", Some(co.step)),
+    };
+    let step = failed_step.map_or("", Step::as_str);
+    state
+        .counters
+        .inc("checkouts", &[("outcome", outcome), ("failed_step", step)]);
+    Ok(ended)
 }
 
 /// The user's cart as the lines of a checkout; a 422 when it is empty.

@@ -40,6 +40,7 @@ use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
 use service_kit::http::{ServiceBuilder, Workers};
 use service_kit::idempotency::{self, Idempotency};
+use service_kit::metrics::BusinessCounters;
 use service_kit::migrations::MigrationFile;
 use shop_contracts::catalog::CatalogClient;
 use shop_contracts::payments::PaymentClient;
@@ -118,6 +119,8 @@ pub struct AppState {
     /// How long a checkout waits for a payment that was only authorized (the payment
     /// service could not verify the order yet) to be captured: one call's timeout.
     capture_wait: Duration,
+    /// Checkouts by outcome and failed step.
+    pub counters: BusinessCounters,
 }
 
 /// Where the peers are.
@@ -148,6 +151,11 @@ impl AppState {
             orders: OrderClient::new(&urls.order, key.clone(), timeouts.checkout),
             payments: PaymentClient::new(&urls.payment, key, timeouts.checkout),
             capture_wait: timeouts.checkout,
+            counters: BusinessCounters::new(&[(
+                "checkouts",
+                "Checkouts run, by outcome (completed, finishing, failed, unsettled) and the \
+                 step that failed",
+            )]),
         }
     }
 }
@@ -197,7 +205,9 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .routes(utoipa_axum::routes!(cart_clear))
         .routes(utoipa_axum::routes!(items_update, items_remove))
         .with_state(state.clone());
-    ServiceBuilder::new(SERVICE, state.db, migrations, api).build(keys)
+    let mut service = ServiceBuilder::new(SERVICE, state.db.clone(), migrations, api);
+    service.metrics().counters(&state.counters);
+    service.build(keys)
 }
 
 /// Opens the database and serves until `shutdown` resolves.

@@ -159,6 +159,13 @@ pub async fn take_payment(
         })
         .await?;
 
+    state.counters.inc(
+        "payments",
+        &[
+            ("outcome", status.as_str()),
+            ("decline_code", decline.map_or("", |d| d.code())),
+        ],
+    );
     if let Some(delivery) = delivery {
         state.outbox.attempt_first(delivery).await;
     }

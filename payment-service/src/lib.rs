@@ -44,6 +44,7 @@ use service_kit::config::{CommonArgs, Secret, WebhookArgs};
 use service_kit::db::{Db, Durability};
 use service_kit::http::{ServiceBuilder, Workers};
 use service_kit::idempotency::{self, Idempotency};
+use service_kit::metrics::BusinessCounters;
 use service_kit::migrations::MigrationFile;
 use service_kit::webhook::WebhookSecret;
 use std::future::Future;
@@ -106,6 +107,23 @@ pub struct AppState {
     orders: OrderClient,
     /// Webhook delivery.
     outbox: Outbox,
+    /// Payments by outcome and decline code, refunds, webhook deliveries by result.
+    pub counters: BusinessCounters,
+}
+
+/// The business counters of the payment service.
+fn business_counters() -> BusinessCounters {
+    BusinessCounters::new(&[
+        (
+            "payments",
+            "Payments taken, by outcome (captured, authorized, failed) and decline code",
+        ),
+        ("refunds", "Refunds made"),
+        (
+            "webhook_deliveries",
+            "Webhook delivery attempts, by result (delivered, retrying, failed, refused)",
+        ),
+    ])
 }
 
 impl AppState {
@@ -120,8 +138,15 @@ impl AppState {
         timeout: Duration,
     ) -> Self {
         let orders = OrderClient::new(order_url, Secret::new(api_key), timeout);
-        let outbox = Outbox::new(db.clone(), orders.clone(), secrets, schedule, timeout);
-        AppState { db, orders, outbox }
+        let counters = business_counters();
+        let outbox = Outbox::new(db.clone(), orders.clone(), secrets, schedule, timeout)
+            .counting(counters.clone());
+        AppState {
+            db,
+            orders,
+            outbox,
+            counters,
+        }
     }
 
     /// The webhook worker for this state, to spawn beside the server.
@@ -184,6 +209,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
     let mut service =
         ServiceBuilder::new(SERVICE, state.db.clone(), migrations, api).probes(probes);
     health::backlog_gauges(service.metrics(), state.db);
+    service.metrics().counters(&state.counters);
     service.build(keys)
 }
 

@@ -61,9 +61,12 @@ pub struct Outbox {
     schedule: Arc<RetrySchedule>,
     /// How long a claimed delivery is left alone before it is considered abandoned.
     lease: Duration,
+    /// Where attempts are counted by result.
+    counters: BusinessCounters,
 }
 
 use service_kit::clock::unix_now_ms as now_ms;
+use service_kit::metrics::BusinessCounters;
 
 impl Outbox {
     /// An outbox over `db`, delivering through `orders`.
@@ -80,7 +83,14 @@ impl Outbox {
             secrets: secrets.into(),
             schedule: Arc::new(schedule),
             lease: peer_timeout + Duration::from_secs(5),
+            counters: BusinessCounters::default(),
         }
+    }
+
+    /// The same outbox, counting its attempts by result in `counters`.
+    pub fn counting(mut self, counters: BusinessCounters) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// A new delivery announcing that `payment_id` paid `amount` for `order_id` (whose
@@ -184,6 +194,14 @@ impl Outbox {
                 Ok(Some((reason, next.is_none())))
             })
             .await?;
+        let result = match (&outcome, refused) {
+            (None, _) => "delivered",
+            (Some(_), Some(_)) => "refused",
+            (Some((_, true)), None) => "failed",
+            (Some((_, false)), None) => "retrying",
+        };
+        self.counters
+            .inc("webhook_deliveries", &[("result", result)]);
         if let Some((reason, gave_up)) = outcome {
             if gave_up {
                 tracing::error!(delivery = %delivery.id, %reason, "webhook delivery failed for good; retry it by hand");

@@ -103,6 +103,7 @@ pub async fn refund(
             Ok((refund, delivery))
         })
         .await?;
+    state.counters.inc("refunds", &[]);
     state.outbox.attempt_first(delivery).await;
     Ok(refund)
 }

@@ -25,6 +25,8 @@ pub enum Scope {
     Admin,
     /// Browse the catalog, manage carts, check out, pay, read orders and payments.
     Storefront,
+    /// Read `GET /metrics` and nothing else: a scraper's bearer token (`--metrics-token`).
+    Metrics,
 }
 
 impl Scope {
@@ -33,6 +35,7 @@ impl Scope {
         match self {
             Scope::Admin => "admin",
             Scope::Storefront => "storefront",
+            Scope::Metrics => "metrics",
         }
     }
 }
@@ -48,7 +51,12 @@ pub struct ApiKeys {
     /// How many of the first keys are clients' (rate-limited); the rest are the services'
     /// own key for calls between them, never limited.
     client_keys: usize,
+    /// The bearer token a Prometheus scraper sends for `GET /metrics`, if one is set.
+    metrics_token: Option<Arc<Secret>>,
 }
+
+/// The one route a metrics token opens.
+pub const METRICS_PATH: &str = "/metrics";
 
 impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,7 +75,24 @@ impl ApiKeys {
             scopes: Arc::new(vec![Scope::Admin; keys.len()]),
             keys: Arc::new(keys),
             limiter: None,
+            metrics_token: None,
         }
+    }
+
+    /// The same keys, and `token` as a bearer token (`Authorization: Bearer <token>`) that
+    /// opens `GET /metrics` only, as Prometheus scrapes.
+    pub fn with_metrics_token(mut self, token: Option<Secret>) -> Self {
+        self.metrics_token = token.map(Arc::new);
+        self
+    }
+
+    /// Whether `Authorization: <header>` is the metrics token as a bearer token.
+    fn is_metrics_token(&self, header: &[u8]) -> bool {
+        let (Some(token), Some(presented)) = (&self.metrics_token, header.strip_prefix(b"Bearer "))
+        else {
+            return false;
+        };
+        !presented.is_empty() && bool::from(token.expose().as_bytes().ct_eq(presented))
     }
 
     /// The same keys, plus `storefront`: client keys (rate-limited like the others) with
@@ -162,9 +187,19 @@ pub async fn require_api_key(
         .get(API_KEY_HEADER)
         .map(|value| value.as_bytes());
     let Some(presented) = presented else {
-        return Err(ApiError::Unauthorized(
-            "missing X-API-Key header".to_string(),
-        ));
+        let bearer = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .is_some_and(|value| keys.is_metrics_token(value.as_bytes()));
+        if bearer && request.uri().path() == METRICS_PATH {
+            request.extensions_mut().insert(Scope::Metrics);
+            return Ok(next.run(request).await);
+        }
+        return Err(ApiError::Unauthorized(if bearer {
+            "the metrics token opens GET /metrics only".to_string()
+        } else {
+            "missing X-API-Key header".to_string()
+        }));
     };
     let Some(index) = keys.matching(presented) else {
         return Err(ApiError::Unauthorized("invalid API key".to_string()));
@@ -174,10 +209,11 @@ pub async fn require_api_key(
     Ok(next.run(request).await)
 }
 
-/// Middleware behind [`require_api_key`]: 403 `forbidden` unless the key is an admin key.
+/// Middleware behind [`require_api_key`]: 403 `forbidden` unless the key is an admin key
+/// (or, on `GET /metrics`, the metrics token; [`require_api_key`] lets it in nowhere else).
 async fn require_admin(request: Request, next: Next) -> Result<Response, ApiError> {
     match request.extensions().get::<Scope>() {
-        Some(Scope::Admin) => Ok(next.run(request).await),
+        Some(Scope::Admin | Scope::Metrics) => Ok(next.run(request).await),
         _ => Err(ApiError::Forbidden(
             "this key is a storefront key; this route needs the admin key".to_string(),
         )),
@@ -243,6 +279,7 @@ fn mark(operation: &mut utoipa::openapi::path::Operation, scope: Scope) {
     let words = match scope {
         Scope::Admin => "Scope: admin key only (a storefront key gets 403).",
         Scope::Storefront => "Scope: any key, storefront or admin.",
+        Scope::Metrics => "Scope: the admin key, or the metrics token as a bearer token.",
     };
     let description = operation.description.get_or_insert_with(String::new);
     if !description.is_empty() {

@@ -56,6 +56,11 @@ pub struct CommonArgs {
     )]
     pub storefront_key: Option<Secret>,
 
+    /// A bearer token (`Authorization: Bearer <token>`) that opens `GET /metrics` and
+    /// nothing else, for a Prometheus scraper; the admin key opens it too.
+    #[arg(long = "metrics-token", env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
     /// The key the services send each other in `X-API-Key`. Set (the same on all four, as
     /// scripts/start-all.sh does), it is accepted too and never rate-limited, so a client
     /// flooding a service cannot make it refuse another service's check. Defaults to the
@@ -171,7 +176,12 @@ impl CommonArgs {
         Ok(crate::auth::ApiKeys::new(admin)
             .with_rate_limit(self.rate_limit)
             .with_peer_key(self.peer_api_key()?)
-            .with_storefront_keys(storefront))
+            .with_storefront_keys(storefront)
+            .with_metrics_token(
+                self.metrics_token
+                    .clone()
+                    .filter(|token| !token.expose().trim().is_empty()),
+            ))
     }
 
     /// The accepted API keys, or a clear error when none was given.
@@ -222,6 +232,7 @@ mod tests {
             bind: "127.0.0.1".parse().unwrap(),
             api_key: key.map(Secret::new),
             storefront_key: None,
+            metrics_token: None,
             peer_api_key: None,
             peer_timeout_ms: 1000,
             cors_origins: Vec::new(),

@@ -1,6 +1,8 @@
-//! `GET /metrics` in the Prometheus text format: requests and their latency per route,
-//! and whatever gauges a service adds (payment: its webhook backlog). Each router owns its
-//! registry; nothing is global.
+//! `GET /metrics` in the Prometheus text format: requests and their latency per route, the
+//! process (memory, CPU, open files, threads, start time), the build, the business counters
+//! a service's operations count ([`BusinessCounters`]: checkouts, payments, refunds, webhook
+//! deliveries), and whatever gauges a service adds (payment: its webhook backlog). Each
+//! router owns its registry; nothing is global.
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -32,6 +34,7 @@ pub struct MetricsBuilder {
     registry: Registry,
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram>,
+    process: ProcessGauges,
     before_scrape: Option<BeforeScrape>,
 }
 
@@ -41,7 +44,132 @@ pub struct Metrics {
     registry: Arc<Registry>,
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram>,
+    process: ProcessGauges,
     before_scrape: Option<BeforeScrape>,
+}
+
+/// Counters of what a service's operations did, by label (a checkout's outcome and failed
+/// step, a payment's outcome and decline code, ...). Made with the state the operations
+/// share and registered with the service's metrics by [`MetricsBuilder::counters`]; counting
+/// needs no registry. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct BusinessCounters {
+    families: Arc<Vec<NamedCounter>>,
+}
+
+/// A business counter: its name, help text and series by label.
+type NamedCounter = (&'static str, &'static str, Family<Labels, Counter>);
+
+impl std::fmt::Debug for BusinessCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.families.iter().map(|(name, _, _)| *name).collect();
+        f.debug_struct("BusinessCounters")
+            .field("names", &names)
+            .finish()
+    }
+}
+
+impl BusinessCounters {
+    /// Counters named `name` (shown as `<name>_total`), each with its help text.
+    pub fn new(counters: &[(&'static str, &'static str)]) -> Self {
+        BusinessCounters {
+            families: Arc::new(
+                counters
+                    .iter()
+                    .map(|(name, help)| (*name, *help, Family::default()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Adds one to counter `name` with these labels (nothing if no such counter was made).
+    pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {
+        if let Some((_, _, family)) = self.families.iter().find(|(n, _, _)| *n == name) {
+            let labels: Labels = labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            family.get_or_create(&labels).inc();
+        }
+    }
+}
+
+/// The process's own gauges, read from `/proc/self` at each scrape (Linux; elsewhere they
+/// stay 0).
+#[derive(Clone, Default)]
+struct ProcessGauges {
+    resident_memory_bytes: Gauge,
+    virtual_memory_bytes: Gauge,
+    open_fds: Gauge,
+    threads: Gauge,
+    cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    start_time_seconds: Gauge,
+}
+
+impl ProcessGauges {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory",
+            self.resident_memory_bytes.clone(),
+        );
+        registry.register(
+            "process_virtual_memory_bytes",
+            "Virtual memory",
+            self.virtual_memory_bytes.clone(),
+        );
+        registry.register(
+            "process_open_fds",
+            "Open file descriptors",
+            self.open_fds.clone(),
+        );
+        registry.register("process_threads", "Threads", self.threads.clone());
+        registry.register(
+            "process_cpu_seconds",
+            "User and system CPU time spent, in seconds (a running total)",
+            self.cpu_seconds.clone(),
+        );
+        registry.register(
+            "process_start_time_seconds",
+            "When the process started, in Unix seconds",
+            self.start_time_seconds.clone(),
+        );
+        self.start_time_seconds.set(crate::clock::unix_now());
+    }
+
+    /// Reads `/proc/self` now.
+    fn refresh(&self) {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |name: &str| -> Option<i64> {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|value| value.parse().ok())
+        };
+        if let Some(kib) = field("VmRSS:") {
+            self.resident_memory_bytes.set(kib.saturating_mul(1024));
+        }
+        if let Some(kib) = field("VmSize:") {
+            self.virtual_memory_bytes.set(kib.saturating_mul(1024));
+        }
+        if let Some(threads) = field("Threads:") {
+            self.threads.set(threads);
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            self.open_fds
+                .set(i64::try_from(fds.count()).unwrap_or(i64::MAX));
+        }
+        // utime and stime, the 14th and 15th fields, after the command name's closing ")";
+        // in clock ticks, 100 a second on Linux.
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|t| t.parse::<f64>().ok());
+        if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
+            self.cpu_seconds.set((user + system) / 100.0);
+        }
+    }
 }
 
 impl std::fmt::Debug for MetricsBuilder {
@@ -85,11 +213,33 @@ impl MetricsBuilder {
             "Time to answer, by route and method",
             latency.clone(),
         );
+        let process = ProcessGauges::default();
+        process.register(&mut registry);
+        let build = Family::<Labels, Gauge>::default();
+        registry.register(
+            "build_info",
+            "The build serving: 1, labelled with its version",
+            build.clone(),
+        );
+        build
+            .get_or_create(&vec![(
+                "version".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            )])
+            .set(1);
         MetricsBuilder {
             registry,
             requests,
             latency,
+            process,
             before_scrape: None,
+        }
+    }
+
+    /// Registers the business counters a service's operations count.
+    pub fn counters(&mut self, counters: &BusinessCounters) {
+        for (name, help, family) in counters.families.iter() {
+            self.registry.register(*name, *help, family.clone());
         }
     }
 
@@ -115,14 +265,16 @@ impl MetricsBuilder {
             registry: Arc::new(self.registry),
             requests: self.requests,
             latency: self.latency,
+            process: self.process,
             before_scrape: self.before_scrape,
         }
     }
 }
 
 impl Metrics {
-    /// The exposition text.
+    /// The exposition text, the process gauges read now.
     pub fn render(&self) -> String {
+        self.process.refresh();
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -182,7 +334,7 @@ async fn record(State(metrics): State<Metrics>, request: Request, next: Next) ->
         (status = 200, description = "The metrics", content_type = "application/openmetrics-text", body = String),
         crate::openapi::ProtectedErrors,
     ),
-    security(("api_key" = []))
+    security(("api_key" = []), ("metrics_token" = []))
 )]
 pub async fn scrape(State(metrics): State<Metrics>) -> Response {
     if let Some(refresh) = &metrics.before_scrape
@@ -201,8 +353,13 @@ mod tests {
     fn renders_counters_histograms_and_gauges_in_the_text_format() {
         let mut builder = MetricsBuilder::new("test-service");
         let backlog = builder.gauge("webhook_backlog_pending", "Deliveries pending");
+        let counters = BusinessCounters::new(&[("checkouts", "Checkouts by outcome")]);
+        builder.counters(&counters);
         let metrics = builder.finish();
         backlog.set(3);
+        counters.inc("checkouts", &[("outcome", "completed")]);
+        counters.inc("checkouts", &[("outcome", "completed")]);
+        counters.inc("no_such_counter", &[]);
         let labels = vec![
             ("route".to_string(), "/orders/{id}".to_string()),
             ("method".to_string(), "GET".to_string()),
@@ -226,6 +383,19 @@ mod tests {
         assert!(
             text.contains("http_request_duration_seconds_count{"),
             "{text}"
+        );
+        assert!(
+            text.contains(r#"checkouts_total{service="test-service",outcome="completed"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"build_info{service="test-service",version=""#),
+            "{text}"
+        );
+        #[cfg(target_os = "linux")]
+        assert!(
+            !text.contains("process_resident_memory_bytes{service=\"test-service\"} 0\n"),
+            "read from /proc: {text}"
         );
         assert!(text.ends_with("# EOF\n"));
     }

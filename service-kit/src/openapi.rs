@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::get;
 use utoipa::Modify;
 use utoipa::openapi::OpenApi;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// The answers every key-protected route may give besides its own: document them with
 /// `responses(..., ProtectedErrors)`.
@@ -37,6 +37,17 @@ impl Modify for ApiKeyScheme {
                 "An admin key (--api-key) may call every route; a storefront key \
                  (--storefront-key) only those whose x-scope is storefront (others: 403).",
             ))),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "--metrics-token: opens GET /metrics only, as a Prometheus scraper sends it",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
