@@ -90,16 +90,32 @@ async function loadImage(service, path, img) {
 
 // ---- Health -------------------------------------------------------------------------------
 
+// A service is up only when both probes say so: /health (200 unless writes fail, e.g. a
+// full disk: 503 "unhealthy" with the problem) and /ready (503 until the schema is there).
+// Anything else is shown red with the reason the service gave.
+async function probe(service, path) {
+  const response = await fetch(settings[service] + path);
+  let data = null;
+  try { data = await response.json(); } catch (_) { data = null; }
+  return { ok: response.ok, data, status: response.status };
+}
+
 async function refreshHealth() {
   const pills = await Promise.all(SERVICES.map(async (service) => {
     try {
-      const response = await fetch(settings[service] + "/health");
-      const data = await response.json();
-      let label = `${service}: up`;
-      if (data.webhook_backlog) {
-        label += ` (webhooks pending ${data.webhook_backlog.pending}, failed ${data.webhook_backlog.failed})`;
+      const [health, ready] = await Promise.all([probe(service, "/health"), probe(service, "/ready")]);
+      const backlog = health.data && health.data.webhook_backlog;
+      const queued = backlog ? ` (webhooks pending ${backlog.pending}, failed ${backlog.failed})` : "";
+      if (!health.ok || !ready.ok) {
+        const why = !health.ok
+          ? (health.data && (health.data.problem || health.data.status)) || `HTTP ${health.status}`
+          : (ready.data && ready.data.database) || `not ready (HTTP ${ready.status})`;
+        return h("span", { class: "pill down", "data-service": service, "data-state": "unhealthy", title: why },
+          `${service}: unhealthy: ${why}${queued}`);
       }
-      return h("span", { class: "pill up", "data-service": service, "data-state": "up" }, label);
+      const warn = backlog && backlog.failed > 0;
+      return h("span", { class: warn ? "pill warn" : "pill up", "data-service": service, "data-state": "up" },
+        `${service}: up${queued}`);
     } catch (_) {
       return h("span", { class: "pill down", "data-service": service, "data-state": "down" }, `${service}: down`);
     }

@@ -150,6 +150,20 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     assert.equal(ledger[0].reason, "adjusted in the dashboard");
     await shot(page, "06-admin-stock");
 
+    // A service whose disk is full answers /health with 503 "unhealthy" and the problem: the
+    // pill turns red and says why. (The answer is the service's documented one, played by
+    // the browser for this one probe: filling a real disk under the shared shop is the
+    // full-disk system test's job.)
+    await page.route(`${new URL(url).searchParams.get("order")}/health`, (route) => route.fulfill({
+      status: 503, contentType: "application/json",
+      body: JSON.stringify({ status: "unhealthy", service: "order-service", problem: "database or disk is full" }),
+    }));
+    await page.waitForSelector('#health .pill[data-service="order"][data-state="unhealthy"]', { timeout: 15000 });
+    assert.match(await page.textContent('#health .pill[data-service="order"]'), /unhealthy: database or disk is full/);
+    await shot(page, "06-order-unhealthy");
+    await page.unroute(`${new URL(url).searchParams.get("order")}/health`);
+    await page.waitForSelector('#health .pill[data-service="order"][data-state="up"]', { timeout: 15000 });
+
     // Stop the catalog: the dashboard shows it down.
     const pid = readFileSync(join(pidDir, "catalog-service.pid"), "utf8").trim();
     process.kill(Number(pid), "SIGTERM");

@@ -287,12 +287,23 @@ impl Shop {
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, chosen below the kernel's range for
+/// ephemeral ports (32768 and up on Linux): the services started meanwhile with `--port 0`
+/// are given ports from that range, so none of them can take this one before its service
+/// starts (a port-0 pick could, and once did).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    // Tests of one process start shops at once: each call starts somewhere else.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().rotate_left(16)
+        ^ call.wrapping_mul(2_654_435_761);
+    (0..200u32)
+        .map(|i| 20_000 + (seed.wrapping_add(i.wrapping_mul(7919)) % 12_000) as u16)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free loopback port below the ephemeral range")
 }
 
 /// Status, headers and JSON body of an answer.
