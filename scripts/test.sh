@@ -106,9 +106,10 @@ operator_check "it answers again" 'curl -fsS "$CATALOG_URL/health" >/dev/null'
 operator_check "its log was appended to, not truncated" '(( $(grep -c "listening on" "$catalog_log") == starts_before + 1 ))'
 operator_check "the refusals logged before the restart are still there" 'grep -q "request refused" "$catalog_log"'
 
-step "loadgen smoke run: a few seconds of mixed load, then the invariants"
+step "loadgen smoke run: a few seconds of mixed load, then the invariants and a threshold"
 target/release/loadgen --users 8 --duration 3s --mix browse=35,add=25,checkout=20,pay=8,order=3,cancel=3,refund=3,adjust=3 \
-  --restock 100000 --settle 30s | tee "$guide_data/loadgen.out"
+  --restock 100000 --settle 30s --threshold 'errors<1%' | tee "$guide_data/loadgen.out"
+grep -q '^  PASS errors<1%' "$guide_data/loadgen.out"
 loadgen_passed="$(grep -c '^  PASS ' "$guide_data/loadgen.out" || true)"
 
 step "contract: Schemathesis against each service's OpenAPI document"
@@ -170,7 +171,7 @@ browser_passed="$(awk '/^# pass / { print $3 } /^ℹ pass / { print $3 }' "$guid
 
 echo
 echo "cargo tests: $unit_passed passed, $unit_failed failed; testing guide: $guide_passed passed;" \
-  "operator checks: $operator_passed passed; loadgen invariants: $loadgen_passed passed;" \
+  "operator checks: $operator_passed passed; loadgen invariants and thresholds: $loadgen_passed passed;" \
   "browser: ${browser_passed:-0} passed"
 echo "contract: Schemathesis passed against $contract_passed services"
 echo "all: $((unit_passed + guide_passed + operator_passed + loadgen_passed + ${browser_passed:-0} + contract_passed)) passed, $unit_failed failed"

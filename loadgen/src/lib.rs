@@ -15,6 +15,7 @@ pub mod invariants;
 pub mod mix;
 pub mod shop;
 pub mod stats;
+pub mod threshold;
 
 use fault::{Fault, FaultReport};
 use invariants::{Books, OtherUnits, Verdict};
@@ -58,10 +59,23 @@ pub struct Args {
     #[arg(long, env = "API_KEY", hide_env_values = true)]
     pub api_key: String,
 
-    /// Bring every product's units on sale to this before the run (a stock movement of the
-    /// difference, reason "loadgen --restock"), so checkouts do not sell out.
+    /// How many products loadgen adds for itself before the run (named `loadgen <run> #k`,
+    /// SKU `loadgen-<run>-<k>`): it buys only those, so a real shop's products and stock are
+    /// never touched. 0 buys the shop's own products instead (read-only to loadgen: it
+    /// never moves their stock).
+    #[arg(long, default_value_t = 4)]
+    pub products: usize,
+
+    /// The units each of loadgen's own products starts with (so a run does not sell them
+    /// out); the shop's own products are never restocked.
+    #[arg(long, default_value_t = 100_000)]
+    pub restock: i64,
+
+    /// Conditions for exit code 0 besides the invariants, e.g. `p99<50ms,errors<1%,rps>500`
+    /// (measures: p50, p90, p99 in ms; errors (5xx or no answer) and 4xx in % of requests;
+    /// rps).
     #[arg(long)]
-    pub restock: Option<i64>,
+    pub threshold: Option<threshold::Thresholds>,
 
     /// Write the figures to this file as JSON too.
     #[arg(long)]
@@ -92,6 +106,14 @@ pub struct Report {
     pub total_requests: u64,
     pub requests_per_second: f64,
     pub server_errors: u64,
+    /// Answers 400 to 499: refusals (stock ran out, a declined card) and mistakes.
+    pub client_errors: u64,
+    /// Latency over every request of the run.
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    /// The commonest answers that were not 2xx: `step status code` and how many.
+    pub top_failures: Vec<(String, u64)>,
     pub checkouts_completed: usize,
     pub checkouts_per_second: f64,
     pub steps: Vec<StepReport>,
@@ -112,17 +134,54 @@ impl Report {
 struct Live {
     requests: AtomicU64,
     server_errors: AtomicU64,
+    client_errors: AtomicU64,
     per_second: Vec<(AtomicU64, AtomicU64)>,
+    /// Every request's latency, in microseconds (for the live p99 and the report's).
+    latency_us: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
     started: Instant,
 }
 
 impl Live {
-    fn note(&self, status: u16) {
+    /// The latency at quantile `q` so far, in milliseconds.
+    fn quantile_ms(&self, q: f64) -> f64 {
+        self.latency_us
+            .lock()
+            .map_or(0.0, |l| l.value_at_quantile(q) as f64 / 1000.0)
+    }
+
+    /// The progress line: elapsed of total, requests by class, the last second's rate, p99.
+    fn line(&self, total: Duration) -> String {
+        let elapsed = self.started.elapsed();
+        let requests = self.requests.load(Ordering::Relaxed);
+        let server = self.server_errors.load(Ordering::Relaxed);
+        let client = self.client_errors.load(Ordering::Relaxed);
+        let last_second = (elapsed.as_secs() as usize)
+            .checked_sub(1)
+            .and_then(|s| self.per_second.get(s))
+            .map_or(0, |(r, _)| r.load(Ordering::Relaxed));
+        format!(
+            "{:.0}s/{}s  {requests} requests ({} 2xx, {client} 4xx, {server} 5xx)  {last_second} req/s now  p99 {:.1} ms",
+            elapsed.as_secs_f64(),
+            total.as_secs(),
+            requests.saturating_sub(server + client),
+            self.quantile_ms(0.99)
+        )
+    }
+
+    fn note(&self, status: u16, took: Duration) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, 60_000_000);
+        if let Ok(mut latency) = self.latency_us.lock() {
+            let _ = latency.record(micros);
+        }
         let second = self.started.elapsed().as_secs() as usize;
         let server_error = status == 0 || status >= 500;
         if server_error {
             self.server_errors.fetch_add(1, Ordering::Relaxed);
+        } else if (400..500).contains(&status) {
+            self.client_errors.fetch_add(1, Ordering::Relaxed);
         }
         if let Some((requests, errors)) = self.per_second.get(second) {
             requests.fetch_add(1, Ordering::Relaxed);
@@ -146,6 +205,8 @@ struct Shopper {
     /// by adjustments; the stock invariant counts them.
     other: OtherUnits,
     adds: u32,
+    /// Answers that were not 2xx, by `step status code`.
+    failures: HashMap<String, u64>,
 }
 
 impl Shopper {
@@ -161,8 +222,18 @@ impl Shopper {
         url: &str,
         json: Option<&str>,
     ) -> shop::Answer {
+        let started = Instant::now();
         let answer = self.client.call(step, method, url, json);
-        live.note(answer.status);
+        live.note(answer.status, started.elapsed());
+        if !answer.ok() {
+            let code = answer.body["error"]["code"]
+                .as_str()
+                .unwrap_or(if answer.status == 0 { "no answer" } else { "-" });
+            *self
+                .failures
+                .entry(format!("{step} {} {code}", answer.status))
+                .or_default() += 1;
+        }
         answer
     }
 
@@ -314,55 +385,23 @@ pub fn run(args: &Args) -> Result<Report, String> {
         api_key: args.api_key.clone(),
     };
     let setup = Client::new(endpoints.clone());
-    let listed = setup.send(
-        "GET",
-        &format!("{}/products?limit=200", endpoints.catalog),
-        None,
-    );
-    if !listed.ok() {
-        return Err(format!(
-            "the catalog answered {} to GET /products: is the shop running, is the key right?",
-            listed.status
-        ));
-    }
-    let products: Vec<(i64, String)> = listed
-        .body
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|p| Some((p["id"].as_i64()?, format!("{:.2}", p["price"].as_f64()?))))
-                .collect()
-        })
-        .unwrap_or_default();
-    if products.is_empty() {
-        return Err("the catalog has no products to buy".into());
-    }
-    if let Some(stock) = args.restock {
-        // A movement of the difference, with a reason, as an admin would: never a blind
-        // overwrite of units orders hold.
-        let on_sale = listed.body.as_array().cloned().unwrap_or_default();
-        for product in on_sale {
-            let (Some(id), Some(now)) = (product["id"].as_i64(), product["stock"].as_i64()) else {
-                continue;
-            };
-            if now == stock {
-                continue;
-            }
-            let body = json!({"delta": stock - now, "reason": "loadgen --restock"}).to_string();
-            setup.send(
-                "POST",
-                &format!("{}/products/{id}/stock", endpoints.catalog),
-                Some(&body),
-            );
-        }
-    }
+    let run_id = fastrand::u32(..);
+    let products = if args.products == 0 {
+        shop_products(&setup)?
+    } else {
+        own_products(&setup, run_id, args.products, args.restock)?
+    };
     let before = invariants::read_books(&setup)?;
 
-    let run_id = fastrand::u32(..);
     let products = Arc::new(products);
     let live = Arc::new(Live {
         requests: AtomicU64::new(0),
         server_errors: AtomicU64::new(0),
+        client_errors: AtomicU64::new(0),
+        latency_us: std::sync::Mutex::new(
+            hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
+                .map_err(|e| format!("latency histogram: {e}"))?,
+        ),
         per_second: (0..args.duration.as_secs() + 120)
             .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
             .collect(),
@@ -378,16 +417,19 @@ pub fn run(args: &Args) -> Result<Report, String> {
     );
     let ticker = {
         let (live, done, progress) = (live.clone(), done.clone(), progress.clone());
+        let total = args.duration;
+        // Without a terminal there is no live line to redraw: a plain line every 5 s.
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
         std::thread::spawn(move || {
+            let mut printed = Instant::now();
             while !done.load(Ordering::Relaxed) {
-                let secs = live.started.elapsed().as_secs_f64().max(0.001);
-                let requests = live.requests.load(Ordering::Relaxed);
-                progress.set_message(format!(
-                    "{requests} requests, {:.0} req/s, {} server errors",
-                    requests as f64 / secs,
-                    live.server_errors.load(Ordering::Relaxed)
-                ));
-                progress.tick();
+                if terminal {
+                    progress.set_message(live.line(total));
+                    progress.tick();
+                } else if printed.elapsed() >= Duration::from_secs(5) {
+                    eprintln!("{}", live.line(total));
+                    printed = Instant::now();
+                }
                 std::thread::sleep(Duration::from_millis(200));
             }
         })
@@ -419,12 +461,18 @@ pub fn run(args: &Args) -> Result<Report, String> {
                     completed: Vec::new(),
                     other: OtherUnits::default(),
                     adds: 0,
+                    failures: HashMap::new(),
                 };
                 while Instant::now() < deadline {
                     let journey = mix.pick(fastrand::u32(..mix.total()));
                     shopper.run(journey, &live);
                 }
-                (shopper.client.steps, shopper.completed, shopper.other)
+                (
+                    shopper.client.steps,
+                    shopper.completed,
+                    shopper.other,
+                    shopper.failures,
+                )
             })
         })
         .collect();
@@ -432,9 +480,13 @@ pub fn run(args: &Args) -> Result<Report, String> {
     let mut steps: HashMap<&'static str, StepStats> = HashMap::new();
     let mut completed = Vec::new();
     let mut other = OtherUnits::default();
+    let mut failures: HashMap<String, u64> = HashMap::new();
     for shopper in shoppers {
-        let (their_steps, their_completed, their_other) =
+        let (their_steps, their_completed, their_other, their_failures) =
             shopper.join().map_err(|_| "a virtual user panicked")?;
+        for (failure, n) in their_failures {
+            *failures.entry(failure).or_default() += n;
+        }
         for (step, measured) in their_steps {
             steps.entry(step).or_default().merge(&measured);
         }
@@ -489,12 +541,20 @@ pub fn run(args: &Args) -> Result<Report, String> {
     step_reports.sort_by(|a, b| a.step.cmp(&b.step));
     let total_requests = live.requests.load(Ordering::Relaxed);
     let seconds = elapsed.as_secs() as usize + 1;
+    let mut top_failures: Vec<(String, u64)> = failures.into_iter().collect();
+    top_failures.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top_failures.truncate(5);
     Ok(Report {
         users: args.users,
         duration_s: elapsed.as_secs_f64(),
         total_requests,
         requests_per_second: total_requests as f64 / elapsed.as_secs_f64().max(0.001),
         server_errors: live.server_errors.load(Ordering::Relaxed),
+        client_errors: live.client_errors.load(Ordering::Relaxed),
+        p50_ms: live.quantile_ms(0.50),
+        p90_ms: live.quantile_ms(0.90),
+        p99_ms: live.quantile_ms(0.99),
+        top_failures,
         checkouts_completed: completed.len(),
         checkouts_per_second: completed.len() as f64 / elapsed.as_secs_f64().max(0.001),
         steps: step_reports,
@@ -507,13 +567,76 @@ pub fn run(args: &Args) -> Result<Report, String> {
     })
 }
 
+/// The shop's own products on sale (at most 200), to buy without changing their stock.
+fn shop_products(setup: &Client) -> Result<Vec<(i64, String)>, String> {
+    let catalog = &setup.endpoints.catalog;
+    let listed = setup.send("GET", &format!("{catalog}/products?limit=200"), None);
+    if !listed.ok() {
+        return Err(format!(
+            "the catalog answered {} to GET /products: is the shop running, is the key right?",
+            listed.status
+        ));
+    }
+    let products: Vec<(i64, String)> = listed
+        .body
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|p| Some((p["id"].as_i64()?, format!("{:.2}", p["price"].as_f64()?))))
+                .collect()
+        })
+        .unwrap_or_default();
+    if products.is_empty() {
+        return Err("the catalog has no products to buy".into());
+    }
+    Ok(products)
+}
+
+/// Adds `count` products of loadgen's own, each with `stock` units, and returns them: the
+/// run buys only these, so a real shop's products keep their stock.
+fn own_products(
+    setup: &Client,
+    run_id: u32,
+    count: usize,
+    stock: i64,
+) -> Result<Vec<(i64, String)>, String> {
+    let catalog = &setup.endpoints.catalog;
+    (1..=count)
+        .map(|k| {
+            let price = format!("{}.99", 4 + 5 * k);
+            let body = json!({
+                "name": format!("loadgen {run_id:x} #{k}"),
+                "sku": format!("loadgen-{run_id:x}-{k}"),
+                "category": "loadgen",
+                "description": "made by loadgen for its run; safe to delete",
+                "price": price.parse::<f64>().unwrap_or(9.99),
+                "stock": stock,
+            });
+            let made = setup.send(
+                "POST",
+                &format!("{catalog}/products"),
+                Some(&body.to_string()),
+            );
+            match made.body["id"].as_i64() {
+                Some(id) if made.ok() => Ok((id, price)),
+                _ => Err(format!(
+                    "the catalog answered {} to POST /products (loadgen adds its own products; \
+                     is the shop running, is the key an admin key?): {}",
+                    made.status, made.body
+                )),
+            }
+        })
+        .collect()
+}
+
 /// The report as text: a table per step, the invariants, and the fault's recovery.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{} users for {:.1}s: {} requests, {:.0} req/s, {} server errors, {} checkouts completed ({:.1}/s)\n\n",
+        "{} users for {:.1}s: {} requests, {:.0} req/s, {} refused or wrong (4xx), {} server errors, p99 {:.1} ms, {} checkouts completed ({:.1}/s)\n\n",
         report.users, report.duration_s, report.total_requests, report.requests_per_second,
-        report.server_errors, report.checkouts_completed, report.checkouts_per_second
+        report.client_errors, report.server_errors, report.p99_ms, report.checkouts_completed,
+        report.checkouts_per_second
     ));
     out.push_str(&format!(
         "{:<16} {:>9} {:>10} {:>8} {:>8} {:>8} {:>9}  errors by status\n",
@@ -533,6 +656,12 @@ pub fn render(report: &Report) -> String {
             "{:<16} {:>9} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>9.2}  {}\n",
             s.step, s.count, s.requests_per_second, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms, errors
         ));
+    }
+    if !report.top_failures.is_empty() {
+        out.push_str("\ncommonest answers that were not 2xx (step, status, code):\n");
+        for (failure, n) in &report.top_failures {
+            out.push_str(&format!("  {n:>8}  {failure}\n"));
+        }
     }
     if let Some(fault) = &report.fault {
         out.push_str(&format!(
@@ -563,4 +692,19 @@ pub fn render(report: &Report) -> String {
         ));
     }
     out
+}
+
+impl Report {
+    /// The run as `--threshold` reads it.
+    pub fn observed(&self) -> threshold::Observed {
+        let share = |n: u64| 100.0 * n as f64 / self.total_requests.max(1) as f64;
+        threshold::Observed {
+            p50_ms: self.p50_ms,
+            p90_ms: self.p90_ms,
+            p99_ms: self.p99_ms,
+            server_error_percent: share(self.server_errors),
+            client_error_percent: share(self.client_errors),
+            requests_per_second: self.requests_per_second,
+        }
+    }
 }

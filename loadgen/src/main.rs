@@ -23,10 +23,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if report.invariants_hold() {
-        ExitCode::SUCCESS
-    } else {
+    let mut met = true;
+    if let Some(thresholds) = &args.threshold {
+        println!("\nthresholds:");
+        for threshold in &thresholds.0 {
+            let (value, holds) = threshold.judge(&report.observed());
+            met &= holds;
+            println!(
+                "  {} {threshold} (measured {value:.2})",
+                if holds { "PASS" } else { "FAIL" }
+            );
+        }
+    }
+    if !report.invariants_hold() {
         eprintln!("loadgen: an invariant failed");
         ExitCode::FAILURE
+    } else if !met {
+        eprintln!("loadgen: a threshold was not met");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

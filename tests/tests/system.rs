@@ -484,7 +484,9 @@ fn an_order_service_answering_429_is_one_that_could_not_be_asked_never_a_go_ahea
     // A key flooding the order service makes it answer 429 to a payment service that calls
     // with that same key: that is no verification.
     let mut shop = Shop::start_with(&[
-        ("order-service", &["--rate-limit", "20"]),
+        // Two a second: the flood takes every token as it comes, so the payment service's
+        // check cannot slip in between (at 20 a second, on a busy machine, it once did).
+        ("order-service", &["--rate-limit", "2"]),
         // This payment service calls with the flooding client's key, so it shares its rate.
         (
             "payment-service",
@@ -500,7 +502,18 @@ fn an_order_service_answering_429_is_one_that_could_not_be_asked_never_a_go_ahea
     let order_id = place_guide_order(&client, &shop, "flood");
     let flood =
         system_tests::Flood::start(&client, format!("{}/orders/{order_id}", shop.order.url()));
-    std::thread::sleep(Duration::from_millis(300));
+    let flooded = Instant::now() + Duration::from_secs(10);
+    while client
+        .get(&format!("{}/orders/{order_id}", shop.order.url()))
+        .0
+        != 429
+    {
+        assert!(
+            Instant::now() < flooded,
+            "the flood never used up the key's rate"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let url = format!("{}/pay?order_id={order_id}&amount=0.01", shop.payment.url());
     let (status, payment) = client.post(&url);
     flood.stop();
