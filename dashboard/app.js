@@ -70,7 +70,10 @@ async function api(service, method, path, body, extraHeaders = {}) {
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
-  if (response.ok) return { ok: true, status: response.status, data };
+  if (response.ok) {
+    const total = response.headers.get("X-Total-Count");
+    return { ok: true, status: response.status, data, total: total === null ? null : Number(total) };
+  }
   let problem;
   if (response.status === 401) problem = `The ${service} service rejected the API key (401). Check it under Settings.`;
   else if (data && data.error) problem = `${data.error.message} (${response.status} ${data.error.code})`;
@@ -211,17 +214,34 @@ async function checkout() {
 
 // ---- Orders -------------------------------------------------------------------------------
 
-async function refreshOrders() {
-  const params = new URLSearchParams();
-  if ($("#order-status-filter").value) params.set("status", $("#order-status-filter").value);
-  if ($("#order-user-filter").value.trim()) params.set("user_id", $("#order-user-filter").value.trim());
-  if ($("#order-email-filter").value.trim()) params.set("email", $("#order-email-filter").value.trim());
+const ORDERS_PER_PAGE = 25;
+let ordersOffset = 0;
+const localTime = (at) => (at ? new Date(at).toLocaleString() : "");
+const badge = (status) => h("span", { class: `badge status-${status}` }, status);
+
+// A page of orders with the filters as they are now; `offset` 0 starts again from the top.
+async function refreshOrders(offset = ordersOffset) {
+  ordersOffset = Math.max(0, offset);
+  const params = new URLSearchParams({ limit: ORDERS_PER_PAGE, offset: ordersOffset });
+  const filters = {
+    status: $("#order-status-filter").value,
+    user_id: $("#order-user-filter").value.trim(),
+    q: $("#order-search").value.trim(),
+    created_after: $("#order-from").value ? new Date($("#order-from").value).toISOString() : "",
+    created_before: $("#order-to").value ? new Date($("#order-to").value).toISOString() : "",
+  };
+  for (const [name, value] of Object.entries(filters)) if (value) params.set(name, value);
   const answer = await api("order", "GET", `/orders?${params}`);
   if (!answer.ok) return say("orders-msg", answer.problem);
-  say("orders-msg", `${answer.data.length} order(s).`, true);
+  const total = answer.total ?? answer.data.length;
+  say("orders-msg", total === 0
+    ? "No orders match. Clear the filters, or place one from the Shop tab."
+    : `Orders ${ordersOffset + 1}–${ordersOffset + answer.data.length} of ${total.toLocaleString()}.`, true);
+  $("#orders-prev").disabled = ordersOffset === 0;
+  $("#orders-next").disabled = ordersOffset + answer.data.length >= total;
   const rows = answer.data.map((o) => h("tr", { class: "clickable", "data-order": o.id, onclick: () => showOrder(o.id) },
-    h("td", {}, o.id), h("td", {}, o.user_id), h("td", {}, money(o.total)),
-    h("td", { class: "status" }, o.status), h("td", {}, o.created_at)));
+    h("td", {}, o.id), h("td", {}, o.user_id), h("td", {}, o.customer ? o.customer.email : ""),
+    h("td", {}, money(o.total)), h("td", { class: "status" }, badge(o.status)), h("td", {}, localTime(o.created_at))));
   $("#orders tbody").replaceChildren(...rows);
 }
 
@@ -231,14 +251,18 @@ const NEXT_STEPS = {
   SHIPPED: [["Deliver", "DELIVERED"]],
 };
 
-async function showOrder(id) {
+// Opens order `id` below the list and brings it into view. The last action's answer stays
+// (`keepMessage`) until the next action or another order is opened.
+async function showOrder(id, keepMessage = false) {
   const answer = await api("order", "GET", `/orders/${id}`);
   if (!answer.ok) return say("orders-msg", answer.problem);
   const order = answer.data;
+  const opening = $("#order-detail").hidden || $("#od-id").textContent !== `#${order.id}`;
   $("#order-detail").hidden = false;
   $("#od-id").textContent = `#${order.id}`;
   $("#od-status").textContent = order.status;
-  say("od-msg", "", true);
+  if (!keepMessage) say("od-msg", "", true);
+  if (opening) $("#order-detail").scrollIntoView({ block: "start" });
   $("#od-actions").replaceChildren(...(NEXT_STEPS[order.status] || []).map(([label, status]) =>
     status === "SHIPPED" ? shipForm(order.id) : h("button", { onclick: () => advance(order.id, status) }, label)));
   $("#od-lines").replaceChildren(...order.items.map((l) =>
@@ -258,14 +282,17 @@ async function showOrder(id) {
       ? `Shipped with ${order.shipment.carrier}, tracking ${order.shipment.tracking_number}`
       : "not shipped"));
   $("#od-history").replaceChildren(...order.status_history.map((s) =>
-    h("li", {}, `${s.status} at ${s.at}${s.reason ? " (" + s.reason + ")" : ""}`)));
+    h("li", {}, `${s.status} at ${localTime(s.at)}${s.reason ? " (" + s.reason + ")" : ""}`)));
 
   const payments = await api("payment", "GET", `/payments?order_id=${id}`);
   $("#od-payments").replaceChildren(...(payments.ok
-    ? (payments.data.length ? payments.data.map((p) => h("li", {},
+    ? (payments.data.length ? payments.data.map((p) => h("li", { "data-payment": p.id },
         `Payment #${p.id}: ${p.status} ${money(p.amount)}` +
         (p.card ? ` by ${p.card.brand} ····${p.card.last4}` : "") +
-        (p.failure_code ? ` (${p.failure_code})` : ""))) : [h("li", {}, "no payment")])
+        (p.failure_code ? ` (${p.failure_code})` : "") +
+        (p.refunded > 0 ? `, ${money(p.refunded)} refunded` : ""),
+        p.status === "captured" && p.refunded < p.amount ? refundForm(order.id, p) : null))
+      : [h("li", {}, "no payment")])
     : [h("li", { class: "msg error" }, payments.problem)]));
 
   await showDeliveries(id);
@@ -304,6 +331,24 @@ async function showEvents(correlationId) {
     h("li", { "data-event": e.type }, h("span", { class: "svc" }, `${e.at} ${e.service} · `), e.type)));
 }
 
+// A refund of a captured payment: the amount typed, or all that is left when blank.
+function refundForm(orderId, payment) {
+  const amount = h("input", { placeholder: `all ${money(payment.amount - payment.refunded)}`, size: "8",
+    "aria-label": "refund amount", id: `refund-amount-${payment.id}` });
+  const refund = async () => {
+    const typed = amount.value.trim().replace(",", ".");
+    if (typed && !/^\d+(\.\d{1,2})?$/.test(typed)) {
+      return say("od-msg", "A refund amount is a number with at most two decimals, e.g. 10.50.");
+    }
+    const body = typed ? { amount: Number(typed), reason: "refunded in the dashboard" } : { reason: "refunded in the dashboard" };
+    const answer = await api("payment", "POST", `/payments/${payment.id}/refunds`, body);
+    if (!answer.ok) return say("od-msg", `Refund failed: ${answer.problem}`);
+    say("od-msg", `Refunded ${money(answer.data.amount)} of payment #${payment.id}.`, true);
+    showOrder(orderId, true);
+  };
+  return h("span", { class: "row" }, " ", amount, h("button", { onclick: refund }, "Refund"));
+}
+
 // Shipping takes the carrier and the tracking number (both, or neither).
 function shipForm(id) {
   const carrier = h("input", { placeholder: "carrier", "aria-label": "carrier", id: "od-carrier" });
@@ -319,8 +364,9 @@ function shipForm(id) {
 async function advance(id, status, extra = {}) {
   const answer = await api("order", "PUT", `/orders/${id}/status`, { status, ...extra });
   if (!answer.ok) return say("od-msg", `Could not set ${status}: ${answer.problem}`);
-  say("od-msg", `Order #${id} is now ${answer.data.status}.`, true);
-  showOrder(id);
+  const refunded = status === "CANCELLED" && answer.data.payment_id ? " Its payment is refunded in full." : "";
+  say("od-msg", `Order #${id} is now ${answer.data.status}.${refunded}`, true);
+  showOrder(id, true);
   refreshOrders();
 }
 
@@ -441,7 +487,9 @@ document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click
 $("#settings").addEventListener("submit", submitSettings);
 $("#cart-clear").addEventListener("click", clearCart);
 $("#checkout").addEventListener("click", checkout);
-$("#orders-refresh").addEventListener("click", refreshOrders);
+$("#orders-refresh").addEventListener("click", () => refreshOrders(0));
+$("#orders-prev").addEventListener("click", () => refreshOrders(ordersOffset - ORDERS_PER_PAGE));
+$("#orders-next").addEventListener("click", () => refreshOrders(ordersOffset + ORDERS_PER_PAGE));
 $("#admin-add").addEventListener("submit", addProduct);
 
 fillSettings();

@@ -110,6 +110,59 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     await page.waitForFunction(() => document.querySelector("#od-status").textContent === "SHIPPED");
     assert.match(await page.textContent("#od-customer"), /Shipped with DHL, tracking JD014600006281230704/);
 
+    // Refund part of the shipped laptop from its payment: the answer stays on screen.
+    await page.fill('#od-payments input[aria-label="refund amount"]', "100,00");
+    await page.click('#od-payments button:has-text("Refund")');
+    await page.waitForFunction(() => document.querySelector("#od-msg").textContent.startsWith("Refunded 100.00"));
+    await page.waitForFunction(() => document.querySelector("#od-payments").textContent.includes("100.00 refunded"));
+    assert.match(await page.textContent("#od-msg"), /Refunded 100\.00 of payment #\d+/, "the answer stays after the refresh");
+    await shot(page, "03b-refund");
+
+    // A paid order cancelled from the dashboard is refunded in full, and says so.
+    const api = (service) => new URL(url).searchParams.get(service);
+    const json = { "X-API-Key": key, "Content-Type": "application/json" };
+    const paidOrder = await (await fetch(`${api("order")}/orders?user_id=${user}-cancel`, {
+      method: "POST", headers: json, body: JSON.stringify([{ product_id: 2, quantity: 1, price: 29.99 }]),
+    })).json();
+    const paid = await fetch(`${api("payment")}/pay?order_id=${paidOrder.id}&amount=29.99`, { method: "POST", headers: json });
+    assert.equal(paid.status, 200, await paid.text());
+    await page.fill("#order-search", String(paidOrder.id));
+    await page.click("#orders-refresh");
+    await page.locator(`#orders tr[data-order="${paidOrder.id}"]`).click();
+    await page.waitForFunction(() => document.querySelector("#od-status").textContent === "PAID");
+    await page.click('#od-actions button:has-text("Cancel and refund")');
+    await page.waitForFunction(() => document.querySelector("#od-msg").textContent.includes("is now CANCELLED"));
+    assert.match(await page.textContent("#od-msg"), /refunded in full/);
+    await page.waitForFunction(() => document.querySelector("#od-payments").textContent.includes("29.99 refunded"), null, { timeout: 15000 });
+    await shot(page, "03c-cancel-paid");
+
+    // Paging through more than 500 orders of one shopper: a total, and every page reachable.
+    const pager = `${user}-pager`;
+    const pagerProduct = await (await fetch(`${api("catalog")}/products`, {
+      method: "POST", headers: json, body: JSON.stringify({ name: `Pager pencil ${user}`, price: 1.0, stock: 1000 }),
+    })).json();
+    const pagerOrders = [];
+    for (let i = 0; i < 520; i += 40) {
+      pagerOrders.push(...await Promise.all(Array.from({ length: Math.min(40, 520 - i) }, () =>
+        fetch(`${api("order")}/orders?user_id=${pager}`, {
+          method: "POST", headers: json, body: JSON.stringify([{ product_id: pagerProduct.id, quantity: 1, price: 1.0 }]),
+        }).then((r) => r.status))));
+    }
+    assert.ok(pagerOrders.every((s) => s === 201), `orders placed: ${[...new Set(pagerOrders)]}`);
+    await page.fill("#order-search", "");
+    await page.fill("#order-user-filter", pager);
+    await page.click("#orders-refresh");
+    await page.waitForFunction(() => document.querySelector("#orders-msg").textContent === "Orders 1–25 of 520.");
+    assert.ok(await page.locator("#orders-prev").isDisabled());
+    await page.click("#orders-next");
+    await page.waitForFunction(() => document.querySelector("#orders-msg").textContent === "Orders 26–50 of 520.");
+    for (let page_ = 2; page_ < 21; page_ += 1) await page.click("#orders-next");
+    await page.waitForFunction(() => document.querySelector("#orders-msg").textContent === "Orders 501–520 of 520.");
+    assert.ok(await page.locator("#orders-next").isDisabled());
+    assert.equal(await page.locator("#orders tbody tr").count(), 20);
+    await shot(page, "03d-orders-paged");
+    await page.fill("#order-user-filter", "");
+
     // A declined card says why, and the cart keeps the mouse.
     await addToCart(page, 2);
     const declined = await checkOut(page, "4000000000000002");
