@@ -146,9 +146,12 @@ async function refreshShop() {
       h("td", {}, p.id), h("td", {}, picture),
       h("td", {}, p.name, p.category ? h("span", { class: "muted" }, ` · ${p.category}`) : null),
       h("td", {}, money(p.price)), h("td", {}, p.stock),
-      h("td", {}, qty), h("td", {}, h("button", { onclick: add }, "Add to cart")));
+      h("td", {}, qty), h("td", {}, p.stock > 0
+        ? h("button", { onclick: add }, "Add to cart")
+        : h("button", { disabled: "", title: "none on sale now" }, "Sold out")));
   });
-  $("#products tbody").replaceChildren(...rows);
+  $("#products tbody").replaceChildren(...(rows.length ? rows
+    : [h("tr", {}, h("td", { colspan: "7" }, "No products on sale yet: add one in the Admin tab."))]));
 }
 
 // ---- Cart ---------------------------------------------------------------------------------
@@ -181,7 +184,8 @@ async function refreshCart() {
       h("td", {}, qty, h("button", { onclick: update }, "Update")),
       h("td", {}, money(line.line_total)), h("td", {}, h("button", { onclick: remove }, "Remove")));
   });
-  $("#cart tbody").replaceChildren(...rows);
+  $("#cart tbody").replaceChildren(...(rows.length ? rows
+    : [h("tr", {}, h("td", { colspan: "5" }, "The cart is empty: add products from the Shop tab."))]));
   $("#cart-total").textContent = money(cart.total);
   $("#cart-unverified").textContent = cart.unverified_items
     ? `(${cart.unverified_items} unverified line(s): checked at checkout)` : "";
@@ -372,39 +376,61 @@ async function advance(id, status, extra = {}) {
 
 // ---- Stats --------------------------------------------------------------------------------
 
+const LIFECYCLE = ["PENDING", "PAID", "SHIPPED", "DELIVERED", "CANCELLED", "REFUNDED"];
+
 async function refreshStats() {
   const answer = await api("order", "GET", "/orders/stats");
   if (!answer.ok) return say("stats-msg", answer.problem);
   const stats = answer.data;
-  say("stats-msg", "", true);
-  $("#stats-count").textContent = stats.order_count;
+  say("stats-msg", stats.order_count ? "" : "No orders yet: buy something in the Shop tab.", true);
+  $("#stats-count").textContent = `${stats.order_count} (${stats.paid_order_count} paid)`;
   $("#stats-revenue").textContent = money(stats.revenue);
+  $("#stats-aov").textContent = money(stats.average_order_value);
   const r = stats.reconciliation;
+  $("#stats-refunds").textContent = r.refunded_total === null ? "?" : money(r.refunded_total);
   $("#stats-reconciliation").textContent = r.status === "unavailable"
     ? "payment service unavailable"
-    : `${r.status}: paid orders ${money(r.paid_orders_total)}, captured payments ${money(r.captured_payments_total)}`;
-  drawChart(stats.orders_by_status);
+    : `${r.status}: paid orders ${money(r.paid_orders_total)}, captured payments net of refunds ${money(r.captured_payments_total - r.refunded_total)}`;
+  $("#stats-mismatches").replaceChildren(...r.mismatched_orders.map((m) => h("li", {},
+    h("a", { href: "#", "data-order": m.order_id, onclick: (e) => { e.preventDefault(); openOrder(m.order_id); } },
+      `order #${m.order_id}`), `: holds ${money(m.order_value)}, its payments ${money(m.captured_net)}`)));
+  drawBars("#stats-chart", LIFECYCLE.map((s) => [s.toLowerCase(), stats.orders_by_status[s] || 0, String(stats.orders_by_status[s] || 0)]));
+  drawBars("#stats-days", stats.revenue_by_day.map((d) => [d.day.slice(5), Number(d.revenue), money(d.revenue)]));
+  $("#stats-top tbody").replaceChildren(...(stats.top_products.length
+    ? stats.top_products.map((p) => h("tr", {}, h("td", {}, p.name || `product ${p.product_id}`),
+        h("td", {}, p.units), h("td", {}, money(p.sales))))
+    : [h("tr", {}, h("td", { colspan: "3" }, "Nothing sold yet."))]));
 }
 
-// A bar per status, drawn in SVG.
-function drawChart(counts) {
-  const svg = $("#stats-chart");
+// Opens an order in the Orders tab (from a mismatch in Stats).
+function openOrder(id) {
+  showTab("orders");
+  showOrder(id);
+}
+
+// A bar per [label, value, shown value], drawn in SVG, as wide as the bars need.
+function drawBars(selector, entries) {
+  const svg = $(selector);
   const ns = "http://www.w3.org/2000/svg";
-  const entries = Object.entries(counts);
   const max = Math.max(1, ...entries.map(([, n]) => n));
-  const bars = entries.flatMap(([status, n], i) => {
+  const step = 64;
+  svg.setAttribute("viewBox", `0 0 ${Math.max(360, 10 + entries.length * step)} 200`);
+  const bars = entries.flatMap(([label, n, shown], i) => {
     const height = Math.round((n / max) * 140);
-    const x = 10 + i * 70;
-    const rect = document.createElementNS(ns, "rect");
-    Object.entries({ x, y: 160 - height, width: 50, height, fill: "#2f5fd0" }).forEach(([k, v]) => rect.setAttribute(k, v));
-    const label = document.createElementNS(ns, "text");
-    Object.entries({ x, y: 178, "font-size": 10 }).forEach(([k, v]) => label.setAttribute(k, v));
-    label.textContent = status;
-    const value = document.createElementNS(ns, "text");
-    Object.entries({ x: x + 18, y: 155 - height, "font-size": 11 }).forEach(([k, v]) => value.setAttribute(k, v));
-    value.textContent = n;
-    return [rect, label, value];
+    const x = 10 + i * step;
+    const make = (tag, attrs, text) => {
+      const el = document.createElementNS(ns, tag);
+      Object.entries(attrs).forEach(([k, v]) => el.setAttribute(k, v));
+      if (text !== undefined) el.textContent = text;
+      return el;
+    };
+    return [
+      make("rect", { x, y: 160 - height, width: 48, height, fill: "#2f5fd0", "data-label": label }),
+      make("text", { x, y: 178, "font-size": 10 }, label),
+      make("text", { x, y: 155 - height, "font-size": 10 }, shown),
+    ];
   });
+  if (!entries.length) bars.push(Object.assign(document.createElementNS(ns, "text"), { textContent: "no paid orders in the last 30 days" }));
   svg.replaceChildren(...bars);
 }
 

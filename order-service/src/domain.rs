@@ -138,6 +138,30 @@ pub struct Stats {
     pub captured: Option<shop_contracts::payments::PaymentsSummary>,
     /// On a mismatch, the orders behind it (at most [`MAX_MISMATCHES_LISTED`]).
     pub mismatched: Vec<Mismatch>,
+    /// Paid orders per day placed, last 30 days.
+    pub revenue_by_day: Vec<DaySales>,
+    /// The products sold most.
+    pub top_products: Vec<ProductSales>,
+}
+
+/// Paid orders placed on one day (UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaySales {
+    pub day: String,
+    pub orders: i64,
+    /// Their totals net of refunds.
+    pub revenue: Cents,
+}
+
+/// One product's sales in paid orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductSales {
+    pub product_id: i64,
+    /// Its name when last ordered.
+    pub name: Option<String>,
+    pub units: i64,
+    /// At the prices ordered, before discounts.
+    pub sales: Cents,
 }
 
 /// How many orders a reconciliation mismatch lists.
@@ -205,6 +229,14 @@ pub fn mismatched_orders(
 }
 
 impl Stats {
+    /// Revenue over paid orders, in whole cents (rounded down); 0 with none.
+    pub fn average_order_value(&self) -> Cents {
+        match self.paid_order_count {
+            0 => Cents::default(),
+            n => Cents::new(self.revenue.get() / n),
+        }
+    }
+
     /// `matched` when the books agree: as many captures as charged orders, and captured
     /// money net of refunds equal to the revenue (paid orders net of their refunds);
     /// `mismatch` when not, `unavailable` when the payment service could not be asked.

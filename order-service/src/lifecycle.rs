@@ -284,13 +284,17 @@ pub async fn change_status(
 /// Orders by status, revenue and units of paid orders, and what the payment service
 /// captured (left out, not guessed, when it cannot be asked).
 pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
-    let (totals, paid_units, charged_order_count) = state
+    let (totals, paid_units, charged_order_count, (revenue_by_day, top_products)) = state
         .db
         .call(|conn| {
             Ok((
                 store::status_totals(conn)?,
                 store::paid_units(conn)?,
                 store::charged_orders(conn)?,
+                (
+                    store::revenue_by_day(conn, 30)?,
+                    store::top_products(conn, 5)?,
+                ),
             ))
         })
         .await?;
@@ -325,6 +329,8 @@ pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
         charged_order_count,
         captured,
         mismatched: Vec::new(),
+        revenue_by_day,
+        top_products,
     };
     if stats.reconciliation_status() == "mismatch" {
         stats.mismatched = orders_behind_the_mismatch(state).await?;

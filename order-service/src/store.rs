@@ -1,8 +1,8 @@
 //! Every SQL statement of the order service, as plain functions over a connection.
 
 use crate::domain::{
-    Customer, NewOrder, Order, OrderItem, OrderStatus, OrderStock, OrderValue, ProductLabel,
-    Shipment, StatusEntry,
+    Customer, DaySales, NewOrder, Order, OrderItem, OrderStatus, OrderStock, OrderValue,
+    ProductLabel, ProductSales, Shipment, StatusEntry,
 };
 use crate::promotions::{Discount, PromoCode, Redemptions};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -422,6 +422,48 @@ pub fn order_values(conn: &Connection) -> rusqlite::Result<Vec<OrderValue>> {
 pub fn charged_orders(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("SELECT COUNT(*) FROM orders WHERE payment_id IS NOT NULL")?
         .query_row([], |row| row.get(0))
+}
+
+/// Paid orders (PAID, SHIPPED, DELIVERED) per day placed, over the last `days` days (UTC):
+/// the day, how many, and their totals net of refunds.
+pub fn revenue_by_day(conn: &Connection, days: u32) -> rusqlite::Result<Vec<DaySales>> {
+    conn.prepare_cached(
+        "SELECT substr(created_at, 1, 10) AS day, COUNT(*),
+                COALESCE(SUM(total_cents - refunded_cents), 0)
+         FROM orders
+         WHERE status IN ('PAID', 'SHIPPED', 'DELIVERED')
+           AND created_at >= strftime('%Y-%m-%d', 'now', printf('-%d days', ?1 - 1))
+         GROUP BY day ORDER BY day",
+    )?
+    .query_map(params![days], |row| {
+        Ok(DaySales {
+            day: row.get(0)?,
+            orders: row.get(1)?,
+            revenue: Cents::new(row.get(2)?),
+        })
+    })?
+    .collect()
+}
+
+/// The `limit` products sold most in paid orders: id, name as last ordered, units, and
+/// sales at the prices ordered (before discounts).
+pub fn top_products(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<ProductSales>> {
+    conn.prepare_cached(
+        "SELECT i.product_id, MAX(i.product_name), SUM(i.quantity),
+                SUM(i.quantity * i.unit_price_cents)
+         FROM order_items i JOIN orders o ON o.id = i.order_id
+         WHERE o.status IN ('PAID', 'SHIPPED', 'DELIVERED')
+         GROUP BY i.product_id ORDER BY SUM(i.quantity) DESC, i.product_id LIMIT ?1",
+    )?
+    .query_map(params![limit], |row| {
+        Ok(ProductSales {
+            product_id: row.get(0)?,
+            name: row.get(1)?,
+            units: row.get(2)?,
+            sales: Cents::new(row.get(3)?),
+        })
+    })?
+    .collect()
 }
 
 /// Units of each product in orders that have been paid (PAID, SHIPPED, DELIVERED).

@@ -1073,3 +1073,38 @@ async fn orders_are_found_by_id_ref_user_email_name_and_time_with_their_total() 
     let (_, _, body) = send_raw(&app, Call::new("GET", "/orders?q=%25")).await;
     assert!(ids(&body).is_empty(), "% is a character, not a wildcard");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_show_revenue_per_day_the_average_order_and_the_top_products() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let secrets = test_webhook_secrets();
+    for (user, body, amount) in [("a", ADA, "1059.97"), ("b", GUIDE_ORDER, "999.99")] {
+        let (_, order) = place(&app, user, body).await;
+        let id = order["id"].as_i64().unwrap();
+        let (status, _) = webhook(
+            &app,
+            id,
+            &format!("m-{user}"),
+            unix_now(),
+            &notice(id, amount),
+            &secrets,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    place(&app, "c", GUIDE_ORDER).await; // unpaid: not in the books
+    let (_, stats) = send(&app, Call::new("GET", "/orders/stats")).await;
+    assert_eq!(stats["average_order_value"], json!(1029.98), "{stats}");
+    let days = stats["revenue_by_day"].as_array().unwrap();
+    assert_eq!(days.len(), 1, "{stats}");
+    assert_eq!(days[0]["orders"], 2);
+    assert_eq!(days[0]["revenue"], json!(2059.96));
+    let top: Vec<(&str, i64)> = stats["top_products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["units"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(top, [("Laptop", 2), ("Wireless Mouse", 2)]);
+}

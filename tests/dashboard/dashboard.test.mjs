@@ -175,6 +175,12 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     await page.click('nav button[data-tab="stats"]');
     await page.waitForSelector("#stats-chart rect");
     assert.notEqual(await page.textContent("#stats-revenue"), "");
+    const bars = await page.locator("#stats-chart rect").evaluateAll((rects) => rects.map((r) => r.dataset.label));
+    assert.deepEqual(bars, ["pending", "paid", "shipped", "delivered", "cancelled", "refunded"], "lifecycle order");
+    await page.waitForSelector("#stats-days rect");
+    assert.ok((await page.locator("#stats-top tbody tr").count()) >= 1);
+    assert.doesNotMatch(await page.textContent("#stats-top"), /Nothing sold yet/);
+    assert.notEqual(await page.textContent("#stats-aov"), "0.00");
     await shot(page, "05-stats");
 
     // Admin: saving a row moves the stock by the difference from what was read (a row of the
@@ -216,6 +222,25 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     await shot(page, "06-order-unhealthy");
     await page.unroute(`${new URL(url).searchParams.get("order")}/health`);
     await page.waitForSelector('#health .pill[data-service="order"][data-state="up"]', { timeout: 15000 });
+
+    // A sold-out product cannot be added; at a phone's width nothing overflows the page.
+    const soldOut = await (await fetch(`${catalogUrl}/products`, {
+      method: "POST", headers, body: JSON.stringify({ name: `Sold out ${user}`, price: 5, stock: 0 }),
+    })).json();
+    await page.click('nav button[data-tab="shop"]');
+    const soldOutButton = page.locator(`#products tr[data-product="${soldOut.id}"] button`);
+    await soldOutButton.waitFor();
+    assert.ok(await soldOutButton.isDisabled());
+    assert.equal(await soldOutButton.textContent(), "Sold out");
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const tab of ["shop", "orders", "stats", "admin"]) {
+      await page.click(`nav button[data-tab="${tab}"]`);
+      await page.waitForTimeout(300);
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(wide <= 390, `${tab} at 390 px is ${wide} px wide`);
+    }
+    await shot(page, "06-phone-stats");
+    await page.setViewportSize({ width: 1200, height: 900 });
 
     // Stop the catalog: the dashboard shows it down.
     const pid = readFileSync(join(pidDir, "catalog-service.pid"), "utf8").trim();

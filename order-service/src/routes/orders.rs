@@ -216,13 +216,61 @@ pub struct StatsOut {
     /// Units of each product (by id) in paid orders: what the catalog should have sold.
     #[schema(value_type = BTreeMap<String, i64>)]
     pub paid_units: BTreeMap<i64, i64>,
+    /// Revenue over paid orders (rounded down to the cent).
+    pub average_order_value: Cents,
+    /// Paid orders per day placed (UTC), the last 30 days, days without any left out.
+    pub revenue_by_day: Vec<DayOut>,
+    /// The five products sold most in paid orders.
+    pub top_products: Vec<TopProductOut>,
     pub reconciliation: ReconciliationOut,
+}
+
+/// One day of paid orders.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DayOut {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub orders: i64,
+    /// Their totals net of refunds.
+    pub revenue: Cents,
+}
+
+/// A product as the books see it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TopProductOut {
+    pub product_id: i64,
+    /// Its name when last ordered.
+    pub name: Option<String>,
+    pub units: i64,
+    /// Units at the prices ordered, before discounts.
+    pub sales: Cents,
 }
 
 impl From<Stats> for StatsOut {
     fn from(stats: Stats) -> Self {
         let status = stats.reconciliation_status();
+        let average_order_value = stats.average_order_value();
         StatsOut {
+            average_order_value,
+            revenue_by_day: stats
+                .revenue_by_day
+                .into_iter()
+                .map(|d| DayOut {
+                    day: d.day,
+                    orders: d.orders,
+                    revenue: d.revenue,
+                })
+                .collect(),
+            top_products: stats
+                .top_products
+                .into_iter()
+                .map(|p| TopProductOut {
+                    product_id: p.product_id,
+                    name: p.name,
+                    units: p.units,
+                    sales: p.sales,
+                })
+                .collect(),
             reconciliation: ReconciliationOut {
                 paid_orders_total: stats.revenue,
                 charged_order_count: stats.charged_order_count,
