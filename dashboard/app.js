@@ -134,6 +134,9 @@ async function refreshShop() {
   const rows = answer.data.map((p) => {
     const qty = h("input", { class: "qty", type: "number", min: "1", value: "1", "aria-label": `quantity of ${p.name}` });
     const add = async () => {
+      if (!/^\d+$/.test(qty.value.trim()) || Number(qty.value) < 1 || Number(qty.value) > 1000) {
+        return say("shop-msg", `The quantity of ${p.name} is a whole number from 1 to 1000.`);
+      }
       const path = `/cart/${encodeURIComponent(settings.userId)}/add?product_id=${p.id}&quantity=${encodeURIComponent(qty.value)}`;
       const added = await api("cart", "POST", path);
       if (!added.ok) return say("shop-msg", `Adding ${p.name} failed: ${added.problem}`);
@@ -166,6 +169,9 @@ async function refreshCart() {
   const rows = cart.items.map((line) => {
     const qty = h("input", { class: "qty", type: "number", min: "1", value: line.quantity, "aria-label": "quantity" });
     const update = async () => {
+      if (!/^\d+$/.test(qty.value.trim()) || Number(qty.value) < 1 || Number(qty.value) > 1000) {
+        return say("cart-msg", "A quantity is a whole number from 1 to 1000.");
+      }
       const changed = await api("cart", "PUT", `${cartPath()}/items/${line.product_id}?quantity=${encodeURIComponent(qty.value)}`);
       if (!changed.ok) return say("cart-msg", `Updating the quantity failed: ${changed.problem}`);
       say("cart-msg", `Quantity of ${line.name || "product " + line.product_id} set to ${qty.value}.`, true);
@@ -436,22 +442,42 @@ function drawBars(selector, entries) {
 
 // ---- Admin --------------------------------------------------------------------------------
 
-async function refreshAdmin() {
-  const answer = await api("catalog", "GET", "/products");
+// Money as people type it: "19.99" or "19,99"; null when it is not an amount.
+function parseMoney(text) {
+  const typed = String(text).trim().replace(",", ".");
+  return /^\d+(\.\d{1,2})?$/.test(typed) ? Number(typed) : null;
+}
+
+const ADMIN_PER_PAGE = 50;
+let adminOffset = 0;
+
+async function refreshAdmin(offset = adminOffset) {
+  adminOffset = Math.max(0, offset);
+  const answer = await api("catalog", "GET", `/products?limit=${ADMIN_PER_PAGE}&offset=${adminOffset}`);
   if (!answer.ok) return say("admin-msg", answer.problem);
+  const total = answer.total ?? answer.data.length;
+  $("#admin-count").textContent = total
+    ? `Products ${adminOffset + 1}–${adminOffset + answer.data.length} of ${total}.`
+    : "No products yet: add one below.";
+  $("#admin-prev").disabled = adminOffset === 0;
+  $("#admin-next").disabled = adminOffset + answer.data.length >= total;
   const rows = answer.data.map((p) => {
     const name = h("input", { value: p.name, "aria-label": "name" });
     const price = h("input", { class: "qty", value: money(p.price), "aria-label": "price" });
     const stock = h("input", { class: "qty", value: p.stock, "aria-label": "stock" });
+    const reason = h("input", { value: "adjusted in the dashboard", "aria-label": "reason", size: "18" });
     // Stock is moved by the difference from what was read, never overwritten: units that
     // checkouts reserved or sold meanwhile stay theirs.
     const save = async () => {
-      const saved = await api("catalog", "PUT", `/products/${p.id}`, { name: name.value, price: Number(price.value) });
+      const newPrice = parseMoney(price.value);
+      if (newPrice === null) return say("admin-msg", `The price of ${p.name} is a number like 19.99 (or 19,99).`);
+      if (!/^\d+$/.test(stock.value.trim())) return say("admin-msg", `The stock of ${p.name} is a whole number of units.`);
+      const saved = await api("catalog", "PUT", `/products/${p.id}`, { name: name.value, price: newPrice });
       if (!saved.ok) return say("admin-msg", `Saving ${p.name} failed: ${saved.problem}`);
       let stockNow = saved.data.stock;
       const delta = Number(stock.value) - p.stock;
       if (delta !== 0) {
-        const moved = await api("catalog", "POST", `/products/${p.id}/stock`, { delta, reason: "adjusted in the dashboard" });
+        const moved = await api("catalog", "POST", `/products/${p.id}/stock`, { delta, reason: reason.value.trim() || "adjusted in the dashboard" });
         if (!moved.ok) return say("admin-msg", `Saved ${saved.data.name}, but moving ${delta} units failed: ${moved.problem}`);
         stockNow = moved.data.stock_after;
       }
@@ -464,22 +490,101 @@ async function refreshAdmin() {
       say("admin-msg", `Deleted ${p.name} from the catalog.`, true);
       refreshAdmin();
     };
+    const picture = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp", "aria-label": "picture" });
+    picture.addEventListener("change", async () => {
+      const file = picture.files[0];
+      if (!file) return;
+      let response;
+      try {
+        response = await fetch(`${settings.catalog}/products/${p.id}/image`, {
+          method: "PUT", headers: { "X-API-Key": settings.apiKey, "Content-Type": file.type || "application/octet-stream" }, body: file,
+        });
+      } catch (_) {
+        return say("admin-msg", `The catalog service is unreachable (${settings.catalog}).`);
+      }
+      const data = await response.json().catch(() => null);
+      if (!response.ok) return say("admin-msg", `The picture of ${p.name} was refused: ${data && data.error ? data.error.message : response.status}`);
+      say("admin-msg", `Picture of ${p.name} saved.`, true);
+    });
     return h("tr", { "data-product": p.id }, h("td", {}, p.id), h("td", {}, name), h("td", {}, price),
-      h("td", {}, stock), h("td", { "data-reserved": p.reserved }, p.reserved),
-      h("td", {}, h("button", { onclick: save }, "Save"), " ", h("button", { onclick: remove }, "Delete")));
+      h("td", {}, stock), h("td", { "data-reserved": p.reserved }, p.reserved), h("td", {}, p.on_hand),
+      h("td", {}, reason),
+      h("td", {}, h("button", { onclick: save }, "Save"), " ",
+        h("button", { onclick: () => showMovements(p) }, "History"), " ",
+        h("button", { onclick: remove }, "Delete"), " ", picture));
   });
   $("#admin-products tbody").replaceChildren(...rows);
+  refreshPromos();
+}
+
+// A product's stock ledger, newest first.
+async function showMovements(product) {
+  const answer = await api("catalog", "GET", `/products/${product.id}/stock/movements?limit=20`);
+  if (!answer.ok) return say("admin-msg", answer.problem);
+  $("#admin-movements-title").textContent = `Stock movements of ${product.name} (${answer.total ?? answer.data.length} in all, newest first)`;
+  $("#admin-movements").replaceChildren(...answer.data.map((m) => h("li", { "data-movement": m.id },
+    `${localTime(m.created_at)}: ${m.delta > 0 ? "+" : ""}${m.delta} (${m.reason}), ${m.stock_after} on sale after`)));
 }
 
 async function addProduct(event) {
   event.preventDefault();
   const form = new FormData(event.target);
-  const body = { name: form.get("name"), price: Number(form.get("price")), stock: Number(form.get("stock")) };
+  const price = parseMoney(form.get("price"));
+  if (!String(form.get("name")).trim()) return say("admin-msg", "A new product needs a name.");
+  if (price === null) return say("admin-msg", "The price is a number like 19.99 (or 19,99).");
+  if (!/^\d+$/.test(String(form.get("stock")).trim())) return say("admin-msg", "The stock is a whole number of units.");
+  const body = { name: form.get("name"), price, stock: Number(form.get("stock")) };
   const answer = await api("catalog", "POST", "/products", body);
   if (!answer.ok) return say("admin-msg", `Adding failed: ${answer.problem}`);
   say("admin-msg", `Added ${answer.data.name} (#${answer.data.id}).`, true);
   event.target.reset();
   refreshAdmin();
+}
+
+// ---- Promo codes (Admin) ---------------------------------------------------------------
+
+async function refreshPromos() {
+  const answer = await api("order", "GET", "/promo-codes?limit=200");
+  if (!answer.ok) return say("promo-msg", answer.problem);
+  const rows = answer.data.map((c) => h("tr", { "data-code": c.code },
+    h("td", {}, c.code),
+    h("td", {}, c.percent_off ? `${c.percent_off}%` : money(c.amount_off)),
+    h("td", {}, money(c.min_total)),
+    h("td", {}, c.ends_at ? localTime(c.ends_at) : "no end"),
+    h("td", {}, `${c.redeemed}${c.max_redemptions ? " of " + c.max_redemptions : ""}`),
+    h("td", {}, c.active ? h("button", { onclick: () => withdrawPromo(c.code) }, "Withdraw") : "withdrawn")));
+  $("#promos tbody").replaceChildren(...(rows.length ? rows
+    : [h("tr", {}, h("td", { colspan: "6" }, "No promo codes yet: create one below."))]));
+}
+
+async function addPromo(event) {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const off = String(form.get("off")).trim();
+  const body = { code: String(form.get("code")).trim() };
+  if (off.endsWith("%")) body.percent_off = Number(off.slice(0, -1));
+  else if (parseMoney(off) !== null) body.amount_off = parseMoney(off);
+  else return say("promo-msg", "The discount is a percentage (10%) or an amount (5.00).");
+  const min = String(form.get("min")).trim();
+  if (min) {
+    if (parseMoney(min) === null) return say("promo-msg", "The minimum order is an amount like 50.00.");
+    body.min_total = parseMoney(min);
+  }
+  if (form.get("ends")) body.ends_at = new Date(form.get("ends")).toISOString();
+  if (String(form.get("max")).trim()) body.max_redemptions = Number(form.get("max"));
+  if (String(form.get("per")).trim()) body.max_per_customer = Number(form.get("per"));
+  const answer = await api("order", "POST", "/promo-codes", body);
+  if (!answer.ok) return say("promo-msg", `Creating the code failed: ${answer.problem}`);
+  say("promo-msg", `Created ${answer.data.code}.`, true);
+  event.target.reset();
+  refreshPromos();
+}
+
+async function withdrawPromo(code) {
+  const answer = await api("order", "DELETE", `/promo-codes/${encodeURIComponent(code)}`);
+  if (!answer.ok) return say("promo-msg", `Withdrawing ${code} failed: ${answer.problem}`);
+  say("promo-msg", `${code} is withdrawn: no new order can use it.`, true);
+  refreshPromos();
 }
 
 // ---- Settings and tabs --------------------------------------------------------------------
@@ -517,6 +622,9 @@ $("#orders-refresh").addEventListener("click", () => refreshOrders(0));
 $("#orders-prev").addEventListener("click", () => refreshOrders(ordersOffset - ORDERS_PER_PAGE));
 $("#orders-next").addEventListener("click", () => refreshOrders(ordersOffset + ORDERS_PER_PAGE));
 $("#admin-add").addEventListener("submit", addProduct);
+$("#promo-add").addEventListener("submit", addPromo);
+$("#admin-prev").addEventListener("click", () => refreshAdmin(adminOffset - ADMIN_PER_PAGE));
+$("#admin-next").addEventListener("click", () => refreshAdmin(adminOffset + ADMIN_PER_PAGE));
 
 fillSettings();
 refreshHealth();

@@ -209,6 +209,34 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     assert.equal(ledger[0].reason, "adjusted in the dashboard");
     await shot(page, "06-admin-stock");
 
+    // A stock change with a reason of the admin's, seen in the product's history; a price
+    // typed with a comma; a promo code created and withdrawn.
+    await page.waitForFunction((units) => document.querySelector(
+      '#admin-products tr[data-product="3"] input[aria-label="stock"]').value === String(units), shown - 2 + 5);
+    const keyboard = page.locator('#admin-products tr[data-product="3"]');
+    await keyboard.locator('input[aria-label="stock"]').fill(String(shown - 2 + 5 + 1));
+    await keyboard.locator('input[aria-label="reason"]').fill("found one in the back room");
+    await keyboard.locator('button:has-text("Save")').click();
+    await page.waitForFunction(() => document.querySelector("#admin-msg").textContent.startsWith("Saved"));
+    await page.locator('#admin-products tr[data-product="3"] button:has-text("History")').click();
+    await page.waitForSelector("#admin-movements li");
+    assert.match(await page.textContent("#admin-movements li"), /\+1 \(found one in the back room\)/);
+    await page.fill('#admin-add input[name="name"]', `Comma price ${user}`);
+    await page.fill('#admin-add input[name="price"]', "19,99");
+    await page.fill('#admin-add input[name="stock"]', "3");
+    await page.click('#admin-add button[type="submit"]');
+    await page.waitForFunction(() => document.querySelector("#admin-msg").textContent.startsWith("Added"));
+    const code = `B${Date.now().toString(36).toUpperCase()}`;
+    await page.fill('#promo-add input[name="code"]', code);
+    await page.fill('#promo-add input[name="off"]', "10%");
+    await page.fill('#promo-add input[name="max"]', "5");
+    await page.click('#promo-add button[type="submit"]');
+    await page.waitForSelector(`#promos tr[data-code="${code}"]`);
+    assert.match(await page.textContent(`#promos tr[data-code="${code}"]`), /10%.*0 of 5/);
+    await page.click(`#promos tr[data-code="${code}"] button:has-text("Withdraw")`);
+    await page.waitForFunction((c) => document.querySelector(`#promos tr[data-code="${c}"]`)?.textContent.includes("withdrawn"), code);
+    await shot(page, "06-admin-promos");
+
     // A service whose disk is full answers /health with 503 "unhealthy" and the problem: the
     // pill turns red and says why. (The answer is the service's documented one, played by
     // the browser for this one probe: filling a real disk under the shared shop is the
