@@ -136,11 +136,17 @@ grep -q "all four services are healthy" "$contract_data/start-all.out" || {
   cat "$contract_data/start-all.out" >&2
   exit 1
 }
+# The open model (--rate) seeds it, so CI runs that mode too.
 target/release/loadgen --users 4 --duration 2s --mix browse=20,add=20,checkout=30,pay=30 \
-  --restock 100000 --settle 10s --cart-url "http://127.0.0.1:$contract_base" \
+  --rate 100/s --restock 100000 --settle 10s --cart-url "http://127.0.0.1:$contract_base" \
   --catalog-url "http://127.0.0.1:$((contract_base + 1))" \
   --order-url "http://127.0.0.1:$((contract_base + 2))" \
   --payment-url "http://127.0.0.1:$((contract_base + 3))" >"$contract_data/seed.out"
+grep -q "open model: journeys started at 100/s" "$contract_data/seed.out" || {
+  echo "loadgen --rate did not report its open model:" >&2
+  cat "$contract_data/seed.out" >&2
+  exit 1
+}
 contract_passed=0
 contract_failed=()
 for service in cart:0 catalog:1 order:2 payment:3; do

@@ -77,6 +77,14 @@ pub struct Args {
     #[arg(long)]
     pub threshold: Option<threshold::Thresholds>,
 
+    /// Open model: start journeys at this rate (`200/s`, or `200`) whatever the shop's
+    /// speed, `--users` of them at most at once; starts wait (at most `--users` of them) for
+    /// a free user, and one that finds that many already waiting is counted as missed.
+    /// Without it the users are a closed loop (each starts its next journey when its last
+    /// one ended).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
     /// Write the figures to this file as JSON too.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -114,6 +122,10 @@ pub struct Report {
     pub p99_ms: f64,
     /// The commonest answers that were not 2xx: `step status code` and how many.
     pub top_failures: Vec<(String, u64)>,
+    /// With `--rate`: journeys started per second asked for, and the starts every user was
+    /// too busy to take.
+    pub rate: Option<f64>,
+    pub missed_starts: Option<u64>,
     pub checkouts_completed: usize,
     pub checkouts_per_second: f64,
     pub steps: Vec<StepReport>,
@@ -449,9 +461,29 @@ pub fn run(args: &Args) -> Result<Report, String> {
         std::thread::spawn(move || fault::inject(&fault, down_for, &pid_dir, &health, started))
     });
 
+    // Open model: a pacer hands out one start per 1/rate seconds; an idle user takes it.
+    let starts = args.rate.map(|rate| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<()>(args.users.max(1));
+        let missed = Arc::new(AtomicU64::new(0));
+        let pacer_missed = missed.clone();
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        std::thread::spawn(move || {
+            let mut next = Instant::now();
+            while next < deadline {
+                // A start that finds `--users` starts waiting already is missed.
+                if sender.try_send(()).is_err() {
+                    pacer_missed.fetch_add(1, Ordering::Relaxed);
+                }
+                next += interval;
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        });
+        (Arc::new(std::sync::Mutex::new(receiver)), missed)
+    });
     let shoppers: Vec<_> = (0..args.users)
         .map(|vu| {
             let (live, products, mix) = (live.clone(), products.clone(), args.mix.clone());
+            let starts = starts.as_ref().map(|(receiver, _)| receiver.clone());
             let client = Client::new(endpoints.clone());
             std::thread::spawn(move || {
                 let mut shopper = Shopper {
@@ -464,6 +496,15 @@ pub fn run(args: &Args) -> Result<Report, String> {
                     failures: HashMap::new(),
                 };
                 while Instant::now() < deadline {
+                    if let Some(starts) = &starts {
+                        let started = starts
+                            .lock()
+                            .map(|r| r.recv_timeout(Duration::from_millis(100)).is_ok())
+                            .unwrap_or(false);
+                        if !started {
+                            continue;
+                        }
+                    }
                     let journey = mix.pick(fastrand::u32(..mix.total()));
                     shopper.run(journey, &live);
                 }
@@ -541,6 +582,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
     step_reports.sort_by(|a, b| a.step.cmp(&b.step));
     let total_requests = live.requests.load(Ordering::Relaxed);
     let seconds = elapsed.as_secs() as usize + 1;
+    let missed_starts = starts.map(|(_, missed)| missed.load(Ordering::Relaxed));
     let mut top_failures: Vec<(String, u64)> = failures.into_iter().collect();
     top_failures.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top_failures.truncate(5);
@@ -555,6 +597,8 @@ pub fn run(args: &Args) -> Result<Report, String> {
         p90_ms: live.quantile_ms(0.90),
         p99_ms: live.quantile_ms(0.99),
         top_failures,
+        rate: args.rate,
+        missed_starts,
         checkouts_completed: completed.len(),
         checkouts_per_second: completed.len() as f64 / elapsed.as_secs_f64().max(0.001),
         steps: step_reports,
@@ -657,6 +701,11 @@ pub fn render(report: &Report) -> String {
             s.step, s.count, s.requests_per_second, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms, errors
         ));
     }
+    if let (Some(rate), Some(missed)) = (report.rate, report.missed_starts) {
+        out.push_str(&format!(
+            "open model: journeys started at {rate}/s, {missed} starts missed (every user busy)\n\n"
+        ));
+    }
     if !report.top_failures.is_empty() {
         out.push_str("\ncommonest answers that were not 2xx (step, status, code):\n");
         for (failure, n) in &report.top_failures {
@@ -705,6 +754,29 @@ impl Report {
             server_error_percent: share(self.server_errors),
             client_error_percent: share(self.client_errors),
             requests_per_second: self.requests_per_second,
+        }
+    }
+}
+
+/// `--rate`: journeys a second, as `200/s` or `200`; more than 0.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches("/s").trim();
+    match number.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        _ => Err(format!("'{text}': expected journeys a second, e.g. 200/s")),
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_is_journeys_a_second() {
+        assert_eq!(parse_rate("200/s"), Ok(200.0));
+        assert_eq!(parse_rate(" 2.5 "), Ok(2.5));
+        for bad in ["0", "-1/s", "fast", "inf"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use system_tests::{Client, KEY, Shop};
+use system_tests::{Client, KEY, Shop, wait_for_order};
 
 const GOOD_CARD: &str =
     r#"{"card":{"number":"4242424242424242","exp_month":12,"exp_year":2031,"cvc":"123"}}"#;
@@ -187,6 +187,30 @@ fn two_hundred_concurrent_checkouts_for_fifty_units_complete_exactly_fifty() {
                 .expect("a completed checkout's order");
             assert_eq!(settled(&client, &shop, order_id), completed(), "{user}");
             assert!(cart_quantities(&client, &shop, user).is_empty(), "{user}");
+        } else if co["failed_step"] == "pay" {
+            // On a loaded machine the order service's reservation can time out: the order
+            // is accepted with its stock pending, and the payment service refuses to charge
+            // it (409) until the stock is held. The checkout is then undone: its order
+            // cancelled, nothing captured, the cart intact.
+            let order_id = co["order_id"].as_i64().expect("the order placed");
+            let order = wait_for_order(
+                &client,
+                &shop.order.url(),
+                order_id,
+                Duration::from_secs(10),
+                |o| o["status"] == "CANCELLED",
+            );
+            assert_eq!(
+                order["payment_id"],
+                Value::Null,
+                "{user}: nothing captured: {order}"
+            );
+            assert_eq!(orders_of(&client, &shop, user, "PENDING"), 0, "{user}");
+            assert_eq!(
+                cart_quantities(&client, &shop, user),
+                [(3, 1)],
+                "{user}: cart intact"
+            );
         } else {
             // The order service refused the order for want of stock (and keeps it
             // cancelled): nothing was held, nothing paid.
