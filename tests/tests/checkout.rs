@@ -136,9 +136,19 @@ fn a_checkout_places_reserves_pays_commits_and_clears_the_cart() {
     assert_eq!(status, 422, "an empty cart cannot be checked out");
 }
 
+/// For the 200-buyer races: peers that wait 5 s for each other, not the harness's 0.7 s. On
+/// two cores running two such races at once, a reservation or a verification can take longer
+/// than 0.7 s; that path (an order accepted with its stock pending, a checkout undone) is
+/// tested on its own, and here it would only blur what these tests count.
+const PATIENT_PEERS: &[(&str, &[&str])] = &[
+    ("order-service", &["--peer-timeout-ms", "5000"]),
+    ("payment-service", &["--peer-timeout-ms", "5000"]),
+    ("cart-service", &["--peer-timeout-ms", "5000"]),
+];
+
 #[test]
 fn two_hundred_concurrent_checkouts_for_fifty_units_complete_exactly_fifty() {
-    let shop = Shop::start();
+    let shop = Shop::start_with(PATIENT_PEERS);
     let client = Client::new();
     set_stock(&client, &shop, 3, 50);
     let users: Vec<String> = (0..200).map(|i| format!("buyer{i}")).collect();
@@ -187,10 +197,10 @@ fn two_hundred_concurrent_checkouts_for_fifty_units_complete_exactly_fifty() {
                 .expect("a completed checkout's order");
             assert_eq!(settled(&client, &shop, order_id), completed(), "{user}");
             assert!(cart_quantities(&client, &shop, user).is_empty(), "{user}");
-        } else if co["failed_step"] == "pay" {
-            // On a loaded machine the order service's reservation can time out: the order
-            // is accepted with its stock pending, and the payment service refuses to charge
-            // it (409) until the stock is held. The checkout is then undone: its order
+        } else if co["failed_step"] == "reserve" || co["failed_step"] == "pay" {
+            // Should a reservation still outlast even a patient peer, the order is accepted
+            // with its stock pending and the checkout finds it not held (reserve) or the
+            // payment service refuses to charge it (pay). Either way it is undone: its order
             // cancelled, nothing captured, the cart intact.
             let order_id = co["order_id"].as_i64().expect("the order placed");
             let order = wait_for_order(
@@ -241,7 +251,7 @@ fn orders_of(client: &Client, shop: &Shop, user: &str, status: &str) -> usize {
 
 #[test]
 fn two_hundred_double_clicked_one_unit_checkouts_never_charge_anybody_twice() {
-    let shop = Shop::start();
+    let shop = Shop::start_with(PATIENT_PEERS);
     let client = Client::new();
     set_stock(&client, &shop, 3, 1000);
     let users: Vec<String> = (0..200).map(|i| format!("clicker{i}")).collect();
