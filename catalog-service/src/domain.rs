@@ -81,10 +81,8 @@ impl ProductFields {
         }
         let sku = self.sku.map(|sku| sku.trim().to_string());
         if let Some(sku) = &sku
-            && (sku.len() > 64
-                || !sku
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+            && !sku.is_empty()
+            && !shop_contracts::catalog::is_sku(sku)
         {
             return invalid("sku must be up to 64 letters, digits, '_', '-' or '.'");
         }

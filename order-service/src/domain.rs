@@ -81,16 +81,9 @@ impl Shipment {
         carrier: Option<String>,
         tracking_number: Option<String>,
     ) -> Result<Option<Shipment>, ApiError> {
-        let field = |name: &str, raw: Option<String>| -> Result<Option<String>, ApiError> {
-            let Some(raw) = raw else { return Ok(None) };
-            let trimmed = raw.trim();
-            let count = trimmed.chars().count();
-            if count == 0 || count > 100 || trimmed.chars().any(char::is_control) {
-                return Err(ApiError::Validation(format!(
-                    "{name} must be 1 to 100 characters, no control characters"
-                )));
-            }
-            Ok(Some(trimmed.to_string()))
+        let field = |name: &str, raw: Option<String>| {
+            raw.map(|raw| service_kit::domain::short_text(name, &raw, 100))
+                .transpose()
         };
         let carrier = field("carrier", carrier)?;
         let tracking_number = field("tracking_number", tracking_number)?;

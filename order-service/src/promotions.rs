@@ -161,15 +161,9 @@ impl PromoIn {
         if min_total.get() < 0 {
             return Err(invalid("min_total cannot be negative"));
         }
-        let time = |name: &str, raw: Option<String>| -> Result<Option<String>, ApiError> {
-            raw.map(|raw| {
-                service_kit::clock::parse_rfc3339(&raw).ok_or_else(|| {
-                    invalid(&format!(
-                        "{name} must be an RFC 3339 time such as 2026-12-01T00:00:00Z"
-                    ))
-                })
-            })
-            .transpose()
+        let time = |name: &str, raw: Option<String>| {
+            raw.map(|raw| service_kit::clock::rfc3339_field(name, &raw))
+                .transpose()
         };
         let starts_at = time("starts_at", self.starts_at)?;
         let ends_at = time("ends_at", self.ends_at)?;

@@ -75,6 +75,15 @@ pub fn parse_rfc3339(raw: &str) -> Option<String> {
     .filter(|_| (0..=9999).contains(&at.year()))
 }
 
+/// [`parse_rfc3339`] for a field a client sent: a 422 naming `field` when it is not a time.
+pub fn rfc3339_field(field: &str, raw: &str) -> Result<String, crate::ApiError> {
+    parse_rfc3339(raw).ok_or_else(|| {
+        crate::ApiError::Validation(format!(
+            "{field} must be an RFC 3339 time such as 2026-12-01T00:00:00Z"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

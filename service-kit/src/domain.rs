@@ -161,6 +161,19 @@ impl Quantity {
     }
 }
 
+/// `raw` trimmed, if it is 1 to `max` characters with no control characters; else a 422
+/// naming `field` and the rule, never the value (it may be personal data).
+pub fn short_text(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
+    let trimmed = raw.trim();
+    let count = trimmed.chars().count();
+    if count == 0 || count > max || trimmed.chars().any(char::is_control) {
+        return Err(ApiError::Validation(format!(
+            "{field} must be 1 to {max} characters, no control characters"
+        )));
+    }
+    Ok(trimmed.to_string())
+}
+
 /// `?limit=&offset=` on every list route. Lists are always capped at [`Page::MAX`].
 #[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
+use service_kit::domain::short_text as text;
 use std::fmt;
 
 /// The shopper an order belongs to, as far as the shop needs to reach them.
@@ -159,19 +160,6 @@ impl ShippingAddress {
             country,
         })
     }
-}
-
-/// `raw` trimmed: 1 to `max` characters, none of them control characters.
-fn text(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
-    let trimmed = raw.trim();
-    let count = trimmed.chars().count();
-    if count == 0 || count > max || trimmed.chars().any(char::is_control) {
-        return Err(invalid(
-            field,
-            &format!("must be 1 to {max} characters, no control characters"),
-        ));
-    }
-    Ok(trimmed.to_string())
 }
 
 /// A 422 naming `field` and the rule, never the value (it is personal data).

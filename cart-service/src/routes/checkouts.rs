@@ -459,11 +459,7 @@ fn process_input(body: &[u8]) -> Result<(UserId, Vec<DirectLine>, CheckoutInput)
 /// A SKU as a one-call checkout names it.
 fn sku(raw: &str) -> Result<String, ApiError> {
     let sku = raw.trim();
-    let ok = (1..=64).contains(&sku.len())
-        && sku
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
+    if shop_contracts::catalog::is_sku(sku) {
         Ok(sku.to_string())
     } else {
         Err(ApiError::Validation(

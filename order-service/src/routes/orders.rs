@@ -388,14 +388,8 @@ pub async fn orders_list(
     Query(params): Query<ListParams>,
 ) -> Result<Listed<OrderOut>, ApiError> {
     let time = |name: &str, raw: Option<&str>| {
-        raw.map(|raw| {
-            service_kit::clock::parse_rfc3339(raw).ok_or_else(|| {
-                ApiError::Validation(format!(
-                    "{name} must be an RFC 3339 time such as 2026-12-01T00:00:00Z"
-                ))
-            })
-        })
-        .transpose()
+        raw.map(|raw| service_kit::clock::rfc3339_field(name, raw))
+            .transpose()
     };
     let q = params
         .q
