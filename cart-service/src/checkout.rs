@@ -271,7 +271,7 @@ async fn begin(
 
 /// The user's cart as the lines of a checkout; a 422 when it is empty.
 fn cart_checkout_lines(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     user: &UserId,
 ) -> Result<Vec<CheckoutLine>, ApiError> {
     let cart: Vec<CartLine> = store::cart_lines(tx, user)?;
@@ -402,27 +402,33 @@ impl<'a> Saga<'a> {
         }
     }
 
-    /// Validate: every line against the catalog, at today's prices. No fail-open here.
+    /// Validate: every line against the catalog (one call for all of them), at today's
+    /// prices. No fail-open here.
     async fn validate(&mut self) -> StepOutcome {
+        let ids: Vec<Id> = self
+            .co
+            .lines
+            .iter()
+            .map(|line| Id::from_db(line.product_id))
+            .collect();
+        let products = match self.state.stock.products(&ids).await {
+            Ok(products) => products,
+            Err(err) => return StepOutcome::Refused(Failure::Unavailable(err.to_string())),
+        };
         for line in &mut self.co.lines {
-            match self.state.stock.product(Id::from_db(line.product_id)).await {
-                Ok(Some(product)) => {
-                    if let Some(asked) = line.asked_price.filter(|asked| *asked != product.price) {
-                        let repriced = format!(
-                            "price of product {} is {} in the catalog, not {asked}",
-                            line.product_id, product.price
-                        );
-                        return StepOutcome::Refused(Failure::Invalid(repriced));
-                    }
-                    line.name = Some(product.name);
-                    line.price = Some(product.price);
-                }
-                Ok(None) => {
-                    let gone = format!("product {} is no longer sold", line.product_id);
-                    return StepOutcome::Refused(Failure::Invalid(gone));
-                }
-                Err(err) => return StepOutcome::Refused(Failure::Unavailable(err.to_string())),
+            let Some(product) = products.get(&Id::from_db(line.product_id)) else {
+                let gone = format!("product {} is no longer sold", line.product_id);
+                return StepOutcome::Refused(Failure::Invalid(gone));
+            };
+            if let Some(asked) = line.asked_price.filter(|asked| *asked != product.price) {
+                let repriced = format!(
+                    "price of product {} is {} in the catalog, not {asked}",
+                    line.product_id, product.price
+                );
+                return StepOutcome::Refused(Failure::Invalid(repriced));
             }
+            line.name = Some(product.name.clone());
+            line.price = Some(product.price);
         }
         let line_totals = self
             .co

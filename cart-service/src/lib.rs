@@ -237,10 +237,12 @@ pub async fn run(
     workers.spawn("checkout recovery", move |stop| {
         recover_interrupted(recovering, every, timeouts.checkout, stop)
     });
+    let db = state.db.clone();
     let app = router(state, config.common.key_policy()?);
     let served =
         service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown)
             .await;
+    db.close().await;
     served?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! answered, what it recorded, and which calls it made to undo or settle.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -95,6 +95,18 @@ impl Fake {
             let body = json!({"id": 1, "name": "Laptop", "price": 999.99, "stock": 10});
             fake.answer("product", |_| body).await
         }
+        /// `GET /products?ids=`: the laptop when asked for, as a list.
+        async fn products(
+            State(fake): State<Fake>,
+            Query(query): Query<std::collections::HashMap<String, String>>,
+        ) -> Response {
+            let ids = query.get("ids").cloned().unwrap_or_default();
+            let body = match ids.split(',').any(|id| id == "1") {
+                true => json!([{"id": 1, "name": "Laptop", "price": 999.99, "stock": 10}]),
+                false => json!([]),
+            };
+            fake.answer("product", |_| body).await
+        }
         async fn order_create(State(fake): State<Fake>) -> Response {
             fake.answer("order_create", |s| {
                 s.order_status = "PENDING";
@@ -144,6 +156,7 @@ impl Fake {
         }
         let app = Router::new()
             .route("/products/{id}", get(product))
+            .route("/products", get(products))
             .route("/orders", post(order_create))
             .route("/orders/{id}", get(order_get))
             .route("/orders/{id}/status", put(order_cancel))

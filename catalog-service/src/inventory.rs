@@ -5,7 +5,7 @@
 
 use crate::domain::{MAX_STOCK, Movement, Product, ValidFields};
 use crate::store;
-use rusqlite::Transaction;
+use rusqlite::Connection;
 use serde_json::json;
 use service_kit::ApiError;
 use service_kit::db::Db;
@@ -29,7 +29,7 @@ pub fn check_reason(reason: &str) -> Result<String, ApiError> {
 }
 
 /// Adds a product; its stock, if any, opens its ledger (reason `opening stock`).
-pub fn create_product(tx: &Transaction<'_>, fields: &ValidFields) -> Result<Product, ApiError> {
+pub fn create_product(tx: &Connection, fields: &ValidFields) -> Result<Product, ApiError> {
     check_sku_free(tx, fields, None)?;
     let product = store::insert_product(tx, fields)?;
     if product.stock > 0 {
@@ -49,7 +49,7 @@ pub fn create_product(tx: &Transaction<'_>, fields: &ValidFields) -> Result<Prod
 
 /// 409 when `fields` give a SKU another product (deleted or not) has.
 fn check_sku_free(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     fields: &ValidFields,
     product: Option<Id>,
 ) -> Result<(), ApiError> {
@@ -85,13 +85,13 @@ pub async fn move_stock(db: &Db, id: Id, delta: i64, reason: String) -> Result<M
     .await
 }
 
-fn on_sale(tx: &Transaction<'_>, id: Id) -> Result<Product, ApiError> {
+fn on_sale(tx: &Connection, id: Id) -> Result<Product, ApiError> {
     store::get_product(tx, id)?.ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))
 }
 
 /// Applies `delta` to `product` and writes its ledger row and `stock.moved`.
 fn record_movement(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     product: &Product,
     delta: i64,
     reason: &str,

@@ -91,6 +91,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0005_reservations_by_reference.sql",
     "0006_stock_movements.sql",
     "0007_product_details.sql",
+    "0008_reserved_counter.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -142,10 +143,12 @@ pub async fn run(
     workers.spawn("reservation sweep", move |stop| {
         sweep_expired(swept, every, stop)
     });
+    let db = state.db.clone();
     let app = router(state, keys);
     let served =
         service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown)
             .await;
+    db.close().await;
     served?;
     Ok(())
 }

@@ -114,10 +114,7 @@ async fn record_failure(
 }
 
 /// The reservation `reference`, or a 404.
-fn existing(
-    tx: &rusqlite::Transaction<'_>,
-    reference: &Reference,
-) -> Result<Reservation, ApiError> {
+fn existing(tx: &rusqlite::Connection, reference: &Reference) -> Result<Reservation, ApiError> {
     store::get_reservation(tx, reference)?
         .ok_or_else(|| ApiError::NotFound(format!("no reservation {reference}")))
 }

@@ -8,13 +8,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use service_kit::domain::{Id, Page, Reference};
 use service_kit::money::Cents;
 
-/// A product's columns, with the units its open reservations hold.
+/// A product's columns, with the units its open reservations hold (counted by triggers, see
+/// migration 0008).
 const PRODUCT_COLUMNS: &str = "id, name, description, price_cents, stock, created_at, updated_at,
-     version,
-     (SELECT COALESCE(SUM(l.quantity), 0) FROM reservation_lines l
-        JOIN reservations r ON r.reference = l.reference
-      WHERE l.product_id = products.id AND r.status = 'reserved'),
-     sku, category,
+     version, reserved, sku, category,
      EXISTS (SELECT 1 FROM product_images i WHERE i.product_id = products.id)";
 
 fn product_from_row(row: &Row<'_>) -> rusqlite::Result<Product> {
@@ -47,6 +44,8 @@ pub struct ProductFilter {
     pub max_price: Option<Cents>,
     /// Only products with units on sale.
     pub in_stock: bool,
+    /// Only these products.
+    pub ids: Option<Vec<Id>>,
     pub sort: ProductSort,
 }
 
@@ -63,7 +62,8 @@ pub fn list_products(
         AND (?3 IS NULL OR category = ?3 COLLATE NOCASE)
         AND (?4 IS NULL OR sku = ?4)
         AND (?5 IS NULL OR price_cents >= ?5) AND (?6 IS NULL OR price_cents <= ?6)
-        AND (?7 = 0 OR stock > 0)";
+        AND (?7 = 0 OR stock > 0)
+        AND (?8 IS NULL OR id IN (SELECT value FROM json_each(?8)))";
     let order = match filter.sort {
         ProductSort::Id => "id",
         ProductSort::Price => "price_cents, id",
@@ -72,6 +72,10 @@ pub fn list_products(
         ProductSort::Newest => "id DESC",
     };
     let pattern = filter.q.as_deref().map(service_kit::db::contains_pattern);
+    let ids = filter.ids.as_ref().map(|ids| {
+        let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+        serde_json::Value::from(ids).to_string()
+    });
     let matching = params![
         pattern,
         filter.q,
@@ -80,13 +84,14 @@ pub fn list_products(
         filter.min_price.map(Cents::get),
         filter.max_price.map(Cents::get),
         filter.in_stock,
+        ids,
     ];
     let total = conn
         .prepare_cached(&format!("SELECT COUNT(*) FROM products WHERE {WHERE}"))?
         .query_row(matching, |row| row.get(0))?;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {PRODUCT_COLUMNS} FROM products WHERE {WHERE}
-         ORDER BY {order} LIMIT ?8 OFFSET ?9"
+         ORDER BY {order} LIMIT ?9 OFFSET ?10"
     ))?;
     let window = page.window();
     let paged = service_kit::db::with_page(matching, &window);

@@ -398,6 +398,58 @@ async fn the_sweep_releases_reservations_held_too_long() {
 }
 
 #[tokio::test]
+async fn a_products_reserved_count_follows_every_reservation_as_the_lines_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_ttl(&dir, Duration::ZERO);
+    let app = router(state.clone(), test_keys());
+    // What the product shows against what the reservation lines add up to (the audit's sum).
+    let counts = |app: Router| async move {
+        let (_, product) = send(&app, Call::new("GET", "/products/2")).await;
+        let (_, rows) = send(&app, Call::new("GET", "/stock/audit")).await;
+        let row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["product_id"] == 2)
+            .cloned();
+        (
+            product["reserved"].as_i64().unwrap(),
+            row.unwrap()["reserved"].as_i64().unwrap(),
+        )
+    };
+    for (order, quantity) in [(1, 7), (2, 1), (3, 4), (4, 2)] {
+        reserve(
+            &app,
+            order,
+            json!([{"product_id":2,"quantity":quantity},{"product_id":1,"quantity":1}]),
+        )
+        .await;
+    }
+    assert_eq!(counts(app.clone()).await, (14, 14));
+    send(&app, Call::new("POST", "/reservations/2/commit")).await;
+    assert_eq!(
+        counts(app.clone()).await,
+        (13, 13),
+        "a sale is no longer held"
+    );
+    send(&app, Call::new("POST", "/reservations/3/release")).await;
+    assert_eq!(
+        counts(app.clone()).await,
+        (9, 9),
+        "a release frees its units"
+    );
+    send(&app, Call::new("POST", "/reservations/3/release")).await;
+    assert_eq!(
+        counts(app.clone()).await,
+        (9, 9),
+        "a second release frees nothing"
+    );
+    assert_eq!(release_expired(&state).await.unwrap(), 2);
+    assert_eq!(counts(app.clone()).await, (0, 0), "expired ones are freed");
+    assert_eq!(stock_of(&app, 2).await, 199, "only the sale is gone");
+}
+
+#[tokio::test]
 async fn a_reference_keys_one_reservation_and_one_held_until_settled_outlives_the_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let state = state_with_ttl(&dir, Duration::ZERO);
@@ -779,6 +831,8 @@ fn reservations_made_before_references_keep_their_key_lines_and_stock_opens_the_
         50
     );
     assert_eq!(count("SELECT version FROM products WHERE id = 1"), 1);
+    // Order 7's open reservation is counted on the product; order 8's committed one is not.
+    assert_eq!(count("SELECT reserved FROM products WHERE id = 1"), 3);
 }
 
 /// Adds a product from a JSON body; returns it.
@@ -857,10 +911,27 @@ async fn products_are_found_by_words_category_price_and_stock_with_their_total()
     );
     let (_, headers, _) = get("/products?limit=2&offset=4").await;
     assert!(headers.get("link").is_none(), "the last page has no next");
+    // Several products by id in one call: those that exist, by id; 999 is not sold.
+    let (_, headers, body) = get("/products?ids=3,1,999").await;
+    let ids: Vec<i64> = serde_json::from_slice::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 3]);
+    assert_eq!(headers["x-total-count"], "2");
+    let too_many = format!("/products?ids={}", vec!["1"; 201].join(","));
+    let (status, _, _) = send_raw(&app, Call::new("GET", &too_many)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "at most 200 ids");
     for bad in [
         "/products?sort=cheapest",
         "/products?min_price=abc",
         "/products?in_stock=maybe",
+        "/products?ids=1,abc",
+        "/products?ids=0",
+        "/products?ids=",
     ] {
         let (status, _, _) = get(bad).await;
         assert!(status.is_client_error(), "{bad}: {status}");

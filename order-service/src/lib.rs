@@ -188,7 +188,7 @@ pub async fn run(
     );
     let payments = PaymentClient::new(&config.payment_url, peer_key, config.common.peer_timeout());
     let state = AppState {
-        db,
+        db: db.clone(),
         catalog,
         payments,
         webhook_secrets,
@@ -200,6 +200,10 @@ pub async fn run(
     workers.spawn("stock keeper", move |stop| {
         stock::keep(state, every, order_ttl, stop)
     });
-    service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown).await?;
+    let served =
+        service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown)
+            .await;
+    db.close().await;
+    served?;
     Ok(())
 }

@@ -31,7 +31,7 @@ pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, Api
     let labels = check_against_catalog(&state.catalog, &order).await?;
     let correlation = correlation_id();
     let reference = service_kit::domain::new_reference();
-    let id = state
+    let placed = state
         .db
         .write(move |tx| {
             let mut order = order;
@@ -45,10 +45,11 @@ pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, Api
             if let Some((code, customer)) = redeemed {
                 store::insert_redemption(tx, id, &code, &customer)?;
             }
-            Ok(id)
+            store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order not written"))
         })
         .await?;
-    if let Settled::Short(refusal) = stock::settle(state, id).await? {
+    let id = Id::from_db(placed.id);
+    if let Settled::Short(refusal) = stock::settle_order(state, placed).await? {
         let message = format!("order {id} cancelled: {}", refusal.message);
         return Err(if refusal.is(422) {
             ApiError::Validation(message)
@@ -62,7 +63,7 @@ pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, Api
 /// Applies promo code `code` to `order` if it applies now (a 422 saying why not); returns the
 /// code and the customer to record its redemption under.
 fn redeem(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     order: &mut NewOrder,
     code: &str,
 ) -> Result<(String, String), ApiError> {
@@ -78,9 +79,9 @@ fn redeem(
     Ok((promo.code, customer))
 }
 
-/// Checks that every line's price is the catalog's and returns each product's name and SKU:
-/// a 422 for an unknown product or another price, `Ok(None)` when the catalog could not be
-/// asked.
+/// Checks that every line's price is the catalog's (one call for all the lines) and returns
+/// each product's name and SKU: a 422 for an unknown product or another price, `Ok(None)`
+/// when the catalog could not be asked.
 async fn check_against_catalog(
     catalog: &CatalogClient,
     order: &NewOrder,
@@ -93,31 +94,31 @@ async fn check_against_catalog(
             .or_default()
             .push(line.unit_price);
     }
-    for (product_id, asked) in prices {
-        match catalog.product(product_id).await {
-            Ok(Some(product)) => {
-                if let Some(wrong) = asked.iter().find(|price| **price != product.price) {
-                    return Err(ApiError::Validation(format!(
-                        "price of product {product_id} is {} in the catalog, not {wrong}",
-                        product.price
-                    )));
-                }
-                let label = ProductLabel {
-                    name: product.name,
-                    sku: product.sku,
-                };
-                labels.insert(product_id, label);
-            }
-            Ok(None) => {
-                return Err(ApiError::Validation(format!(
-                    "product {product_id} does not exist in the catalog"
-                )));
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "catalog unavailable; accepting order unverified");
-                return Ok(None);
-            }
+    let ids: Vec<Id> = prices.keys().copied().collect();
+    let mut products = match catalog.products(&ids).await {
+        Ok(products) => products,
+        Err(err) => {
+            tracing::warn!(error = %err, "catalog unavailable; accepting order unverified");
+            return Ok(None);
         }
+    };
+    for (product_id, asked) in prices {
+        let Some(product) = products.remove(&product_id) else {
+            return Err(ApiError::Validation(format!(
+                "product {product_id} does not exist in the catalog"
+            )));
+        };
+        if let Some(wrong) = asked.iter().find(|price| **price != product.price) {
+            return Err(ApiError::Validation(format!(
+                "price of product {product_id} is {} in the catalog, not {wrong}",
+                product.price
+            )));
+        }
+        let label = ProductLabel {
+            name: product.name,
+            sku: product.sku,
+        };
+        labels.insert(product_id, label);
     }
     Ok(Some(labels))
 }
@@ -222,7 +223,7 @@ pub async fn apply_payment_webhook(
 /// be told now the stock keeper tells it later; the change itself stands either way.
 async fn settle_stock_now(state: &AppState, order: Order) -> Result<Order, ApiError> {
     let id = Id::from_db(order.id);
-    match stock::settle(state, id).await? {
+    match stock::settle_order(state, order.clone()).await? {
         Settled::Settled(now) if now != order.stock => state.order(id).await,
         _ => Ok(order),
     }

@@ -40,9 +40,16 @@ pub enum Settled {
 /// cancelled one. Safe to run twice at once: the catalog keys everything by the order's
 /// ref, and each state change here is guarded by the state it comes from.
 pub async fn settle(state: &AppState, id: Id) -> Result<Settled, ApiError> {
+    settle_order(state, state.order(id).await?).await
+}
+
+/// [`settle`], starting from `order` as it was just read or written.
+pub async fn settle_order(state: &AppState, mut order: Order) -> Result<Settled, ApiError> {
     // At most two catalog calls: a paid order still pending is reserved, then committed.
-    for _ in 0..2 {
-        let order = state.order(id).await?;
+    for round in 0..2 {
+        if round > 0 {
+            order = state.order(Id::from_db(order.id)).await?;
+        }
         let settled = match (order.stock, order.status) {
             // A refund brought the goods back: held units are released, sold ones returned.
             (OrderStock::Held, _) if order.restock => release(state, &order).await?,

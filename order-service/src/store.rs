@@ -255,91 +255,108 @@ pub fn record_shipment(
 
 /// One order with its lines and history.
 pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
-    let order = conn
+    Ok(orders_with_ids(conn, &[id.get()])?.pop())
+}
+
+/// The orders with these ids, in the order given (ids with no order are skipped): three
+/// queries however many there are, not three per order.
+fn orders_with_ids(conn: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<Order>> {
+    let ids_json = serde_json::Value::from(ids.to_vec()).to_string();
+    let mut found: std::collections::HashMap<i64, Order> = conn
         .prepare_cached(
             "SELECT id, user_id, total_cents, status, catalog_verified, payment_id,
                     created_at, updated_at, correlation_id, ref, stock, refunded_cents, restock,
                     customer_email, customer_name, shipping_address, carrier, tracking_number,
                     subtotal_cents, discount_cents, promo_code
-             FROM orders WHERE id = ?1",
+             FROM orders WHERE id IN (SELECT value FROM json_each(?1))",
         )?
-        .query_row(params![id.get()], |row| {
-            let email: Option<String> = row.get(13)?;
-            let name: Option<String> = row.get(14)?;
-            let address: Option<String> = row.get(15)?;
-            let carrier: Option<String> = row.get(16)?;
-            let tracking_number: Option<String> = row.get(17)?;
-            let total = Cents::new(row.get(2)?);
-            let subtotal: Option<i64> = row.get(18)?;
-            Ok(Order {
-                // Orders from before promo codes: the subtotal is the total.
-                subtotal: subtotal.map_or(total, Cents::new),
-                discount: Cents::new(row.get(19)?),
-                promo_code: row.get(20)?,
-                customer: email.map(|email| Customer { email, name }),
-                // Written by this service from a checked address; one that does not read
-                // back (edited by hand) is left out rather than failing the order.
-                shipping_address: address.and_then(|a| serde_json::from_str(&a).ok()),
-                shipment: carrier
-                    .zip(tracking_number)
-                    .map(|(carrier, tracking_number)| Shipment {
-                        carrier,
-                        tracking_number,
-                    }),
-                id: row.get(0)?,
-                user_id: row.get(1)?,
-                total,
-                status: row.get(3)?,
-                catalog_verified: row.get(4)?,
-                payment_id: row.get(5)?,
-                created_at: row.get(6)?,
-                updated_at: row.get(7)?,
-                correlation_id: row.get(8)?,
-                reference: row.get(9)?,
-                stock: row.get(10)?,
-                refunded: Cents::new(row.get(11)?),
-                restock: row.get(12)?,
-                items: Vec::new(),
-                status_history: Vec::new(),
-            })
-        })
-        .optional()?;
-    let Some(mut order) = order else {
-        return Ok(None);
-    };
-    order.items = conn
-        .prepare_cached(
-            "SELECT product_id, quantity, unit_price_cents, product_name, product_sku
-             FROM order_items
-             WHERE order_id = ?1 ORDER BY line_no",
-        )?
-        .query_map(params![id.get()], |row| {
-            let quantity: i64 = row.get(1)?;
-            let price = Cents::new(row.get(2)?);
-            Ok(OrderItem {
-                product_id: row.get(0)?,
-                name: row.get(3)?,
-                sku: row.get(4)?,
-                quantity,
-                price,
-                // Bounded when the order was written: every line total fit then.
-                line_total: price.checked_mul(quantity).unwrap_or(price),
-            })
-        })?
+        .query_map(params![ids_json], order_from_row)?
+        .map(|order| order.map(|order| (order.id, order)))
         .collect::<rusqlite::Result<_>>()?;
-    order.status_history = conn
-        .prepare_cached(
-            "SELECT status, at, reason FROM order_status_history WHERE order_id = ?1 ORDER BY id",
-        )?
-        .query_map(params![id.get()], |row| {
-            Ok(StatusEntry {
-                status: row.get(0)?,
-                at: row.get(1)?,
-                reason: row.get(2)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(order))
+    let mut items = conn.prepare_cached(
+        "SELECT order_id, product_id, quantity, unit_price_cents, product_name, product_sku
+         FROM order_items
+         WHERE order_id IN (SELECT value FROM json_each(?1)) ORDER BY order_id, line_no",
+    )?;
+    for item in items.query_map(params![ids_json], |row| {
+        let quantity: i64 = row.get(2)?;
+        let price = Cents::new(row.get(3)?);
+        let item = OrderItem {
+            product_id: row.get(1)?,
+            name: row.get(4)?,
+            sku: row.get(5)?,
+            quantity,
+            price,
+            // Bounded when the order was written: every line total fit then.
+            line_total: price.checked_mul(quantity).unwrap_or(price),
+        };
+        Ok((row.get::<_, i64>(0)?, item))
+    })? {
+        let (order_id, item) = item?;
+        if let Some(order) = found.get_mut(&order_id) {
+            order.items.push(item);
+        }
+    }
+    let mut history = conn.prepare_cached(
+        "SELECT order_id, status, at, reason FROM order_status_history
+         WHERE order_id IN (SELECT value FROM json_each(?1)) ORDER BY order_id, id",
+    )?;
+    for entry in history.query_map(params![ids_json], |row| {
+        let entry = StatusEntry {
+            status: row.get(1)?,
+            at: row.get(2)?,
+            reason: row.get(3)?,
+        };
+        Ok((row.get::<_, i64>(0)?, entry))
+    })? {
+        let (order_id, entry) = entry?;
+        if let Some(order) = found.get_mut(&order_id) {
+            order.status_history.push(entry);
+        }
+    }
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
+/// An order's own columns, as `orders_with_ids` selects them; its lines and history empty.
+fn order_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
+    let email: Option<String> = row.get(13)?;
+    let name: Option<String> = row.get(14)?;
+    let address: Option<String> = row.get(15)?;
+    let carrier: Option<String> = row.get(16)?;
+    let tracking_number: Option<String> = row.get(17)?;
+    let total = Cents::new(row.get(2)?);
+    let subtotal: Option<i64> = row.get(18)?;
+    Ok(Order {
+        // Orders from before promo codes: the subtotal is the total.
+        subtotal: subtotal.map_or(total, Cents::new),
+        discount: Cents::new(row.get(19)?),
+        promo_code: row.get(20)?,
+        customer: email.map(|email| Customer { email, name }),
+        // Written by this service from a checked address; one that does not read
+        // back (edited by hand) is left out rather than failing the order.
+        shipping_address: address.and_then(|a| serde_json::from_str(&a).ok()),
+        shipment: carrier
+            .zip(tracking_number)
+            .map(|(carrier, tracking_number)| Shipment {
+                carrier,
+                tracking_number,
+            }),
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        total,
+        status: row.get(3)?,
+        catalog_verified: row.get(4)?,
+        payment_id: row.get(5)?,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+        correlation_id: row.get(8)?,
+        reference: row.get(9)?,
+        stock: row.get(10)?,
+        refunded: Cents::new(row.get(11)?),
+        restock: row.get(12)?,
+        items: Vec::new(),
+        status_history: Vec::new(),
+    })
 }
 
 /// Which orders a list shows.
@@ -391,11 +408,7 @@ pub fn list_orders(
             |row| row.get(0),
         )?
         .collect::<rusqlite::Result<_>>()?;
-    let mut orders = Vec::with_capacity(ids.len());
-    for id in ids {
-        orders.extend(get_order(conn, Id::from_db(id))?);
-    }
-    Ok((orders, total))
+    Ok((orders_with_ids(conn, &ids)?, total))
 }
 
 /// What each order that was paid (or charged) should hold: its total net of refunds while

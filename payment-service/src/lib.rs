@@ -240,10 +240,12 @@ pub async fn run(
     workers.spawn("authorization settler", move |stop| {
         charges::settle_worker(settler, every, stop)
     });
+    let db = state.db.clone();
     let app = router(state, config.common.key_policy()?);
     let served =
         service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown)
             .await;
+    db.close().await;
     served?;
     Ok(())
 }

@@ -141,7 +141,7 @@ impl Outbox {
     /// transaction, claimed for an immediate attempt.
     pub fn enqueue(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &rusqlite::Connection,
         delivery: &DueDelivery,
         subject: (i64, Option<i64>),
     ) -> rusqlite::Result<()> {
@@ -289,7 +289,7 @@ pub fn is_final_refusal(status: u16) -> bool {
 /// notice is left for the worker. A refusal of the request itself (401, 403: a secret or key
 /// problem an operator fixes) refunds nothing; the delivery is `failed`, retryable by hand.
 fn give_back_a_refused_capture(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     delivery_id: &str,
     status: u16,
     correlation_id: Option<&str>,

@@ -7,7 +7,7 @@ use crate::AppState;
 use crate::domain::Refund;
 use crate::outbox::Outbox;
 use crate::store::{self, DueDelivery};
-use rusqlite::Transaction;
+use rusqlite::Connection;
 use service_kit::ApiError;
 use service_kit::domain::Id;
 use service_kit::money::Cents;
@@ -18,7 +18,7 @@ use shop_contracts::PaymentStatus;
 /// put in the outbox). 404 for an unknown payment, 409 for one that is not captured or is refunded in
 /// full, 422 for more than is left.
 pub fn record(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     payment_id: Id,
     asked: &RefundAsked<'_>,
     correlation_id: Option<&str>,

@@ -1,9 +1,19 @@
-//! One SQLite file per service: a pooled connection set with the pragmas set once per
-//! connection, migrations applied at start-up, and every call run in `spawn_blocking`.
+//! One SQLite file per service: migrations applied at start-up, one writer thread that
+//! commits waiting writes together (group commit), and a pool of read-only connections whose
+//! calls run in `spawn_blocking`.
+//!
+//! Group commit: every write is a closure sent to the writer thread. The thread takes every
+//! write waiting, runs each in its own SAVEPOINT inside one `BEGIN IMMEDIATE` transaction (a
+//! write that fails rolls back alone and gets its own error), commits once (one fsync for
+//! the batch under `synchronous=FULL`), and only then answers each caller. An answered write
+//! is therefore on disk exactly as it would be had it committed alone, and a write's events,
+//! idempotency row or outbox row, written by its closure, commit with it. Why not a crate:
+//! `tokio-rusqlite` runs closures on a connection's own thread but commits each alone; the
+//! batching around the savepoints is the part that matters and is what is written here.
 
 use crate::ApiError;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::Connection;
 use rusqlite_migration::Migrations;
 use std::path::Path;
 use std::time::Duration;
@@ -64,21 +74,32 @@ pub enum OpenError {
     },
 }
 
-/// A pool of connections to one SQLite file. Cheap to clone.
+/// One SQLite file: its writer thread and its pool of readers. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Db {
+    /// Read-only connections (`query_only`), for [`Db::call`].
     pool: r2d2::Pool<SqliteConnectionManager>,
-    /// Writers take turns here before `BEGIN IMMEDIATE`. SQLite lets one writer in at a
-    /// time anyway, and a writer that finds the lock taken sleeps in growing steps (up to
-    /// 100 ms) before trying again; queueing in-process instead keeps a burst of writes from
-    /// turning into a burst of sleeps.
-    write_turn: std::sync::Arc<std::sync::Mutex<()>>,
+    /// The writer thread's queue, for [`Db::write`].
+    writes: tokio::sync::mpsc::Sender<WriteJob>,
     /// Why the last write could not reach the disk, until a write succeeds again: what
     /// `/health` reports.
     storage_problem: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     /// The database file; `check_storage` writes a scratch file beside it.
     path: std::sync::Arc<std::path::PathBuf>,
 }
+
+/// A write on its way to the writer thread: run on the writer's connection inside a
+/// savepoint, it says whether its work is to be kept and hands back its answer, which the
+/// writer gives once the batch's commit has succeeded or failed.
+/// Given the error instead of a connection, it does not run and answers with the error.
+type WriteJob = Box<dyn FnOnce(Result<&Connection, &rusqlite::Error>) -> (bool, Answer) + Send>;
+/// Answers a write's caller, given how its batch's commit went.
+type Answer = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
+
+/// The most writes one commit takes; the rest wait for the next.
+const MAX_BATCH: usize = 256;
+/// Writes waiting beyond this make their callers wait to send (back-pressure).
+const QUEUE: usize = 4096;
 
 /// Connections wait this long for a writer's lock before giving up with SQLITE_BUSY.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -134,8 +155,36 @@ impl Db {
         })?;
         drop(conn);
 
-        let manager = SqliteConnectionManager::file(path)
-            .with_init(move |conn| apply_pragmas(conn, durability));
+        // A file that cannot be written is refused now, with the system's reason, rather
+        // than served for reading with every write refused. (SQLite may open such a file
+        // and even begin a transaction on it when its log is there from before.)
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|source| OpenError::NotWritable {
+                path: shown.clone(),
+                source,
+            })?;
+        let writer = Connection::open(path).map_err(sqlite_err)?;
+        apply_pragmas(&writer, durability).map_err(sqlite_err)?;
+        let (writes, queue) = tokio::sync::mpsc::channel(QUEUE);
+        let name = path
+            .file_name()
+            .map_or_else(|| shown.clone(), |n| n.to_string_lossy().into());
+        std::thread::Builder::new()
+            .name(format!("writer {name}"))
+            .spawn(move || run_writer(writer, queue))
+            .map_err(|source| OpenError::Folder {
+                path: shown.clone(),
+                source,
+            })?;
+
+        let manager = SqliteConnectionManager::file(path).with_init(move |conn| {
+            apply_pragmas(conn, durability)?;
+            // Readers only: every write goes through the writer thread.
+            conn.pragma_update(None, "query_only", "ON")
+        });
         let pool = r2d2::Pool::builder()
             .max_size(16)
             // Under a burst, requests queue for a connection rather than fail.
@@ -147,13 +196,13 @@ impl Db {
             })?;
         Ok(Db {
             pool,
-            write_turn: Default::default(),
+            writes,
             storage_problem: Default::default(),
             path: std::sync::Arc::new(path.to_path_buf()),
         })
     }
 
-    /// Runs `f` with a pooled connection on the blocking thread pool.
+    /// Runs `f` with a pooled read-only connection on the blocking thread pool.
     pub async fn call<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
@@ -168,27 +217,39 @@ impl Db {
         .map_err(ApiError::internal)?
     }
 
-    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction, committing when it returns `Ok`.
-    /// Taking the write lock up front makes concurrent writers queue on `busy_timeout`
-    /// instead of failing half-way with SQLITE_BUSY.
+    /// Runs `f` on the writer thread inside its own savepoint of the next batch, and answers
+    /// once that batch is committed: `Ok` only when `f` returned `Ok` and the commit is on
+    /// disk. `f` returning `Err` undoes what it wrote and nothing else.
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where
-        F: FnOnce(&Transaction) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let turn = self.write_turn.clone();
-        let outcome = self
-            .call(move |conn| {
-                // A poisoned lock only means another writer panicked; the database is intact.
-                let _turn = turn
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let value = f(&tx)?;
-                tx.commit()?;
-                Ok(value)
-            })
-            .await;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: WriteJob = Box::new(move |conn| {
+            let outcome = match conn {
+                Ok(conn) => f(conn),
+                Err(err) => Err(ApiError::from(err)),
+            };
+            let keep = outcome.is_ok();
+            let answer: Answer = Box::new(move |committed| {
+                let _ = answer.send(match (outcome, committed) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Ok(_), Err(err)) => Err(ApiError::from(err)),
+                    (Err(refused), _) => Err(refused),
+                });
+            });
+            (keep, answer)
+        });
+        let outcome = match self.writes.send(job).await {
+            // The writer drops a job's answer unsent only when the job panicked.
+            Ok(()) => answered
+                .await
+                .unwrap_or_else(|_| Err(ApiError::internal("a database write panicked"))),
+            Err(_) => Err(ApiError::Unavailable(
+                "the database writer has stopped".into(),
+            )),
+        };
         let mut problem = self
             .storage_problem
             .lock()
@@ -199,6 +260,23 @@ impl Db {
             Err(_) => {}
         }
         outcome
+    }
+
+    /// Folds the write-ahead log into the database file (`wal_checkpoint(TRUNCATE)`), so a
+    /// stopped service leaves all of its data in its one file, whose copy is then a whole
+    /// backup. For after the server and its workers have stopped: the writer thread, idle
+    /// by then, is not waited for, and the process may end before it closes its connection.
+    pub async fn close(&self) {
+        let path = self.path.clone();
+        let folded = tokio::task::spawn_blocking(move || {
+            let conn = Connection::open(&*path)?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        })
+        .await;
+        if let Ok(Err(err)) = folded {
+            tracing::warn!(error = %err, "the write-ahead log was not folded into the database at exit");
+        }
     }
 
     /// Why the last write could not reach the disk, if it could not (cleared by the next
@@ -229,6 +307,87 @@ impl Db {
         }
         problem.clone()
     }
+}
+
+/// The writer thread: batches whatever writes are waiting until every sender is gone.
+fn run_writer(conn: Connection, mut queue: tokio::sync::mpsc::Receiver<WriteJob>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        commit_batch(&conn, batch.drain(..));
+    }
+}
+
+/// Runs `jobs` in one transaction, each in a savepoint, commits, then answers them all.
+/// Should SQLite roll the whole transaction back under a job (it does on a full disk or an
+/// I/O error), the jobs before it lose their work too: they are answered with that error,
+/// and the jobs after it start a new transaction.
+fn commit_batch(conn: &Connection, jobs: impl Iterator<Item = WriteJob>) {
+    let mut pending: Vec<Answer> = Vec::new();
+    for job in jobs {
+        let begun = if conn.is_autocommit() {
+            conn.execute_batch("BEGIN IMMEDIATE; SAVEPOINT write")
+        } else {
+            conn.execute_batch("SAVEPOINT write")
+        };
+        if let Err(err) = begun {
+            let (_, answer) = job(Err(&err));
+            answer(Err(&err));
+            abandon(conn, &mut pending, &err);
+            continue;
+        }
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(conn))));
+        let Ok((keep, answer)) = ran else {
+            // The panic dropped the job's answer, which tells its caller; its work is undone.
+            if conn
+                .execute_batch("ROLLBACK TO write; RELEASE write")
+                .is_err()
+            {
+                abandon(conn, &mut pending, &rolled_back());
+            }
+            continue;
+        };
+        let closed = match keep {
+            true => conn.execute_batch("RELEASE write"),
+            false => conn.execute_batch("ROLLBACK TO write; RELEASE write"),
+        };
+        match closed {
+            Ok(()) if !conn.is_autocommit() => pending.push(answer),
+            // SQLite rolled the whole transaction back under this job.
+            closed => {
+                let err = closed.err().unwrap_or_else(rolled_back);
+                answer(Err(&err));
+                abandon(conn, &mut pending, &err);
+            }
+        }
+    }
+    if conn.is_autocommit() {
+        return;
+    }
+    let committed = conn.execute_batch("COMMIT");
+    if committed.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for answer in pending {
+        answer(committed.as_ref().map(|_| ()));
+    }
+}
+
+/// The batch so far is lost: each of its writes is answered with `err`.
+fn abandon(conn: &Connection, pending: &mut Vec<Answer>, err: &rusqlite::Error) {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for answer in pending.drain(..) {
+        answer(Err(err));
+    }
+}
+
+/// What a write that SQLite rolled back without an error of its own is told.
+fn rolled_back() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+        Some("the transaction was rolled back".into()),
+    )
 }
 
 /// The size of the scratch write: a few SQLite pages, so a disk with room for it has room
@@ -314,6 +473,86 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes_share_commits_and_a_failing_one_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), &migrations(), Durability::Full).unwrap();
+        let writes: Vec<_> = (0..300)
+            .map(|v: i64| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |tx| {
+                        tx.execute("INSERT INTO t(v) VALUES (?1)", [v])?;
+                        match v % 3 {
+                            0 => Err(ApiError::Conflict(format!("refused {v}"))),
+                            _ => Ok(tx.last_insert_rowid()),
+                        }
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for (v, write) in writes.into_iter().enumerate() {
+            match write.await.unwrap() {
+                Err(ApiError::Conflict(why)) => assert_eq!(why, format!("refused {v}")),
+                Ok(row) => assert!(row > 0),
+                other => panic!("{v}: {other:?}"),
+            }
+        }
+        let kept: Vec<i64> = db
+            .call(|conn| {
+                let mut rows = conn.prepare("SELECT v FROM t ORDER BY v")?;
+                let values = rows
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(values)
+            })
+            .await
+            .unwrap();
+        let expected: Vec<i64> = (0..300).filter(|v| v % 3 != 0).collect();
+        assert_eq!(kept, expected, "every kept write and no refused one");
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_is_an_internal_error_and_the_next_write_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), &migrations(), Durability::Normal).unwrap();
+        let panicked: Result<(), ApiError> = db
+            .write(|tx| {
+                tx.execute("INSERT INTO t(v) VALUES (1)", [])?;
+                panic!("a bug in a write");
+            })
+            .await;
+        assert!(
+            matches!(panicked, Err(ApiError::Internal(_))),
+            "{panicked:?}"
+        );
+        db.write(|tx| Ok(tx.execute("INSERT INTO t(v) VALUES (2)", [])?))
+            .await
+            .unwrap();
+        let values: Vec<i64> = db
+            .call(|conn| {
+                let mut rows = conn.prepare("SELECT v FROM t")?;
+                let values = rows
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(values)
+            })
+            .await
+            .unwrap();
+        assert_eq!(values, [2], "the panicking write left nothing");
+    }
+
+    #[tokio::test]
+    async fn reads_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), &migrations(), Durability::Normal).unwrap();
+        let written = db
+            .call(|conn| Ok(conn.execute("INSERT INTO t(v) VALUES (1)", [])?))
+            .await;
+        assert!(written.is_err(), "{written:?}");
     }
 
     #[tokio::test]

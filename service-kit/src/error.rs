@@ -190,6 +190,13 @@ impl IntoResponse for ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(err: rusqlite::Error) -> Self {
+        ApiError::from(&err)
+    }
+}
+
+/// By reference: a batch's failed commit is the answer to every write in the batch.
+impl From<&rusqlite::Error> for ApiError {
+    fn from(err: &rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;
         match err.sqlite_error_code() {
             // A full disk, a read-only file or a failing device is an outage of storage, not
@@ -201,7 +208,7 @@ impl From<rusqlite::Error> for ApiError {
                 | ErrorCode::SystemIoFailure,
             ) => ApiError::Storage(format!("cannot write the database: {err}")),
             Some(ErrorCode::DatabaseBusy) => ApiError::Unavailable(format!("database busy: {err}")),
-            _ => ApiError::Internal(format!("database error: {}", cause_chain(&err))),
+            _ => ApiError::Internal(format!("database error: {}", cause_chain(err))),
         }
     }
 }

@@ -152,37 +152,69 @@ pub struct FakeCatalog {
 }
 
 impl FakeCatalog {
-    /// Starts the fake on the current runtime.
+    /// Starts the fake on the current runtime. It answers `GET /products/{id}` and
+    /// `GET /products?ids=` (a list of the known ones among those asked for).
     pub async fn start() -> FakeCatalog {
-        use axum::extract::{Path, State};
-        use axum::response::IntoResponse;
+        use axum::extract::{Path, Query, State};
+        use axum::response::{IntoResponse, Response};
         use std::sync::atomic::{AtomicU8, Ordering};
+        type Mode = State<std::sync::Arc<AtomicU8>>;
 
-        let mode = std::sync::Arc::new(AtomicU8::new(CatalogMode::Healthy as u8));
-        let product = |State(mode): State<std::sync::Arc<AtomicU8>>, Path(id): Path<i64>| async move {
+        /// The answer of a mode that is not healthy, after its delay for a slow one.
+        async fn misbehave(mode: &AtomicU8, location: String) -> Option<Response> {
             match mode.load(Ordering::SeqCst) {
-                1 => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-                2 => return "<html>not json</html>".into_response(),
-                3 => tokio::time::sleep(std::time::Duration::from_secs(5)).await,
-                4 => {
-                    return (
-                        StatusCode::FOUND,
-                        [(axum::http::header::LOCATION, format!("/products/{id}"))],
-                    )
-                        .into_response();
+                1 => Some(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+                2 => Some("<html>not json</html>".into_response()),
+                3 => {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    None
                 }
-                _ => {}
+                4 => Some(
+                    (
+                        StatusCode::FOUND,
+                        [(axum::http::header::LOCATION, location)],
+                    )
+                        .into_response(),
+                ),
+                _ => None,
             }
+        }
+        fn known(id: i64) -> Option<serde_json::Value> {
             let (name, price) = match id {
                 1 => ("Laptop", 999.99),
                 2 => ("Wireless Mouse", 29.99),
-                _ => return StatusCode::NOT_FOUND.into_response(),
+                _ => return None,
             };
-            axum::Json(serde_json::json!({"id": id, "name": name, "price": price, "stock": 10}))
-                .into_response()
-        };
+            Some(serde_json::json!({"id": id, "name": name, "price": price, "stock": 10}))
+        }
+        async fn product(State(mode): Mode, Path(id): Path<i64>) -> Response {
+            if let Some(answer) = misbehave(&mode, format!("/products/{id}")).await {
+                return answer;
+            }
+            match known(id) {
+                Some(product) => axum::Json(product).into_response(),
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+        async fn products(
+            State(mode): Mode,
+            Query(query): Query<std::collections::HashMap<String, String>>,
+        ) -> Response {
+            let ids = query.get("ids").cloned().unwrap_or_default();
+            if let Some(answer) = misbehave(&mode, format!("/products?ids={ids}")).await {
+                return answer;
+            }
+            let listed: Vec<serde_json::Value> = ids
+                .split(',')
+                .filter_map(|id| id.parse().ok().and_then(known))
+                .collect();
+            axum::Json(listed).into_response()
+        }
+
+        let mode = std::sync::Arc::new(AtomicU8::new(CatalogMode::Healthy as u8));
         let app = Router::new()
             .route("/products/{id}", axum::routing::get(product))
+            .route("/products", axum::routing::get(products))
             .with_state(mode.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

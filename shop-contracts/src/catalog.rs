@@ -96,6 +96,31 @@ impl CatalogClient {
         }
     }
 
+    /// The products among `ids` that the catalog sells, by id, in one call
+    /// (`GET /products?ids=`, at most 200 ids); `Err` if the catalog could not answer.
+    pub async fn products(
+        &self,
+        ids: &[Id],
+    ) -> Result<std::collections::BTreeMap<Id, ProductView>, PeerError> {
+        let listed: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        let path = format!("/products?limit=200&ids={}", listed.join(","));
+        let found: Vec<ProductView> = self.peer.get_json(path).await?.unwrap_or_default();
+        let mut products = std::collections::BTreeMap::new();
+        for product in found {
+            match ids.iter().find(|id| id.get() == product.id) {
+                Some(id) => products.insert(*id, product),
+                // A catalog that answers with products not asked for is not to be trusted.
+                None => {
+                    return Err(PeerError::Garbage {
+                        peer: self.peer.name(),
+                        detail: format!("product {} was not asked for", product.id),
+                    });
+                }
+            };
+        }
+        Ok(products)
+    }
+
     /// The product that has `sku` (`GET /products?sku=`), `Ok(None)` if none has, `Err` if
     /// the catalog could not answer.
     pub async fn product_with_sku(&self, sku: &str) -> Result<Option<ProductView>, PeerError> {

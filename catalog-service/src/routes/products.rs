@@ -85,6 +85,9 @@ pub struct ProductQuery {
     pub max_price: Option<Cents>,
     /// `true`: only products with units on sale.
     pub in_stock: Option<bool>,
+    /// Only these products: ids separated by commas, at most 200 (one call for an order's
+    /// or a cart's lines).
+    pub ids: Option<String>,
     /// `id` (default), `price`, `-price`, `name` or `newest`.
     #[param(inline)]
     pub sort: Option<ProductSort>,
@@ -138,6 +141,7 @@ pub async fn products_list(
         min_price: query.min_price,
         max_price: query.max_price,
         in_stock: query.in_stock.unwrap_or(false),
+        ids: query.ids.as_deref().map(parse_ids).transpose()?,
         sort: query.sort.unwrap_or(ProductSort::Id),
     };
     let page = Page {
@@ -150,6 +154,28 @@ pub async fn products_list(
         .await?;
     Ok(Listed::new(products, page, uri).map(ProductOut::from))
 }
+
+/// `1,2,3`: each a product id, at most [`MAX_IDS`] of them.
+fn parse_ids(text: &str) -> Result<Vec<Id>, ApiError> {
+    let ids = text
+        .split(',')
+        .map(|id| match id.trim().parse::<i64>() {
+            Ok(id) => Id::parse(id, "product id"),
+            Err(_) => Err(ApiError::Validation(
+                "ids must be product ids separated by commas".into(),
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.len() > MAX_IDS {
+        return Err(ApiError::Validation(format!(
+            "ids names at most {MAX_IDS} products"
+        )));
+    }
+    Ok(ids)
+}
+
+/// How many products one `GET /products?ids=` may name: a page's most.
+const MAX_IDS: usize = 200;
 
 /// The picture of product `id`, as uploaded.
 #[utoipa::path(
