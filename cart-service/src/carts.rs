@@ -13,7 +13,7 @@ use shop_contracts::orders::MAX_ORDER_LINES;
 pub async fn view(state: &AppState, user: UserId) -> Result<CartOut, ApiError> {
     state
         .db
-        .call(move |conn| CartOut::from_lines(user.as_str(), store::cart_lines(conn, &user)?))
+        .read(move |conn| CartOut::from_lines(user.as_str(), store::cart_lines(conn, &user)?))
         .await
 }
 

@@ -118,7 +118,7 @@ impl AppState {
         id: service_kit::domain::Id,
     ) -> Result<domain::Order, service_kit::ApiError> {
         self.db
-            .call(move |conn| Ok(store::get_order(conn, id)?))
+            .read(move |conn| Ok(store::get_order(conn, id)?))
             .await?
             .ok_or_else(|| service_kit::ApiError::NotFound(format!("order {id} not found")))
     }

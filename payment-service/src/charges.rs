@@ -188,7 +188,7 @@ pub async fn take_payment(
 async fn read_payment(state: &AppState, payment_id: i64) -> Result<Payment, ApiError> {
     state
         .db
-        .call(move |conn| Ok(store::get_payment(conn, Id::from_db(payment_id))?))
+        .read(move |conn| Ok(store::get_payment(conn, Id::from_db(payment_id))?))
         .await?
         .ok_or_else(|| ApiError::internal("payment vanished"))
 }

@@ -74,9 +74,15 @@ pub enum OpenError {
     },
 }
 
-/// One SQLite file: its writer thread and its pool of readers. Cheap to clone.
+/// One SQLite file: its writer thread and its pool of readers. Cheap to clone: one shared
+/// count, as every request clones its service's state.
 #[derive(Debug, Clone)]
 pub struct Db {
+    inner: std::sync::Arc<DbInner>,
+}
+
+#[derive(Debug)]
+struct DbInner {
     /// Read-only connections (`query_only`), for [`Db::call`].
     pool: r2d2::Pool<SqliteConnectionManager>,
     /// The writer thread's queue, for [`Db::write`].
@@ -85,7 +91,7 @@ pub struct Db {
     /// `/health` reports.
     storage_problem: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     /// The database file; `check_storage` writes a scratch file beside it.
-    path: std::sync::Arc<std::path::PathBuf>,
+    path: std::path::PathBuf,
 }
 
 /// A write on its way to the writer thread: run on the writer's connection inside a
@@ -194,11 +200,14 @@ impl Db {
                 path: shown,
                 source,
             })?;
-        Ok(Db {
+        let inner = DbInner {
             pool,
             writes,
             storage_problem: Default::default(),
-            path: std::sync::Arc::new(path.to_path_buf()),
+            path: path.to_path_buf(),
+        };
+        Ok(Db {
+            inner: std::sync::Arc::new(inner),
         })
     }
 
@@ -208,13 +217,28 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
+        let pool = self.inner.pool.clone();
         crate::http::spawn_blocking(move || {
             let mut conn = pool.get()?;
             f(&mut conn)
         })
         .await
         .map_err(ApiError::internal)?
+    }
+
+    /// Runs a short read (a row or two by key) on the calling thread when a connection is
+    /// free at once, and as [`Db::call`] otherwise. Such a read takes a few microseconds
+    /// from SQLite's cache; handing it to the blocking pool and back costs more than that,
+    /// in two thread switches. Lists and scans use [`Db::call`].
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.inner.pool.try_get() {
+            Some(mut conn) => f(&mut conn),
+            None => self.call(f).await,
+        }
     }
 
     /// Runs `f` on the writer thread inside its own savepoint of the next batch, and answers
@@ -241,7 +265,7 @@ impl Db {
             });
             (keep, answer)
         });
-        let outcome = match self.writes.send(job).await {
+        let outcome = match self.inner.writes.send(job).await {
             // The writer drops a job's answer unsent only when the job panicked.
             Ok(()) => answered
                 .await
@@ -251,6 +275,7 @@ impl Db {
             )),
         };
         let mut problem = self
+            .inner
             .storage_problem
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -267,9 +292,9 @@ impl Db {
     /// backup. For after the server and its workers have stopped: the writer thread, idle
     /// by then, is not waited for, and the process may end before it closes its connection.
     pub async fn close(&self) {
-        let path = self.path.clone();
+        let path = self.inner.path.clone();
         let folded = tokio::task::spawn_blocking(move || {
-            let conn = Connection::open(&*path)?;
+            let conn = Connection::open(&path)?;
             conn.busy_timeout(BUSY_TIMEOUT)?;
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         })
@@ -282,7 +307,8 @@ impl Db {
     /// Why the last write could not reach the disk, if it could not (cleared by the next
     /// write that does).
     pub fn storage_problem(&self) -> Option<String> {
-        self.storage_problem
+        self.inner
+            .storage_problem
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -294,11 +320,12 @@ impl Db {
     /// an unhealthy service would otherwise never send the write that clears it.
     pub async fn check_storage(&self) -> Option<String> {
         self.storage_problem()?;
-        let scratch = self.path.with_extension("storage-check");
+        let scratch = self.inner.path.with_extension("storage-check");
         let writable = tokio::task::spawn_blocking(move || disk_takes_writes(&scratch))
             .await
             .is_ok_and(|outcome| outcome.is_ok());
         let mut problem = self
+            .inner
             .storage_problem
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -575,10 +602,14 @@ mod tests {
         assert_eq!(db.check_storage().await, None);
 
         let problem = || Some("cannot write the database: disk full".to_string());
-        *db.storage_problem.lock().unwrap() = problem();
+        *db.inner.storage_problem.lock().unwrap() = problem();
         let unwritable = Db {
-            path: std::sync::Arc::new(dir.path().join("gone/t.db")),
-            ..db.clone()
+            inner: std::sync::Arc::new(DbInner {
+                pool: db.inner.pool.clone(),
+                writes: db.inner.writes.clone(),
+                storage_problem: db.inner.storage_problem.clone(),
+                path: dir.path().join("gone/t.db"),
+            }),
         };
         assert_eq!(
             unwritable.check_storage().await,

@@ -38,10 +38,16 @@ pub struct MetricsBuilder {
     before_scrape: Option<BeforeScrape>,
 }
 
-/// A service's metrics, ready to record and render. Cheap to clone.
+/// A service's metrics, ready to record and render. Cheap to clone: one shared count, as
+/// every request clones it (a count per field was a tenth of a product read's CPU).
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Arc<Registry>,
+    inner: Arc<MetricsInner>,
+}
+
+/// What [`Metrics`] shares.
+struct MetricsInner {
+    registry: Registry,
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram>,
     process: ProcessGauges,
@@ -183,7 +189,7 @@ impl std::fmt::Debug for MetricsBuilder {
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics")
-            .field("registry", &self.registry)
+            .field("registry", &self.inner.registry)
             .finish_non_exhaustive()
     }
 }
@@ -261,12 +267,15 @@ impl MetricsBuilder {
 
     /// Freezes the registry.
     pub fn finish(self) -> Metrics {
-        Metrics {
-            registry: Arc::new(self.registry),
+        let inner = MetricsInner {
+            registry: self.registry,
             requests: self.requests,
             latency: self.latency,
             process: self.process,
             before_scrape: self.before_scrape,
+        };
+        Metrics {
+            inner: Arc::new(inner),
         }
     }
 }
@@ -274,10 +283,10 @@ impl MetricsBuilder {
 impl Metrics {
     /// The exposition text, the process gauges read now.
     pub fn render(&self) -> String {
-        self.process.refresh();
+        self.inner.process.refresh();
         let mut text = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.inner.registry);
         text
     }
 
@@ -317,12 +326,13 @@ async fn record(State(metrics): State<Metrics>, request: Request, next: Next) ->
     let response = next.run(request).await;
     let labels = vec![("route".to_string(), route), ("method".to_string(), method)];
     metrics
+        .inner
         .latency
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
     let mut with_status = labels;
     with_status.push(("status".to_string(), response.status().as_u16().to_string()));
-    metrics.requests.get_or_create(&with_status).inc();
+    metrics.inner.requests.get_or_create(&with_status).inc();
     response
 }
 
@@ -337,7 +347,7 @@ async fn record(State(metrics): State<Metrics>, request: Request, next: Next) ->
     security(("api_key" = []), ("metrics_token" = []))
 )]
 pub async fn scrape(State(metrics): State<Metrics>) -> Response {
-    if let Some(refresh) = &metrics.before_scrape
+    if let Some(refresh) = &metrics.inner.before_scrape
         && let Err(err) = refresh().await
     {
         return err.into_response();
@@ -365,8 +375,9 @@ mod tests {
             ("method".to_string(), "GET".to_string()),
             ("status".to_string(), "200".to_string()),
         ];
-        metrics.requests.get_or_create(&labels).inc();
+        metrics.inner.requests.get_or_create(&labels).inc();
         metrics
+            .inner
             .latency
             .get_or_create(&labels[..2].to_vec())
             .observe(0.003);

@@ -118,12 +118,17 @@ impl Refusal {
 pub const MAX_PEER_BODY: u64 = 4 * 1024 * 1024;
 
 /// A client for one peer service (base URL plus the API key to present). Cheap to clone:
-/// clones share one connection pool.
+/// clones share one connection pool, behind one shared count (each call clones it).
 #[derive(Debug, Clone)]
 pub struct PeerClient {
+    inner: Arc<PeerInner>,
+}
+
+#[derive(Debug)]
+struct PeerInner {
     name: &'static str,
     agent: ureq::Agent,
-    base_url: Arc<str>,
+    base_url: String,
     api_key: Secret,
 }
 
@@ -141,17 +146,20 @@ impl PeerClient {
             .max_idle_connections_per_host(128)
             .build()
             .into();
-        PeerClient {
+        let inner = PeerInner {
             name,
             agent,
             base_url: base_url.trim_end_matches('/').into(),
             api_key,
+        };
+        PeerClient {
+            inner: Arc::new(inner),
         }
     }
 
     /// The peer's name, for log lines.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.inner.name
     }
 
     /// `GET path` and decode a 2xx JSON body; `Ok(None)` when the peer says 404.
@@ -164,7 +172,7 @@ impl PeerClient {
             404 => Ok(None),
             200..=299 => self.decode(&response.body).map(Some),
             status => Err(PeerError::Status {
-                peer: self.name,
+                peer: self.inner.name,
                 status,
             }),
         }
@@ -172,7 +180,7 @@ impl PeerClient {
 
     fn encode<B: Serialize>(&self, body: &B) -> Result<Vec<u8>, PeerError> {
         serde_json::to_vec(body).map_err(|e| PeerError::Garbage {
-            peer: self.name,
+            peer: self.inner.name,
             detail: e.to_string(),
         })
     }
@@ -228,7 +236,7 @@ impl PeerClient {
             // A 5xx may come after the work was done (or from something in between).
             Ok(answer) => Outcome::Unknown(format!(
                 "{} answered HTTP {}: {}",
-                self.name,
+                self.inner.name,
                 answer.status,
                 answer.error().1
             )),
@@ -248,7 +256,7 @@ impl PeerClient {
     /// Decodes a JSON body from this peer, naming the peer in the error.
     fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, PeerError> {
         serde_json::from_slice(body).map_err(|e| PeerError::Garbage {
-            peer: self.name,
+            peer: self.inner.name,
             detail: e.to_string(),
         })
     }
@@ -261,7 +269,7 @@ impl PeerClient {
         headers: Vec<(&'static str, String)>,
     ) -> Result<PeerResponse, PeerError> {
         let client = self.clone();
-        let name = self.name;
+        let name = self.inner.name;
         crate::http::spawn_blocking(move || client.send_blocking(method, &path, body, &headers))
             .await
             .map_err(|e| PeerError::Unreachable {
@@ -277,8 +285,8 @@ impl PeerClient {
         body: Option<Vec<u8>>,
         headers: &[(&'static str, String)],
     ) -> Result<PeerResponse, PeerError> {
-        let url = format!("{}{}", self.base_url, path);
-        let key = self.api_key.expose();
+        let url = format!("{}{}", self.inner.base_url, path);
+        let key = self.inner.api_key.expose();
         // The journey's id goes with every call (the caller's, carried here by
         // `http::spawn_blocking`), unless the caller named one.
         let journey = crate::http::correlation_id()
@@ -300,12 +308,12 @@ impl PeerClient {
             ));
             if never_connected {
                 PeerError::NotSent {
-                    peer: self.name,
+                    peer: self.inner.name,
                     detail: e.to_string(),
                 }
             } else {
                 PeerError::Unreachable {
-                    peer: self.name,
+                    peer: self.inner.name,
                     detail: e.to_string(),
                 }
             }
@@ -313,9 +321,9 @@ impl PeerClient {
         let result = match (method, body) {
             (method @ ("POST" | "PUT"), Some(bytes)) => {
                 let request = if method == "PUT" {
-                    self.agent.put(&url)
+                    self.inner.agent.put(&url)
                 } else {
-                    self.agent.post(&url)
+                    self.inner.agent.post(&url)
                 };
                 let mut request = request
                     .header("X-API-Key", key)
@@ -326,7 +334,7 @@ impl PeerClient {
                 request.send(&bytes[..])
             }
             _ => {
-                let mut request = self.agent.get(&url).header("X-API-Key", key);
+                let mut request = self.inner.agent.get(&url).header("X-API-Key", key);
                 for (name, value) in headers {
                     request = request.header(*name, value);
                 }

@@ -186,7 +186,7 @@ pub async fn checkouts_get(
 ) -> Result<Json<CheckoutOut>, ApiError> {
     state
         .db
-        .call(move |conn| Ok(store::get_checkout(conn, id)?))
+        .read(move |conn| Ok(store::get_checkout(conn, id)?))
         .await?
         .map(|found| Json(found.into()))
         .ok_or_else(|| ApiError::NotFound(format!("checkout {id} not found")))

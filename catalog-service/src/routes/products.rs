@@ -261,7 +261,7 @@ pub async fn products_get(
     let id = Id::parse(id, "product id")?;
     let product = state
         .db
-        .call(move |conn| Ok(store::get_product(conn, id)?))
+        .read(move |conn| Ok(store::get_product(conn, id)?))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))?;
     let etag = format!("\"{}\"", product.version);

@@ -210,7 +210,7 @@ pub async fn payments_get(
     let id = Id::parse(id, "payment id")?;
     state
         .db
-        .call(move |conn| Ok(store::get_payment(conn, id)?))
+        .read(move |conn| Ok(store::get_payment(conn, id)?))
         .await?
         .map(|found| Json(found.into()))
         .ok_or_else(|| ApiError::NotFound(format!("payment {id} not found")))
