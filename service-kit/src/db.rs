@@ -102,6 +102,9 @@ type WriteJob = Box<dyn FnOnce(Result<&Connection, &rusqlite::Error>) -> (bool, 
 /// Answers a write's caller, given how its batch's commit went.
 type Answer = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
 
+/// Read-only connections per database: more than two cores keep busy, as reads by key run
+/// on the request's own thread.
+const READERS: u32 = 8;
 /// The most writes one commit takes; the rest wait for the next.
 const MAX_BATCH: usize = 256;
 /// Writes waiting beyond this make their callers wait to send (back-pressure).
@@ -189,10 +192,13 @@ impl Db {
         let manager = SqliteConnectionManager::file(path).with_init(move |conn| {
             apply_pragmas(conn, durability)?;
             // Readers only: every write goes through the writer thread.
-            conn.pragma_update(None, "query_only", "ON")
+            conn.pragma_update(None, "query_only", "ON")?;
+            // Each connection keeps its own page cache: 1 MiB each keeps a service's
+            // readers within READERS MiB however large its file grows.
+            conn.pragma_update(None, "cache_size", -1024)
         });
         let pool = r2d2::Pool::builder()
-            .max_size(16)
+            .max_size(READERS)
             // Under a burst, requests queue for a connection rather than fail.
             .connection_timeout(Duration::from_secs(30))
             .build(manager)
@@ -352,9 +358,9 @@ fn commit_batch(conn: &Connection, jobs: impl Iterator<Item = WriteJob>) {
     let mut pending: Vec<Answer> = Vec::new();
     for job in jobs {
         let begun = if conn.is_autocommit() {
-            conn.execute_batch("BEGIN IMMEDIATE; SAVEPOINT write")
+            statements(conn, &["BEGIN IMMEDIATE", "SAVEPOINT write"])
         } else {
-            conn.execute_batch("SAVEPOINT write")
+            statements(conn, &["SAVEPOINT write"])
         };
         if let Err(err) = begun {
             let (_, answer) = job(Err(&err));
@@ -365,17 +371,14 @@ fn commit_batch(conn: &Connection, jobs: impl Iterator<Item = WriteJob>) {
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(conn))));
         let Ok((keep, answer)) = ran else {
             // The panic dropped the job's answer, which tells its caller; its work is undone.
-            if conn
-                .execute_batch("ROLLBACK TO write; RELEASE write")
-                .is_err()
-            {
+            if statements(conn, UNDO_WRITE).is_err() {
                 abandon(conn, &mut pending, &rolled_back());
             }
             continue;
         };
         let closed = match keep {
-            true => conn.execute_batch("RELEASE write"),
-            false => conn.execute_batch("ROLLBACK TO write; RELEASE write"),
+            true => statements(conn, &["RELEASE write"]),
+            false => statements(conn, UNDO_WRITE),
         };
         match closed {
             Ok(()) if !conn.is_autocommit() => pending.push(answer),
@@ -390,13 +393,25 @@ fn commit_batch(conn: &Connection, jobs: impl Iterator<Item = WriteJob>) {
     if conn.is_autocommit() {
         return;
     }
-    let committed = conn.execute_batch("COMMIT");
+    let committed = statements(conn, &["COMMIT"]);
     if committed.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     for answer in pending {
         answer(committed.as_ref().map(|_| ()));
     }
+}
+
+/// Undoes one write of a batch, leaving the others.
+const UNDO_WRITE: &[&str] = &["ROLLBACK TO write", "RELEASE write"];
+
+/// Runs each of `sql` in turn from the connection's statement cache: the writer runs these
+/// for every write, and need not parse them every time.
+fn statements(conn: &Connection, sql: &[&str]) -> rusqlite::Result<()> {
+    for statement in sql {
+        conn.prepare_cached(statement)?.execute([])?;
+    }
+    Ok(())
 }
 
 /// The batch so far is lost: each of its writes is answered with `err`.
