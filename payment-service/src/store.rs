@@ -69,20 +69,24 @@ fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<Payment> {
     })
 }
 
+const CAPTURE_OF: &str = "SELECT id FROM payments
+     WHERE status = 'captured' AND order_ref IS NOT NULL AND order_ref = ?2
+     UNION ALL
+     SELECT id FROM payments
+     WHERE status = 'captured' AND order_ref IS NULL AND order_id = ?1
+     LIMIT 1";
+
 /// The capture that already paid this order, if there is one: one with the same order
-/// reference, or one made before references for the same order id.
+/// reference, or one made before references for the same order id. Two lookups, each by
+/// its partial unique index (an `OR` of the two read every payment).
 pub fn capture_of(
     conn: &Connection,
     order_id: Id,
     order_ref: Option<&str>,
 ) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached(
-        "SELECT id FROM payments WHERE status = 'captured'
-           AND ((order_ref IS NULL AND order_id = ?1) OR order_ref = ?2)
-         LIMIT 1",
-    )?
-    .query_row(params![order_id.get(), order_ref], |r| r.get(0))
-    .optional()
+    conn.prepare_cached(CAPTURE_OF)?
+        .query_row(params![order_id.get(), order_ref], |r| r.get(0))
+        .optional()
 }
 
 /// Writes a payment; returns its id. It counts as verified when it carries the order's
@@ -505,4 +509,33 @@ pub fn backlog(conn: &Connection) -> rusqlite::Result<(i64, i64, Option<i64>)> {
         .prepare_cached("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'failed'")?
         .query_row([], |row| row.get(0))?;
     Ok((pending, failed, oldest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_is_looked_up_by_index_not_by_reading_every_payment() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::migrations().to_latest(&mut conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {CAPTURE_OF}"))
+            .unwrap()
+            .query_map(params![1, "ref"], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().all(|step| !step.starts_with("SCAN")),
+            "{plan:?}"
+        );
+        assert_eq!(
+            plan.iter()
+                .filter(|s| s.starts_with("SEARCH payments USING"))
+                .count(),
+            2,
+            "{plan:?}"
+        );
+    }
 }
