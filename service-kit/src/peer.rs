@@ -114,6 +114,9 @@ impl Refusal {
     }
 }
 
+/// The size of each of a peer connection's two buffers.
+const PEER_BUFFER_BYTES: usize = 16 * 1024;
+
 /// The largest peer answer read; anything longer is treated as garbage.
 pub const MAX_PEER_BODY: u64 = 4 * 1024 * 1024;
 
@@ -144,6 +147,11 @@ impl PeerClient {
             // connections alive instead of opening a new one per call.
             .max_idle_connections(256)
             .max_idle_connections_per_host(128)
+            // Each kept connection keeps its buffers: ureq's 128 KiB each way made a
+            // service's idle peer connections cost tens of MiB. Peers' answers and our
+            // requests are a few KiB; the input buffer grows for a longer head.
+            .input_buffer_size(PEER_BUFFER_BYTES)
+            .output_buffer_size(PEER_BUFFER_BYTES)
             .build()
             .into();
         let inner = PeerInner {
