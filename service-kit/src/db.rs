@@ -588,6 +588,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn closing_folds_the_log_into_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::open(&path, &migrations(), Durability::Full).unwrap();
+        db.write(|tx| Ok(tx.execute("INSERT INTO t(v) VALUES (7)", [])?))
+            .await
+            .unwrap();
+        let log = dir.path().join("t.db-wal");
+        assert!(
+            std::fs::metadata(&log).unwrap().len() > 0,
+            "the write is in the log"
+        );
+        db.close().await;
+        assert_eq!(
+            std::fs::metadata(&log).map_or(0, |m| m.len()),
+            0,
+            "log emptied"
+        );
+        // The file alone, copied elsewhere, has the write.
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let v: i64 = Connection::open(&copy)
+            .unwrap()
+            .query_row("SELECT v FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 7);
+    }
+
+    #[tokio::test]
     async fn reads_cannot_write() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("t.db"), &migrations(), Durability::Normal).unwrap();
