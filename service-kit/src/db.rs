@@ -480,6 +480,19 @@ mod tests {
         )])
     }
 
+    /// Every value in table `t`, in order.
+    async fn values(db: &Db) -> Vec<i64> {
+        db.call(|conn| {
+            let mut rows = conn.prepare("SELECT v FROM t ORDER BY v")?;
+            let values = rows
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(values)
+        })
+        .await
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn opens_a_new_file_in_a_new_folder_with_wal_and_durable_commits() {
         let dir = tempfile::tempdir().unwrap();
@@ -543,16 +556,7 @@ mod tests {
                 other => panic!("{v}: {other:?}"),
             }
         }
-        let kept: Vec<i64> = db
-            .call(|conn| {
-                let mut rows = conn.prepare("SELECT v FROM t ORDER BY v")?;
-                let values = rows
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
-                Ok(values)
-            })
-            .await
-            .unwrap();
+        let kept = values(&db).await;
         let expected: Vec<i64> = (0..300).filter(|v| v % 3 != 0).collect();
         assert_eq!(kept, expected, "every kept write and no refused one");
     }
@@ -574,17 +578,7 @@ mod tests {
         db.write(|tx| Ok(tx.execute("INSERT INTO t(v) VALUES (2)", [])?))
             .await
             .unwrap();
-        let values: Vec<i64> = db
-            .call(|conn| {
-                let mut rows = conn.prepare("SELECT v FROM t")?;
-                let values = rows
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
-                Ok(values)
-            })
-            .await
-            .unwrap();
-        assert_eq!(values, [2], "the panicking write left nothing");
+        assert_eq!(values(&db).await, [2], "the panicking write left nothing");
     }
 
     #[tokio::test]
