@@ -110,6 +110,9 @@ const MAX_BATCH: usize = 256;
 /// Writes waiting beyond this make their callers wait to send (back-pressure).
 const QUEUE: usize = 4096;
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 128;
+
 /// Connections wait this long for a writer's lock before giving up with SQLITE_BUSY.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -119,6 +122,10 @@ fn apply_pragmas(conn: &Connection, durability: Durability) -> rusqlite::Result<
         Durability::Full => "FULL",
     };
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // A writer runs every statement of its service (inserts, events, idempotency keys,
+    // the savepoints): more than rusqlite's 16 cached ones, which evicted one another and
+    // were parsed again and again.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
