@@ -24,7 +24,9 @@ seconds="${duration%s}"
 conns="${BENCH_CONNS:-32}"
 mix_users="${BENCH_MIX_USERS:-64}"
 base="${BENCH_PORT_BASE:-28001}"
-for tool in curl jq wrk; do
+tools=(curl jq)
+[[ "${1:-}" == "connections" ]] || tools+=(wrk)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "bench.sh needs $tool (apt-get install $tool)" >&2; exit 2; }
 done
 yardstick_src="${BENCH_YARDSTICK:-$root/../shared/bench/limits}"
