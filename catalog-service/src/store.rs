@@ -49,6 +49,27 @@ pub struct ProductFilter {
     pub sort: ProductSort,
 }
 
+/// The condition of a product list, its parameters ?1 to ?8 as `list_products` binds them.
+/// Asked for by ids (`?8`, a JSON array), the list reads those rows by key: a condition
+/// `?8 IS NULL OR id IN (...)` would read every product, as SQLite plans one statement for
+/// both cases.
+fn list_filter(by_ids: bool) -> String {
+    let ids = if by_ids {
+        "id IN (SELECT value FROM json_each(?8))"
+    } else {
+        "?8 IS NULL"
+    };
+    format!(
+        "{ids} AND deleted_at IS NULL
+        AND (?1 IS NULL OR name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE '\\'
+             OR sku = ?2 COLLATE NOCASE)
+        AND (?3 IS NULL OR category = ?3 COLLATE NOCASE)
+        AND (?4 IS NULL OR sku = ?4)
+        AND (?5 IS NULL OR price_cents >= ?5) AND (?6 IS NULL OR price_cents <= ?6)
+        AND (?7 = 0 OR stock > 0)"
+    )
+}
+
 /// Products on sale that `filter` lets through, one page of them, and how many there are
 /// in all.
 pub fn list_products(
@@ -56,14 +77,7 @@ pub fn list_products(
     filter: &ProductFilter,
     page: Page,
 ) -> rusqlite::Result<(Vec<Product>, i64)> {
-    const WHERE: &str = "deleted_at IS NULL
-        AND (?1 IS NULL OR name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE '\\'
-             OR sku = ?2 COLLATE NOCASE)
-        AND (?3 IS NULL OR category = ?3 COLLATE NOCASE)
-        AND (?4 IS NULL OR sku = ?4)
-        AND (?5 IS NULL OR price_cents >= ?5) AND (?6 IS NULL OR price_cents <= ?6)
-        AND (?7 = 0 OR stock > 0)
-        AND (?8 IS NULL OR id IN (SELECT value FROM json_each(?8)))";
+    let where_ = list_filter(filter.ids.is_some());
     let order = match filter.sort {
         ProductSort::Id => "id",
         ProductSort::Price => "price_cents, id",
@@ -87,10 +101,10 @@ pub fn list_products(
         ids,
     ];
     let total = conn
-        .prepare_cached(&format!("SELECT COUNT(*) FROM products WHERE {WHERE}"))?
+        .prepare_cached(&format!("SELECT COUNT(*) FROM products WHERE {where_}"))?
         .query_row(matching, |row| row.get(0))?;
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {PRODUCT_COLUMNS} FROM products WHERE {WHERE}
+        "SELECT {PRODUCT_COLUMNS} FROM products WHERE {where_}
          ORDER BY {order} LIMIT ?9 OFFSET ?10"
     ))?;
     let window = page.window();
@@ -459,4 +473,43 @@ pub fn expired_reservations(conn: &Connection, now_ms: i64) -> rusqlite::Result<
     )?
     .query_map(params![now_ms], |row| Ok(Reference::from_db(row.get(0)?)))?
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_asked_for_by_id_are_read_by_key_not_by_reading_every_product() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::migrations().to_latest(&mut conn).unwrap();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT id FROM products WHERE {}",
+            list_filter(true)
+        );
+        let plan: Vec<String> = conn
+            .prepare(&sql)
+            .unwrap()
+            .query_map(
+                params![
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    None::<i64>,
+                    None::<i64>,
+                    false,
+                    "[1,2]"
+                ],
+                |row| row.get(3),
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!plan.iter().any(|step| step == "SCAN products"), "{plan:?}");
+        assert!(
+            plan.iter().any(|step| step.starts_with("SEARCH products")),
+            "{plan:?}"
+        );
+    }
 }

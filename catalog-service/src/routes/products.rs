@@ -144,14 +144,18 @@ pub async fn products_list(
         ids: query.ids.as_deref().map(parse_ids).transpose()?,
         sort: query.sort.unwrap_or(ProductSort::Id),
     };
+    let by_ids = filter.ids.is_some();
     let page = Page {
         limit: query.limit,
         offset: query.offset,
     };
-    let products = state
-        .db
-        .call(move |conn| Ok(store::list_products(conn, &filter, page)?))
-        .await?;
+    let list =
+        move |conn: &mut rusqlite::Connection| Ok(store::list_products(conn, &filter, page)?);
+    // Products by id are read by key (an order's lines): a short read, done in place.
+    let products = match by_ids {
+        true => state.db.read(list).await?,
+        false => state.db.call(list).await?,
+    };
     Ok(Listed::new(products, page, uri).map(ProductOut::from))
 }
 
