@@ -483,29 +483,12 @@ mod tests {
     fn products_asked_for_by_id_are_read_by_key_not_by_reading_every_product() {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::migrations().to_latest(&mut conn).unwrap();
-        let sql = format!(
-            "EXPLAIN QUERY PLAN SELECT id FROM products WHERE {}",
-            list_filter(true)
-        );
-        let plan: Vec<String> = conn
-            .prepare(&sql)
-            .unwrap()
-            .query_map(
-                params![
-                    None::<String>,
-                    None::<String>,
-                    None::<String>,
-                    None::<String>,
-                    None::<i64>,
-                    None::<i64>,
-                    false,
-                    "[1,2]"
-                ],
-                |row| row.get(3),
-            )
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let sql = format!("SELECT id FROM products WHERE {}", list_filter(true));
+        let nothing = None::<String>;
+        let by_ids = params![
+            nothing, nothing, nothing, nothing, nothing, nothing, false, "[1,2]"
+        ];
+        let plan = service_kit::testing::query_plan(&conn, &sql, by_ids);
         assert!(!plan.iter().any(|step| step == "SCAN products"), "{plan:?}");
         assert!(
             plan.iter().any(|step| step.starts_with("SEARCH products")),

@@ -519,13 +519,7 @@ mod tests {
     fn a_capture_is_looked_up_by_index_not_by_reading_every_payment() {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::migrations().to_latest(&mut conn).unwrap();
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {CAPTURE_OF}"))
-            .unwrap()
-            .query_map(params![1, "ref"], |row| row.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = service_kit::testing::query_plan(&conn, CAPTURE_OF, params![1, "ref"]);
         assert!(
             plan.iter().all(|step| !step.starts_with("SCAN")),
             "{plan:?}"

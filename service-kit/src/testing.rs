@@ -233,6 +233,22 @@ impl FakeCatalog {
     }
 }
 
+/// How SQLite would run `sql` with `params` on `conn`: the steps of `EXPLAIN QUERY PLAN`
+/// (`SEARCH t USING INDEX ...`, `SCAN t`, ...), for tests that hold a hot statement to its
+/// index.
+pub fn query_plan(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Vec<String> {
+    conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .expect("a statement to explain")
+        .query_map(params, |row| row.get(3))
+        .expect("its plan")
+        .collect::<Result<_, _>>()
+        .expect("each step")
+}
+
 /// A loopback URL where nothing listens: a peer that is down.
 pub fn unreachable_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
