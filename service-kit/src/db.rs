@@ -64,6 +64,14 @@ pub enum OpenError {
         /// The cause.
         source: rusqlite_migration::Error,
     },
+    /// The writer thread could not be started.
+    #[error("cannot start the writer of database {path}: {source}")]
+    Writer {
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
     /// The pool could not open its first connection.
     #[error("cannot open connection pool for {path}: {source}")]
     Pool {
@@ -147,33 +155,10 @@ impl Db {
                 source,
             })?;
         }
-        // SQLite says only "unable to open database file" when the file cannot be written;
-        // the operating system says why.
-        let sqlite_err = |source| match std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-        {
-            Err(io) => OpenError::NotWritable {
-                path: shown.clone(),
-                source: io,
-            },
-            Ok(_) => OpenError::Sqlite {
-                path: shown.clone(),
-                source,
-            },
-        };
-        let mut conn = Connection::open(path).map_err(sqlite_err)?;
-        apply_pragmas(&conn, durability).map_err(sqlite_err)?;
-        crate::migrations::apply(&mut conn, migrations).map_err(|source| OpenError::Migrate {
-            path: shown.clone(),
-            source,
-        })?;
-        drop(conn);
-
-        // A file that cannot be written is refused now, with the system's reason, rather
-        // than served for reading with every write refused. (SQLite may open such a file
-        // and even begin a transaction on it when its log is there from before.)
+        // The operating system is asked first whether the file can be written, as it says
+        // why; SQLite says only "unable to open database file", and may even open such a
+        // file, and begin a transaction on it, when its log is there from before. A file
+        // that cannot be written is refused now rather than served with every write refused.
         std::fs::OpenOptions::new()
             .append(true)
             .create(true)
@@ -182,8 +167,17 @@ impl Db {
                 path: shown.clone(),
                 source,
             })?;
-        let writer = Connection::open(path).map_err(sqlite_err)?;
+        let sqlite_err = |source| OpenError::Sqlite {
+            path: shown.clone(),
+            source,
+        };
+        // The connection that migrates is the writer's.
+        let mut writer = Connection::open(path).map_err(sqlite_err)?;
         apply_pragmas(&writer, durability).map_err(sqlite_err)?;
+        crate::migrations::apply(&mut writer, migrations).map_err(|source| OpenError::Migrate {
+            path: shown.clone(),
+            source,
+        })?;
         let (writes, queue) = tokio::sync::mpsc::channel(QUEUE);
         let name = path
             .file_name()
@@ -191,7 +185,7 @@ impl Db {
         std::thread::Builder::new()
             .name(format!("writer {name}"))
             .spawn(move || run_writer(writer, queue))
-            .map_err(|source| OpenError::Folder {
+            .map_err(|source| OpenError::Writer {
                 path: shown.clone(),
                 source,
             })?;
