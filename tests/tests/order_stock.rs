@@ -125,6 +125,27 @@ fn twenty_buyers_of_five_units_through_orders_and_pay_leave_exactly_five_paid_an
         assert!(reason.starts_with("out_of_stock: "), "{o}");
         assert_eq!(o["stock"], "released");
     }
+    // Twenty reservations made, five committed and fifteen refused at once: the count of
+    // held units kept on the product agrees with its reservation lines (none held now).
+    let (_, product) = client.get(&format!("{}/products/1", shop.catalog.url()));
+    assert_eq!(
+        (product["reserved"].as_i64(), product["on_hand"].as_i64()),
+        (Some(0), Some(0))
+    );
+    let (_, audit) = client.get(&format!("{}/stock/audit", shop.catalog.url()));
+    let row = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .find(|r| r["product_id"] == 1)
+        .cloned();
+    let row = row.expect("product 1 audited");
+    assert_eq!(
+        (row["reserved"].as_i64(), row["sold"].as_i64()),
+        (Some(0), Some(5)),
+        "{row}"
+    );
+    assert_eq!(row["balanced"], true, "{row}");
 }
 
 #[test]
