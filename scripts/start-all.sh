@@ -205,7 +205,12 @@ start payment-service
 start cart-service
 
 rotate_log dashboard
-python3 -m http.server "$dashboard_port" --bind 127.0.0.1 --directory "$root/dashboard" \
+# The page may call the four services only, by either loopback name.
+connect_sources=()
+for port in "$cart_port" "$catalog_port" "$order_port" "$payment_port"; do
+  connect_sources+=("http://127.0.0.1:$port" "http://localhost:$port")
+done
+python3 "$root/scripts/serve-dashboard.py" "$dashboard_port" "$root/dashboard" "${connect_sources[@]}" \
   >>"$log_dir/dashboard.log" 2>&1 &
 pids+=("$!")
 names+=("dashboard")

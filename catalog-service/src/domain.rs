@@ -155,6 +155,67 @@ pub fn image_type(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// The most pixels a product's picture may have: a small file can declare a huge image
+/// (a 16 KB PNG of 60000×60000 pixels) that every browser showing it must decode.
+pub const MAX_IMAGE_PIXELS: u64 = 40_000_000;
+
+/// The width and height an image declares in its header, read without decoding it: PNG's
+/// IHDR, JPEG's start-of-frame marker, WebP's VP8, VP8L or VP8X header. `None` when the
+/// header is cut short or says nothing readable.
+pub fn image_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    let be32 = |at: usize| Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    let be16 = |at: usize| Some(u32::from(u16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?)));
+    let le16 = |at: usize| Some(u32::from(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?)));
+    let le24 = |at: usize| {
+        let b = bytes.get(at..at + 3)?;
+        Some(u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16)
+    };
+    match image_type(bytes)? {
+        "image/png" => (bytes.get(12..16)? == b"IHDR").then_some((be32(16)?, be32(20)?)),
+        "image/jpeg" => {
+            // Walk the markers up to the first start-of-frame (SOF0 to SOF15 but DHT, JPG
+            // and DAC, which share the range).
+            let mut at = 2;
+            loop {
+                while *bytes.get(at)? == 0xFF && *bytes.get(at + 1)? == 0xFF {
+                    at += 1;
+                }
+                if *bytes.get(at)? != 0xFF {
+                    return None;
+                }
+                let marker = *bytes.get(at + 1)?;
+                if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+                    return Some((be16(at + 7)?, be16(at + 5)?));
+                }
+                at += 2 + usize::try_from(be16(at + 2)?).ok()?;
+            }
+        }
+        _ => match bytes.get(12..16)? {
+            b"VP8 " => Some((le16(26)? & 0x3FFF, le16(28)? & 0x3FFF)),
+            b"VP8L" => {
+                let bits = u32::from_le_bytes(bytes.get(21..25)?.try_into().ok()?);
+                Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+            }
+            b"VP8X" => Some((le24(24)? + 1, le24(27)? + 1)),
+            _ => None,
+        },
+    }
+}
+
+/// Why a picture of `bytes` (of a known type) cannot be a product's: dimensions that cannot
+/// be read, none at all, or more than [`MAX_IMAGE_PIXELS`].
+pub fn image_refusal(bytes: &[u8]) -> Option<String> {
+    match image_dimensions(bytes) {
+        None => Some("the image's width and height cannot be read from its header".into()),
+        Some((0, _) | (_, 0)) => Some("the image has no pixels".into()),
+        Some((w, h)) if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS => Some(format!(
+            "the image is {w}×{h} pixels; at most {} megapixels are accepted",
+            MAX_IMAGE_PIXELS / 1_000_000
+        )),
+        Some(_) => None,
+    }
+}
+
 /// One product's stock audit: what is there (on sale, reserved) against what the ledger,
 /// the sales and the returns say should be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,6 +360,38 @@ mod image_tests {
         assert_eq!(image_type(b"\x89PNG\r\n\x1a\n rest"), Some("image/png"));
         assert_eq!(image_type(&[0xFF, 0xD8, 0xFF, 0xE0, 0]), Some("image/jpeg"));
         assert_eq!(image_type(b"RIFF\x10\0\0\0WEBPVP8 "), Some("image/webp"));
+    }
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        bytes.extend_from_slice(&width.to_be_bytes());
+        bytes.extend_from_slice(&height.to_be_bytes());
+        bytes.extend_from_slice(&[8, 6, 0, 0, 0]);
+        bytes
+    }
+
+    #[test]
+    fn dimensions_are_read_from_each_formats_header() {
+        assert_eq!(image_dimensions(&png(640, 480)), Some((640, 480)));
+        // JPEG: an APP0 segment, then SOF0 with height 300 and width 400.
+        let jpeg = [
+            0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0, 0xFF, 0xC0, 0, 11, 8, 0x01, 0x2C, 0x01, 0x90, 3,
+        ];
+        assert_eq!(image_dimensions(&jpeg), Some((400, 300)));
+        let mut vp8x = b"RIFF\0\0\0\0WEBPVP8X\x0a\0\0\0\0\0\0\0".to_vec();
+        vp8x.extend_from_slice(&[0x1F, 0x03, 0x00, 0xDF, 0x01, 0x00]); // 800 x 480
+        assert_eq!(image_dimensions(&vp8x), Some((800, 480)));
+        assert_eq!(image_dimensions(b"\x89PNG\r\n\x1a\n"), None, "cut short");
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_by_its_header() {
+        assert_eq!(image_refusal(&png(640, 480)), None);
+        assert_eq!(image_refusal(&png(8000, 5000)), None, "exactly 40 MP");
+        let bomb = image_refusal(&png(60_000, 60_000)).unwrap();
+        assert!(bomb.contains("60000×60000"), "{bomb}");
+        assert!(image_refusal(&png(0, 10)).is_some());
+        assert!(image_refusal(&[0xFF, 0xD8, 0xFF, 0xD9]).is_some(), "no frame");
         for not_an_image in [
             &b""[..],
             b"GIF89a",

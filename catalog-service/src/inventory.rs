@@ -171,6 +171,9 @@ pub async fn set_image(db: &Db, id: Id, bytes: Vec<u8>) -> Result<Product, ApiEr
     let content_type = crate::domain::image_type(&bytes).ok_or_else(|| {
         ApiError::Validation("the body is not a PNG, JPEG or WebP image".to_string())
     })?;
+    if let Some(reason) = crate::domain::image_refusal(&bytes) {
+        return Err(ApiError::Validation(reason));
+    }
     db.write(move |tx| {
         on_sale(tx, id)?;
         store::put_image(tx, id, content_type, &bytes)?;

@@ -1030,8 +1030,21 @@ async fn an_image_is_stored_and_served_by_its_bytes_and_anything_else_is_refused
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    // A JPEG replaces the PNG.
-    let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F'].to_vec();
+    // A decompression bomb: 60000×60000 pixels declared in a few bytes of header.
+    let mut bomb = PIXEL_PNG.to_vec();
+    bomb[16..24].copy_from_slice(&[0, 0, 0xEA, 0x60, 0, 0, 0xEA, 0x60]);
+    let (status, answer) = send(
+        &app,
+        Call::new("PUT", "/products/2/image").bytes("image/png", bomb),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(answer.to_string().contains("60000×60000"), "{answer}");
+    // A JPEG (an APP0 segment, then a 2×1 start of frame) replaces the PNG.
+    let jpeg = [
+        0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, b'J', b'F', 0xFF, 0xC0, 0, 11, 8, 0, 1, 0, 2, 3,
+    ]
+    .to_vec();
     let (status, _) = send(
         &app,
         Call::new("PUT", "/products/1/image").bytes("image/jpeg", jpeg.clone()),

@@ -83,6 +83,42 @@ async fn log_error_cause(request: Request, next: Next) -> Response {
     response
 }
 
+/// The policy of the API's own answers: JSON and images, never a page, never framed.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+/// The policy of Swagger UI at `/docs`: its own scripts and styles only (its page sets a
+/// few styles inline), pictures from itself or `data:`, and calls to this service.
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; \
+    base-uri 'none'; form-action 'none'";
+
+/// Headers every answer carries: `X-Content-Type-Options: nosniff` (a JSON refusal quoting
+/// `<script>` is never read as a page), a `Content-Security-Policy` (the docs' own, or one
+/// that allows nothing), and `Cache-Control: no-store` unless the route chose its own
+/// (answers carry customers' data and stock that changes; none is for a shared cache).
+async fn secure_headers(request: Request, next: Next) -> Response {
+    use axum::http::{HeaderValue, header};
+    let docs = request.uri().path().starts_with("/docs");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let policy = if docs { DOCS_CSP } else { API_CSP };
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(policy),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
 /// A client's `X-Request-Id` is kept only when it is short and plain; otherwise a new one is
 /// generated, so logs and event rows never carry arbitrary bytes.
 async fn drop_unusable_request_id(mut request: Request, next: Next) -> Response {
@@ -312,7 +348,9 @@ impl ServiceBuilder {
         let (public, probe_document) = probes.split_for_parts();
         document.merge(probe_document);
         utoipa::Modify::modify(&crate::openapi::ApiKeyScheme, &mut document);
-        assemble(public, api, keys, &metrics).merge(crate::openapi::route(document))
+        assemble(public, api, keys, &metrics)
+            .merge(crate::openapi::route(document))
+            .layer(middleware::from_fn(secure_headers))
     }
 }
 
@@ -387,6 +425,7 @@ pub fn init_tracing() {
             .try_init()
     } else {
         builder
+            .fmt_fields(crate::logfmt::EscapedFields)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init()
     };

@@ -43,6 +43,7 @@ pub mod extract;
 pub mod http;
 pub mod idempotency;
 pub mod listing;
+pub mod logfmt;
 pub mod metrics;
 pub mod migrations;
 pub mod money;

@@ -54,7 +54,16 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
   try {
     const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     const user = `browser-${Date.now()}`;
-    await page.goto(url);
+    // The page runs under a strict policy; anything it does that the policy refuses is a bug.
+    const refusedByPolicy = [];
+    page.on("console", (message) => {
+      if (message.text().includes("Content Security Policy")) refusedByPolicy.push(message.text());
+    });
+    const served = await page.goto(url);
+    const policy = served.headers()["content-security-policy"] || "";
+    assert.match(policy, /script-src 'self';/, "the dashboard is served with a strict policy");
+    assert.match(policy, /frame-ancestors 'none'/);
+    assert.equal(served.headers()["x-content-type-options"], "nosniff");
 
     // A wrong key is refused, in words.
     await saveSettings(page, "not-the-key", user);
@@ -279,6 +288,7 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     await page.click('nav button[data-tab="shop"]');
     await page.waitForFunction(() => document.querySelector("#shop-msg").textContent.includes("unreachable"));
     await shot(page, "07-catalog-down");
+    assert.deepEqual(refusedByPolicy, [], "nothing the dashboard does breaks its own policy");
   } finally {
     await browser.close();
   }

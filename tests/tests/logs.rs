@@ -108,5 +108,79 @@ fn text_logs_name_each_refusal_with_its_reason_and_request_id() {
     let line = &refused[0];
     assert!(line.contains("request_id=take-too-much"), "{line}");
     assert!(line.contains("status=409 code=\"conflict\""), "{line}");
-    assert!(line.contains("reason=product 1 has"), "{line}");
+    assert!(line.contains("reason=\"product 1 has"), "{line}");
+}
+
+/// What a client sends never starts a log line of its own nor reaches the operator's
+/// terminal as an escape code: every route that echoes input, with newlines, carriage
+/// returns and ANSI escapes in it, through the admin and the storefront key.
+#[test]
+fn no_client_input_forges_a_text_log_line_or_reaches_the_terminal_as_an_escape_code() {
+    let mut shop = system_tests::Shop::start();
+    let client = Client::new();
+    let forged = |n: u32| format!("x\n2026-01-01T00:00:00Z ERROR FORGED{n}\r\x1b[2J");
+    let in_query = |n: u32| {
+        form_urlencoded::byte_serialize(forged(n).as_bytes()).collect::<String>()
+    };
+    let json_text = |n: u32| serde_json::to_string(&forged(n)).unwrap();
+    let (order, payment, catalog, cart) = (
+        shop.order.url(),
+        shop.payment.url(),
+        shop.catalog.url(),
+        shop.cart.url(),
+    );
+    let sent: Vec<(&str, String, Option<String>, &str)> = vec![
+        ("GET", format!("{order}/orders?status={}", in_query(1)), None, system_tests::STOREFRONT_KEY),
+        ("POST", format!("{payment}/pay?order_id=1&amount={}", in_query(2)), None, KEY),
+        (
+            "POST",
+            format!("{order}/orders?user_id=u1"),
+            Some(format!(
+                r#"{{"items":[{{"product_id":1,"quantity":1,"price":999.99}}],"promo_code":{}}}"#,
+                json_text(3)
+            )),
+            KEY,
+        ),
+        (
+            "PUT",
+            format!("{order}/orders/1/status"),
+            Some(format!(r#"{{"status":{}}}"#, json_text(4))),
+            KEY,
+        ),
+        ("POST", format!("{cart}/cart/u1/add?product_id={}&quantity=1", in_query(5)), None, KEY),
+        (
+            "POST",
+            format!("{catalog}/products"),
+            Some(format!(r#"{{"name":"Lamp","price":1,"stock":1,"sku":{}}}"#, json_text(6))),
+            KEY,
+        ),
+        ("GET", format!("{catalog}/products?category={}", in_query(7)), None, KEY),
+        ("GET", format!("{order}/orders?created_after={}", in_query(8)), None, KEY),
+    ];
+    for (method, url, body, key) in &sent {
+        let (status, answer) = client
+            .try_call(method, url, body.as_deref(), &[("X-API-Key", key)])
+            .unwrap();
+        assert!(status < 500, "{method} {url}: {status} {answer}");
+    }
+    for service in shop.services() {
+        assert!(service.stop());
+    }
+    let mut echoed = 0;
+    for service in shop.services() {
+        let text = service.log_text();
+        assert!(!text.contains('\x1b'), "an escape code reached the log");
+        assert!(!text.contains('\r'), "a carriage return reached the log");
+        for line in text.lines() {
+            assert!(!line.starts_with("2026-01-01"), "a forged line: {line}");
+            if line.contains("FORGED") {
+                echoed += line.matches("FORGED").count();
+                assert!(
+                    line.contains(r"\n2026-01-01T00:00:00Z ERROR FORGED"),
+                    "quoted and escaped: {line}"
+                );
+            }
+        }
+    }
+    assert!(echoed >= 3, "the refusals quoted what was sent: {echoed}");
 }
