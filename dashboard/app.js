@@ -321,9 +321,15 @@ async function showDeliveries(orderId) {
       say("od-msg", `Delivery ${d.id} retried: now ${answer.data.status}.`, true);
       showOrder(orderId);
     };
+    // A 401 or 403 is the order service refusing the signature: the secrets differ.
+    const last = attempts[attempts.length - 1];
+    const locked = d.status !== "delivered" && last && [401, 403].includes(last.status_code);
     return h("div", { class: "delivery", "data-delivery": d.id },
       h("p", {}, `${d.id}: `, h("strong", {}, d.status), " ",
         d.status === "delivered" ? null : h("button", { onclick: retry }, "Retry")),
+      locked ? h("p", { class: "msg error hint" },
+        `The order service refused the signature (HTTP ${last.status_code}): check the webhook secret ` +
+        "(WEBHOOK_SECRET) is the same on the order and payment services. Deliveries keep being retried.") : null,
       h("ul", {}, attempts.map((a) => h("li", { class: "attempt" },
         `${a.attempted_at}: ${a.status_code ? "HTTP " + a.status_code : a.error} in ${a.duration_ms} ms`))));
   }));

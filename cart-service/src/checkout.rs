@@ -20,7 +20,7 @@ use service_kit::ApiError;
 use service_kit::domain::{Id, Quantity, UserId};
 use service_kit::money::Cents;
 use service_kit::peer::{Outcome, Refusal};
-use shop_contracts::PaymentStatus;
+use shop_contracts::{OrderStatus, PaymentStatus};
 use shop_contracts::card::CardIn;
 use shop_contracts::catalog::ReservationLine;
 use shop_contracts::customer::{Customer, ShippingAddress};
@@ -551,9 +551,33 @@ impl<'a> Saga<'a> {
     }
 
     /// Commit the reservation and clear the cart: the steps after the money was taken. They
-    /// only go forward; if the catalog cannot be reached the checkout stays running and the
-    /// recovery loop finishes it.
+    /// only go forward, and only once the order says it is paid: a captured payment whose
+    /// webhook has not reached the order yet (a secret being rotated, the order service
+    /// away) is not a completed checkout but one finishing (202), as is one whose stock the
+    /// catalog cannot commit yet; the recovery loop finishes both. An order cancelled
+    /// meanwhile (its payment is given back by the payment service) fails the checkout.
     async fn finish(mut self) -> Result<Ended, ApiError> {
+        let order_id = self.order_id();
+        let waiting = match self.state.orders.status(order_id).await {
+            Ok(Some(status)) if status.is_paid() || status == OrderStatus::Refunded => None,
+            Ok(Some(OrderStatus::Cancelled)) => {
+                let why = format!("order {order_id} was cancelled; its payment is given back");
+                // Boxed: failing can find the order paid after all and finish again.
+                return Box::pin(self.fail(Step::Pay, Failure::Conflict(why))).await;
+            }
+            Ok(Some(status)) => Some(format!(
+                "payment taken; order {order_id} is {status} until its payment webhook arrives"
+            )),
+            Ok(None) => Some(format!("payment taken; order {order_id} not found yet")),
+            Err(err) => Some(format!("payment taken; the order service did not say: {err}")),
+        };
+        if let Some(detail) = waiting {
+            tracing::warn!(checkout = self.co.id, %detail, "checkout waits for its order to be paid");
+            self.co.log(Step::Commit, StepState::Pending, Some(detail));
+            self.co.step = Step::Commit;
+            self.save().await?;
+            return Ok(Ended::Finishing(self.co));
+        }
         if let Outcome::Refused(Refusal {
             message: detail, ..
         })

@@ -41,6 +41,9 @@ struct Script {
     /// Every call, by route name, in order.
     calls: Vec<&'static str>,
     order_status: &'static str,
+    /// The payment is captured but its webhook does not reach the order (a secret being
+    /// rotated): the order stays PENDING.
+    webhook_held: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -142,7 +145,9 @@ impl Fake {
         }
         async fn pay(State(fake): State<Fake>) -> Response {
             fake.answer("pay", |s| {
-                s.order_status = "PAID";
+                if !s.webhook_held {
+                    s.order_status = "PAID";
+                }
                 json!({"id": PAYMENT_ID, "status": "captured"})
             })
             .await
@@ -290,10 +295,31 @@ async fn every_step_done_completes_the_checkout_and_clears_the_cart() {
         "order_create",
         "reserve",
         "pay",
+        "order_get",
         "commit",
     ];
     assert_eq!(calls, wanted, "cart add, then each step once");
     assert_eq!(shop.cart_units().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_captured_payment_whose_order_is_not_paid_yet_is_a_202_never_completed() {
+    let shop = shop().await;
+    shop.fake.0.lock().unwrap().webhook_held = true;
+    let (status, body) = shop.checkout().await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "running", "{body}");
+    assert_eq!(shop.fake.called("commit"), 0, "nothing committed for an unpaid order");
+    assert_eq!(shop.cart_units().await, 1, "the cart is kept until the order is paid");
+    // Still unpaid at the next recovery pass: still finishing.
+    assert_eq!(shop.recover().await, 1);
+    assert_eq!(shop.fake.called("commit"), 0);
+    // The webhook arrives (the secrets agree again): recovery completes the checkout.
+    shop.fake.0.lock().unwrap().order_status = "PAID";
+    assert_eq!(shop.recover().await, 1);
+    assert_eq!(shop.fake.called("commit"), 1);
+    assert_eq!(shop.cart_units().await, 0);
+    assert_eq!(shop.fake.called("order_cancel"), 0, "a paid order is never undone");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -177,8 +177,12 @@ impl Outbox {
                     store::mark_delivered(tx, &id)?;
                     return Ok(None);
                 }
-                let reason = error.unwrap_or_else(|| {
-                    format!("order service answered HTTP {}", status_code.unwrap_or(0))
+                let reason = error.unwrap_or_else(|| match status_code {
+                    Some(code @ (401 | 403)) => format!(
+                        "order service answered HTTP {code}: check the webhook secret \
+                         (WEBHOOK_SECRET) and the key are the same on both services"
+                    ),
+                    code => format!("order service answered HTTP {}", code.unwrap_or(0)),
                 });
                 let next = match refused {
                     // A refusal is an answer: asking again would get the same one.
@@ -276,18 +280,21 @@ impl Outbox {
     }
 }
 
-/// Whether an answer of the order service is final: a 4xx other than 408 (timeout) and 429
-/// (too many requests) says the notice itself is refused, so retrying cannot help (seed
-/// 002's rule: retry network errors, timeouts, 5xx and 429 only).
+/// Whether an answer of the order service is final: a 4xx says the notice itself is
+/// refused, so retrying cannot help (seed 002's rule: retry network errors, timeouts, 5xx
+/// and 429), except 408 and 429 (try later) and 401 and 403: a webhook secret or key being
+/// rotated, which an operator fixes, so the delivery keeps its schedule and gives up only
+/// at the end of it (a payment service left on an old secret delivers by itself once the
+/// secrets agree again).
 pub fn is_final_refusal(status: u16) -> bool {
-    (400..500).contains(&status) && status != 408 && status != 429
+    (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 429)
 }
 
 /// When the order service refuses a capture notice for good because of the order (404
 /// unknown, 409 cancelled or another order, 422 another amount), the money goes back: the
 /// payment is refunded in full, in the transaction that records the refusal, and the refund
 /// notice is left for the worker. A refusal of the request itself (401, 403: a secret or key
-/// problem an operator fixes) refunds nothing; the delivery is `failed`, retryable by hand.
+/// problem an operator fixes) is never final and refunds nothing.
 fn give_back_a_refused_capture(
     tx: &rusqlite::Connection,
     delivery_id: &str,
@@ -332,10 +339,10 @@ mod tests {
 
     #[test]
     fn only_a_refusal_of_the_notice_itself_is_final() {
-        for status in [400, 401, 403, 404, 409, 410, 422] {
+        for status in [400, 404, 409, 410, 422] {
             assert!(is_final_refusal(status), "{status}");
         }
-        for status in [200, 301, 408, 429, 500, 502, 503] {
+        for status in [200, 301, 401, 403, 408, 429, 500, 502, 503] {
             assert!(!is_final_refusal(status), "{status}");
         }
     }
