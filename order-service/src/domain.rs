@@ -475,11 +475,11 @@ impl NewOrder {
         })
     }
 
-    /// Who the order is for, as a promo code's per-customer limit counts: their email,
-    /// else their user id.
+    /// Who the order is for, as a promo code's per-customer limit counts: their normalised
+    /// email ([`normalised_email`]), else their user id.
     pub fn customer_key(&self) -> String {
         match &self.customer {
-            Some(customer) => customer.email.to_ascii_lowercase(),
+            Some(customer) => normalised_email(&customer.email),
             None => format!("user:{}", self.user_id.as_str()),
         }
     }
@@ -495,9 +495,31 @@ impl NewOrder {
     }
 }
 
+/// One customer's email however it is typed: trimmed, in lower case, without a `+tag` in
+/// its local part (`Ada+promo@Example.com` is `ada@example.com`), so a per-customer limit
+/// counts the mailbox, not the spelling.
+pub fn normalised_email(email: &str) -> String {
+    let email = email.trim().to_lowercase();
+    match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            let local = local.split_once('+').map_or(local, |(mailbox, _)| mailbox);
+            format!("{local}@{domain}")
+        }
+        None => email,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_email_is_one_customer_however_it_is_typed() {
+        for typed in ["ada@example.com", " Ada@Example.COM ", "ada+promo@example.com", "ADA+2@example.com"] {
+            assert_eq!(normalised_email(typed), "ada@example.com", "{typed}");
+        }
+        assert_ne!(normalised_email("bob@example.com"), "ada@example.com");
+    }
     use OrderStatus::*;
     use service_kit::money::MAX_CENTS;
 

@@ -135,6 +135,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0007_refunds.sql",
     "0008_customers_and_shipping.sql",
     "0009_promo_codes.sql",
+    "0010_promo_limits_by_customer.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.

@@ -42,8 +42,8 @@ pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, Api
                 None => None,
             };
             let id = store::insert_order(tx, &reference, &order, &labels, correlation.as_deref())?;
-            if let Some((code, customer)) = redeemed {
-                store::insert_redemption(tx, id, &code, &customer)?;
+            if let Some((code, (customer, user))) = redeemed {
+                store::insert_redemption(tx, id, &code, (&customer, &user))?;
             }
             store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order not written"))
         })
@@ -66,17 +66,23 @@ fn redeem(
     tx: &rusqlite::Connection,
     order: &mut NewOrder,
     code: &str,
-) -> Result<(String, String), ApiError> {
+) -> Result<(String, (String, String)), ApiError> {
     let promo = store::get_promo(tx, code)?
         .ok_or_else(|| ApiError::Validation(format!("promo code {code} is unknown")))?;
+    if promo.max_per_customer.is_some() && order.customer.is_none() {
+        return Err(ApiError::Validation(format!(
+            "promo code {code} is limited per customer: the order needs the customer's email"
+        )));
+    }
     let customer = order.customer_key();
-    let redemptions = store::redemptions(tx, code, &customer)?;
+    let user = order.user_id.as_str().to_string();
+    let redemptions = store::redemptions(tx, code, (&customer, &user))?;
     let now = service_kit::clock::now_millis_text();
     if let Some(reason) = promo.refusal(&now, order.subtotal, redemptions) {
         return Err(ApiError::Validation(reason));
     }
     order.apply(&promo);
-    Ok((promo.code, customer))
+    Ok((promo.code, (customer, user)))
 }
 
 /// Checks that every line's price is the catalog's (one call for all the lines) and returns

@@ -638,12 +638,16 @@ pub fn disable_promo(conn: &Connection, code: &str) -> rusqlite::Result<bool> {
 }
 
 /// How often `code` is redeemed by orders not cancelled: in all, and by `customer`.
-pub fn redemptions(conn: &Connection, code: &str, customer: &str) -> rusqlite::Result<Redemptions> {
+pub fn redemptions(
+    conn: &Connection,
+    code: &str,
+    (customer, user_id): (&str, &str),
+) -> rusqlite::Result<Redemptions> {
     conn.prepare_cached(
-        "SELECT COUNT(*), COALESCE(SUM(customer = ?2), 0) FROM promo_redemptions
+        "SELECT COUNT(*), COALESCE(SUM(customer = ?2 OR user_id = ?3), 0) FROM promo_redemptions
          WHERE code = ?1 AND released_at IS NULL",
     )?
-    .query_row(params![code, customer], |row| {
+    .query_row(params![code, customer, user_id], |row| {
         Ok(Redemptions {
             total: row.get(0)?,
             by_customer: row.get(1)?,
@@ -656,11 +660,11 @@ pub fn insert_redemption(
     conn: &Connection,
     order_id: Id,
     code: &str,
-    customer: &str,
+    (customer, user_id): (&str, &str),
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO promo_redemptions (order_id, code, customer) VALUES (?1, ?2, ?3)",
+        "INSERT INTO promo_redemptions (order_id, code, customer, user_id) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![order_id.get(), code, customer])?;
+    .execute(params![order_id.get(), code, customer, user_id])?;
     Ok(())
 }

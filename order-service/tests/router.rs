@@ -867,6 +867,56 @@ async fn place_with_code(app: &Router, user: &str, code: &str) -> (StatusCode, V
     place(app, user, &body).await
 }
 
+async fn place_with_code_for(
+    app: &Router,
+    user: &str,
+    code: &str,
+    email: &str,
+) -> (StatusCode, Value) {
+    let body = format!(
+        r#"{{"items":[{{"product_id":2,"quantity":2,"price":29.99}}],"promo_code":"{code}","customer":{{"email":"{email}"}}}}"#
+    );
+    place(app, user, &body).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_per_customer_limit_counts_the_customer_not_how_the_email_is_spelled() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (status, answer) = create_promo(
+        &app,
+        r#"{"code":"ONEEACH","percent_off":10,"max_per_customer":1}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (status, first) = place_with_code_for(&app, "vic", "ONEEACH", "vic@example.com").await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let before = order_count(&app).await;
+    // The same user id under other emails, the same mailbox spelled otherwise, and no email.
+    for (user, email) in [
+        ("vic", "victoria@example.com"),
+        ("vic", "other@example.org"),
+        ("vic2", "VIC@Example.com"),
+        ("vic3", "vic+again@example.com"),
+        ("vic4", " vic@example.com"),
+    ] {
+        let (status, answer) = place_with_code_for(&app, user, "ONEEACH", email).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{user} {email}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("one customer"), "{message}");
+        assert!(!message.contains('@'), "the email is never repeated: {message}");
+    }
+    let (status, answer) = place_with_code(&app, "vic", "ONEEACH").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("customer's email"));
+    assert_eq!(order_count(&app).await, before, "no order was placed");
+    let (_, code) = send(&app, Call::new("GET", "/promo-codes/ONEEACH")).await;
+    assert_eq!(code["redeemed"], 1, "{code}");
+    // Another customer is another customer.
+    let (status, _) = place_with_code_for(&app, "ann", "ONEEACH", "ann@example.com").await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_promo_code_takes_its_discount_off_and_shows_subtotal_discount_and_total() {
     let catalog = FakeCatalog::start().await;
@@ -941,7 +991,7 @@ async fn a_code_that_does_not_apply_is_a_422_saying_why_and_places_nothing() {
         StatusCode::CREATED
     );
     assert_eq!(
-        place_with_code(&app, "amy", "MINE").await.0,
+        place_with_code_for(&app, "amy", "MINE", "amy@example.com").await.0,
         StatusCode::CREATED
     );
     let before = order_count(&app).await;
@@ -951,7 +1001,7 @@ async fn a_code_that_does_not_apply_is_a_422_saying_why_and_places_nothing() {
         ("LATER", "u", "not valid yet"),
         ("BIG", "u", "at least 100.00"),
         ("ONCE", "u", "used up"),
-        ("MINE", "amy", "one customer"),
+        ("MINE", "amy", "customer's email"),
         ("GONE", "u", "withdrawn"),
         ("no spaces", "u", "promo_code"),
     ] {
