@@ -621,7 +621,7 @@ impl<'a> Saga<'a> {
 
     /// Undo of the order step: cancel it. A 409 means it is no longer PENDING: the order
     /// service's status then says whether it was paid.
-    async fn cancel_order(&mut self, failed_at: Step, reason: &str) -> Option<Undo> {
+    async fn cancel_order(&mut self, reason: &str) -> Option<Undo> {
         let order_id = self.co.order_id?;
         let problem = match self.state.orders.cancel(order_id, reason).await {
             Outcome::Done(_) => None,
@@ -645,14 +645,9 @@ impl<'a> Saga<'a> {
                 self.co.log(Step::Order, StepState::Undone, Some(detail));
                 None
             }
-            // Once the payment step was reached, an order left PENDING could still be paid.
-            Some(detail) if failed_at >= Step::Pay => Some(Undo::Unsettled(detail)),
-            // Before it nothing can be charged: a PENDING order is harmless.
-            Some(detail) => {
-                self.co
-                    .log(Step::Order, StepState::UndoFailed, Some(detail));
-                None
-            }
+            // An order left PENDING holds its stock (and, once the payment step was reached,
+            // could still be paid): the checkout stays running until the cancel is heard.
+            Some(detail) => Some(Undo::Unsettled(detail)),
         }
     }
 
@@ -674,7 +669,7 @@ impl<'a> Saga<'a> {
 
     /// Undoes the steps before `failed_at`, in reverse.
     async fn undo(&mut self, failed_at: Step, reason: &str) -> Undo {
-        if let Some(found) = self.cancel_order(failed_at, reason).await {
+        if let Some(found) = self.cancel_order(reason).await {
             return found;
         }
         if failed_at >= Step::Reserve && self.co.order_id.is_some() {

@@ -281,6 +281,8 @@ pub struct Reservation {
 pub struct ReservationLine {
     pub product_id: i64,
     pub quantity: i64,
+    /// How many of its units came back (by returns) and are on sale again.
+    pub returned: i64,
 }
 
 impl Reservation {

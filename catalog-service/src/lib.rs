@@ -92,6 +92,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0006_stock_movements.sql",
     "0007_product_details.sql",
     "0008_reserved_counter.sql",
+    "0009_returns_by_line.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -122,6 +123,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .routes(admin(routes!(reservations_commit)))
         .routes(admin(routes!(reservations_release)))
         .routes(admin(routes!(reservations_return)))
+        .routes(admin(routes!(reservations_return_lines)))
         .with_state(state.clone());
     ServiceBuilder::new(SERVICE, state.db, migrations, api).build(keys)
 }

@@ -3,6 +3,7 @@
 //! and the expiry sweep call these, never the store directly.
 
 use crate::domain::{LineIn, Reservation, ReservationStatus, Transition, merge_lines, transition};
+use shop_contracts::catalog::{ReturnLines, ReturnedLine};
 use crate::store::{self, Shortage};
 use serde_json::json;
 use service_kit::ApiError;
@@ -133,10 +134,10 @@ fn settled_payload(reservation: &Reservation, reason: Option<&str>) -> serde_jso
     })
 }
 
-/// Puts the units of sold reservation `reference` back on sale (`stock.returned`): its
-/// order was cancelled after it was paid, or the goods came back. It becomes `released`
-/// with the reason; returning it again is a no-op; one still only reserved is a 409
-/// (release it instead).
+/// Puts the units of sold reservation `reference` that have not come back yet on sale
+/// (`stock.returned`): its order was cancelled after it was paid. It becomes `released`
+/// with the reason; units an earlier return by line put back are not put back again;
+/// returning it again is a no-op; one still only reserved is a 409 (release it instead).
 pub async fn return_units(
     db: &Db,
     reference: Reference,
@@ -148,13 +149,21 @@ pub async fn return_units(
         match current.status {
             ReservationStatus::Committed => {
                 let reason = reason.unwrap_or_else(|| "returned".to_string());
-                store::settle_reservation(
-                    tx,
-                    &reference,
-                    ReservationStatus::Released,
-                    Some(&reason),
-                )?;
-                store::mark_returned(tx, &reference)?;
+                let rest = format!("{reference}:rest");
+                for line in &current.lines {
+                    let left = line.quantity - line.returned;
+                    if left > 0 {
+                        let keys = (rest.as_str(), &reference);
+                        store::insert_stock_return(
+                            tx,
+                            keys,
+                            (line.product_id, left),
+                            &reason,
+                            correlation.as_deref(),
+                        )?;
+                    }
+                }
+                store::close_returned(tx, &reference, &reason)?;
                 let payload = settled_payload(&current, Some(&reason));
                 events::record(tx, "stock.returned", correlation.as_deref(), &payload)?;
             }
@@ -165,6 +174,103 @@ pub async fn return_units(
                 )));
             }
         }
+        store::get_reservation(tx, &reference)?
+            .ok_or_else(|| ApiError::internal("reservation vanished"))
+    })
+    .await
+}
+
+/// What a return by line may put back, decided from the reservation and the lines asked
+/// for alone: each line must be one the reservation sold, for no more units than were sold
+/// and have not come back yet. `Ok` holds the lines, one per product.
+pub fn returnable(
+    reservation: &Reservation,
+    asked: &[ReturnedLine],
+) -> Result<Vec<(i64, i64)>, ApiError> {
+    let lines = merge_lines(
+        asked
+            .iter()
+            .map(|l| LineIn {
+                product_id: l.product_id,
+                quantity: l.quantity,
+            })
+            .collect(),
+    )?;
+    let reference = &reservation.reference;
+    if reservation.status != ReservationStatus::Committed {
+        return Err(ApiError::Conflict(format!(
+            "reservation {reference} is {}: only sold units can come back",
+            reservation.status.as_str()
+        )));
+    }
+    lines
+        .into_iter()
+        .map(|(product, quantity)| {
+            let Some(sold) = reservation.lines.iter().find(|l| l.product_id == product.get())
+            else {
+                return Err(ApiError::Validation(format!(
+                    "product {product} was not sold under reservation {reference}"
+                )));
+            };
+            let left = sold.quantity - sold.returned;
+            if quantity > left {
+                return Err(ApiError::Conflict(format!(
+                    "{quantity} units of product {product} cannot come back: {} were sold under \
+                     {reference} and {} came back already",
+                    sold.quantity, sold.returned
+                )));
+            }
+            Ok((product.get(), quantity))
+        })
+        .collect()
+}
+
+/// Puts the units of `returned` back on sale under sold reservation `reference`
+/// (`stock.returned`, with the return's ref and lines). The reservation stays committed:
+/// the rest of its units are still sold. Recording the same return again changes nothing;
+/// its ref with other lines, or for another reservation, is a 409.
+pub async fn return_lines(
+    db: &Db,
+    reference: Reference,
+    returned: ReturnLines,
+) -> Result<Reservation, ApiError> {
+    let return_ref = Reference::parse(&returned.return_ref, "return_ref")?;
+    let reason = service_kit::domain::short_text("reason", &returned.reason, 500)?;
+    let correlation = correlation_id();
+    db.write(move |tx| {
+        let current = existing(tx, &reference)?;
+        let recorded = store::lines_returned_under(tx, return_ref.as_str())?;
+        if !recorded.is_empty() {
+            // Recorded already: the same lines again are a no-op.
+            let asked = merge_lines(
+                returned
+                    .lines
+                    .iter()
+                    .map(|l| LineIn { product_id: l.product_id, quantity: l.quantity })
+                    .collect(),
+            )?;
+            let same = recorded.len() == asked.len()
+                && recorded.iter().zip(&asked).all(|((r, p, q), (ap, aq))| {
+                    r == reference.as_str() && *p == ap.get() && q == aq
+                });
+            if !same {
+                return Err(ApiError::Conflict(format!(
+                    "return {return_ref} was recorded for other lines"
+                )));
+            }
+            return Ok(current);
+        }
+        let lines = returnable(&current, &returned.lines)?;
+        for (product, quantity) in &lines {
+            let keys = (return_ref.as_str(), &reference);
+            store::insert_stock_return(tx, keys, (*product, *quantity), &reason, correlation.as_deref())?;
+        }
+        let payload = json!({
+            "reference": reference.as_str(), "order_id": current.order_id,
+            "return_ref": return_ref.as_str(), "reason": reason,
+            "lines": lines.iter().map(|(p, q)| json!({"product_id": p, "quantity": q})).collect::<Vec<_>>(),
+        });
+        events::record(tx, "stock.returned", correlation.as_deref(), &payload)?;
         store::get_reservation(tx, &reference)?
             .ok_or_else(|| ApiError::internal("reservation vanished"))
     })

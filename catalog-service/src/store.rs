@@ -383,31 +383,75 @@ pub fn get_reservation(
     };
     reservation.lines = conn
         .prepare_cached(
-            "SELECT product_id, quantity FROM reservation_lines WHERE reference = ?1
-             ORDER BY product_id",
+            "SELECT l.product_id, l.quantity,
+                    COALESCE((SELECT SUM(s.quantity) FROM stock_returns s
+                              WHERE s.reference = l.reference AND s.product_id = l.product_id), 0)
+             FROM reservation_lines l WHERE l.reference = ?1
+             ORDER BY l.product_id",
         )?
         .query_map(params![reference.as_str()], |row| {
             Ok(ReservationLine {
                 product_id: row.get(0)?,
                 quantity: row.get(1)?,
+                returned: row.get(2)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Some(reservation))
 }
 
-/// Marks a sold reservation's units as returned (it is being released).
-pub fn mark_returned(conn: &Connection, reference: &Reference) -> rusqlite::Result<()> {
+/// The lines recorded under return `return_ref` (of any reservation), by product.
+pub fn lines_returned_under(
+    conn: &Connection,
+    return_ref: &str,
+) -> rusqlite::Result<Vec<(String, i64, i64)>> {
     conn.prepare_cached(
-        "UPDATE reservations SET returned_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        "SELECT reference, product_id, quantity FROM stock_returns WHERE return_ref = ?1
+         ORDER BY product_id",
+    )?
+    .query_map(params![return_ref], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+    .collect()
+}
+
+/// Records that `quantity` units of `product_id` sold under `reference` came back with
+/// return `return_ref`, and puts them back on sale.
+pub fn insert_stock_return(
+    conn: &Connection,
+    (return_ref, reference): (&str, &Reference),
+    (product_id, quantity): (i64, i64),
+    reason: &str,
+    correlation_id: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO stock_returns (return_ref, reference, product_id, quantity, reason,
+                                    correlation_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![return_ref, reference.as_str(), product_id, quantity, reason, correlation_id])?;
+    conn.prepare_cached(
+        "UPDATE products SET stock = stock + ?2,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         WHERE id = ?1",
+    )?
+    .execute(params![product_id, quantity])?;
+    Ok(())
+}
+
+/// Closes sold reservation `reference` as `released` with `reason` once all its units are
+/// back (the caller put them back on sale by [`insert_stock_return`]).
+pub fn close_returned(conn: &Connection, reference: &Reference, reason: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE reservations SET status = 'released', reason = ?2,
+             returned_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
          WHERE reference = ?1",
     )?
-    .execute(params![reference.as_str()])?;
+    .execute(params![reference.as_str(), reason])?;
     Ok(())
 }
 
 /// Per product on sale: units on sale, held by open reservations, sold (reservations
-/// committed, returned ones included), returned, and the ledger's sum.
+/// committed, returned ones included), returned (by line), and the ledger's sum.
 pub fn stock_audit(conn: &Connection) -> rusqlite::Result<Vec<AuditRow>> {
     conn.prepare_cached(
         "SELECT p.id, p.name, p.stock,
@@ -418,9 +462,7 @@ pub fn stock_audit(conn: &Connection) -> rusqlite::Result<Vec<AuditRow>> {
                          JOIN reservations r ON r.reference = l.reference
                        WHERE l.product_id = p.id
                          AND (r.status = 'committed' OR r.returned_at IS NOT NULL)), 0),
-             COALESCE((SELECT SUM(l.quantity) FROM reservation_lines l
-                         JOIN reservations r ON r.reference = l.reference
-                       WHERE l.product_id = p.id AND r.returned_at IS NOT NULL), 0),
+             COALESCE((SELECT SUM(s.quantity) FROM stock_returns s WHERE s.product_id = p.id), 0),
              COALESCE((SELECT SUM(m.delta) FROM stock_movements m WHERE m.product_id = p.id), 0)
          FROM products p WHERE p.deleted_at IS NULL ORDER BY p.id",
     )?

@@ -136,6 +136,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0008_customers_and_shipping.sql",
     "0009_promo_codes.sql",
     "0010_promo_limits_by_customer.sql",
+    "0011_orders_by_placement_key.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.

@@ -27,13 +27,33 @@ use std::collections::BTreeMap;
 /// the order is accepted unverified with its stock pending, for the stock keeper. The order
 /// is written before the stock is asked for, so a crash in between leaves a pending order
 /// the keeper finishes, never units held for no order.
-pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, ApiError> {
+///
+/// `placed_under` is the client's Idempotency-Key (hashed) and is written with the order: a
+/// retry that finds an order under it (its stored answer lost to a crash) answers with that
+/// order again instead of placing a second one.
+pub async fn place_order(
+    state: &AppState,
+    order: NewOrder,
+    placed_under: Option<String>,
+) -> Result<Order, ApiError> {
+    if let Some(key) = placed_under.clone() {
+        let found = state
+            .db
+            .read(move |conn| Ok(store::order_placed_under(conn, &key)?))
+            .await?;
+        if let Some(id) = found {
+            return placed_before(state, id).await;
+        }
+    }
     let labels = check_against_catalog(&state.catalog, &order).await?;
     let correlation = correlation_id();
     let reference = service_kit::domain::new_reference();
     let placed = state
         .db
         .write(move |tx| {
+            if let Some(id) = placed_under.as_deref().map(|key| store::order_placed_under(tx, key)).transpose()?.flatten() {
+                return Ok(Err(id));
+            }
             let mut order = order;
             // Checked, counted and written in the order's own transaction: writes take
             // turns, so no two orders can both take a code's last redemption.
@@ -41,13 +61,20 @@ pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, Api
                 Some(code) => Some(redeem(tx, &mut order, &code)?),
                 None => None,
             };
-            let id = store::insert_order(tx, &reference, &order, &labels, correlation.as_deref())?;
+            let keys = (reference.as_str(), placed_under.as_deref());
+            let id = store::insert_order(tx, keys, &order, &labels, correlation.as_deref())?;
             if let Some((code, (customer, user))) = redeemed {
                 store::insert_redemption(tx, id, &code, (&customer, &user))?;
             }
-            store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order not written"))
+            let placed =
+                store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order not written"))?;
+            Ok(Ok(placed))
         })
         .await?;
+    let placed = match placed {
+        Ok(placed) => placed,
+        Err(id) => return placed_before(state, id).await,
+    };
     let id = Id::from_db(placed.id);
     if let Settled::Short(refusal) = stock::settle_order(state, placed).await? {
         let message = format!("order {id} cancelled: {}", refusal.message);
@@ -58,6 +85,26 @@ pub async fn place_order(state: &AppState, order: NewOrder) -> Result<Order, Api
         });
     }
     state.order(id).await
+}
+
+/// The answer for a retry that found order `id` placed under its key: the order, its stock
+/// brought in line first, or the 409 it was cancelled with for want of stock.
+async fn placed_before(state: &AppState, id: Id) -> Result<Order, ApiError> {
+    tracing::info!(order = %id, "a retry found the order placed under its Idempotency-Key");
+    let order = state.order(id).await?;
+    let order = match stock::settle_order(state, order.clone()).await? {
+        Settled::Settled(now) if now != order.stock => state.order(id).await?,
+        _ => order,
+    };
+    if order.status == OrderStatus::Cancelled {
+        let reason = order
+            .status_history
+            .last()
+            .and_then(|entry| entry.reason.clone())
+            .unwrap_or_else(|| "cancelled".into());
+        return Err(ApiError::Conflict(format!("order {id} cancelled: {reason}")));
+    }
+    Ok(order)
 }
 
 /// Applies promo code `code` to `order` if it applies now (a 422 saying why not); returns the

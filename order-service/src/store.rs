@@ -13,9 +13,17 @@ use service_kit::money::Cents;
 
 /// Writes a new PENDING order under `reference`, its stock `pending`, with its lines,
 /// first history entry and `order.created` event; returns its id.
+/// The order placed under the client's Idempotency-Key `placed_under` (see
+/// [`service_kit::idempotency::owned_key`]), if any.
+pub fn order_placed_under(conn: &Connection, placed_under: &str) -> rusqlite::Result<Option<Id>> {
+    conn.prepare_cached("SELECT id FROM orders WHERE placed_under = ?1")?
+        .query_row(params![placed_under], |row| row.get(0).map(Id::from_db))
+        .optional()
+}
+
 pub fn insert_order(
     conn: &Connection,
-    reference: &str,
+    (reference, placed_under): (&str, Option<&str>),
     order: &NewOrder,
     labels: &ProductLabels,
     correlation_id: Option<&str>,
@@ -28,8 +36,8 @@ pub fn insert_order(
     conn.prepare_cached(
         "INSERT INTO orders (ref, user_id, total_cents, status, stock, catalog_verified,
                              correlation_id, customer_email, customer_name, shipping_address,
-                             subtotal_cents, discount_cents, promo_code)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                             subtotal_cents, discount_cents, promo_code, placed_under)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         reference,
@@ -45,6 +53,7 @@ pub fn insert_order(
         order.subtotal.get(),
         order.discount.get(),
         order.promo_code,
+        placed_under,
     ])?;
     let id = Id::from_db(conn.last_insert_rowid());
     let mut insert_line = conn.prepare_cached(

@@ -505,7 +505,8 @@ async fn a_key_whose_request_was_cut_off_by_a_crash_is_freed_by_its_lease_or_at_
             .json(GUIDE_ORDER)
             .header("Idempotency-Key", "k-crash")
     };
-    assert_eq!(send(&app, call()).await.0, StatusCode::CREATED);
+    let (status, first) = send(&app, call()).await;
+    assert_eq!(status, StatusCode::CREATED);
     // The same file, as the next process would open it.
     let db = Db::open(
         &dir.path().join("orders.db"),
@@ -530,17 +531,27 @@ async fn a_key_whose_request_was_cut_off_by_a_crash_is_freed_by_its_lease_or_at_
         }
     };
     cut_off(0).await;
-    let (status, _) = send(&app, call()).await;
+    let (status, answer) = send(&app, call()).await;
     assert_eq!(
         status,
         StatusCode::CONFLICT,
         "a request with the key may still be running"
     );
+    assert_eq!(
+        answer["error"]["code"], "request_in_flight",
+        "not a no: the first request may yet succeed"
+    );
     let lease = service_kit::clock::millis(idempotency::IN_FLIGHT_LEASE);
     cut_off(lease + 1_000).await;
-    let (status, headers, _) = send_raw(&app, call()).await;
+    let (status, headers, again) = send_raw(&app, call()).await;
     assert_eq!(status, StatusCode::CREATED, "past the lease the retry runs");
     assert!(headers.get("idempotent-replayed").is_none());
+    let again: Value = serde_json::from_slice(&again).unwrap();
+    assert_eq!(
+        (again["id"].clone(), again["ref"].clone()),
+        (first["id"].clone(), first["ref"].clone()),
+        "the retry finds the order placed under its key, never places a second"
+    );
     cut_off(0).await;
     assert_eq!(idempotency::free_abandoned_keys(&db).await.unwrap(), 1);
     let (status, headers, _) = send_raw(&app, call()).await;
@@ -550,6 +561,7 @@ async fn a_key_whose_request_was_cut_off_by_a_crash_is_freed_by_its_lease_or_at_
         "freed at start-up, the retry runs at once"
     );
     assert!(headers.get("idempotent-replayed").is_none());
+    assert_eq!(order_count(&app).await, 1, "one order for one key, through every retry");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -35,6 +35,10 @@ pub enum ApiError {
     /// 409: the request conflicts with the resource's current state.
     #[error("{0}")]
     Conflict(String),
+    /// 409 `request_in_flight`: the first request with this Idempotency-Key is still
+    /// running; its outcome is not known yet (unlike a [`ApiError::Conflict`], not a no).
+    #[error("{0}")]
+    InFlight(String),
     /// 412: the request's `If-Match` names a version of the resource that is no longer the
     /// current one (someone changed it since it was read).
     #[error("{0}")]
@@ -97,6 +101,7 @@ impl ApiError {
             ApiError::Declined { code, .. } => (StatusCode::PAYMENT_REQUIRED, *code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::InFlight(_) => (StatusCode::CONFLICT, crate::idempotency::IN_FLIGHT_CODE),
             ApiError::PreconditionFailed(_) => {
                 (StatusCode::PRECONDITION_FAILED, "precondition_failed")
             }

@@ -65,6 +65,30 @@ pub async fn free_abandoned_keys(db: &Db) -> Result<usize, ApiError> {
     Ok(freed)
 }
 
+/// The `code` of the 409 that answers a request whose key is still being processed: the
+/// first request may yet succeed, so a client must not take it for a refusal.
+pub const IN_FLIGHT_CODE: &str = "request_in_flight";
+
+/// The request's `Idempotency-Key` as the client who sent it owns it: a hash of their API
+/// key's scope and the key, the same for every retry of theirs and never the same for
+/// another client's equal key. A handler stores it with what it creates, in the same
+/// transaction, so a retry after a crash (which frees the key) finds what the first
+/// attempt made. `None` without a usable key.
+pub fn owned_key(headers: &axum::http::HeaderMap) -> Option<String> {
+    let key = headers.get(KEY_HEADER)?.to_str().ok()?.trim();
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return None;
+    }
+    let api_key = headers
+        .get(API_KEY_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    let scope = Sha256::digest([b"idempotency-scope:".as_slice(), api_key].concat());
+    Some(hex(&Sha256::digest(
+        [scope.as_slice(), b"\n", key.as_bytes()].concat(),
+    )))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -218,8 +242,8 @@ pub async fn idempotent(
         Decision::Mismatch => Err(ApiError::Validation(
             "Idempotency-Key was already used for a different request".into(),
         )),
-        Decision::InFlight => Err(ApiError::Conflict(
-            "a request with this Idempotency-Key is still being processed".into(),
+        Decision::InFlight => Err(ApiError::InFlight(
+            "a request with this Idempotency-Key is still being processed; ask again later".into(),
         )),
         Decision::Replay {
             status,

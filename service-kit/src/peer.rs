@@ -235,6 +235,11 @@ impl PeerClient {
             },
             Ok(answer) if (400..500).contains(&answer.status) => {
                 let (code, message) = answer.error();
+                if code == crate::idempotency::IN_FLIGHT_CODE {
+                    // Our earlier request under this key is still running there: it may
+                    // yet act, so this is no refusal.
+                    return Outcome::Unknown(format!("{}: {message}", self.inner.name));
+                }
                 Outcome::Refused(Refusal {
                     status: Some(answer.status),
                     code,
@@ -383,6 +388,13 @@ mod tests {
             )
             .route("/fail", post(|| async { StatusCode::BAD_GATEWAY }))
             .route(
+                "/in-flight",
+                post(|| async {
+                    let body = json!({"error": {"code": crate::idempotency::IN_FLIGHT_CODE, "message": "still running"}});
+                    (StatusCode::CONFLICT, axum::Json(body))
+                }),
+            )
+            .route(
                 "/slow",
                 post(|| async {
                     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -417,7 +429,8 @@ mod tests {
             Outcome::Refused(r) => assert!(r.is(404), "{r:?}"),
             other => panic!("{other:?}"),
         }
-        for maybe_acted in ["/garbage", "/fail", "/slow"] {
+        // A key still in flight there is not a no: that first request may yet act.
+        for maybe_acted in ["/garbage", "/fail", "/slow", "/in-flight"] {
             let got = outcome(&peer, maybe_acted).await;
             assert!(matches!(got, Outcome::Unknown(_)), "{maybe_acted}: {got:?}");
         }

@@ -68,6 +68,34 @@ pub struct ReleaseRequest<'a> {
     pub reason: &'a str,
 }
 
+/// The body of `POST /reservations/{reference}/returns`: units of a sold reservation that
+/// came back in sellable condition, by line, to go back on sale. Both ends read this type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnLines {
+    /// The return's own globally unique key (an order return's `ref`): recording it again
+    /// changes nothing.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub return_ref: String,
+    /// 1 to 100 lines; each at most what was sold under the reservation and not yet back.
+    #[schema(min_items = 1, max_items = 100)]
+    pub lines: Vec<ReturnedLine>,
+    /// Why they came back, kept with the return (1 to 500 characters).
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
+}
+
+/// One product of a return and how many of its units go back on sale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnedLine {
+    #[schema(minimum = 1)]
+    pub product_id: i64,
+    /// 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
+    pub quantity: i64,
+}
+
 /// Typed access to catalog-service.
 #[derive(Debug, Clone)]
 pub struct CatalogClient {
@@ -168,6 +196,22 @@ impl CatalogClient {
             .post(
                 format!("/reservations/{reference}/return"),
                 &ReleaseRequest { reason },
+                Vec::new(),
+            )
+            .await
+    }
+
+    /// `POST /reservations/{reference}/returns`: the units of `returned` (some lines of a
+    /// sold reservation, in sellable condition) go back on sale, once per return.
+    pub async fn return_lines(
+        &self,
+        reference: &str,
+        returned: &ReturnLines,
+    ) -> Outcome<ReservationView> {
+        self.peer
+            .post(
+                format!("/reservations/{reference}/returns"),
+                returned,
                 Vec::new(),
             )
             .await

@@ -671,7 +671,12 @@ fn sigkill_of_each_service_during_checkouts_leaves_both_ledgers_balanced_after_r
         let audited = audit
             .as_array()
             .is_some_and(|rows| rows.iter().all(|r| r["balanced"] == true));
+        // Every order here comes from a checkout: once all are settled, a PENDING one would
+        // be a failed checkout's order still holding its stock.
+        let (_, pending_orders) =
+            client.get(&format!("{}/orders?status=PENDING", shop.order.url()));
         let balanced = !running
+            && pending_orders.as_array().is_some_and(Vec::is_empty)
             && !unsettled
             && pending.as_array().is_some_and(Vec::is_empty)
             && stats["reconciliation"]["status"] == "matched"
@@ -691,6 +696,7 @@ fn sigkill_of_each_service_during_checkouts_leaves_both_ledgers_balanced_after_r
         assert!(
             Instant::now() < deadline,
             "not settled: running {running}, unsettled stock {unsettled}, pending {pending}, \
+             pending orders {pending_orders}, \
              stats {stats}, units taken {taken} vs held by orders {held}, audit {audit}"
         );
         std::thread::sleep(Duration::from_millis(250));

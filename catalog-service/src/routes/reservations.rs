@@ -15,6 +15,7 @@ use service_kit::domain::{Id, Reference};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path};
 use service_kit::openapi::ProtectedErrors;
+use shop_contracts::catalog::ReturnLines;
 
 /// A reservation as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -38,6 +39,8 @@ pub struct ReservationOut {
 pub struct ReservationLineOut {
     pub product_id: i64,
     pub quantity: i64,
+    /// How many of its units came back and are on sale again.
+    pub returned: i64,
 }
 
 impl From<Reservation> for ReservationOut {
@@ -52,6 +55,7 @@ impl From<Reservation> for ReservationOut {
                 .map(|l| ReservationLineOut {
                     product_id: l.product_id,
                     quantity: l.quantity,
+                    returned: l.returned,
                 })
                 .collect(),
             reason: r.reason,
@@ -244,5 +248,35 @@ pub async fn reservations_return(
     let reference = Reference::parse(&reference, "reference")?;
     let reason = reason_of(&body)?;
     let returned = stock::return_units(&state.db, reference, reason).await?;
+    Ok(Json(returned.into()))
+}
+
+/// Puts some units of a sold reservation back on sale, by line: those a return received
+/// in sellable condition. The reservation stays committed (its other units are still sold);
+/// the same return again changes nothing.
+#[utoipa::path(
+    post,
+    path = "/reservations/{reference}/returns",
+    params(("reference" = String, Path, description = "The reservation's reference (an order's ref, or its id)")),
+    request_body = ReturnLines,
+    responses(
+        (status = 200, description = "The reservation as it is now, each line with the units returned", body = ReservationOut),
+        (status = 400, description = "Malformed path or body, or an unknown field", body = ErrorBody),
+        (status = 404, description = "No reservation under the reference", body = ErrorBody),
+        (status = 409, description = "Not sold (reserved or released), more units than were sold and are not back yet, or the return's ref recorded for other lines", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Not a reference, a product the reservation did not sell, or an invalid line or reason", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn reservations_return_lines(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Json(body): Json<ReturnLines>,
+) -> Result<Json<ReservationOut>, ApiError> {
+    let reference = Reference::parse(&reference, "reference")?;
+    let returned = stock::return_lines(&state.db, reference, body).await?;
     Ok(Json(returned.into()))
 }

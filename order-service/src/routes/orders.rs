@@ -357,11 +357,13 @@ pub struct MismatchOut {
 pub async fn orders_create(
     State(state): State<AppState>,
     Query(params): Query<CreateParams>,
+    headers: axum::http::HeaderMap,
     Json(body): Json<OrderBody>,
 ) -> Result<(StatusCode, Json<OrderOut>), ApiError> {
     let user = UserId::parse(&params.user_id)?;
     let order = NewOrder::from_body(user, body)?;
-    let placed = lifecycle::place_order(&state, order).await?;
+    let placed_under = service_kit::idempotency::owned_key(&headers);
+    let placed = lifecycle::place_order(&state, order, placed_under).await?;
     Ok((StatusCode::CREATED, Json(placed.into())))
 }
 
