@@ -20,11 +20,11 @@ use service_kit::ApiError;
 use service_kit::domain::{Id, Quantity, UserId};
 use service_kit::money::Cents;
 use service_kit::peer::{Outcome, Refusal};
-use shop_contracts::{OrderStatus, PaymentStatus};
 use shop_contracts::card::CardIn;
 use shop_contracts::catalog::ReservationLine;
 use shop_contracts::customer::{Customer, ShippingAddress};
 use shop_contracts::orders::{NewOrderLine, PlaceOrder};
+use shop_contracts::{OrderStatus, PaymentStatus};
 use std::time::Duration;
 
 /// Why a checkout failed, in the terms the client is told.
@@ -569,7 +569,9 @@ impl<'a> Saga<'a> {
                 "payment taken; order {order_id} is {status} until its payment webhook arrives"
             )),
             Ok(None) => Some(format!("payment taken; order {order_id} not found yet")),
-            Err(err) => Some(format!("payment taken; the order service did not say: {err}")),
+            Err(err) => Some(format!(
+                "payment taken; the order service did not say: {err}"
+            )),
         };
         if let Some(detail) = waiting {
             tracing::warn!(checkout = self.co.id, %detail, "checkout waits for its order to be paid");

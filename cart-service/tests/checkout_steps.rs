@@ -309,8 +309,16 @@ async fn a_captured_payment_whose_order_is_not_paid_yet_is_a_202_never_completed
     let (status, body) = shop.checkout().await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["status"], "running", "{body}");
-    assert_eq!(shop.fake.called("commit"), 0, "nothing committed for an unpaid order");
-    assert_eq!(shop.cart_units().await, 1, "the cart is kept until the order is paid");
+    assert_eq!(
+        shop.fake.called("commit"),
+        0,
+        "nothing committed for an unpaid order"
+    );
+    assert_eq!(
+        shop.cart_units().await,
+        1,
+        "the cart is kept until the order is paid"
+    );
     // Still unpaid at the next recovery pass: still finishing.
     assert_eq!(shop.recover().await, 1);
     assert_eq!(shop.fake.called("commit"), 0);
@@ -319,7 +327,11 @@ async fn a_captured_payment_whose_order_is_not_paid_yet_is_a_202_never_completed
     assert_eq!(shop.recover().await, 1);
     assert_eq!(shop.fake.called("commit"), 1);
     assert_eq!(shop.cart_units().await, 0);
-    assert_eq!(shop.fake.called("order_cancel"), 0, "a paid order is never undone");
+    assert_eq!(
+        shop.fake.called("order_cancel"),
+        0,
+        "a paid order is never undone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

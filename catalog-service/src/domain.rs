@@ -164,8 +164,16 @@ pub const MAX_IMAGE_PIXELS: u64 = 40_000_000;
 /// header is cut short or says nothing readable.
 pub fn image_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
     let be32 = |at: usize| Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
-    let be16 = |at: usize| Some(u32::from(u16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?)));
-    let le16 = |at: usize| Some(u32::from(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?)));
+    let be16 = |at: usize| {
+        Some(u32::from(u16::from_be_bytes(
+            bytes.get(at..at + 2)?.try_into().ok()?,
+        )))
+    };
+    let le16 = |at: usize| {
+        Some(u32::from(u16::from_le_bytes(
+            bytes.get(at..at + 2)?.try_into().ok()?,
+        )))
+    };
     let le24 = |at: usize| {
         let b = bytes.get(at..at + 3)?;
         Some(u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16)
@@ -393,7 +401,10 @@ mod image_tests {
         let bomb = image_refusal(&png(60_000, 60_000)).unwrap();
         assert!(bomb.contains("60000×60000"), "{bomb}");
         assert!(image_refusal(&png(0, 10)).is_some());
-        assert!(image_refusal(&[0xFF, 0xD8, 0xFF, 0xD9]).is_some(), "no frame");
+        assert!(
+            image_refusal(&[0xFF, 0xD8, 0xFF, 0xD9]).is_some(),
+            "no frame"
+        );
         for not_an_image in [
             &b""[..],
             b"GIF89a",

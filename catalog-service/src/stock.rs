@@ -3,7 +3,6 @@
 //! and the expiry sweep call these, never the store directly.
 
 use crate::domain::{LineIn, Reservation, ReservationStatus, Transition, merge_lines, transition};
-use shop_contracts::catalog::{ReturnLines, ReturnedLine};
 use crate::store::{self, Shortage};
 use serde_json::json;
 use service_kit::ApiError;
@@ -11,6 +10,7 @@ use service_kit::db::Db;
 use service_kit::domain::{Id, Reference};
 use service_kit::events;
 use service_kit::http::correlation_id;
+use shop_contracts::catalog::{ReturnLines, ReturnedLine};
 use std::time::Duration;
 
 /// What reserving for an order did.
@@ -206,7 +206,10 @@ pub fn returnable(
     lines
         .into_iter()
         .map(|(product, quantity)| {
-            let Some(sold) = reservation.lines.iter().find(|l| l.product_id == product.get())
+            let Some(sold) = reservation
+                .lines
+                .iter()
+                .find(|l| l.product_id == product.get())
             else {
                 return Err(ApiError::Validation(format!(
                     "product {product} was not sold under reservation {reference}"

@@ -409,7 +409,9 @@ pub fn lines_returned_under(
         "SELECT reference, product_id, quantity FROM stock_returns WHERE return_ref = ?1
          ORDER BY product_id",
     )?
-    .query_map(params![return_ref], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+    .query_map(params![return_ref], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    })?
     .collect()
 }
 
@@ -427,7 +429,14 @@ pub fn insert_stock_return(
                                     correlation_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![return_ref, reference.as_str(), product_id, quantity, reason, correlation_id])?;
+    .execute(params![
+        return_ref,
+        reference.as_str(),
+        product_id,
+        quantity,
+        reason,
+        correlation_id
+    ])?;
     conn.prepare_cached(
         "UPDATE products SET stock = stock + ?2,
              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
@@ -439,7 +448,11 @@ pub fn insert_stock_return(
 
 /// Closes sold reservation `reference` as `released` with `reason` once all its units are
 /// back (the caller put them back on sale by [`insert_stock_return`]).
-pub fn close_returned(conn: &Connection, reference: &Reference, reason: &str) -> rusqlite::Result<()> {
+pub fn close_returned(
+    conn: &Connection,
+    reference: &Reference,
+    reason: &str,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE reservations SET status = 'released', reason = ?2,
              returned_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),

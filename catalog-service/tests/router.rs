@@ -380,7 +380,12 @@ async fn sold_units_are_returned_once_and_only_when_sold() {
 #[tokio::test]
 async fn units_come_back_by_line_once_never_more_than_were_sold_and_the_audit_counts_them() {
     let (_dir, app) = app();
-    reserve(&app, 1, json!([{"product_id":1,"quantity":3},{"product_id":2,"quantity":1}])).await;
+    reserve(
+        &app,
+        1,
+        json!([{"product_id":1,"quantity":3},{"product_id":2,"quantity":1}]),
+    )
+    .await;
     let audit_row = |app: Router, product: i64| async move {
         let (_, rows) = send(&app, Call::new("GET", "/stock/audit")).await;
         rows.as_array()
@@ -396,7 +401,8 @@ async fn units_come_back_by_line_once_never_more_than_were_sold_and_the_audit_co
         )
     };
     let returns = |body: String| async {
-        let call = Call::new("POST", "/reservations/1/returns").json(Box::leak(body.into_boxed_str()));
+        let call =
+            Call::new("POST", "/reservations/1/returns").json(Box::leak(body.into_boxed_str()));
         send(&app, call).await
     };
     let (status, answer) = returns(back("ret-1", 1, 1)).await;
@@ -405,32 +411,66 @@ async fn units_come_back_by_line_once_never_more_than_were_sold_and_the_audit_co
     assert_eq!(stock_of(&app, 1).await, 47);
     let (status, reservation) = returns(back("ret-1", 1, 1)).await;
     assert_eq!(status, StatusCode::OK, "{reservation}");
-    assert_eq!(reservation["status"], "committed", "the other units are still sold");
+    assert_eq!(
+        reservation["status"], "committed",
+        "the other units are still sold"
+    );
     assert_eq!(reservation["lines"][0]["returned"], 1);
-    assert_eq!(stock_of(&app, 1).await, 48, "exactly the unit that came back");
+    assert_eq!(
+        stock_of(&app, 1).await,
+        48,
+        "exactly the unit that came back"
+    );
     let (status, _) = returns(back("ret-1", 1, 1)).await;
     assert_eq!(status, StatusCode::OK, "the same return again");
     assert_eq!(stock_of(&app, 1).await, 48, "changes nothing");
     let (status, answer) = returns(back("ret-1", 1, 2)).await;
-    assert_eq!(status, StatusCode::CONFLICT, "its ref with other lines: {answer}");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "its ref with other lines: {answer}"
+    );
     let (status, answer) = returns(back("ret-2", 1, 3)).await;
     assert_eq!(status, StatusCode::CONFLICT, "3 sold, 1 back: {answer}");
     let (status, answer) = returns(back("ret-2", 3, 1)).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "not sold here: {answer}");
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not sold here: {answer}"
+    );
     let unknown = r#"{"return_ref":"ret-3","lines":[{"product_id":1,"quantity":1}],"reason":"x","restock":true}"#;
-    let (status, _) = send(&app, Call::new("POST", "/reservations/1/returns").json(unknown)).await;
-    assert!(status.is_client_error() && status != StatusCode::OK, "an unknown field: {status}");
+    let (status, _) = send(
+        &app,
+        Call::new("POST", "/reservations/1/returns").json(unknown),
+    )
+    .await;
+    assert!(
+        status.is_client_error() && status != StatusCode::OK,
+        "an unknown field: {status}"
+    );
     assert_eq!(stock_of(&app, 1).await, 48, "refusals put nothing back");
     let row = audit_row(app.clone(), 1).await;
-    assert_eq!((row["sold"].clone(), row["returned"].clone()), (json!(3), json!(1)), "{row}");
+    assert_eq!(
+        (row["sold"].clone(), row["returned"].clone()),
+        (json!(3), json!(1)),
+        "{row}"
+    );
     assert_eq!(row["balanced"], true, "{row}");
     // The order cancelled afterwards: only the two units still out come back.
     let (status, whole) = send(&app, Call::new("POST", "/reservations/1/return")).await;
     assert_eq!(status, StatusCode::OK, "{whole}");
     assert_eq!(whole["lines"][0]["returned"], 3);
-    assert_eq!(stock_of(&app, 1).await, 50, "all 50 again, the returned unit not twice");
+    assert_eq!(
+        stock_of(&app, 1).await,
+        50,
+        "all 50 again, the returned unit not twice"
+    );
     let row = audit_row(app.clone(), 1).await;
-    assert_eq!((row["returned"].clone(), row["balanced"].clone()), (json!(3), json!(true)), "{row}");
+    assert_eq!(
+        (row["returned"].clone(), row["balanced"].clone()),
+        (json!(3), json!(true)),
+        "{row}"
+    );
     let (status, _) = returns(back("ret-4", 1, 1)).await;
     assert_eq!(status, StatusCode::CONFLICT, "all back already");
 }

@@ -40,6 +40,8 @@ pub struct Order {
     /// A refund said the goods came back: its units go back on sale.
     pub restock: bool,
     pub status_history: Vec<StatusEntry>,
+    /// The goods that came back, oldest first.
+    pub returns: Vec<crate::returns::OrderReturn>,
     /// The journey that placed it.
     pub correlation_id: Option<String>,
     pub created_at: String,
@@ -515,7 +517,12 @@ mod tests {
 
     #[test]
     fn an_email_is_one_customer_however_it_is_typed() {
-        for typed in ["ada@example.com", " Ada@Example.COM ", "ada+promo@example.com", "ADA+2@example.com"] {
+        for typed in [
+            "ada@example.com",
+            " Ada@Example.COM ",
+            "ada+promo@example.com",
+            "ADA+2@example.com",
+        ] {
             assert_eq!(normalised_email(typed), "ada@example.com", "{typed}");
         }
         assert_ne!(normalised_email("bob@example.com"), "ada@example.com");

@@ -24,6 +24,7 @@ pub mod domain;
 mod lifecycle;
 mod money;
 pub mod promotions;
+pub mod returns;
 mod routes;
 pub mod stock;
 mod store;
@@ -137,6 +138,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0009_promo_codes.sql",
     "0010_promo_limits_by_customer.sql",
     "0011_orders_by_placement_key.sql",
+    "0012_returns.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -165,6 +167,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .routes(routes!(orders_stats))
         .routes(routes!(orders_get))
         .routes(admin(routes!(orders_status_update)))
+        .routes(admin(routes!(orders_returns_create)))
         // The payment service's signed webhook.
         .routes(admin(routes!(orders_payment)))
         .routes(admin(routes!(promos_create, promos_list)))

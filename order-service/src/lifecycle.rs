@@ -51,7 +51,12 @@ pub async fn place_order(
     let placed = state
         .db
         .write(move |tx| {
-            if let Some(id) = placed_under.as_deref().map(|key| store::order_placed_under(tx, key)).transpose()?.flatten() {
+            if let Some(id) = placed_under
+                .as_deref()
+                .map(|key| store::order_placed_under(tx, key))
+                .transpose()?
+                .flatten()
+            {
                 return Ok(Err(id));
             }
             let mut order = order;
@@ -102,7 +107,9 @@ async fn placed_before(state: &AppState, id: Id) -> Result<Order, ApiError> {
             .last()
             .and_then(|entry| entry.reason.clone())
             .unwrap_or_else(|| "cancelled".into());
-        return Err(ApiError::Conflict(format!("order {id} cancelled: {reason}")));
+        return Err(ApiError::Conflict(format!(
+            "order {id} cancelled: {reason}"
+        )));
     }
     Ok(order)
 }
@@ -233,7 +240,9 @@ pub async fn apply_payment_webhook(
                         )));
                     }
                     let refunded = (notice.data.payment_id, refunded_total);
-                    let returned = (notice.data.amount, notice.data.restock);
+                    // A refund moves money only: units come back by line, through a
+                    // return (an older payment service's `restock` puts none back).
+                    let returned = (notice.data.amount, false);
                     store::record_refund(tx, id, refunded, returned, correlation.as_deref())?;
                     if refunded_total == total && status.can_become(OrderStatus::Refunded) {
                         let transition = (status, OrderStatus::Refunded);

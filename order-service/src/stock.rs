@@ -270,8 +270,8 @@ pub async fn settle_all(state: &AppState) -> Result<usize, ApiError> {
 }
 
 /// The stock keeper: every `every`, settles what is due with the catalog, expires unpaid
-/// orders (when `order_ttl` is set) and asks for the refunds cancelled paid orders are
-/// owed, until `stop`.
+/// orders (when `order_ttl` is set), asks for what returns still have pending (refunds,
+/// units back on sale) and for the refunds cancelled paid orders are owed, until `stop`.
 pub async fn keep(
     state: AppState,
     every: Duration,
@@ -294,6 +294,14 @@ pub async fn keep(
             Ok(0) => {}
             Ok(n) => tracing::info!(settled = n, "order stock settled with the catalog"),
             Err(err) => tracing::error!(error = %err, "stock keeper failed"),
+        }
+        match crate::returns::settle_all(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                settled = n,
+                "returns settled with the payment service and the catalog"
+            ),
+            Err(err) => tracing::error!(error = %err, "settling returns failed"),
         }
         match crate::money::refund_all_due(&state).await {
             Ok(0) => {}

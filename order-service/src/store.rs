@@ -5,6 +5,7 @@ use crate::domain::{
     ProductLabel, ProductSales, Shipment, StatusEntry,
 };
 use crate::promotions::{Discount, PromoCode, Redemptions};
+use crate::returns::{OrderReturn, ReturnLine, ReturnPlan, ReturnStep};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use service_kit::domain::{Id, Page, UserId};
@@ -323,7 +324,161 @@ fn orders_with_ids(conn: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<Order
             order.status_history.push(entry);
         }
     }
+    for found_return in returns_where(
+        conn,
+        "r.order_id IN (SELECT value FROM json_each(?1))",
+        &ids_json,
+    )? {
+        if let Some(order) = found.get_mut(&found_return.order_id) {
+            order.returns.push(found_return);
+        }
+    }
     Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
+/// The returns `filter` selects (over `order_returns r`, with `?1` bound to `value`), each
+/// with its lines, oldest first.
+fn returns_where(
+    conn: &Connection,
+    filter: &str,
+    value: &dyn rusqlite::ToSql,
+) -> rusqlite::Result<Vec<OrderReturn>> {
+    let sql = format!(
+        "SELECT r.id, r.ref, r.order_id, r.reason, r.refund_cents, r.refund_state, r.refund_id,
+                r.restock_state, r.problem, r.created_at, l.product_id, l.quantity, l.condition
+         FROM order_returns r JOIN order_return_lines l ON l.return_id = r.id
+         WHERE {filter} ORDER BY r.id, l.product_id, l.condition"
+    );
+    let mut returns: Vec<OrderReturn> = Vec::new();
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(params![value])?;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let line = ReturnLine {
+            product_id: row.get(10)?,
+            quantity: row.get(11)?,
+            condition: row.get(12)?,
+        };
+        match returns.last_mut() {
+            Some(last) if last.id == id => last.lines.push(line),
+            _ => returns.push(OrderReturn {
+                id,
+                reference: row.get(1)?,
+                order_id: row.get(2)?,
+                reason: row.get(3)?,
+                refund: Cents::new(row.get(4)?),
+                refund_state: row.get(5)?,
+                refund_id: row.get(6)?,
+                restock_state: row.get(7)?,
+                problem: row.get(8)?,
+                created_at: row.get(9)?,
+                lines: vec![line],
+            }),
+        }
+    }
+    Ok(returns)
+}
+
+/// Return `id`, with its lines.
+pub fn get_return(conn: &Connection, id: i64) -> rusqlite::Result<Option<OrderReturn>> {
+    Ok(returns_where(conn, "r.id = ?1", &id)?.pop())
+}
+
+/// Writes a return of order `order_id` under `reference` as `planned`, its refund and its
+/// restock `pending` (or `none` when there is nothing to move), with `order.returned`.
+pub fn insert_return(
+    conn: &Connection,
+    (reference, order_id): (&str, Id),
+    reason: &str,
+    planned: &ReturnPlan,
+    correlation_id: Option<&str>,
+) -> rusqlite::Result<i64> {
+    let pending_unless = |nothing: bool| {
+        if nothing {
+            ReturnStep::Nothing
+        } else {
+            ReturnStep::Pending
+        }
+    };
+    conn.prepare_cached(
+        "INSERT INTO order_returns (ref, order_id, reason, refund_cents, refund_state,
+                                    restock_state, correlation_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        reference,
+        order_id.get(),
+        reason,
+        planned.refund.get(),
+        pending_unless(planned.refund.get() == 0),
+        pending_unless(planned.restock.is_empty()),
+        correlation_id,
+    ])?;
+    let id = conn.last_insert_rowid();
+    let mut insert_line = conn.prepare_cached(
+        "INSERT INTO order_return_lines (return_id, product_id, quantity, condition)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for line in &planned.lines {
+        insert_line.execute(params![id, line.product_id, line.quantity, line.condition])?;
+    }
+    conn.prepare_cached(
+        "UPDATE orders SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+    )?
+    .execute(params![order_id.get()])?;
+    let lines: Vec<_> = planned
+        .lines
+        .iter()
+        .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity, "condition": l.condition}))
+        .collect();
+    let payload = json!({
+        "order_id": order_id, "return_ref": reference, "reason": reason,
+        "refund": planned.refund, "lines": lines,
+    });
+    events::record(conn, "order.returned", correlation_id, &payload)?;
+    Ok(id)
+}
+
+/// Records how return `id`'s refund ended.
+pub fn set_return_refund(
+    conn: &Connection,
+    id: i64,
+    step: ReturnStep,
+    refund_id: Option<i64>,
+    problem: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE order_returns SET refund_state = ?2, refund_id = COALESCE(?3, refund_id),
+             problem = COALESCE(?4, problem)
+         WHERE id = ?1 AND refund_state = 'pending'",
+    )?
+    .execute(params![id, step, refund_id, problem])?;
+    Ok(())
+}
+
+/// Records how return `id`'s restock ended.
+pub fn set_return_restock(
+    conn: &Connection,
+    id: i64,
+    step: ReturnStep,
+    problem: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE order_returns SET restock_state = ?2, problem = COALESCE(?3, problem)
+         WHERE id = ?1 AND restock_state = 'pending'",
+    )?
+    .execute(params![id, step, problem])?;
+    Ok(())
+}
+
+/// Returns with a refund or a restock still to ask for, oldest first.
+pub fn returns_pending(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<i64>> {
+    conn.prepare_cached(
+        "SELECT id FROM order_returns
+         WHERE refund_state = 'pending' OR restock_state = 'pending' ORDER BY id LIMIT ?1",
+    )?
+    .query_map(params![limit], |row| row.get(0))?
+    .collect()
 }
 
 /// An order's own columns, as `orders_with_ids` selects them; its lines and history empty.
@@ -365,6 +520,7 @@ fn order_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
         restock: row.get(12)?,
         items: Vec::new(),
         status_history: Vec::new(),
+        returns: Vec::new(),
     })
 }
 

@@ -561,7 +561,11 @@ async fn a_key_whose_request_was_cut_off_by_a_crash_is_freed_by_its_lease_or_at_
         "freed at start-up, the retry runs at once"
     );
     assert!(headers.get("idempotent-replayed").is_none());
-    assert_eq!(order_count(&app).await, 1, "one order for one key, through every retry");
+    assert_eq!(
+        order_count(&app).await,
+        1,
+        "one order for one key, through every retry"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -913,14 +917,26 @@ async fn a_per_customer_limit_counts_the_customer_not_how_the_email_is_spelled()
         ("vic4", " vic@example.com"),
     ] {
         let (status, answer) = place_with_code_for(&app, user, "ONEEACH", email).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{user} {email}: {answer}");
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{user} {email}: {answer}"
+        );
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains("one customer"), "{message}");
-        assert!(!message.contains('@'), "the email is never repeated: {message}");
+        assert!(
+            !message.contains('@'),
+            "the email is never repeated: {message}"
+        );
     }
     let (status, answer) = place_with_code(&app, "vic", "ONEEACH").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("customer's email"));
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("customer's email")
+    );
     assert_eq!(order_count(&app).await, before, "no order was placed");
     let (_, code) = send(&app, Call::new("GET", "/promo-codes/ONEEACH")).await;
     assert_eq!(code["redeemed"], 1, "{code}");
@@ -1003,7 +1019,9 @@ async fn a_code_that_does_not_apply_is_a_422_saying_why_and_places_nothing() {
         StatusCode::CREATED
     );
     assert_eq!(
-        place_with_code_for(&app, "amy", "MINE", "amy@example.com").await.0,
+        place_with_code_for(&app, "amy", "MINE", "amy@example.com")
+            .await
+            .0,
         StatusCode::CREATED
     );
     let before = order_count(&app).await;

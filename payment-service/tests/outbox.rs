@@ -313,7 +313,8 @@ async fn a_capture_the_order_service_refuses_for_good_is_not_retried_and_is_refu
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_webhook_refused_as_unauthorized_keeps_its_schedule_refunds_nothing_and_delivers_once_the_secrets_agree() {
+async fn a_webhook_refused_as_unauthorized_keeps_its_schedule_refunds_nothing_and_delivers_once_the_secrets_agree()
+ {
     let h = harness("200ms,400ms,5s").await;
     h.receiver.mode.store(LOCKED_OUT, Ordering::SeqCst);
     let (status, payment) = send(&h.app, Call::new("POST", "/pay?order_id=1&amount=999.99")).await;
@@ -331,7 +332,10 @@ async fn a_webhook_refused_as_unauthorized_keeps_its_schedule_refunds_nothing_an
     assert_eq!(seen["status"], "pending", "{seen}");
     assert_eq!(seen["attempts"].as_array().unwrap().len(), 3, "{seen}");
     assert!(
-        seen["last_error"].as_str().unwrap().contains("check the webhook secret"),
+        seen["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("check the webhook secret"),
         "{seen}"
     );
     let refunds = format!("/payments/{}/refunds", payment["id"]);

@@ -475,15 +475,23 @@ async fn a_payment_is_refunded_in_parts_never_beyond_what_is_left() {
         serde_json::json!(4.0),
         "refused asks changed nothing"
     );
-    // No amount: all that is left; the goods came back.
-    let (status, rest) = send(
+    // A refund puts no goods back on sale: that is a return's, by line.
+    let (status, refused) = send(
         &app,
         Call::new("POST", &refunds).json(r#"{"restock":true}"#),
     )
     .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(refused.to_string().contains("/returns"), "{refused}");
+    // No amount: all that is left.
+    let (status, rest) = send(
+        &app,
+        Call::new("POST", &refunds).json(r#"{"reason":"goodwill"}"#),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{rest}");
     assert_eq!(rest["amount"], serde_json::json!(6.0));
-    assert_eq!(rest["restock"], true);
+    assert_eq!(rest["restock"], false);
     let (status, _) = send(&app, Call::new("POST", &refunds)).await;
     assert_eq!(status, StatusCode::CONFLICT, "refunded in full already");
     let (_, listed) = send(&app, Call::new("GET", &refunds)).await;

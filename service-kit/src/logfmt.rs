@@ -79,7 +79,10 @@ pub fn is_plain(text: &str) -> bool {
     !text.is_empty()
         && text.chars().all(|c| {
             c.is_ascii_alphanumeric()
-                || matches!(c, '-' | '_' | '.' | ':' | '/' | '@' | '+' | ',' | ';' | '#' | '%')
+                || matches!(
+                    c,
+                    '-' | '_' | '.' | ':' | '/' | '@' | '+' | ',' | ';' | '#' | '%'
+                )
         })
 }
 

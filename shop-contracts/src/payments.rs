@@ -125,6 +125,9 @@ pub struct RefundView {
 /// The body of `POST /payments/{id}/refunds` as the order service sends it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RefundRequest<'a> {
+    /// How much; all that is left when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Cents>,
     /// Why, kept with the refund.
     pub reason: &'a str,
 }
@@ -227,10 +230,22 @@ impl PaymentClient {
         reason: &str,
         idempotency_key: String,
     ) -> Outcome<RefundView> {
+        self.refund(payment_id, None, reason, idempotency_key).await
+    }
+
+    /// `POST /payments/{id}/refunds` of `amount` (all that is left when `None`), under an
+    /// idempotency key, so asking again never refunds twice.
+    pub async fn refund(
+        &self,
+        payment_id: i64,
+        amount: Option<Cents>,
+        reason: &str,
+        idempotency_key: String,
+    ) -> Outcome<RefundView> {
         let headers = vec![(KEY_HEADER, idempotency_key)];
         let path = format!("/payments/{payment_id}/refunds");
         self.peer
-            .post(path, &RefundRequest { reason }, headers)
+            .post(path, &RefundRequest { amount, reason }, headers)
             .await
     }
 

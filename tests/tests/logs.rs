@@ -119,9 +119,8 @@ fn no_client_input_forges_a_text_log_line_or_reaches_the_terminal_as_an_escape_c
     let mut shop = system_tests::Shop::start();
     let client = Client::new();
     let forged = |n: u32| format!("x\n2026-01-01T00:00:00Z ERROR FORGED{n}\r\x1b[2J");
-    let in_query = |n: u32| {
-        form_urlencoded::byte_serialize(forged(n).as_bytes()).collect::<String>()
-    };
+    let in_query =
+        |n: u32| form_urlencoded::byte_serialize(forged(n).as_bytes()).collect::<String>();
     let json_text = |n: u32| serde_json::to_string(&forged(n)).unwrap();
     let (order, payment, catalog, cart) = (
         shop.order.url(),
@@ -130,8 +129,18 @@ fn no_client_input_forges_a_text_log_line_or_reaches_the_terminal_as_an_escape_c
         shop.cart.url(),
     );
     let sent: Vec<(&str, String, Option<String>, &str)> = vec![
-        ("GET", format!("{order}/orders?status={}", in_query(1)), None, system_tests::STOREFRONT_KEY),
-        ("POST", format!("{payment}/pay?order_id=1&amount={}", in_query(2)), None, KEY),
+        (
+            "GET",
+            format!("{order}/orders?status={}", in_query(1)),
+            None,
+            system_tests::STOREFRONT_KEY,
+        ),
+        (
+            "POST",
+            format!("{payment}/pay?order_id=1&amount={}", in_query(2)),
+            None,
+            KEY,
+        ),
         (
             "POST",
             format!("{order}/orders?user_id=u1"),
@@ -147,15 +156,33 @@ fn no_client_input_forges_a_text_log_line_or_reaches_the_terminal_as_an_escape_c
             Some(format!(r#"{{"status":{}}}"#, json_text(4))),
             KEY,
         ),
-        ("POST", format!("{cart}/cart/u1/add?product_id={}&quantity=1", in_query(5)), None, KEY),
+        (
+            "POST",
+            format!("{cart}/cart/u1/add?product_id={}&quantity=1", in_query(5)),
+            None,
+            KEY,
+        ),
         (
             "POST",
             format!("{catalog}/products"),
-            Some(format!(r#"{{"name":"Lamp","price":1,"stock":1,"sku":{}}}"#, json_text(6))),
+            Some(format!(
+                r#"{{"name":"Lamp","price":1,"stock":1,"sku":{}}}"#,
+                json_text(6)
+            )),
             KEY,
         ),
-        ("GET", format!("{catalog}/products?category={}", in_query(7)), None, KEY),
-        ("GET", format!("{order}/orders?created_after={}", in_query(8)), None, KEY),
+        (
+            "GET",
+            format!("{catalog}/products?category={}", in_query(7)),
+            None,
+            KEY,
+        ),
+        (
+            "GET",
+            format!("{order}/orders?created_after={}", in_query(8)),
+            None,
+            KEY,
+        ),
     ];
     for (method, url, body, key) in &sent {
         let (status, answer) = client

@@ -281,45 +281,239 @@ fn cancelling_a_paid_order_refunds_it_in_full_and_returns_its_units_even_if_paym
     );
 }
 
-#[test]
-fn a_refund_after_delivery_with_the_goods_back_returns_the_units_to_stock() {
-    let shop = Shop::start_with(&[("order-service", &["--stock-retry-ms", "100"])]);
-    let client = Client::new();
-    let placed = place(&client, &shop, "dot");
-    let id = &placed["id"];
-    let pay = format!("{}/pay?order_id={id}&amount=29.99", shop.payment.url());
+/// A product of its own: `stock` units at 25.00.
+fn vase(client: &Client, shop: &Shop, sku: &str, stock: i64) -> i64 {
+    let body = format!(r#"{{"name":"Vase","price":25.00,"stock":{stock},"sku":"{sku}"}}"#);
+    let (status, product) = client.post_json(&format!("{}/products", shop.catalog.url()), &body);
+    assert_eq!(status, 201, "{product}");
+    product["id"].as_i64().unwrap()
+}
+
+/// Places and pays an order of `quantity` vases; waits until its units are sold.
+fn paid_order(client: &Client, shop: &Shop, user: &str, vase: i64, quantity: i64) -> (Value, i64) {
+    let url = format!("{}/orders?user_id={user}", shop.order.url());
+    let body = format!(r#"[{{"product_id":{vase},"quantity":{quantity},"price":25.00}}]"#);
+    let (status, order) = client.post_json(&url, &body);
+    assert_eq!(status, 201, "{order}");
+    let total = order["total"].to_string();
+    let pay = format!(
+        "{}/pay?order_id={}&amount={total}",
+        shop.payment.url(),
+        order["id"]
+    );
     let (status, payment) = client.post(&pay);
     assert_eq!(status, 200, "{payment}");
-    wait_for(&client, &shop, id, |o| o["stock"] == "committed");
-    let status_url = format!("{}/orders/{id}/status", shop.order.url());
-    for next in ["SHIPPED", "DELIVERED"] {
-        let body = format!(r#"{{"status":"{next}"}}"#);
-        assert_eq!(client.call("PUT", &status_url, Some(&body)).0, 200);
-    }
-    assert_eq!(stock_of(&client, &shop, 2), 199);
-    let refunds = format!("{}/payments/{}/refunds", shop.payment.url(), payment["id"]);
-    let (status, refund) = client.post_json(&refunds, r#"{"reason":"returned","restock":true}"#);
-    assert_eq!(status, 201, "{refund}");
-    let done = wait_for(&client, &shop, id, |o| o["stock"] == "released");
-    assert_eq!(done["status"], "REFUNDED");
-    assert_eq!(
-        stock_of(&client, &shop, 2),
-        200,
-        "the unit is on sale again"
-    );
+    let order = wait_for(client, shop, &order["id"], |o| o["stock"] == "committed");
+    (order, payment["id"].as_i64().unwrap())
+}
+
+fn return_lines(client: &Client, shop: &Shop, id: &Value, lines: &str) -> (u16, Value) {
+    let url = format!("{}/orders/{id}/returns", shop.order.url());
+    client.post_json(
+        &url,
+        &format!(r#"{{"lines":{lines},"reason":"came back"}}"#),
+    )
+}
+
+fn audit_of(client: &Client, shop: &Shop, product: i64) -> Value {
     let (_, audit) = client.get(&format!("{}/stock/audit", shop.catalog.url()));
-    let mouse = audit
+    audit
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["product_id"] == 2)
+        .find(|r| r["product_id"] == product)
+        .cloned()
         .unwrap()
-        .clone();
+}
+
+/// The attack: a 5.00 refund "with the goods back" of a 50.00 order put all its units back
+/// on sale while it stayed PAID, so the one unit in stock sold twice. Now a refund moves
+/// money only, and a return puts back exactly the units that came back in sellable
+/// condition, refunds their share, and the books and the audit agree.
+#[test]
+fn a_partial_refund_puts_nothing_back_and_a_return_restocks_exactly_the_sellable_units_it_names() {
+    let shop = Shop::start_with(&[("order-service", &["--stock-retry-ms", "100"])]);
+    let client = Client::new();
+    let vase = vase(&client, &shop, "vase-returns", 2);
+    let (order, payment) = paid_order(&client, &shop, "ann", vase, 2);
+    let id = &order["id"];
+    assert_eq!(stock_of(&client, &shop, vase), 0);
+    let refunds = format!("{}/payments/{payment}/refunds", shop.payment.url());
+    let (status, refused) = client.post_json(&refunds, r#"{"amount":5.00,"restock":true}"#);
+    assert_eq!(status, 422, "a refund names no units: {refused}");
+    let (status, refund) = client.post_json(&refunds, r#"{"amount":5.00,"reason":"scratch"}"#);
+    assert_eq!(status, 201, "{refund}");
+    wait_for(&client, &shop, id, |o| o["refunded"] == 5.0);
+    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
-        (mouse["sold"].as_i64(), mouse["returned"].as_i64()),
-        (Some(1), Some(1))
+        stock_of(&client, &shop, vase),
+        0,
+        "a refund puts nothing back on sale"
     );
-    assert_eq!(mouse["balanced"], true, "{mouse}");
+
+    // One vase comes back sellable: one unit on sale, its 25.00 refunded.
+    let (status, returned) = return_lines(
+        &client,
+        &shop,
+        id,
+        &format!(r#"[{{"product_id":{vase},"quantity":1,"condition":"sellable"}}]"#),
+    );
+    assert_eq!(status, 201, "{returned}");
+    assert_eq!(returned["status"], "PAID", "the rest is still sold");
+    assert_eq!(returned["items"][0]["returned"], 1);
+    let first = &returned["returns"][0];
+    assert_eq!(
+        (first["refund"].as_f64(), first["refund_state"].as_str()),
+        (Some(25.0), Some("done")),
+        "{first}"
+    );
+    assert_eq!(first["restock_state"], "done");
+    assert_eq!(
+        stock_of(&client, &shop, vase),
+        1,
+        "exactly the unit that came back"
+    );
+    // It sells once: a second shopper gets it, a third does not.
+    let (second, _) = paid_order(&client, &shop, "bob", vase, 1);
+    assert_eq!(second["status"], "PAID");
+    let url = format!("{}/orders?user_id=cy", shop.order.url());
+    let (status, short) = client.post_json(
+        &url,
+        &format!(r#"[{{"product_id":{vase},"quantity":1,"price":25.00}}]"#),
+    );
+    assert_eq!(status, 409, "nothing left to sell: {short}");
+
+    // The other comes back damaged: refunded (what is left: 20.00), not restocked.
+    let (status, returned) = return_lines(
+        &client,
+        &shop,
+        id,
+        &format!(r#"[{{"product_id":{vase},"quantity":1,"condition":"damaged"}}]"#),
+    );
+    assert_eq!(status, 201, "{returned}");
+    let last = &returned["returns"][1];
+    assert_eq!(
+        last["refund"].as_f64(),
+        Some(20.0),
+        "never more than is left: {last}"
+    );
+    assert_eq!(last["restock_state"], "none");
+    assert_eq!(
+        stock_of(&client, &shop, vase),
+        0,
+        "a damaged unit is not sold again"
+    );
+    let done = wait_for(&client, &shop, id, |o| o["status"] == "REFUNDED");
+    assert_eq!(done["refunded"].as_f64(), Some(50.0));
+    let (status, answer) = return_lines(
+        &client,
+        &shop,
+        id,
+        &format!(r#"[{{"product_id":{vase},"quantity":1,"condition":"sellable"}}]"#),
+    );
+    assert_eq!(status, 409, "both units are back already: {answer}");
+
+    let row = audit_of(&client, &shop, vase);
+    assert_eq!(
+        (row["sold"].as_i64(), row["returned"].as_i64()),
+        (Some(3), Some(1)),
+        "{row}"
+    );
+    assert_eq!(row["balanced"], true, "{row}");
+    let (_, events) = client.get(&format!("{}/events?type=order.returned", shop.order.url()));
+    assert_eq!(events.as_array().unwrap().len(), 2, "{events}");
     wait_for_the_outbox(&client, &shop);
     assert_eq!(stats(&client, &shop)["reconciliation"]["status"], "matched");
+}
+
+/// 100 returns of one unit each race for an order of 5: exactly 5 are recorded, 5 units go
+/// back on sale, and what they refund adds up to the order's total, never a cent more.
+#[test]
+fn a_hundred_racing_returns_of_one_unit_take_back_exactly_what_was_bought() {
+    let shop = Shop::start_with(&[("order-service", &["--stock-retry-ms", "100"])]);
+    let client = Client::new();
+    let vase = vase(&client, &shop, "vase-race", 5);
+    let (order, payment) = paid_order(&client, &shop, "dee", vase, 5);
+    let barrier = Arc::new(Barrier::new(100));
+    let line = format!(r#"[{{"product_id":{vase},"quantity":1,"condition":"sellable"}}]"#);
+    let racers: Vec<_> = (0..100)
+        .map(|_| {
+            let (client, barrier, line) = (client.clone(), barrier.clone(), line.clone());
+            let url = format!("{}/orders/{}/returns", shop.order.url(), order["id"]);
+            std::thread::spawn(move || {
+                barrier.wait();
+                client
+                    .post_json(&url, &format!(r#"{{"lines":{line},"reason":"race"}}"#))
+                    .0
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    assert_eq!(stock_of(&client, &shop, vase), 5);
+    let done = wait_for(&client, &shop, &order["id"], |o| o["status"] == "REFUNDED");
+    assert_eq!(done["refunded"], done["total"]);
+    let refunds = format!("{}/payments/{payment}/refunds", shop.payment.url());
+    let (_, listed) = client.get(&refunds);
+    let sum: f64 = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["amount"].as_f64().unwrap())
+        .sum();
+    assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
+    assert!((sum - 125.0).abs() < 1e-9, "{listed}");
+    assert_eq!(audit_of(&client, &shop, vase)["balanced"], true);
+}
+
+/// A return recorded while the payment service and then the catalog are away: each half
+/// stays pending, and the stock keeper settles it once its peer is back: refunded once,
+/// restocked once.
+#[test]
+fn a_return_made_while_its_peers_are_away_is_refunded_and_restocked_once_they_are_back() {
+    let mut shop = Shop::start_with(&[("order-service", &["--stock-retry-ms", "100"])]);
+    let client = Client::new();
+    let vase = vase(&client, &shop, "vase-away", 3);
+    let (order, payment) = paid_order(&client, &shop, "eve", vase, 3);
+    let id = &order["id"];
+    assert!(shop.payment.stop());
+    let (status, returned) = return_lines(
+        &client,
+        &shop,
+        id,
+        &format!(r#"[{{"product_id":{vase},"quantity":2,"condition":"sellable"}}]"#),
+    );
+    assert_eq!(status, 201, "{returned}");
+    assert_eq!(returned["returns"][0]["refund_state"], "pending");
+    assert_eq!(returned["returns"][0]["restock_state"], "done");
+    assert!(shop.catalog.stop());
+    let (status, returned) = return_lines(
+        &client,
+        &shop,
+        id,
+        &format!(r#"[{{"product_id":{vase},"quantity":1,"condition":"sellable"}}]"#),
+    );
+    assert_eq!(status, 201, "{returned}");
+    assert_eq!(returned["returns"][1]["restock_state"], "pending");
+    shop.payment.restart();
+    shop.catalog.restart();
+    let done = wait_for(&client, &shop, id, |o| {
+        o["returns"].as_array().is_some_and(|r| {
+            r.iter()
+                .all(|r| r["refund_state"] == "done" && r["restock_state"] == "done")
+        }) && o["status"] == "REFUNDED"
+    });
+    assert_eq!(done["refunded"].as_f64(), Some(75.0));
+    assert_eq!(stock_of(&client, &shop, vase), 3, "every unit back once");
+    let refunds = format!("{}/payments/{payment}/refunds", shop.payment.url());
+    assert_eq!(client.get(&refunds).1.as_array().unwrap().len(), 2);
+    assert_eq!(audit_of(&client, &shop, vase)["balanced"], true);
 }

@@ -31,7 +31,11 @@ fn every_answer_of_every_service_says_nosniff_no_store_and_a_strict_policy() {
         let (status, headers, body) = client
             .try_call_full("GET", url, None, &[("X-API-Key", KEY)])
             .unwrap();
-        assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"), "{url}");
+        assert_eq!(
+            header(&headers, "x-content-type-options"),
+            Some("nosniff"),
+            "{url}"
+        );
         assert_eq!(header(&headers, "cache-control"), Some("no-store"), "{url}");
         let policy = header(&headers, "content-security-policy").unwrap_or_default();
         assert!(policy.contains("default-src 'none'"), "{url}: {policy}");
@@ -46,7 +50,10 @@ fn every_answer_of_every_service_says_nosniff_no_store_and_a_strict_policy() {
         .unwrap();
     assert_eq!(status, 200);
     let policy = header(&headers, "content-security-policy").unwrap_or_default();
-    assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-eval"), "{policy}");
+    assert!(
+        policy.contains("script-src 'self'") && !policy.contains("unsafe-eval"),
+        "{policy}"
+    );
     assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
     assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
 }

@@ -6,6 +6,7 @@ use crate::domain::{
     Stats, StatusEntry,
 };
 use crate::lifecycle;
+use crate::returns::{self, AskedReturn, Condition, OrderReturn, ReturnLine, ReturnStep};
 use crate::store;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
@@ -56,6 +57,8 @@ pub struct OrderOut {
     /// (paid), `released` (cancelled), `untracked` (placed before orders held stock).
     pub stock: OrderStock,
     pub status_history: Vec<StatusChangeOut>,
+    /// Goods that came back (`POST /orders/{id}/returns`), oldest first.
+    pub returns: Vec<ReturnOut>,
     /// The `X-Request-Id` of the journey that placed it: the key to its events everywhere.
     pub correlation_id: Option<String>,
     pub created_at: String,
@@ -80,6 +83,85 @@ pub struct OrderItemOut {
     pub quantity: i64,
     pub price: Cents,
     pub line_total: Cents,
+    /// How many of its units came back (by returns, in any condition).
+    pub returned: i64,
+}
+
+/// Goods that came back, and what that moved.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReturnOut {
+    pub id: i64,
+    /// Its global reference: the key of its refund and of its units in the catalog.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub reason: String,
+    pub lines: Vec<ReturnLineOut>,
+    /// The money it gives back: the lines' value, less their share of a discount.
+    pub refund: Cents,
+    /// `pending` (to be asked), `done`, `none` (nothing left to refund) or `refused` (see
+    /// `problem`).
+    #[schema(value_type = String)]
+    pub refund_state: ReturnStep,
+    /// The payment service's refund, once done.
+    pub refund_id: Option<i64>,
+    /// Whether its sellable units are back on sale: `pending`, `done`, `none` (all damaged)
+    /// or `refused`.
+    #[schema(value_type = String)]
+    pub restock_state: ReturnStep,
+    /// Why a peer refused a half of it, for a person to look at.
+    pub problem: Option<String>,
+    pub created_at: String,
+}
+
+/// One line of a return.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnLineOut {
+    #[schema(minimum = 1)]
+    pub product_id: i64,
+    /// 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
+    pub quantity: i64,
+    /// `sellable` (back on sale) or `damaged` (not restocked).
+    #[schema(value_type = String)]
+    pub condition: Condition,
+}
+
+/// `POST /orders/{id}/returns` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnIn {
+    /// 1 to 100 lines: which products, how many units, in what condition.
+    #[schema(min_items = 1, max_items = 100)]
+    pub lines: Vec<ReturnLineOut>,
+    /// Why they came back, 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
+}
+
+impl From<OrderReturn> for ReturnOut {
+    fn from(r: OrderReturn) -> Self {
+        ReturnOut {
+            id: r.id,
+            reference: r.reference,
+            reason: r.reason,
+            lines: r
+                .lines
+                .into_iter()
+                .map(|l| ReturnLineOut {
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                    condition: l.condition,
+                })
+                .collect(),
+            refund: r.refund,
+            refund_state: r.refund_state,
+            refund_id: r.refund_id,
+            restock_state: r.restock_state,
+            problem: r.problem,
+            created_at: r.created_at,
+        }
+    }
 }
 
 /// One entry of an order's status history.
@@ -102,18 +184,31 @@ impl From<Order> for OrderOut {
                 carrier: s.carrier,
                 tracking_number: s.tracking_number,
             }),
-            items: o
-                .items
-                .into_iter()
-                .map(|i| OrderItemOut {
-                    product_id: i.product_id,
-                    name: i.name,
-                    sku: i.sku,
-                    quantity: i.quantity,
-                    price: i.price,
-                    line_total: i.line_total,
-                })
-                .collect(),
+            items: {
+                // Units back per product, shown on its lines in order (a product on two
+                // lines fills the first first).
+                let mut back: std::collections::BTreeMap<i64, i64> = Default::default();
+                for line in o.returns.iter().flat_map(|r| &r.lines) {
+                    *back.entry(line.product_id).or_default() += line.quantity;
+                }
+                o.items
+                    .into_iter()
+                    .map(|i| {
+                        let left = back.entry(i.product_id).or_default();
+                        let returned = (*left).min(i.quantity);
+                        *left -= returned;
+                        OrderItemOut {
+                            product_id: i.product_id,
+                            name: i.name,
+                            sku: i.sku,
+                            quantity: i.quantity,
+                            price: i.price,
+                            line_total: i.line_total,
+                            returned,
+                        }
+                    })
+                    .collect()
+            },
             subtotal: o.subtotal,
             discount: o.discount,
             promo_code: o.promo_code,
@@ -128,6 +223,7 @@ impl From<Order> for OrderOut {
                 .into_iter()
                 .map(StatusChangeOut::from)
                 .collect(),
+            returns: o.returns.into_iter().map(ReturnOut::from).collect(),
             correlation_id: o.correlation_id,
             created_at: o.created_at,
             updated_at: o.updated_at,
@@ -357,7 +453,7 @@ pub struct MismatchOut {
 pub async fn orders_create(
     State(state): State<AppState>,
     Query(params): Query<CreateParams>,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     Json(body): Json<OrderBody>,
 ) -> Result<(StatusCode, Json<OrderOut>), ApiError> {
     let user = UserId::parse(&params.user_id)?;
@@ -551,4 +647,49 @@ pub async fn orders_status_update(
 )]
 pub async fn orders_stats(State(state): State<AppState>) -> Result<Json<StatsOut>, ApiError> {
     Ok(Json(lifecycle::stats(&state).await?.into()))
+}
+
+/// Records goods that came back, by line: each line's units `sellable` (back on sale) or
+/// `damaged` (not restocked). Refunds those lines' value (their share of a discount taken
+/// off; at most what is left of the payment), puts exactly the sellable units back on sale
+/// and shows the return on the order; the order keeps its status (a return that refunds
+/// all that was left makes it REFUNDED). The refund and the restock are asked for at once;
+/// one that cannot be asked now is `pending` and asked again by the stock keeper.
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/returns",
+    params(("id" = i64, Path, description = "Order id")),
+    request_body = ReturnIn,
+    responses(
+        (status = 201, description = "The order with the return recorded", body = OrderOut),
+        (status = 400, description = "Malformed JSON or path, or an unknown field", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "The order is not paid or its stock not sold yet, or more units than it bought less those back already", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "A product the order did not buy, a bad quantity, condition or reason", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn orders_returns_create(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Json(body): Json<ReturnIn>,
+) -> Result<(StatusCode, Json<OrderOut>), ApiError> {
+    let id = Id::parse(id, "order id")?;
+    let asked = AskedReturn {
+        lines: body
+            .lines
+            .into_iter()
+            .map(|l| ReturnLine {
+                product_id: l.product_id,
+                quantity: l.quantity,
+                condition: l.condition,
+            })
+            .collect(),
+        reason: body.reason,
+    };
+    let order = returns::record(&state, id, asked).await?;
+    Ok((StatusCode::CREATED, Json(order.into())))
 }

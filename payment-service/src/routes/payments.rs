@@ -295,8 +295,9 @@ pub struct RefundIn {
     /// Up to 500 characters, kept with the refund.
     #[schema(max_length = 500)]
     pub reason: Option<String>,
-    /// true when the goods came back (after delivery, say): the order service returns the
-    /// order's units to stock. Default false.
+    /// Only false (the default): a refund puts no units back on sale. Goods that came back
+    /// are recorded by line with `POST /orders/{id}/returns` on the order service, which
+    /// refunds their value and restocks exactly the sellable units; `true` is a 422 saying so.
     pub restock: Option<bool>,
 }
 
@@ -344,7 +345,14 @@ pub async fn refunds_create(
             "reason is at most 500 characters".into(),
         ));
     }
-    let restock = asked.restock.unwrap_or(false);
+    if asked.restock == Some(true) {
+        return Err(ApiError::Validation(
+            "a refund puts no units back on sale: record the lines that came back with \
+             POST /orders/{id}/returns on the order service, which refunds them too"
+                .into(),
+        ));
+    }
+    let restock = false;
     let refund = refunds::refund(&state, id, asked.amount, asked.reason, restock).await?;
     Ok((StatusCode::CREATED, Json(refund.into())))
 }

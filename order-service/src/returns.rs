@@ -1,0 +1,352 @@
+//! Goods that come back, by line. A return names the lines and units received, each
+//! `sellable` (back on sale) or `damaged` (not restocked), and why. Deciding what it moves
+//! is a pure function of the order and the return ([`plan`]): it refunds those lines'
+//! value, their share of a discount taken off (so returning every line refunds exactly
+//! what was paid), never more than is left, and restocks exactly the sellable units.
+//!
+//! It is recorded first, in one transaction, with its refund and its restock `pending`
+//! (`order.returned`); then the payment service is asked for the refund (under a key made
+//! from the return's global ref) and the catalog to put the sellable units back on sale
+//! (under that ref), and each half is marked `done`. Whatever cannot be asked now, the
+//! stock keeper asks again ([`settle_all`]): both ends key everything by the ref, so a unit
+//! comes back once and a cent moves once however often they are asked. The order keeps its
+//! status (PAID, SHIPPED, DELIVERED), its lines show how many units came back, and a return
+//! that refunds what was left of the payment makes it REFUNDED through the refund's webhook.
+
+use crate::AppState;
+use crate::domain::{Order, OrderStatus, OrderStock};
+use crate::store;
+use service_kit::ApiError;
+use service_kit::domain::Id;
+use service_kit::http::correlation_id;
+use service_kit::money::Cents;
+use service_kit::peer::{Outcome, Refusal};
+use shop_contracts::catalog::{ReturnLines, ReturnedLine};
+use std::collections::BTreeMap;
+
+service_kit::text_enum! {
+    /// The state goods came back in.
+    Condition {
+        Sellable => "sellable",
+        Damaged => "damaged",
+    }
+}
+
+service_kit::text_enum! {
+    /// Where one half of a return (its refund, its restock) stands: `pending` (to ask),
+    /// `done`, `none` (nothing to move: no money left, or no sellable unit), `refused` (the
+    /// peer said no for good; `problem` says why, for a person to look at).
+    ReturnStep {
+        Pending => "pending",
+        Done => "done",
+        Nothing => "none",
+        Refused => "refused",
+    }
+}
+
+/// One line of a return: units of a product that came back, and in what state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReturnLine {
+    pub product_id: i64,
+    pub quantity: i64,
+    pub condition: Condition,
+}
+
+/// A recorded return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderReturn {
+    pub id: i64,
+    /// Its global reference: the key of its refund and of its units in the catalog.
+    pub reference: String,
+    pub order_id: i64,
+    pub reason: String,
+    pub lines: Vec<ReturnLine>,
+    /// What it refunds.
+    pub refund: Cents,
+    pub refund_state: ReturnStep,
+    /// The payment service's refund, once done.
+    pub refund_id: Option<i64>,
+    pub restock_state: ReturnStep,
+    /// Why a half was refused, for a person.
+    pub problem: Option<String>,
+    pub created_at: String,
+}
+
+/// What a return asked for: its lines and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskedReturn {
+    pub lines: Vec<ReturnLine>,
+    pub reason: String,
+}
+
+/// What recording a return moves, as [`plan`] decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnPlan {
+    /// The lines, one per product and condition.
+    pub lines: Vec<ReturnLine>,
+    /// The money to give back.
+    pub refund: Cents,
+    /// The units to put back on sale, per product.
+    pub restock: Vec<(i64, i64)>,
+}
+
+/// The most lines one return may name.
+pub const MAX_RETURN_LINES: usize = 100;
+
+/// What `asked` may move for `order`, or why it may not: only a paid order whose units were
+/// sold (its stock committed) can take goods back; each product must be one it bought,
+/// never more units than it bought less those already back. The refund is the returned
+/// units' share of what was paid: `total × value / subtotal`, taken as the difference
+/// between what all units back so far are worth and what those before were worth (each
+/// rounded down), so the returns of every unit refund exactly the total; at most what is
+/// left of the payment.
+pub fn plan(order: &Order, asked: &AskedReturn) -> Result<ReturnPlan, ApiError> {
+    let id = order.id;
+    let paid = matches!(
+        order.status,
+        OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Refunded
+    );
+    if !paid || order.payment_id.is_none() {
+        return Err(ApiError::Conflict(format!(
+            "order {id} is {}: only a paid order's goods can come back",
+            order.status
+        )));
+    }
+    if !matches!(order.stock, OrderStock::Committed | OrderStock::Untracked) {
+        return Err(ApiError::Conflict(format!(
+            "order {id}'s stock is {}, not sold yet: ask again in a moment",
+            order.stock.as_str()
+        )));
+    }
+    if asked.lines.is_empty() || asked.lines.len() > MAX_RETURN_LINES {
+        return Err(ApiError::Validation(format!(
+            "a return has 1 to {MAX_RETURN_LINES} lines"
+        )));
+    }
+    let mut bought: BTreeMap<i64, (i64, Cents)> = BTreeMap::new();
+    for item in &order.items {
+        let entry = bought.entry(item.product_id).or_insert((0, item.price));
+        entry.0 += item.quantity;
+    }
+    let mut back_before: BTreeMap<i64, i64> = BTreeMap::new();
+    for line in order.returns.iter().flat_map(|r| &r.lines) {
+        *back_before.entry(line.product_id).or_default() += line.quantity;
+    }
+    let mut merged: BTreeMap<(i64, &'static str), (Condition, i64)> = BTreeMap::new();
+    let mut asked_by_product: BTreeMap<i64, i64> = BTreeMap::new();
+    for line in &asked.lines {
+        if !(1..=1000).contains(&line.quantity) {
+            return Err(ApiError::Validation(
+                "a return line's quantity is 1 to 1000".into(),
+            ));
+        }
+        if !bought.contains_key(&line.product_id) {
+            return Err(ApiError::Validation(format!(
+                "order {id} has no line for product {}",
+                line.product_id
+            )));
+        }
+        let key = (line.product_id, line.condition.as_str());
+        merged.entry(key).or_insert((line.condition, 0)).1 += line.quantity;
+        *asked_by_product.entry(line.product_id).or_default() += line.quantity;
+    }
+    for (product, quantity) in &asked_by_product {
+        let (count, _) = bought[product];
+        let before = back_before.get(product).copied().unwrap_or_default();
+        if before + quantity > count {
+            return Err(ApiError::Conflict(format!(
+                "order {id} bought {count} of product {product} and {before} came back already: \
+                 {quantity} more cannot"
+            )));
+        }
+    }
+    let value = |units: &BTreeMap<i64, i64>| -> i128 {
+        units
+            .iter()
+            .map(|(product, quantity)| i128::from(bought[product].1.get()) * i128::from(*quantity))
+            .sum()
+    };
+    let mut back_after = back_before.clone();
+    for (product, quantity) in &asked_by_product {
+        *back_after.entry(*product).or_default() += quantity;
+    }
+    let share = |worth: i128| -> i128 {
+        let subtotal = i128::from(order.subtotal.get()).max(1);
+        let total = i128::from(order.total.get());
+        if worth >= subtotal {
+            total
+        } else {
+            worth * total / subtotal
+        }
+    };
+    let owed = share(value(&back_after)) - share(value(&back_before));
+    let left = i128::from(order.total.get() - order.refunded.get()).max(0);
+    let refund = Cents::new(i64::try_from(owed.clamp(0, left)).unwrap_or_default());
+    let lines: Vec<ReturnLine> = merged
+        .iter()
+        .map(|(&(product_id, _), &(condition, quantity))| ReturnLine {
+            product_id,
+            quantity,
+            condition,
+        })
+        .collect();
+    let mut restock: BTreeMap<i64, i64> = BTreeMap::new();
+    for line in lines.iter().filter(|l| l.condition == Condition::Sellable) {
+        *restock.entry(line.product_id).or_default() += line.quantity;
+    }
+    Ok(ReturnPlan {
+        lines,
+        refund,
+        restock: restock.into_iter().collect(),
+    })
+}
+
+/// Records a return of order `id` as [`plan`] decides it (in one transaction with
+/// `order.returned`), then settles it with the payment service and the catalog; answers
+/// with the order as it is then. What cannot be settled now the stock keeper settles.
+pub async fn record(state: &AppState, id: Id, asked: AskedReturn) -> Result<Order, ApiError> {
+    let reason = service_kit::domain::short_text("reason", &asked.reason, 500)?;
+    let reference = service_kit::domain::new_reference();
+    let correlation = correlation_id();
+    let recorded = state
+        .db
+        .write(move |tx| {
+            let order = store::get_order(tx, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
+            let planned = plan(&order, &asked)?;
+            let return_id = store::insert_return(
+                tx,
+                (&reference, id),
+                &reason,
+                &planned,
+                correlation.as_deref(),
+            )?;
+            Ok(return_id)
+        })
+        .await?;
+    settle(state, recorded).await?;
+    state.order(id).await
+}
+
+/// Asks the payment service and the catalog for what return `return_id` still has
+/// pending; returns whether nothing is pending any more.
+pub async fn settle(state: &AppState, return_id: i64) -> Result<bool, ApiError> {
+    let Some((found, order)) = state
+        .db
+        .read(move |conn| {
+            let Some(found) = store::get_return(conn, return_id)? else {
+                return Ok(None);
+            };
+            let order = store::get_order(conn, Id::from_db(found.order_id))?;
+            Ok(order.map(|order| (found, order)))
+        })
+        .await?
+    else {
+        return Ok(true);
+    };
+    let mut settled = true;
+    if found.refund_state == ReturnStep::Pending {
+        settled &= refund(state, &found, &order).await?;
+    }
+    if found.restock_state == ReturnStep::Pending {
+        settled &= restock(state, &found, &order).await?;
+    }
+    Ok(settled)
+}
+
+async fn refund(state: &AppState, found: &OrderReturn, order: &Order) -> Result<bool, ApiError> {
+    let Some(payment_id) = order.payment_id else {
+        return Ok(false);
+    };
+    let key = format!("return-{}-refund", found.reference);
+    let reason = format!("returned: {}", found.reason);
+    let answer = state
+        .payments
+        .refund(payment_id, Some(found.refund), &reason, key)
+        .await;
+    let (step, refund_id, problem) = match answer {
+        Outcome::Done(refund) => (ReturnStep::Done, Some(refund.id), None),
+        // 409: nothing left (refunded in full meanwhile); 422: less left than this return
+        // refunds. Either way asking again gets the same answer: a person looks at it.
+        Outcome::Refused(refusal) if refusal.is(409) || refusal.is(422) => {
+            tracing::error!(order = order.id, ret = %found.reference, reason = %refusal.message, "a return's refund was refused");
+            (ReturnStep::Refused, None, Some(refusal.message))
+        }
+        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+            tracing::warn!(order = order.id, ret = %found.reference, %message, "a return's refund not asked yet; the keeper retries");
+            return Ok(false);
+        }
+    };
+    let id = found.id;
+    state
+        .db
+        .write(move |tx| {
+            Ok(store::set_return_refund(
+                tx,
+                id,
+                step,
+                refund_id,
+                problem.as_deref(),
+            )?)
+        })
+        .await?;
+    Ok(true)
+}
+
+async fn restock(state: &AppState, found: &OrderReturn, order: &Order) -> Result<bool, ApiError> {
+    let mut lines: BTreeMap<i64, i64> = BTreeMap::new();
+    for line in found
+        .lines
+        .iter()
+        .filter(|l| l.condition == Condition::Sellable)
+    {
+        *lines.entry(line.product_id).or_default() += line.quantity;
+    }
+    let returned = ReturnLines {
+        return_ref: found.reference.clone(),
+        lines: lines
+            .into_iter()
+            .map(|(product_id, quantity)| ReturnedLine {
+                product_id,
+                quantity,
+            })
+            .collect(),
+        reason: found.reason.clone(),
+    };
+    let (step, problem) = match state
+        .catalog
+        .return_lines(&order.reference, &returned)
+        .await
+    {
+        Outcome::Done(_) => (ReturnStep::Done, None),
+        Outcome::Refused(refusal) if refusal.is(404) || refusal.is(409) || refusal.is(422) => {
+            tracing::error!(order = order.id, ret = %found.reference, reason = %refusal.message, "a return's units were refused by the catalog");
+            (ReturnStep::Refused, Some(refusal.message))
+        }
+        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+            tracing::warn!(order = order.id, ret = %found.reference, %message, "a return's units not back on sale yet; the keeper retries");
+            return Ok(false);
+        }
+    };
+    let id = found.id;
+    state
+        .db
+        .write(move |tx| Ok(store::set_return_restock(tx, id, step, problem.as_deref())?))
+        .await?;
+    Ok(true)
+}
+
+/// Settles every return with a half still pending; returns how many it finished.
+pub async fn settle_all(state: &AppState) -> Result<usize, ApiError> {
+    let due = state
+        .db
+        .call(|conn| Ok(store::returns_pending(conn, 100)?))
+        .await?;
+    let mut settled = 0;
+    for return_id in due {
+        if settle(state, return_id).await? {
+            settled += 1;
+        }
+    }
+    Ok(settled)
+}
