@@ -275,8 +275,18 @@ async function showOrder(id, keepMessage = false) {
   if (opening) $("#order-detail").scrollIntoView({ block: "start" });
   $("#od-actions").replaceChildren(...(NEXT_STEPS[order.status] || []).map(([label, status]) =>
     status === "SHIPPED" ? shipForm(order.id) : h("button", { onclick: () => advance(order.id, status) }, label)));
+  // Goods come back by line once the order is paid and its units sold.
+  const returnable = ["PAID", "SHIPPED", "DELIVERED", "REFUNDED"].includes(order.status) &&
+    ["committed", "untracked"].includes(order.stock);
   $("#od-lines").replaceChildren(...order.items.map((l) =>
-    h("li", {}, `${l.quantity} × ${l.name || "product " + l.product_id} at ${money(l.price)} = ${money(l.line_total)}`)));
+    h("li", { "data-line": l.product_id },
+      `${l.quantity} × ${l.name || "product " + l.product_id} at ${money(l.price)} = ${money(l.line_total)}`,
+      l.returned ? ` · ${l.returned} returned` : null,
+      returnable && l.returned < l.quantity ? returnForm(order.id, l) : null)),
+    ...order.returns.map((r) => h("li", { class: "return", "data-return": r.ref },
+      `Return: ${r.lines.map((x) => `${x.quantity} × product ${x.product_id} (${x.condition})`).join(", ")}` +
+      ` · "${r.reason}" · refund ${money(r.refund)} ${r.refund_state} · restock ${r.restock_state}` +
+      (r.problem ? ` · ${r.problem}` : ""))));
   $("#od-money").textContent = order.discount > 0
     ? `Subtotal ${money(order.subtotal)} − ${money(order.discount)} (${order.promo_code}) = ${money(order.total)}`
     : `Total ${money(order.total)}`;
@@ -363,6 +373,29 @@ function refundForm(orderId, payment) {
     showOrder(orderId, true);
   };
   return h("span", { class: "row" }, " ", amount, h("button", { onclick: refund }, "Refund"));
+}
+
+// A return of some units of one line: how many came back, and whether they can be sold again.
+function returnForm(orderId, line) {
+  const left = line.quantity - line.returned;
+  const quantity = h("input", { value: "1", size: "3", "aria-label": "units returned", id: `return-qty-${line.product_id}` });
+  const condition = h("select", { "aria-label": "condition", id: `return-condition-${line.product_id}` },
+    h("option", { value: "sellable" }, "sellable"), h("option", { value: "damaged" }, "damaged"));
+  const reason = h("input", { placeholder: "reason", size: "12", "aria-label": "return reason", id: `return-reason-${line.product_id}` });
+  const send = async () => {
+    const units = Number(quantity.value.trim());
+    if (!Number.isInteger(units) || units < 1 || units > left) {
+      return say("od-msg", `A return takes 1 to ${left} units of this line.`);
+    }
+    const body = { lines: [{ product_id: line.product_id, quantity: units, condition: condition.value }],
+      reason: reason.value.trim() || "returned in the dashboard" };
+    const answer = await api("order", "POST", `/orders/${orderId}/returns`, body);
+    if (!answer.ok) return say("od-msg", `Return failed: ${answer.problem}`);
+    const made = answer.data.returns[answer.data.returns.length - 1];
+    say("od-msg", `Return recorded: ${money(made.refund)} refund ${made.refund_state}, restock ${made.restock_state}.`, true);
+    showOrder(orderId, true);
+  };
+  return h("span", { class: "row" }, " ", quantity, condition, reason, h("button", { onclick: send }, "Return"));
 }
 
 // Shipping takes the carrier and the tracking number (both, or neither).

@@ -371,21 +371,31 @@ check "  ... and names the order behind it" 200 \
 
 echo "== Refunds =="
 # The delivered order of two products (1059.97): part of it comes back, then the rest.
-check "refund part of a payment" 201 '.amount == 59.98 and .reason == "two mice returned" and (.ref | length) == 36' \
-  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" "${JSON[@]}" -d '{"amount":59.98,"reason":"two mice returned"}'
+check "refund part of a payment (money only)" 201 '.amount == 59.98 and .reason == "two mice returned" and (.ref | length) == 36' \
+  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" "${JSON[@]}" -H "Idempotency-Key: $IK-refund" -d '{"amount":59.98,"reason":"two mice returned"}'
+check "the same Idempotency-Key replays the refund, refunding nothing more" 201 '.amount == 59.98' \
+  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" "${JSON[@]}" -H "Idempotency-Key: $IK-refund" -d '{"amount":59.98,"reason":"two mice returned"}'
 check "  ... the order knows, through a signed payment.refunded webhook" 200 '.status == "DELIVERED" and .refunded == 59.98' \
   "$ORDER/orders/$order_id" "${H[@]}"
 check "  ... and so does the payment" 200 '.refunded == 59.98' "$PAYMENT/payments/$payment_id" "${H[@]}"
 check "more than is left is 422" 422 '.error.message | test("left to refund")' \
   -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" "${JSON[@]}" -d '{"amount":1000.00}'
+check "a refund puts no goods back on sale: restock is a 422 naming returns" 422 '.error.message | test("/returns")' \
+  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" "${JSON[@]}" -d '{"restock":true}'
 laptops="$(curl -sS "$CATALOG/products/1" "${H[@]}" | jq -r .stock)"
-check "refund the rest (no amount: all that is left), the goods back in stock" 201 '.amount == 999.99 and .restock' \
-  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" "${JSON[@]}" -H "Idempotency-Key: $IK-refund" -d '{"restock":true}'
-check "the same Idempotency-Key replays the refund, refunding nothing more" 201 '.amount == 999.99' \
-  -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}" "${JSON[@]}" -H "Idempotency-Key: $IK-refund" -d '{"restock":true}'
-check "  ... refunded in full, the order is REFUNDED and its units returned" 200 \
-  '.status == "REFUNDED" and .refunded == 1059.97 and .stock == "released"' "$ORDER/orders/$order_id" "${H[@]}"
+check "the laptop comes back sellable: its value refunded, the unit back on sale" 201 \
+  '.returns[0].refund == 999.99 and .returns[0].refund_state == "done" and .returns[0].restock_state == "done" and ((.items[] | select(.product_id == 1) | .returned) == 1)' \
+  -X POST "$ORDER/orders/$order_id/returns" "${H[@]}" "${JSON[@]}" \
+  -d '{"lines":[{"product_id":1,"quantity":1,"condition":"sellable"}],"reason":"did not fit the desk"}'
+check "  ... refunded in full, the order is REFUNDED" 200 \
+  '.status == "REFUNDED" and .refunded == 1059.97' "$ORDER/orders/$order_id" "${H[@]}"
 check "  ... the laptop is on sale again" 200 ".stock == $((laptops + 1))" "$CATALOG/products/1" "${H[@]}"
+check "  ... and cannot come back twice (409)" 409 '.error.message | test("came back already")' \
+  -X POST "$ORDER/orders/$order_id/returns" "${H[@]}" "${JSON[@]}" \
+  -d '{"lines":[{"product_id":1,"quantity":1,"condition":"sellable"}],"reason":"again"}'
+check "a return with an unknown field is refused and changes nothing" 422 '' \
+  -X POST "$ORDER/orders/$order_id/returns" "${H[@]}" "${JSON[@]}" \
+  -d '{"lines":[{"product_id":2,"quantity":1,"condition":"sellable"}],"reason":"x","restock":true}'
 check "nothing is left to refund (409)" 409 '.error.code == "conflict"' -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}"
 check "the payment's refunds" 200 'length == 2 and .[0].amount == 59.98' "$PAYMENT/payments/$payment_id/refunds" "${H[@]}"
 header_is "  ... and their number" "x-total-count" "2"

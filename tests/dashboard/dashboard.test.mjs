@@ -127,6 +127,16 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     assert.match(await page.textContent("#od-msg"), /Refunded 100\.00 of payment #\d+/, "the answer stays after the refresh");
     await shot(page, "03b-refund");
 
+    // The laptop comes back sellable: the return refunds what is left and shows on its line.
+    await page.selectOption('#od-lines select[aria-label="condition"]', "sellable");
+    await page.fill('#od-lines input[aria-label="return reason"]', "too heavy");
+    await page.click('#od-lines button:has-text("Return")');
+    await page.waitForFunction(() => document.querySelector("#od-msg").textContent.startsWith("Return recorded"));
+    assert.match(await page.textContent("#od-msg"), /Return recorded: 899\.99 refund done, restock done/);
+    await page.waitForFunction(() => document.querySelector("#od-lines").textContent.includes("1 returned"));
+    assert.match(await page.textContent("#od-lines"), /too heavy/);
+    await shot(page, "03c-return");
+
     // A paid order cancelled from the dashboard is refunded in full, and says so.
     const api = (service) => new URL(url).searchParams.get(service);
     const json = { "X-API-Key": key, "Content-Type": "application/json" };

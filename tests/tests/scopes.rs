@@ -23,9 +23,11 @@ fn admin_routes(service: &str) -> BTreeSet<String> {
             "POST /reservations/{reference}/commit",
             "POST /reservations/{reference}/release",
             "POST /reservations/{reference}/return",
+            "POST /reservations/{reference}/returns",
         ],
         "order-service" => &[
             "PUT /orders/{id}/status",
+            "POST /orders/{id}/returns",
             "POST /orders/{id}/payment",
             "POST /promo-codes",
             "GET /promo-codes",
