@@ -119,7 +119,7 @@ check "process payment" 200 ".order_id == $guide_order and .amount == 999.99 and
 check "the paid order is PAID and its stock sold" 200 '.status == "PAID" and (.status_history | map(.status)) == ["PENDING","PAID"] and .stock == "committed"' \
   "$ORDER/orders/$guide_order" "${H[@]}"
 check "  ... the catalog's reservation, under the order's ref, is committed and has no timer" 200 \
-  '.status == "committed" and .expires_at == null and .lines == [{"product_id":1,"quantity":1}]' \
+  '.status == "committed" and .expires_at == null and .lines == [{"product_id":1,"quantity":1,"returned":0}]' \
   "$CATALOG/reservations/$(curl -sS "$ORDER/orders/$guide_order" "${H[@]}" | jq -r .ref)" "${H[@]}"
 
 echo "== Health: open to anyone =="
@@ -448,7 +448,7 @@ check "the stock audit balances for every product" 200 'length >= 4 and all(.bal
 echo "== Stock reservations =="
 # An order id of its own, far above the order service's, so reruns never collide.
 res_order="9$(date +%s)$((RANDOM % 100))"
-check "reserve stock for an order" 201 '.status == "reserved" and .lines == [{"product_id":2,"quantity":2}]' \
+check "reserve stock for an order" 201 '.status == "reserved" and .lines == [{"product_id":2,"quantity":2,"returned":0}]' \
   -X POST "$CATALOG/reservations" "${H[@]}" "${JSON[@]}" -d "{\"order_id\":$res_order,\"lines\":[{\"product_id\":2,\"quantity\":2}]}"
 check "reserving again for the same order finds the same reservation" 200 '.status == "reserved"' \
   -X POST "$CATALOG/reservations" "${H[@]}" "${JSON[@]}" -d "{\"order_id\":$res_order,\"lines\":[{\"product_id\":2,\"quantity\":2}]}"

@@ -350,3 +350,136 @@ pub async fn settle_all(state: &AppState) -> Result<usize, ApiError> {
     }
     Ok(settled)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::OrderItem;
+
+    /// A paid, sold order of 3 mugs at 10.00 and 1 lamp at 29.99 (59.99), 10% off: 53.99.
+    fn order() -> Order {
+        let item = |product_id, quantity, price: i64| OrderItem {
+            product_id,
+            name: None,
+            sku: None,
+            quantity,
+            price: Cents::new(price),
+            line_total: Cents::new(price * quantity),
+        };
+        Order {
+            id: 7,
+            reference: "ref-7".into(),
+            user_id: "u".into(),
+            customer: None,
+            shipping_address: None,
+            shipment: None,
+            items: vec![item(1, 3, 1000), item(2, 1, 2999)],
+            subtotal: Cents::new(5999),
+            discount: Cents::new(600),
+            promo_code: Some("TEN".into()),
+            total: Cents::new(5399),
+            status: OrderStatus::Delivered,
+            catalog_verified: true,
+            payment_id: Some(3),
+            stock: OrderStock::Committed,
+            refunded: Cents::new(0),
+            restock: false,
+            status_history: Vec::new(),
+            returns: Vec::new(),
+            correlation_id: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn asked(lines: &[(i64, i64, Condition)]) -> AskedReturn {
+        AskedReturn {
+            lines: lines
+                .iter()
+                .map(|&(product_id, quantity, condition)| ReturnLine {
+                    product_id,
+                    quantity,
+                    condition,
+                })
+                .collect(),
+            reason: "back".into(),
+        }
+    }
+
+    /// Applies `planned` to `order` as recording it would.
+    fn recorded(order: &mut Order, planned: &ReturnPlan) {
+        order.refunded = Cents::new(order.refunded.get() + planned.refund.get());
+        order.returns.push(OrderReturn {
+            id: order.returns.len() as i64 + 1,
+            reference: String::new(),
+            order_id: order.id,
+            reason: String::new(),
+            lines: planned.lines.clone(),
+            refund: planned.refund,
+            refund_state: ReturnStep::Done,
+            refund_id: None,
+            restock_state: ReturnStep::Done,
+            problem: None,
+            created_at: String::new(),
+        });
+    }
+
+    #[test]
+    fn returns_refund_their_share_of_the_discount_and_every_unit_back_refunds_exactly_the_total() {
+        use Condition::*;
+        let mut order = order();
+        let mut refunds = Vec::new();
+        for lines in [
+            vec![(1, 1, Sellable)],
+            vec![(1, 1, Damaged), (2, 1, Sellable)],
+            vec![(1, 1, Sellable)],
+        ] {
+            let planned = plan(&order, &asked(&lines)).unwrap();
+            refunds.push(planned.refund.get());
+            recorded(&mut order, &planned);
+        }
+        // 10.00 of 59.99 is worth 9.00 of 53.99 (rounded down); the rest adds up exactly.
+        assert_eq!(refunds[0], 899);
+        assert_eq!(refunds.iter().sum::<i64>(), 5399, "{refunds:?}");
+        let more = plan(&order, &asked(&[(1, 1, Sellable)])).unwrap_err();
+        assert!(more.to_string().contains("came back already"), "{more}");
+    }
+
+    #[test]
+    fn only_sellable_units_are_restocked_and_never_more_than_is_left_is_refunded() {
+        use Condition::*;
+        let mut order = order();
+        order.refunded = Cents::new(5000);
+        let planned = plan(
+            &order,
+            &asked(&[(1, 2, Damaged), (1, 1, Sellable), (2, 1, Sellable)]),
+        )
+        .unwrap();
+        assert_eq!(planned.restock, vec![(1, 1), (2, 1)]);
+        assert_eq!(
+            planned.refund,
+            Cents::new(399),
+            "what is left of the payment"
+        );
+    }
+
+    #[test]
+    fn goods_come_back_only_from_a_paid_order_whose_units_were_sold_and_only_what_it_bought() {
+        use Condition::*;
+        let mut pending = order();
+        pending.status = OrderStatus::Pending;
+        assert!(plan(&pending, &asked(&[(1, 1, Sellable)])).is_err());
+        let mut held = order();
+        held.stock = OrderStock::Held;
+        assert!(plan(&held, &asked(&[(1, 1, Sellable)])).is_err());
+        let order = order();
+        for bad in [
+            vec![(9, 1, Sellable)],
+            vec![(1, 4, Sellable)],
+            vec![(1, 0, Sellable)],
+            vec![],
+        ] {
+            assert!(plan(&order, &asked(&bad)).is_err(), "{bad:?}");
+        }
+    }
+}
