@@ -180,14 +180,9 @@ pub async fn return_units(
     .await
 }
 
-/// What a return by line may put back, decided from the reservation and the lines asked
-/// for alone: each line must be one the reservation sold, for no more units than were sold
-/// and have not come back yet. `Ok` holds the lines, one per product.
-pub fn returnable(
-    reservation: &Reservation,
-    asked: &[ReturnedLine],
-) -> Result<Vec<(i64, i64)>, ApiError> {
-    let lines = merge_lines(
+/// The lines of a return, checked and merged one per product as a reservation's are.
+fn merged(asked: &[ReturnedLine]) -> Result<Vec<(Id, i64)>, ApiError> {
+    merge_lines(
         asked
             .iter()
             .map(|l| LineIn {
@@ -195,7 +190,16 @@ pub fn returnable(
                 quantity: l.quantity,
             })
             .collect(),
-    )?;
+    )
+}
+
+/// What a return by line may put back, decided from the reservation and the (merged) lines
+/// asked for alone: each line must be one the reservation sold, for no more units than were
+/// sold and have not come back yet. `Ok` holds the lines, one per product.
+pub fn returnable(
+    reservation: &Reservation,
+    lines: Vec<(Id, i64)>,
+) -> Result<Vec<(i64, i64)>, ApiError> {
     let reference = &reservation.reference;
     if reservation.status != ReservationStatus::Committed {
         return Err(ApiError::Conflict(format!(
@@ -242,16 +246,10 @@ pub async fn return_lines(
     let correlation = correlation_id();
     db.write(move |tx| {
         let current = existing(tx, &reference)?;
+        let asked = merged(&returned.lines)?;
         let recorded = store::lines_returned_under(tx, return_ref.as_str())?;
         if !recorded.is_empty() {
             // Recorded already: the same lines again are a no-op.
-            let asked = merge_lines(
-                returned
-                    .lines
-                    .iter()
-                    .map(|l| LineIn { product_id: l.product_id, quantity: l.quantity })
-                    .collect(),
-            )?;
             let same = recorded.len() == asked.len()
                 && recorded.iter().zip(&asked).all(|((r, p, q), (ap, aq))| {
                     r == reference.as_str() && *p == ap.get() && q == aq
@@ -263,7 +261,7 @@ pub async fn return_lines(
             }
             return Ok(current);
         }
-        let lines = returnable(&current, &returned.lines)?;
+        let lines = returnable(&current, asked)?;
         for (product, quantity) in &lines {
             let keys = (return_ref.as_str(), &reference);
             store::insert_stock_return(tx, keys, (*product, *quantity), &reason, correlation.as_deref())?;
