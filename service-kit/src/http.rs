@@ -594,24 +594,10 @@ async fn serve_until(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::captured_log::Captured;
     use axum::routing::get;
     use rusqlite_migration::{M, Migrations};
-    use std::sync::{Arc, Mutex};
     use tower::ServiceExt;
-
-    /// Everything logged in this test binary, as text.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn blocking_work_keeps_the_request_span_and_id_and_an_internal_error_is_logged_once() {
@@ -668,7 +654,7 @@ mod tests {
         assert!(!failed.contains("nobody may see"), "{failed}");
         assert!(failed.contains("internal error"), "{failed}");
 
-        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let log = captured.text();
         let line = log
             .lines()
             .find(|l| l.contains("logged from the blocking pool"))

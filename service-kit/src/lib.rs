@@ -33,6 +33,8 @@
 
 pub mod alloc;
 pub mod auth;
+#[cfg(test)]
+mod captured_log;
 pub mod clock;
 pub mod config;
 pub mod db;
