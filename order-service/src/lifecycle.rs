@@ -51,13 +51,11 @@ pub async fn place_order(
     let placed = state
         .db
         .write(move |tx| {
-            if let Some(id) = placed_under
-                .as_deref()
-                .map(|key| store::order_placed_under(tx, key))
-                .transpose()?
-                .flatten()
-            {
-                return Ok(Err(id));
+            // Asked again in the write: a retry racing this one may have placed it since.
+            if let Some(key) = placed_under.as_deref() {
+                if let Some(id) = store::order_placed_under(tx, key)? {
+                    return Ok(Err(id));
+                }
             }
             let mut order = order;
             // Checked, counted and written in the order's own transaction: writes take

@@ -221,10 +221,13 @@ pub async fn record(state: &AppState, id: Id, asked: AskedReturn) -> Result<Orde
                 &planned,
                 correlation.as_deref(),
             )?;
-            Ok(return_id)
+            let recorded = store::get_return(tx, return_id)?
+                .ok_or_else(|| ApiError::internal("return not written"))?;
+            Ok((recorded, order))
         })
         .await?;
-    settle(state, recorded).await?;
+    let (recorded, order) = recorded;
+    settle_loaded(state, &recorded, &order).await?;
     state.order(id).await
 }
 
@@ -244,12 +247,21 @@ pub async fn settle(state: &AppState, return_id: i64) -> Result<bool, ApiError> 
     else {
         return Ok(true);
     };
+    settle_loaded(state, &found, &order).await
+}
+
+/// [`settle`], for return `found` of `order` as just read or written.
+async fn settle_loaded(
+    state: &AppState,
+    found: &OrderReturn,
+    order: &Order,
+) -> Result<bool, ApiError> {
     let mut settled = true;
     if found.refund_state == ReturnStep::Pending {
-        settled &= refund(state, &found, &order).await?;
+        settled &= refund(state, found, order).await?;
     }
     if found.restock_state == ReturnStep::Pending {
-        settled &= restock(state, &found, &order).await?;
+        settled &= restock(state, found, order).await?;
     }
     Ok(settled)
 }
