@@ -307,8 +307,20 @@ fn paid_order(client: &Client, shop: &Shop, user: &str, vase: i64, quantity: i64
     (order, payment["id"].as_i64().unwrap())
 }
 
-fn return_lines(client: &Client, shop: &Shop, id: &Value, lines: &str) -> (u16, Value) {
+/// The JSON lines of a return of `quantity` units of `product` in `condition`.
+fn one_line(product: i64, quantity: i64, condition: &str) -> String {
+    format!(r#"[{{"product_id":{product},"quantity":{quantity},"condition":"{condition}"}}]"#)
+}
+
+/// `POST /orders/{id}/returns` of `quantity` units of `product` in `condition`.
+fn return_one(
+    client: &Client,
+    shop: &Shop,
+    id: &Value,
+    (product, quantity, condition): (i64, i64, &str),
+) -> (u16, Value) {
     let url = format!("{}/orders/{id}/returns", shop.order.url());
+    let lines = one_line(product, quantity, condition);
     client.post_json(
         &url,
         &format!(r#"{{"lines":{lines},"reason":"came back"}}"#),
@@ -352,12 +364,7 @@ fn a_partial_refund_puts_nothing_back_and_a_return_restocks_exactly_the_sellable
     );
 
     // One vase comes back sellable: one unit on sale, its 25.00 refunded.
-    let (status, returned) = return_lines(
-        &client,
-        &shop,
-        id,
-        &format!(r#"[{{"product_id":{vase},"quantity":1,"condition":"sellable"}}]"#),
-    );
+    let (status, returned) = return_one(&client, &shop, id, (vase, 1, "sellable"));
     assert_eq!(status, 201, "{returned}");
     assert_eq!(returned["status"], "PAID", "the rest is still sold");
     assert_eq!(returned["items"][0]["returned"], 1);
@@ -384,12 +391,7 @@ fn a_partial_refund_puts_nothing_back_and_a_return_restocks_exactly_the_sellable
     assert_eq!(status, 409, "nothing left to sell: {short}");
 
     // The other comes back damaged: refunded (what is left: 20.00), not restocked.
-    let (status, returned) = return_lines(
-        &client,
-        &shop,
-        id,
-        &format!(r#"[{{"product_id":{vase},"quantity":1,"condition":"damaged"}}]"#),
-    );
+    let (status, returned) = return_one(&client, &shop, id, (vase, 1, "damaged"));
     assert_eq!(status, 201, "{returned}");
     let last = &returned["returns"][1];
     assert_eq!(
@@ -405,12 +407,7 @@ fn a_partial_refund_puts_nothing_back_and_a_return_restocks_exactly_the_sellable
     );
     let done = wait_for(&client, &shop, id, |o| o["status"] == "REFUNDED");
     assert_eq!(done["refunded"].as_f64(), Some(50.0));
-    let (status, answer) = return_lines(
-        &client,
-        &shop,
-        id,
-        &format!(r#"[{{"product_id":{vase},"quantity":1,"condition":"sellable"}}]"#),
-    );
+    let (status, answer) = return_one(&client, &shop, id, (vase, 1, "sellable"));
     assert_eq!(status, 409, "both units are back already: {answer}");
 
     let row = audit_of(&client, &shop, vase);
@@ -435,7 +432,7 @@ fn a_hundred_racing_returns_of_one_unit_take_back_exactly_what_was_bought() {
     let vase = vase(&client, &shop, "vase-race", 5);
     let (order, payment) = paid_order(&client, &shop, "dee", vase, 5);
     let barrier = Arc::new(Barrier::new(100));
-    let line = format!(r#"[{{"product_id":{vase},"quantity":1,"condition":"sellable"}}]"#);
+    let line = one_line(vase, 1, "sellable");
     let racers: Vec<_> = (0..100)
         .map(|_| {
             let (client, barrier, line) = (client.clone(), barrier.clone(), line.clone());
@@ -485,22 +482,12 @@ fn a_return_made_while_its_peers_are_away_is_refunded_and_restocked_once_they_ar
     let (order, payment) = paid_order(&client, &shop, "eve", vase, 3);
     let id = &order["id"];
     assert!(shop.payment.stop());
-    let (status, returned) = return_lines(
-        &client,
-        &shop,
-        id,
-        &format!(r#"[{{"product_id":{vase},"quantity":2,"condition":"sellable"}}]"#),
-    );
+    let (status, returned) = return_one(&client, &shop, id, (vase, 2, "sellable"));
     assert_eq!(status, 201, "{returned}");
     assert_eq!(returned["returns"][0]["refund_state"], "pending");
     assert_eq!(returned["returns"][0]["restock_state"], "done");
     assert!(shop.catalog.stop());
-    let (status, returned) = return_lines(
-        &client,
-        &shop,
-        id,
-        &format!(r#"[{{"product_id":{vase},"quantity":1,"condition":"sellable"}}]"#),
-    );
+    let (status, returned) = return_one(&client, &shop, id, (vase, 1, "sellable"));
     assert_eq!(status, 201, "{returned}");
     assert_eq!(returned["returns"][1]["restock_state"], "pending");
     shop.payment.restart();
