@@ -370,3 +370,70 @@ async fn a_one_call_checkout_with_bad_input_is_refused_before_anything_is_record
     .await;
     assert_eq!(checkouts, serde_json::json!([]), "nothing was recorded");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelled_field_in_a_body_or_query_is_a_422_naming_it_and_changes_nothing() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let good = seed_body("12/30");
+    let bodies = [
+        (
+            "/cart/u1/checkout",
+            r#"{"promocode":"WELCOME10"}"#.to_string(),
+            "promocode",
+        ),
+        (
+            "/cart/u1/checkout",
+            r#"{"shipping_adress":{"lines":["1 Main St"],"city":"X","postal_code":"1"}}"#
+                .to_string(),
+            "shipping_adress",
+        ),
+        (
+            "/cart/u1/checkout",
+            r#"{"card":{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvv":"123"}}"#
+                .to_string(),
+            "cvv",
+        ),
+        (
+            "/checkout/process",
+            good.replace("\"zip_code\"", "\"zipcode\""),
+            "zipcode",
+        ),
+        (
+            "/checkout/process",
+            good.replace("\"customer_email\"", "\"customer_mail\""),
+            "customer_mail",
+        ),
+    ];
+    for (uri, body, field) in bodies {
+        let (status, answer) = send(&app, Call::new("POST", uri).json(&body)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{field}: {message}");
+    }
+    for uri in [
+        "/cart/u1/add?product_id=1&quantity=1&qty=2",
+        "/cart/u1/items/1?quantity=2&quantiy=3",
+    ] {
+        let method = if uri.contains("add") { "POST" } else { "PUT" };
+        let (status, answer) = send(&app, Call::new(method, uri)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("unknown field"), "{uri}: {message}");
+    }
+    let (status, _) = send(&app, Call::new("GET", "/checkouts?user_id=u1&limt=5")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(cart_lines(&app, "u1").await.is_empty(), "nothing was added");
+    let (_, checkouts) = send(&app, Call::new("GET", "/checkouts?user_id=u1")).await;
+    assert_eq!(checkouts, serde_json::json!([]), "no checkout was recorded");
+    let (_, checkouts) = send(
+        &app,
+        Call::new("GET", "/checkouts?user_id=customer@example.com"),
+    )
+    .await;
+    assert_eq!(checkouts, serde_json::json!([]), "no checkout was recorded");
+}

@@ -14,6 +14,7 @@ pub const MAX_STOCK: i64 = 1_000_000;
 
 /// A product's fields as an admin sends them; every field optional so `PUT` can change some.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProductFields {
     /// 1 to 200 printable characters.
     #[schema(
@@ -330,6 +331,7 @@ pub fn transition(current: ReservationStatus, target: ReservationStatus) -> Tran
 
 /// One line of a reservation request.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LineIn {
     #[schema(minimum = 1)]
     pub product_id: i64,

@@ -1155,3 +1155,49 @@ async fn an_image_is_stored_and_served_by_its_bytes_and_anything_else_is_refused
         ("image/jpeg", jpeg)
     );
 }
+
+#[tokio::test]
+async fn a_misspelled_field_in_a_body_or_query_is_a_422_naming_it_and_changes_nothing() {
+    let (_dir, app) = app();
+    let (_, before) = send(&app, Call::new("GET", "/products")).await;
+    let (status, answer) = send(
+        &app,
+        Call::new("POST", "/products")
+            .json(r#"{"name":"Lamp","price":10,"stock":3,"colour":"red"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("colour")
+    );
+    let (status, answer) = send(&app, Call::new("PUT", "/products/1").json(r#"{"prize":1}"#)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prize")
+    );
+    let (status, answer) = send(
+        &app,
+        Call::new("POST", "/reservations").json(
+            r#"{"order_id":1,"reference":"r-1","lines":[{"product_id":1,"quantity":1,"qty":5}]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("qty"));
+    let (status, answer) = send(&app, Call::new("GET", "/products?serach=lamp")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("serach")
+    );
+    let (_, after) = send(&app, Call::new("GET", "/products")).await;
+    assert_eq!(before, after, "nothing was created, changed or reserved");
+}

@@ -300,6 +300,7 @@ pub fn payment_outcome(status: OrderStatus) -> PaymentOutcome {
 
 /// One line of the order body the testing guide sends: `{"product_id","quantity","price"}`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct OrderLineIn {
     #[schema(minimum = 1)]
     pub product_id: i64,
@@ -312,6 +313,7 @@ pub struct OrderLineIn {
 
 /// The body of `POST /orders` as an object: the lines, and whom the order is for.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct OrderIn {
     /// 1 to 100 lines.
     pub items: Vec<OrderLineIn>,

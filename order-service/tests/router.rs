@@ -1188,3 +1188,66 @@ async fn stats_show_revenue_per_day_the_average_order_and_the_top_products() {
         .collect();
     assert_eq!(top, [("Laptop", 2), ("Wireless Mouse", 2)]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelled_field_in_a_body_or_query_is_a_422_naming_it_and_changes_nothing() {
+    let catalog = FakeCatalog::start().await;
+    let (_dir, app) = app(&catalog.url);
+    let (_, order) = place(&app, "u1", GUIDE_ORDER).await;
+    let id = order["id"].as_i64().unwrap();
+    pay_by_webhook(&app, id, "m1").await;
+    // `form` for `from`: without the guard it asked for, this would cancel and refund a paid
+    // order.
+    let (status, answer) = send(
+        &app,
+        Call::new("PUT", &format!("/orders/{id}/status"))
+            .json(r#"{"status":"CANCELLED","form":"PENDING"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("form")
+    );
+    assert_eq!(status_of(&app, id).await, "PAID");
+    for (body, field) in [
+        (
+            r#"{"items":[{"product_id":1,"quantity":1,"price":999.99}],"promocode":"X"}"#,
+            "promocode",
+        ),
+        (
+            r#"{"items":[{"product_id":1,"quantity":1,"price":999.99}],"shipping_adress":{}}"#,
+            "shipping_adress",
+        ),
+        (
+            r#"[{"product_id":1,"quantity":1,"price":999.99,"discount":5}]"#,
+            "discount",
+        ),
+        (
+            r#"{"items":[{"product_id":1,"quantity":1,"price":999.99}],"customer":{"email":"a@example.com","nmae":"A"}}"#,
+            "nmae",
+        ),
+    ] {
+        let (status, answer) = place(&app, "u1", body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {answer}"
+        );
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains(field),
+            "{field}: {answer}"
+        );
+    }
+    let (status, answer) = send(&app, Call::new("GET", "/orders?user=u1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("user")
+    );
+    assert_eq!(order_count(&app).await, 1, "no order was placed");
+}

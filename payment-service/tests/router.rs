@@ -527,3 +527,36 @@ async fn only_a_captured_payment_can_be_refunded() {
     let (_, listed) = send(&app, Call::new("GET", &uri)).await;
     assert_eq!(listed.as_array().unwrap().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelled_field_in_a_body_or_query_is_a_422_naming_it_and_charges_nothing() {
+    let (_dir, app) = app().await;
+    let (status, answer) = send(
+        &app,
+        Call::new("POST", "/pay?order_id=1&amount=999.99").json(
+            r#"{"card":{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvv":"123"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cvv") && !message.contains("4242"),
+        "{message}"
+    );
+    let (status, answer) = send(
+        &app,
+        Call::new("POST", "/pay?order_id=1&amount=999.99&currency=usd"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("currency")
+    );
+    let (status, _) = send(&app, Call::new("GET", "/payments?order=1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(payment_count(&app).await, 0);
+}

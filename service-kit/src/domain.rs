@@ -176,6 +176,7 @@ pub fn short_text(field: &str, raw: &str, max: usize) -> Result<String, ApiError
 
 /// `?limit=&offset=` on every list route. Lists are always capped at [`Page::MAX`].
 #[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
     /// Rows wanted (1 to [`Page::MAX`], default [`Page::DEFAULT`]).

@@ -61,6 +61,7 @@ pub struct EventOut {
 
 /// `GET /events?after=SEQ&limit=N&type=T&correlation_id=C`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FeedParams {
     /// Only events after this sequence number.

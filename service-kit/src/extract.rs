@@ -96,13 +96,43 @@ pub fn require_utf8(body: &[u8]) -> Result<(), ApiError> {
         .map_err(|_| ApiError::BadRequest("the body is not UTF-8".to_string()))
 }
 
+/// Parses a JSON body read by hand the way [`Json`] does: malformed JSON is a 400, JSON of
+/// the wrong shape (a missing, mistyped or unknown field, named) a 422.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    require_utf8(body)?;
+    serde_json::from_slice(body).map_err(|err| match err.classify() {
+        serde_json::error::Category::Data => ApiError::Validation(format!("{what}: {err}")),
+        _ => ApiError::BadRequest(format!("{what}: {err}")),
+    })
+}
+
+/// The name of the field serde refused as unknown, if that is why `err` failed: for bodies
+/// parsed by hand whose other parse errors are not echoed (they could quote a card number),
+/// so that a misspelled field is still named. Only a short, printable name is returned.
+pub fn unknown_field(err: &serde_json::Error) -> Option<String> {
+    // serde says so only in its message: "unknown field `promocode`, expected one of ...".
+    let text = err.to_string();
+    let name = text.strip_prefix("unknown field `")?.split('`').next()?;
+    let plain = name.len() <= 64 && name.chars().all(|c| c.is_ascii_graphic());
+    plain.then(|| name.to_string())
+}
+
+/// A 422 for a hand-parsed body: it names an unknown field, else says `expected`.
+pub fn body_refusal(err: &serde_json::Error, expected: &str) -> ApiError {
+    match unknown_field(err) {
+        Some(name) => ApiError::Validation(format!("unknown field `{name}`; {expected}")),
+        None => ApiError::Validation(expected.to_string()),
+    }
+}
+
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
     }
 }
 
-/// Query parameters, or a 400 JSON error naming the bad parameter.
+/// Query parameters, or a 400 JSON error naming the bad parameter (422 for one the route
+/// does not know).
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Query<T>(pub T);
@@ -127,8 +157,17 @@ impl From<JsonRejection> for ApiError {
 }
 
 impl From<QueryRejection> for ApiError {
+    /// A parameter the route does not know is a 422 naming it (a misspelled `limt` must not
+    /// be dropped silently); a parameter of the wrong form stays a 400.
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
+        let text = rejection.body_text();
+        // serde reports an unknown field only through its message ("unknown field `x`,
+        // expected ..."), so that is what is read here.
+        if text.contains("unknown field") {
+            ApiError::Validation(text)
+        } else {
+            ApiError::BadRequest(text)
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::fmt;
 
 /// The optional body of a payment (`POST /pay`, and a checkout that passes it on).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CardBody {
     /// Leave out to pay without a card (always approved).
     pub card: Option<CardIn>,
@@ -17,6 +18,7 @@ pub struct CardBody {
 /// A card as a client sends it. `Debug` hides the number and the CVC; it is serialized only
 /// to pass it on to the payment service.
 #[derive(Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CardIn {
     /// 12 to 19 digits (spaces and dashes allowed), Luhn-valid; a JSON number is accepted.
     #[serde(deserialize_with = "digits_or_text")]
@@ -129,10 +131,10 @@ pub fn card_from_body(body: &[u8]) -> Result<Option<CardIn>, ApiError> {
     service_kit::extract::require_utf8(body)?;
     serde_json::from_slice::<CardBody>(body)
         .map(|b| b.card)
-        .map_err(|_| {
-            ApiError::Validation(
-                r#"body must be {"card":{"number":"...","exp_month":12,"exp_year":2030,"cvc":"123"}}"#
-                    .to_string(),
+        .map_err(|err| {
+            service_kit::extract::body_refusal(
+                &err,
+                r#"body must be {"card":{"number":"...","exp_month":12,"exp_year":2030,"cvc":"123"}}"#,
             )
         })
 }

@@ -12,6 +12,7 @@ use std::fmt;
 
 /// The shopper an order belongs to, as far as the shop needs to reach them.
 #[derive(Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Customer {
     /// An email address (`name@example.com`), at most 254 characters; the domain is
     /// stored in lower case.
@@ -25,6 +26,7 @@ pub struct Customer {
 
 /// Where an order is shipped.
 #[derive(Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ShippingAddress {
     /// Who receives it, 1 to 100 characters (the customer, when left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]

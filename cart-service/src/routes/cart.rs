@@ -13,6 +13,7 @@ use service_kit::openapi::ProtectedErrors;
 
 /// `?product_id=X&quantity=N` (quantity defaults to 1).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AddParams {
     /// The catalog's product id.
@@ -25,6 +26,7 @@ pub struct AddParams {
 
 /// `?quantity=N`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct QuantityParams {
     /// The line's new number of units (1 to 1000).

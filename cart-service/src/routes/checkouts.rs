@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
 use service_kit::domain::{Id, Page, Quantity, UserId};
 use service_kit::error::ErrorBody;
+use service_kit::extract::body_refusal;
 use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
 use service_kit::listing::Listed;
 use service_kit::money::Cents;
@@ -19,6 +20,7 @@ use shop_contracts::customer::{Customer, ShippingAddress};
 
 /// `GET /checkouts?user_id=U&limit=&offset=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// The shopper whose checkouts are listed.
@@ -81,6 +83,7 @@ impl From<Checkout> for CheckoutOut {
 
 /// The optional body of a checkout: the card to pay with, and whom the order is for.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CheckoutBody {
     /// Leave out to pay without a card (always approved).
     pub card: Option<CardIn>,
@@ -103,10 +106,10 @@ fn checkout_input(body: &[u8]) -> Result<CheckoutInput, ApiError> {
         return Ok(CheckoutInput::default());
     }
     service_kit::extract::require_utf8(body)?;
-    let body: CheckoutBody = serde_json::from_slice(body).map_err(|_| {
-        ApiError::Validation(
-            r#"body must be {"card":{"number":"...","exp_month":12,"exp_year":2030,"cvc":"123"},"customer":{"email":"..."},"shipping_address":{...}}, each part optional"#
-                .to_string(),
+    let body: CheckoutBody = serde_json::from_slice(body).map_err(|err| {
+        body_refusal(
+            &err,
+            r#"body must be {"card":{"number":"...","exp_month":12,"exp_year":2030,"cvc":"123"},"customer":{"email":"..."},"shipping_address":{...},"promo_code":"..."}, each part optional"#,
         )
     })?;
     if let Some(card) = &body.card {
@@ -227,6 +230,7 @@ pub async fn checkouts_list(
 /// Seed 001's `POST /checkout/process` body: the lines, the card and whom it is for, in one
 /// call, without a cart.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProcessBody {
     /// Whose checkout it is (as for `/cart/{user_id}`); default: the customer's email when
     /// it is a valid user id, else `guest`.
@@ -240,6 +244,7 @@ pub struct ProcessBody {
     pub customer_email: Option<String>,
     pub customer: Option<Customer>,
     /// Seed 001's `{street, number, city, state, zip_code}`, or the shop's own address form.
+    #[serde(default, deserialize_with = "address_by_shape")]
     pub shipping_address: Option<AddressIn>,
     #[schema(example = "WELCOME10", max_length = 32)]
     pub promo_code: Option<String>,
@@ -247,6 +252,7 @@ pub struct ProcessBody {
 
 /// One line of a one-call checkout.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProcessItem {
     /// A product id (`2`) or a product's SKU (`"prod_001"`).
     #[schema(value_type = String, example = "prod_001")]
@@ -269,6 +275,7 @@ pub enum ProductIdIn {
 
 /// Seed 001's `payment_method`.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentMethod {
     /// `credit_card`, `debit_card` or `card`.
     #[serde(rename = "type", default)]
@@ -297,8 +304,27 @@ pub enum AddressIn {
     Seed(SeedAddress),
 }
 
+/// Reads an [`AddressIn`] told apart by shape (the seed's form has a `street`, the shop's
+/// `lines`), so that a misspelled field gets serde's message naming it rather than "did not
+/// match any variant".
+fn address_by_shape<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<AddressIn>, D::Error> {
+    use serde::de::Error;
+    let Some(value) = Option::<serde_json::Value>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let seed_form = value.get("street").is_some() || value.get("zip_code").is_some();
+    if seed_form {
+        serde_json::from_value(value).map(AddressIn::Seed)
+    } else {
+        serde_json::from_value(value).map(AddressIn::Shop)
+    }
+    .map(Some)
+    .map_err(D::Error::custom)
+}
+
 /// Seed 001's shipping address.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SeedAddress {
     #[schema(example = "Rua das Flores")]
     pub street: String,
@@ -381,10 +407,10 @@ impl PaymentMethod {
 /// anything is recorded. Parse errors are not echoed (they could quote the card number).
 fn process_input(body: &[u8]) -> Result<(UserId, Vec<DirectLine>, CheckoutInput), ApiError> {
     service_kit::extract::require_utf8(body)?;
-    let body: ProcessBody = serde_json::from_slice(body).map_err(|_| {
-        ApiError::Validation(
-            r#"body must be {"items":[{"product_id":"prod_001","quantity":2,"price":99.90}],"payment_method":{"type":"credit_card","card_number":"...","card_expiry":"MM/YY","card_cvv":"123"},"customer_email":"...","shipping_address":{...}}"#
-                .to_string(),
+    let body: ProcessBody = serde_json::from_slice(body).map_err(|err| {
+        body_refusal(
+            &err,
+            r#"body must be {"items":[{"product_id":"prod_001","quantity":2,"price":99.90}],"payment_method":{"type":"credit_card","card_number":"...","card_expiry":"MM/YY","card_cvv":"123"},"customer_email":"...","shipping_address":{...}}"#,
         )
     })?;
     if body.items.is_empty() || body.items.len() > shop_contracts::orders::MAX_ORDER_LINES {

@@ -66,6 +66,7 @@ impl From<Product> for ProductOut {
 
 /// `GET /products?q=&category=&sku=&min_price=&max_price=&in_stock=&sort=&limit=&offset=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ProductQuery {
     /// Words in the name or description (any case), or the SKU.

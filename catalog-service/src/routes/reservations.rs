@@ -68,6 +68,7 @@ impl From<Reservation> for ReservationOut {
 
 /// `POST /reservations` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReserveIn {
     /// The key of the reservation (an order's `ref`): reserving again under it finds the
     /// same reservation. Defaults to the order id written as text.
@@ -86,6 +87,7 @@ pub struct ReserveIn {
 
 /// Optional body of a release.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReleaseIn {
     pub reason: Option<String>,
 }
@@ -95,8 +97,7 @@ fn reason_of(body: &Bytes) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let asked: ReleaseIn = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("release body: {e}")))?;
+    let asked: ReleaseIn = service_kit::extract::parse_json(body, "release body")?;
     Ok(asked.reason.map(|r| r.chars().take(500).collect()))
 }
 

@@ -243,6 +243,7 @@ impl From<StatusEntry> for StatusChangeOut {
 
 /// `POST /orders?user_id=U`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CreateParams {
     /// The shopper placing the order.
@@ -252,6 +253,7 @@ pub struct CreateParams {
 
 /// `GET /orders?user_id=&status=&limit=&offset=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only this shopper's orders.
@@ -280,6 +282,7 @@ pub struct ListParams {
 
 /// `PUT /orders/{id}/status` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StatusChange {
     /// SHIPPED, DELIVERED or CANCELLED (any case); PAID and REFUNDED only come with a
     /// payment webhook. Cancelling a PAID order refunds it in full and returns its units.

@@ -77,6 +77,7 @@ impl From<Attempt> for AttemptOut {
 
 /// `GET /webhooks/deliveries?status=&order_id=&limit=&offset=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// `pending`, `delivered` or `failed`.

@@ -88,6 +88,7 @@ impl From<Payment> for PaymentOut {
 
 /// `POST /pay?order_id=ID&amount=A`. The amount is read as text so it is parsed exactly.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PayParams {
     /// The order paid for.
@@ -100,6 +101,7 @@ pub struct PayParams {
 
 /// `GET /payments?order_id=&limit=&offset=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only this order's payments.
