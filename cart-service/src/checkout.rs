@@ -227,7 +227,6 @@ async fn begin(
     lines: Option<Vec<CheckoutLine>>,
     input: CheckoutInput,
 ) -> Result<Ended, ApiError> {
-    let correlation = service_kit::http::correlation_id();
     let reference = service_kit::domain::new_reference();
     // The cart is read in the same write transaction that records the checkout: a second
     // click either waits and finds this checkout running, or finds the cart it cleared,
@@ -245,7 +244,7 @@ async fn begin(
                 &user,
                 &reference,
                 (&lines, from_cart),
-                correlation.as_deref(),
+                service_kit::context::correlation_id().as_deref(),
             )?;
             let id = started.ok_or_else(|| {
                 ApiError::Conflict(format!(
@@ -302,7 +301,7 @@ pub async fn recover(state: &AppState, stale_before_ms: i64) -> Result<usize, Ap
     for co in stuck {
         let correlation = co.correlation_id.clone();
         let resumed = Saga::new(state, co, CheckoutInput::default()).resume();
-        match service_kit::http::with_correlation_id(correlation, resumed).await? {
+        match service_kit::context::with_correlation_id(correlation, resumed).await? {
             Ended::Unsettled(co, reason) => {
                 tracing::warn!(checkout = co.id, %reason, "checkout still unsettled");
             }

@@ -220,6 +220,8 @@ pub async fn run(
     // it with SIGKILL); only a power cut could lose the last steps, and each step's call is
     // idempotent, so settling the checkout again is safe. Orders and payments use FULL.
     let db = Db::open(&config.db, &migrations(), Durability::Normal)?;
+    // Bound before any worker starts: a port in use stops the service before it acts.
+    let listener = service_kit::http::bind(&config.common, config.port)?;
     idempotency::free_abandoned_keys(&db).await?;
     let urls = PeerUrls {
         catalog: config.catalog_url.clone(),
@@ -240,8 +242,7 @@ pub async fn run(
     let db = state.db.clone();
     let app = router(state, config.common.key_policy()?);
     let served =
-        service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown)
-            .await;
+        service_kit::http::launch(SERVICE, &config.common, listener, app, workers, shutdown).await;
     db.close().await;
     served?;
     Ok(())

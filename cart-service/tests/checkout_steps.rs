@@ -4,6 +4,9 @@
 //! silent past the checkout's timeout (an unknown outcome) — and checks what the checkout
 //! answered, what it recorded, and which calls it made to undo or settle.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

@@ -1,5 +1,8 @@
 //! Router tests for cart-service: auth, validation, and fail-open against a fake catalog.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use axum::Router;
 use axum::http::StatusCode;
 use cart_service::{AppState, PeerUrls, Timeouts, migrations, router};

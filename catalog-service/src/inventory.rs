@@ -8,10 +8,10 @@ use crate::store;
 use rusqlite::Connection;
 use serde_json::json;
 use service_kit::ApiError;
+use service_kit::context::correlation_id;
 use service_kit::db::Db;
 use service_kit::domain::Id;
 use service_kit::events;
-use service_kit::http::correlation_id;
 
 /// The reason recorded for a stock overwritten through `PUT /products/{id}`.
 pub const SET_WITH_PUT: &str = "set with PUT /products/{id} (If-Match)";
@@ -34,14 +34,13 @@ pub fn create_product(tx: &Connection, fields: &ValidFields) -> Result<Product, 
     let product = store::insert_product(tx, fields)?;
     if product.stock > 0 {
         let id = Id::from_db(product.id);
-        let correlation = correlation_id();
         store::insert_movement(
             tx,
             id,
             product.stock,
             OPENING,
             product.stock,
-            correlation.as_deref(),
+            correlation_id().as_deref(),
         )?;
     }
     Ok(product)
@@ -77,10 +76,9 @@ pub async fn move_stock(db: &Db, id: Id, delta: i64, reason: String) -> Result<M
         )));
     }
     let reason = check_reason(&reason)?;
-    let correlation = correlation_id();
     db.write(move |tx| {
         let product = on_sale(tx, id)?;
-        record_movement(tx, &product, delta, &reason, correlation.as_deref())
+        record_movement(tx, &product, delta, &reason, correlation_id().as_deref())
     })
     .await
 }
@@ -128,7 +126,6 @@ pub async fn update_product(
     fields: ValidFields,
     if_match: Option<i64>,
 ) -> Result<Product, ApiError> {
-    let correlation = correlation_id();
     db.write(move |tx| {
         let product = on_sale(tx, id)?;
         if let Some(version) = if_match
@@ -151,7 +148,13 @@ pub async fn update_product(
             }
             let delta = stock - product.stock;
             if delta != 0 {
-                record_movement(tx, &product, delta, SET_WITH_PUT, correlation.as_deref())?;
+                record_movement(
+                    tx,
+                    &product,
+                    delta,
+                    SET_WITH_PUT,
+                    correlation_id().as_deref(),
+                )?;
             }
         }
         store::update_product(tx, id, &rest)?

@@ -135,6 +135,8 @@ pub async fn run(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let keys = config.common.key_policy()?;
     let db = Db::open(&config.db, &migrations(), Durability::Normal)?;
+    // Bound before any worker starts: a port in use stops the service before it acts.
+    let listener = service_kit::http::bind(&config.common, config.port)?;
     let state = AppState {
         db,
         reservation_ttl: config.reservation_ttl,
@@ -148,8 +150,7 @@ pub async fn run(
     let db = state.db.clone();
     let app = router(state, keys);
     let served =
-        service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown)
-            .await;
+        service_kit::http::launch(SERVICE, &config.common, listener, app, workers, shutdown).await;
     db.close().await;
     served?;
     Ok(())

@@ -6,10 +6,10 @@ use crate::domain::{LineIn, Reservation, ReservationStatus, Transition, merge_li
 use crate::store::{self, Shortage};
 use serde_json::json;
 use service_kit::ApiError;
+use service_kit::context::correlation_id;
 use service_kit::db::Db;
 use service_kit::domain::{Id, Reference};
 use service_kit::events;
-use service_kit::http::correlation_id;
 use shop_contracts::catalog::{ReturnLines, ReturnedLine};
 use std::time::Duration;
 
@@ -46,8 +46,6 @@ pub async fn reserve(db: &Db, request: ReserveRequest) -> Result<Reserved, ApiEr
     } = request;
     let lines = merge_lines(lines)?;
     let expires_at_ms = ttl.map(service_kit::clock::unix_ms_after);
-    let correlation = correlation_id();
-    let cid = correlation.clone();
     let key = reference.clone();
     let outcome = db
         .write(move |tx| {
@@ -76,26 +74,20 @@ pub async fn reserve(db: &Db, request: ReserveRequest) -> Result<Reserved, ApiEr
                 "order_id": order_id.get(),
                 "lines": lines.iter().map(|(p, q)| json!({"product_id": p.get(), "quantity": q})).collect::<Vec<_>>(),
             });
-            events::record(tx, "stock.reserved", cid.as_deref(), &payload)?;
+            events::record(tx, "stock.reserved", correlation_id().as_deref(), &payload)?;
             let created = store::get_reservation(tx, &key)?
                 .ok_or_else(|| ApiError::internal("new reservation vanished"))?;
             Ok(Reserved::New(created))
         })
         .await;
     if let Err(err @ (ApiError::Conflict(_) | ApiError::Validation(_))) = &outcome {
-        record_failure(db, reference, order_id, err.to_string(), correlation).await;
+        record_failure(db, reference, order_id, err.to_string()).await;
     }
     outcome
 }
 
 /// `stock.failed`, in its own transaction: the failed reservation's rolled back.
-async fn record_failure(
-    db: &Db,
-    reference: Reference,
-    order_id: Id,
-    reason: String,
-    correlation: Option<String>,
-) {
+async fn record_failure(db: &Db, reference: Reference, order_id: Id, reason: String) {
     let recorded = db
         .write(move |tx| {
             let payload = json!({
@@ -104,7 +96,7 @@ async fn record_failure(
             Ok(events::record(
                 tx,
                 "stock.failed",
-                correlation.as_deref(),
+                correlation_id().as_deref(),
                 &payload,
             )?)
         })
@@ -143,7 +135,6 @@ pub async fn return_units(
     reference: Reference,
     reason: Option<String>,
 ) -> Result<Reservation, ApiError> {
-    let correlation = correlation_id();
     db.write(move |tx| {
         let current = existing(tx, &reference)?;
         match current.status {
@@ -159,13 +150,13 @@ pub async fn return_units(
                             keys,
                             (line.product_id, left),
                             &reason,
-                            correlation.as_deref(),
+                            correlation_id().as_deref(),
                         )?;
                     }
                 }
                 store::close_returned(tx, &reference, &reason)?;
                 let payload = settled_payload(&current, Some(&reason));
-                events::record(tx, "stock.returned", correlation.as_deref(), &payload)?;
+                events::record(tx, "stock.returned", correlation_id().as_deref(), &payload)?;
             }
             ReservationStatus::Released => {}
             ReservationStatus::Reserved => {
@@ -243,7 +234,6 @@ pub async fn return_lines(
 ) -> Result<Reservation, ApiError> {
     let return_ref = Reference::parse(&returned.return_ref, "return_ref")?;
     let reason = service_kit::domain::short_text("reason", &returned.reason, 500)?;
-    let correlation = correlation_id();
     db.write(move |tx| {
         let current = existing(tx, &reference)?;
         let asked = merged(&returned.lines)?;
@@ -264,14 +254,14 @@ pub async fn return_lines(
         let lines = returnable(&current, asked)?;
         for (product, quantity) in &lines {
             let keys = (return_ref.as_str(), &reference);
-            store::insert_stock_return(tx, keys, (*product, *quantity), &reason, correlation.as_deref())?;
+            store::insert_stock_return(tx, keys, (*product, *quantity), &reason, correlation_id().as_deref())?;
         }
         let payload = json!({
             "reference": reference.as_str(), "order_id": current.order_id,
             "return_ref": return_ref.as_str(), "reason": reason,
             "lines": lines.iter().map(|(p, q)| json!({"product_id": p, "quantity": q})).collect::<Vec<_>>(),
         });
-        events::record(tx, "stock.returned", correlation.as_deref(), &payload)?;
+        events::record(tx, "stock.returned", correlation_id().as_deref(), &payload)?;
         store::get_reservation(tx, &reference)?
             .ok_or_else(|| ApiError::internal("reservation vanished"))
     })
@@ -287,7 +277,6 @@ pub async fn settle_reservation(
     target: ReservationStatus,
     reason: Option<String>,
 ) -> Result<Reservation, ApiError> {
-    let correlation = correlation_id();
     db.write(move |tx| {
         let current = existing(tx, &reference)?;
         match transition(current.status, target) {
@@ -298,7 +287,7 @@ pub async fn settle_reservation(
                     _ => "stock.committed",
                 };
                 let payload = settled_payload(&current, reason.as_deref());
-                events::record(tx, kind, correlation.as_deref(), &payload)?;
+                events::record(tx, kind, correlation_id().as_deref(), &payload)?;
             }
             Transition::AlreadyDone => {}
             Transition::Refuse => {

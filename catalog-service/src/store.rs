@@ -176,7 +176,8 @@ pub fn insert_product(conn: &Connection, fields: &ValidFields) -> rusqlite::Resu
         fields.category,
     ])?;
     let id = Id::from_db(conn.last_insert_rowid());
-    get_product(conn, id).map(|p| p.expect("the product just inserted"))
+    // Read back in the same transaction: the row is there unless SQLite lost it.
+    get_product(conn, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
 
 /// Changes the fields given; `None` when the product is not on sale.

@@ -1,5 +1,8 @@
 //! Router tests: the auth and validation matrix of catalog-service, through `oneshot`.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use axum::Router;
 use axum::http::StatusCode;
 use catalog_service::{AppState, migrations, release_expired, router};

@@ -16,6 +16,7 @@ impl Default for StepStats {
     fn default() -> Self {
         StepStats {
             // Up to a minute, three significant figures.
+            #[allow(clippy::expect_used, reason = "constant bounds that are valid")]
             latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             by_status: BTreeMap::new(),
         }

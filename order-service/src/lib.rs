@@ -185,6 +185,8 @@ pub async fn run(
     let webhook_secrets = config.webhook.secrets()?.into();
     // Orders are money: a commit is on disk before the client hears about it.
     let db = Db::open(&config.db, &migrations(), Durability::Full)?;
+    // Bound before any worker starts: a port in use stops the service before it acts.
+    let listener = service_kit::http::bind(&config.common, config.port)?;
     idempotency::free_abandoned_keys(&db).await?;
     let catalog = CatalogClient::new(
         &config.catalog_url,
@@ -206,8 +208,7 @@ pub async fn run(
         stock::keep(state, every, order_ttl, stop)
     });
     let served =
-        service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown)
-            .await;
+        service_kit::http::launch(SERVICE, &config.common, listener, app, workers, shutdown).await;
     db.close().await;
     served?;
     Ok(())

@@ -11,8 +11,8 @@ use crate::money;
 use crate::stock::{self, Settled};
 use crate::store;
 use service_kit::ApiError;
+use service_kit::context::correlation_id;
 use service_kit::domain::Id;
-use service_kit::http::correlation_id;
 use service_kit::money::Cents;
 use service_kit::webhook;
 use shop_contracts::catalog::CatalogClient;
@@ -46,7 +46,6 @@ pub async fn place_order(
         }
     }
     let labels = check_against_catalog(&state.catalog, &order).await?;
-    let correlation = correlation_id();
     let reference = service_kit::domain::new_reference();
     let placed = state
         .db
@@ -65,7 +64,7 @@ pub async fn place_order(
                 None => None,
             };
             let keys = (reference.as_str(), placed_under.as_deref());
-            let id = store::insert_order(tx, keys, &order, &labels, correlation.as_deref())?;
+            let id = store::insert_order(tx, keys, &order, &labels, correlation_id().as_deref())?;
             if let Some((code, (customer, user))) = redeemed {
                 store::insert_redemption(tx, id, &code, (&customer, &user))?;
             }
@@ -215,7 +214,6 @@ pub async fn apply_payment_webhook(
             notice.data.order_id
         )));
     }
-    let correlation = correlation_id();
     let applied = state
         .db
         .write(move |tx| {
@@ -241,11 +239,17 @@ pub async fn apply_payment_webhook(
                     // A refund moves money only: units come back by line, through a
                     // return (an older payment service's `restock` puts none back).
                     let returned = (notice.data.amount, false);
-                    store::record_refund(tx, id, refunded, returned, correlation.as_deref())?;
+                    store::record_refund(tx, id, refunded, returned, correlation_id().as_deref())?;
                     if refunded_total == total && status.can_become(OrderStatus::Refunded) {
                         let transition = (status, OrderStatus::Refunded);
                         let reason = Some("refunded in full");
-                        store::change_status(tx, id, transition, reason, correlation.as_deref())?;
+                        store::change_status(
+                            tx,
+                            id,
+                            transition,
+                            reason,
+                            correlation_id().as_deref(),
+                        )?;
                     }
                     store::remember_webhook(tx, &webhook_id, id, notice.data.payment_id)?;
                     return store::get_order(tx, id)?
@@ -260,7 +264,7 @@ pub async fn apply_payment_webhook(
                 match payment_outcome(status) {
                     PaymentOutcome::MarkPaid => {
                         let (payment, amount) = (notice.data.payment_id, notice.data.amount);
-                        store::mark_paid(tx, id, payment, amount, correlation.as_deref())?;
+                        store::mark_paid(tx, id, payment, amount, correlation_id().as_deref())?;
                     }
                     PaymentOutcome::AlreadyPaid => {}
                     PaymentOutcome::Refused => {
@@ -304,7 +308,6 @@ pub async fn change_status(
             "an order becomes {target} only through a signed payment webhook"
         )));
     }
-    let correlation = correlation_id();
     let changed = state
         .db
         .write(move |tx| {
@@ -327,10 +330,10 @@ pub async fn change_status(
                 id,
                 transition,
                 reason.as_deref(),
-                correlation.as_deref(),
+                correlation_id().as_deref(),
             )?;
             if let Some(shipment) = &shipment {
-                store::record_shipment(tx, id, shipment, correlation.as_deref())?;
+                store::record_shipment(tx, id, shipment, correlation_id().as_deref())?;
             }
             store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order vanished"))
         })

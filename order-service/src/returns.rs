@@ -17,8 +17,8 @@ use crate::AppState;
 use crate::domain::{Order, OrderStatus, OrderStock};
 use crate::store;
 use service_kit::ApiError;
+use service_kit::context::correlation_id;
 use service_kit::domain::Id;
-use service_kit::http::correlation_id;
 use service_kit::money::Cents;
 use service_kit::peer::{Outcome, Refusal};
 use shop_contracts::catalog::{ReturnLines, ReturnedLine};
@@ -207,7 +207,6 @@ pub fn plan(order: &Order, asked: &AskedReturn) -> Result<ReturnPlan, ApiError> 
 pub async fn record(state: &AppState, id: Id, asked: AskedReturn) -> Result<Order, ApiError> {
     let reason = service_kit::domain::short_text("reason", &asked.reason, 500)?;
     let reference = service_kit::domain::new_reference();
-    let correlation = correlation_id();
     let recorded = state
         .db
         .write(move |tx| {
@@ -219,7 +218,7 @@ pub async fn record(state: &AppState, id: Id, asked: AskedReturn) -> Result<Orde
                 (&reference, id),
                 &reason,
                 &planned,
-                correlation.as_deref(),
+                correlation_id().as_deref(),
             )?;
             let recorded = store::get_return(tx, return_id)?
                 .ok_or_else(|| ApiError::internal("return not written"))?;

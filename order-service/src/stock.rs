@@ -8,8 +8,8 @@ use crate::AppState;
 use crate::domain::{Order, OrderStatus, OrderStock};
 use crate::store;
 use service_kit::ApiError;
+use service_kit::context::correlation_id;
 use service_kit::domain::Id;
-use service_kit::http::correlation_id;
 use service_kit::peer::{Outcome, Refusal};
 use shop_contracts::catalog::ReservationLine;
 use std::time::Duration;
@@ -195,14 +195,19 @@ async fn record(
     change: (OrderStock, OrderStock),
     cancel_reason: Option<String>,
 ) -> Result<(), ApiError> {
-    let correlation = correlation_id();
     state
         .db
         .write(move |tx| {
             if store::set_stock(tx, id, change)? {
                 if let Some(reason) = &cancel_reason {
                     let transition = (OrderStatus::Pending, OrderStatus::Cancelled);
-                    store::change_status(tx, id, transition, Some(reason), correlation.as_deref())?;
+                    store::change_status(
+                        tx,
+                        id,
+                        transition,
+                        Some(reason),
+                        correlation_id().as_deref(),
+                    )?;
                 }
             }
             Ok(())
@@ -231,7 +236,6 @@ pub async fn expire_unpaid(state: &AppState, ttl: Duration) -> Result<usize, Api
                 continue;
             }
         }
-        let correlation = correlation_id();
         let cancelled = state
             .db
             .write(move |tx| {
@@ -241,7 +245,7 @@ pub async fn expire_unpaid(state: &AppState, ttl: Duration) -> Result<usize, Api
                     id,
                     transition,
                     Some(EXPIRED),
-                    correlation.as_deref(),
+                    correlation_id().as_deref(),
                 )?)
             })
             .await?;

@@ -1,6 +1,9 @@
 //! Router tests for order-service: auth, validation against a fake catalog, fail-open, and
 //! the payment webhook.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use axum::Router;
 use axum::http::StatusCode;
 use order_service::{AppState, PaymentClient, migrations, router};

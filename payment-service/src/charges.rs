@@ -111,7 +111,6 @@ pub async fn take_payment(
     };
 
     let outbox = state.outbox.clone();
-    let correlation = service_kit::http::correlation_id();
     let (payment_id, delivery) = state
         .db
         .write(move |tx| {
@@ -146,7 +145,12 @@ pub async fn take_payment(
                 "reason": decline.map(|d| d.code()), "card_brand": card.as_ref().map(|c| c.brand),
                 "card_last4": card.as_ref().map(|c| c.last4.as_str()),
             });
-            service_kit::events::record(tx, kind, correlation.as_deref(), &payload)?;
+            service_kit::events::record(
+                tx,
+                kind,
+                service_kit::context::correlation_id().as_deref(),
+                &payload,
+            )?;
             let delivery = match status {
                 PaymentStatus::Captured => {
                     let delivery = Outbox::new_delivery(payment_id, order_id, order_ref, amount);
@@ -228,7 +232,6 @@ async fn settle_one(
     let (payment_id, order_id, amount) =
         (payment.id, Id::from_db(payment.order_id), payment.amount);
     let outbox = state.outbox.clone();
-    let correlation = service_kit::http::correlation_id();
     let delivery = state
         .db
         .write(move |tx| {
@@ -268,7 +271,12 @@ async fn settle_one(
                     ("payment.voided", payload, None)
                 }
             };
-            service_kit::events::record(tx, kind, correlation.as_deref(), &payload)?;
+            service_kit::events::record(
+                tx,
+                kind,
+                service_kit::context::correlation_id().as_deref(),
+                &payload,
+            )?;
             Ok(delivery)
         })
         .await?;

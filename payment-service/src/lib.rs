@@ -223,6 +223,8 @@ pub async fn run(
     let secrets = config.webhook.secrets()?;
     // Payments are money: a commit is on disk before the client hears about it.
     let db = Db::open(&config.db, &migrations(), Durability::Full)?;
+    // Bound before any worker starts: a port in use stops the service before it acts.
+    let listener = service_kit::http::bind(&config.common, config.port)?;
     idempotency::free_abandoned_keys(&db).await?;
     let state = AppState::new(
         db,
@@ -243,8 +245,7 @@ pub async fn run(
     let db = state.db.clone();
     let app = router(state, config.common.key_policy()?);
     let served =
-        service_kit::http::launch(SERVICE, &config.common, config.port, app, workers, shutdown)
-            .await;
+        service_kit::http::launch(SERVICE, &config.common, listener, app, workers, shutdown).await;
     db.close().await;
     served?;
     Ok(())

@@ -133,7 +133,7 @@ impl Outbox {
             id,
             order_id: notice.data.order_id,
             payload,
-            correlation_id: service_kit::http::correlation_id(),
+            correlation_id: service_kit::context::correlation_id(),
         }
     }
 

@@ -89,7 +89,6 @@ pub async fn refund(
     restock: bool,
 ) -> Result<Refund, ApiError> {
     let outbox = state.outbox.clone();
-    let correlation = service_kit::http::correlation_id();
     let (refund, delivery) = state
         .db
         .write(move |tx| {
@@ -98,7 +97,12 @@ pub async fn refund(
                 reason: reason.as_deref(),
                 restock,
             };
-            let (refund, delivery) = record(tx, payment_id, &asked, correlation.as_deref())?;
+            let (refund, delivery) = record(
+                tx,
+                payment_id,
+                &asked,
+                service_kit::context::correlation_id().as_deref(),
+            )?;
             outbox.enqueue(tx, &delivery, (refund.payment_id, Some(refund.id)))?;
             Ok((refund, delivery))
         })

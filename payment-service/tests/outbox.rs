@@ -2,6 +2,9 @@
 //! answering 200, 500 and not answering in time: the backoff schedule, the `failed` state,
 //! the manual retry, and the signatures on every attempt.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -2,6 +2,9 @@
 //! validation, verified captures, and a payment taken while the order service is down
 //! (only authorized, nothing captured).
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;

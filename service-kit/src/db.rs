@@ -225,7 +225,7 @@ impl Db {
         T: Send + 'static,
     {
         let pool = self.inner.pool.clone();
-        crate::http::spawn_blocking(move || {
+        crate::context::spawn_blocking(move || {
             let mut conn = pool.get()?;
             f(&mut conn)
         })
@@ -257,9 +257,12 @@ impl Db {
         T: Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
+        // The write runs on the writer thread, inside the caller's span and with its
+        // correlation id, so its log lines and the events it records belong to the request.
+        let carried = crate::context::Carried::here();
         let job: WriteJob = Box::new(move |conn| {
             let outcome = match conn {
-                Ok(conn) => f(conn),
+                Ok(conn) => carried.run(|| f(conn)),
                 Err(err) => Err(ApiError::from(err)),
             };
             let keep = outcome.is_ok();
@@ -609,6 +612,32 @@ mod tests {
             .query_row("SELECT v FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, 7);
+    }
+
+    #[tokio::test]
+    async fn a_write_runs_with_the_callers_correlation_id_on_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), &migrations(), Durability::Normal).unwrap();
+        let caller = std::thread::current().id();
+        let seen = crate::context::with_correlation_id(
+            Some("journey-7".to_string()),
+            db.write(|_| {
+                Ok((
+                    crate::context::correlation_id(),
+                    std::thread::current().id(),
+                ))
+            }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(seen.0.as_deref(), Some("journey-7"));
+        assert_ne!(seen.1, caller, "it ran on the writer thread");
+        let without: Result<_, ApiError> = db.write(|_| Ok(crate::context::correlation_id())).await;
+        assert_eq!(
+            without.unwrap(),
+            None,
+            "nothing leaks from the write before"
+        );
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 
 use crate::ApiError;
 use crate::auth::{ApiKeys, require_api_key};
+use crate::context::with_correlation_id;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
@@ -14,6 +15,7 @@ use serde::Serialize;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -22,42 +24,6 @@ use utoipa_axum::routes;
 
 /// The header that carries a journey's correlation id, between clients and services alike.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-tokio::task_local! {
-    static CORRELATION_ID: String;
-}
-
-/// The correlation id of the request this task is serving, if any.
-pub fn correlation_id() -> Option<String> {
-    CORRELATION_ID.try_with(Clone::clone).ok()
-}
-
-/// Runs `work` with `id` as its correlation id (for work moved to another task).
-pub async fn with_correlation_id<F: Future>(id: Option<String>, work: F) -> F::Output {
-    match id {
-        Some(id) => CORRELATION_ID.scope(id, work).await,
-        None => work.await,
-    }
-}
-
-/// Runs blocking `work` on tokio's blocking pool inside the caller's tracing span and with
-/// its correlation id, so log lines and peer calls made there belong to the same request.
-pub async fn spawn_blocking<F, T>(work: F) -> Result<T, tokio::task::JoinError>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let span = tracing::Span::current();
-    let id = correlation_id();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        match id {
-            Some(id) => CORRELATION_ID.sync_scope(id, work),
-            None => work(),
-        }
-    })
-    .await
-}
 
 /// Logs, once and inside the request's span (so with its correlation id), the cause of a
 /// 5xx that [`ApiError`] left on the response (see [`crate::error::ErrorCause`]; the
@@ -526,15 +492,24 @@ impl Workers {
     }
 }
 
-/// Binds the configured address and `port`, prints `<service> listening on http://<addr>`
-/// on stdout (the line scripts and tests read to learn a port-0 address), and serves with
-/// the configured CORS origins and connection limits until `shutdown` resolves; then the
+/// Binds the configured address and `port` (0 for any free port): the listener a service
+/// then [`launch`]es on. Binding first is what lets a caller (a test, a supervisor) own the
+/// socket and know its address before anything is served.
+pub fn bind(common: &crate::config::CommonArgs, port: u16) -> std::io::Result<TcpListener> {
+    let addr = SocketAddr::new(common.bind, port);
+    crate::server::listen(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serves `router` on `listener`: prints `<service> listening on http://<addr>` on stdout
+/// (the line scripts and tests read to learn a port-0 address), and serves with the
+/// configured CORS origins and connection limits until `shutdown` resolves; then the
 /// `workers` are told to stop, in-flight requests get [`SHUTDOWN_GRACE`] to finish, and the
 /// workers are awaited. Raises the open-file limit first.
 pub async fn launch(
     service: &'static str,
     common: &crate::config::CommonArgs,
-    port: u16,
+    listener: TcpListener,
     router: Router,
     workers: Workers,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -544,7 +519,7 @@ pub async fn launch(
         shutdown.await;
         stop.cancel();
     };
-    let served = serve_until(service, common, port, router, shutdown).await;
+    let served = serve_until(service, common, listener, router, shutdown).await;
     workers.join().await;
     served
 }
@@ -552,12 +527,10 @@ pub async fn launch(
 async fn serve_until(
     service: &'static str,
     common: &crate::config::CommonArgs,
-    port: u16,
+    listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let addr = SocketAddr::new(common.bind, port);
-    crate::alloc::return_freed_memory_in_the_background();
     let fd_limit = crate::server::raise_fd_limit();
     let limits = common.connection_limits().within_fd_limit(fd_limit);
     tracing::info!(
@@ -574,8 +547,6 @@ async fn serve_until(
             limits.header_timeout,
         ))
         .layer(cors_layer(&common.cors_origins));
-    let listener = crate::server::listen(addr)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr()?;
     tracing::info!(%local, "{service} listening");
     // The one line on stdout, once the port is bound: what scripts and tests wait for. With
@@ -595,6 +566,7 @@ async fn serve_until(
 mod tests {
     use super::*;
     use crate::captured_log::Captured;
+    use crate::context::{correlation_id, spawn_blocking};
     use axum::routing::get;
     use rusqlite_migration::{M, Migrations};
     use tower::ServiceExt;

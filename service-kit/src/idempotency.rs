@@ -214,6 +214,10 @@ pub async fn idempotent(
     let scope = hex(&Sha256::digest(
         [b"idempotency-scope:".as_slice(), &api_key].concat(),
     ));
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC takes a key of any length: this cannot fail"
+    )]
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&api_key)
         .expect("HMAC takes a key of any length");
     mac.update(parts.method.as_str().as_bytes());
@@ -265,10 +269,10 @@ pub async fn idempotent(
             let db = state.db.clone();
             // Spawned so the request finishes and its answer is stored even if the client
             // hangs up: otherwise a retry would find the key in flight for a minute.
-            let correlation = crate::http::correlation_id();
+            let correlation = crate::context::correlation_id();
             let handle = tokio::spawn(async move {
                 let response =
-                    crate::http::with_correlation_id(correlation, next.run(request)).await;
+                    crate::context::with_correlation_id(correlation, next.run(request)).await;
                 let (parts, body) = response.into_parts();
                 let bytes: Bytes = axum::body::to_bytes(body, usize::MAX)
                     .await

@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`clock`]: the current time as Unix seconds, milliseconds and RFC 3339.
+//! - [`context`]: the request's correlation id and span, carried to the blocking pool and the
+//!   writer thread ([`context::spawn_blocking`]).
 //! - [`config`]: the flags all four binaries share (bind address, API keys) and [`config::Secret`].
 //! - [`error`]: [`ApiError`], the one error type, and its `{"error":{"code","message"}}` body;
 //!   a 5xx leaves its cause on the response for `http`'s middleware to log once.
@@ -24,8 +26,7 @@
 //! - [`webhook`]: Standard Webhooks signing and verification (HMAC-SHA256, rotation).
 //! - [`http`]: [`http::ServiceBuilder`] (how every service is assembled: its routes declared
 //!   once for router and OpenAPI, events, metrics, probes, auth, JSON 404/405, body limit,
-//!   request ids, tracing), the journey's correlation id and [`http::spawn_blocking`] that
-//!   keeps it, [`http::Workers`] and `launch`, logging set-up.
+//!   request ids, tracing), [`http::Workers`] and `launch`, logging set-up.
 //! - [`server`]: the accept loop: header and idle deadlines, the connection cap, the
 //!   open-file limit, graceful shutdown.
 //! - [`text_enum!`]: an enum stored and sent as text (statuses, steps), written once.
@@ -37,6 +38,7 @@ pub mod auth;
 mod captured_log;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod db;
 pub mod domain;
 pub mod error;

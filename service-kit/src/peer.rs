@@ -283,7 +283,7 @@ impl PeerClient {
     ) -> Result<PeerResponse, PeerError> {
         let client = self.clone();
         let name = self.inner.name;
-        crate::http::spawn_blocking(move || client.send_blocking(method, &path, body, &headers))
+        crate::context::spawn_blocking(move || client.send_blocking(method, &path, body, &headers))
             .await
             .map_err(|e| PeerError::Unreachable {
                 peer: name,
@@ -302,7 +302,7 @@ impl PeerClient {
         let key = self.inner.api_key.expose();
         // The journey's id goes with every call (the caller's, carried here by
         // `http::spawn_blocking`), unless the caller named one.
-        let journey = crate::http::correlation_id()
+        let journey = crate::context::correlation_id()
             .filter(|_| {
                 !headers
                     .iter()

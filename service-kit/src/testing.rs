@@ -1,6 +1,9 @@
 //! Helpers for router tests: send one request through a `Router` with `oneshot` and read
 //! the answer as JSON. Compiled only with the `testing` feature.
 
+// Test helpers: a failure to set up is the test failing, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

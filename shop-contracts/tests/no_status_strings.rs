@@ -2,6 +2,9 @@
 //! this crate. A literal such as `"PAID"` in cart-service's or payment-service's source
 //! fails this test, with the file and line.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use shop_contracts::{OrderStatus, PaymentStatus, ReservationStatus};
 use std::path::{Path, PathBuf};
 

@@ -5,6 +5,9 @@
 //! Binaries are taken from the target folder this test was built into (`cargo build
 //! --workspace --bins` first; `scripts/test.sh` does) or from `SHOP_BIN_DIR`.
 
+// A test harness: a failure to set up is the test failing, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,9 @@
 //! Checkout end to end: the four real services, every failure point, checked across all
 //! four databases (through their APIs).
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use system_tests::{Client, KEY, Shop, wait_for_order};

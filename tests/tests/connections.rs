@@ -3,6 +3,9 @@
 //! half-open connections past the cap neither stops a normal client nor the health probe.
 //! Raw sockets, so the test controls every byte the "client" sends.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

@@ -2,6 +2,9 @@
 //! again. Every write that was answered 2xx must be there, whole, and SQLite must find its
 //! file intact. And many concurrent writers must never see "database is locked".
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::Value;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};

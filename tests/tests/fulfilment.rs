@@ -2,6 +2,9 @@
 //! promo code and product names on the order, shipping with tracking, refunds of what was
 //! paid, promo codes under concurrency, and personal data kept out of every log.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::{Value, json};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;

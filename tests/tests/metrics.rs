@@ -1,6 +1,9 @@
 //! `/metrics` as Prometheus scrapes it: its own bearer token (and nothing else with it), the
 //! process and build, and the business counters a journey moves.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use system_tests::{Client, KEY, STOREFRONT_KEY, Shop};
 
 const TOKEN: &str = "scrape-token-for-tests";

@@ -2,6 +2,9 @@
 //! services, under a race, with the catalog down, cancelled, expired, and with orders.db
 //! restored from a backup.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::Value;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;

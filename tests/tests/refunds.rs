@@ -2,6 +2,9 @@
 //! cancelled order (the cancel and the payment racing) given back by itself, with the books
 //! balanced afterwards.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::Value;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
 //! Scoped keys: every route says in its OpenAPI document which key it needs, and each key
 //! gets exactly what the document says, on all four real services.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;

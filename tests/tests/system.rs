@@ -1,5 +1,8 @@
 //! The shop end to end: four real processes, real SQLite files, real HTTP between them.
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use system_tests::{Client, KEY, Shop, WEBHOOK_SECRET, bin_dir};

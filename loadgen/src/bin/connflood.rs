@@ -3,6 +3,9 @@
 //! resident memory before, during and after. `scripts/bench.sh connections` runs it against
 //! each service; it is a measuring tool, not a test (it asserts nothing).
 
+// A test or tool: a failure to set up ends it, with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use std::net::SocketAddr;
