@@ -19,11 +19,12 @@ use serde_json::json;
 use service_kit::ApiError;
 use service_kit::domain::{Id, Quantity, UserId};
 use service_kit::money::Cents;
-use service_kit::peer::{Outcome, Refusal};
+use service_kit::peer::Outcome;
 use shop_contracts::card::CardIn;
-use shop_contracts::catalog::ReservationLine;
+use shop_contracts::catalog::{ReservationLine, ReserveRefused, SettleRefused};
 use shop_contracts::customer::{Customer, ShippingAddress};
-use shop_contracts::orders::{NewOrderLine, PlaceOrder};
+use shop_contracts::orders::{NewOrderLine, PlaceOrder, PlaceRefused, StatusChangeRefused};
+use shop_contracts::payments::PayRefused;
 use shop_contracts::{OrderStatus, PaymentStatus};
 use std::time::Duration;
 
@@ -43,21 +44,6 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// A peer refused a step: its own reason, kept with its meaning.
-    fn refused(refusal: Refusal) -> Failure {
-        let message = refusal.message;
-        match refusal.status {
-            Some(402) => Failure::Declined {
-                code: decline_code(&refusal.code),
-                message,
-            },
-            Some(409) => Failure::Conflict(message),
-            Some(400 | 422) => Failure::Invalid(message),
-            Some(404) => Failure::NotFound(message),
-            _ => Failure::Unavailable(message),
-        }
-    }
-
     /// The reason, in words.
     pub fn message(&self) -> &str {
         match self {
@@ -93,16 +79,6 @@ impl From<Failure> for ApiError {
     }
 }
 
-/// The payment service's decline codes, as the static codes our errors carry.
-fn decline_code(code: &str) -> &'static str {
-    match code {
-        "insufficient_funds" => "insufficient_funds",
-        "expired_card" => "expired_card",
-        "incorrect_cvc" => "incorrect_cvc",
-        _ => "card_declined",
-    }
-}
-
 /// What one step came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum StepOutcome {
@@ -114,12 +90,56 @@ enum StepOutcome {
     Unknown(String),
 }
 
-impl<T> From<Outcome<T>> for StepOutcome {
-    fn from(outcome: Outcome<T>) -> Self {
+impl<T, R: Into<Failure>> From<Outcome<T, R>> for StepOutcome {
+    fn from(outcome: Outcome<T, R>) -> Self {
         match outcome {
             Outcome::Done(_) => StepOutcome::Done,
-            Outcome::Refused(refusal) => StepOutcome::Refused(Failure::refused(refusal)),
+            Outcome::Refused(refusal) => StepOutcome::Refused(refusal.into()),
             Outcome::Unknown(detail) => StepOutcome::Unknown(detail),
+        }
+    }
+}
+
+// What each step's refusal means to the checkout's client: the peer's reason, kept with
+// its meaning.
+
+impl From<PlaceRefused> for Failure {
+    fn from(refused: PlaceRefused) -> Failure {
+        match refused {
+            PlaceRefused::OutOfStock(m) | PlaceRefused::KeyReused(m) => Failure::Conflict(m),
+            PlaceRefused::Invalid(m) | PlaceRefused::BadRequest(m) => Failure::Invalid(m),
+            PlaceRefused::NotSent(m) | PlaceRefused::Other { message: m, .. } => {
+                Failure::Unavailable(m)
+            }
+        }
+    }
+}
+
+impl From<ReserveRefused> for Failure {
+    fn from(refused: ReserveRefused) -> Failure {
+        match refused {
+            ReserveRefused::OutOfStock(m) | ReserveRefused::ReferenceReused(m) => {
+                Failure::Conflict(m)
+            }
+            ReserveRefused::UnknownProduct(m) | ReserveRefused::Invalid(m) => Failure::Invalid(m),
+            ReserveRefused::NotSent(m) | ReserveRefused::Other { message: m, .. } => {
+                Failure::Unavailable(m)
+            }
+        }
+    }
+}
+
+impl From<PayRefused> for Failure {
+    fn from(refused: PayRefused) -> Failure {
+        match refused {
+            PayRefused::Declined(decline, message) => Failure::Declined {
+                code: decline.code(),
+                message,
+            },
+            PayRefused::Conflict(m) => Failure::Conflict(m),
+            PayRefused::Invalid(m) => Failure::Invalid(m),
+            PayRefused::NotFound(m) => Failure::NotFound(m),
+            PayRefused::NotSent(m) | PayRefused::Other(m) => Failure::Unavailable(m),
         }
     }
 }
@@ -579,11 +599,7 @@ impl<'a> Saga<'a> {
             self.save().await?;
             return Ok(Ended::Finishing(self.co));
         }
-        if let Outcome::Refused(Refusal {
-            message: detail, ..
-        })
-        | Outcome::Unknown(detail) = self.state.stock.commit(&self.stock_key()).await
-        {
+        if let Some(detail) = self.state.stock.commit(&self.stock_key()).await.not_done() {
             tracing::warn!(checkout = self.co.id, %detail, "payment taken but reservation not committed yet; will retry");
             self.co.log(Step::Commit, StepState::Pending, Some(detail));
             self.save().await?;
@@ -626,8 +642,11 @@ impl<'a> Saga<'a> {
         let order_id = self.co.order_id?;
         let problem = match self.state.orders.cancel(order_id, reason).await {
             Outcome::Done(_) => None,
-            Outcome::Refused(refusal) if refusal.is(404) => None,
-            Outcome::Refused(refusal) if refusal.is(409) => {
+            Outcome::Refused(StatusChangeRefused::NotFound(_)) => None,
+            // No longer PENDING: its status says whether it was paid.
+            Outcome::Refused(
+                StatusChangeRefused::NotInStatus(_) | StatusChangeRefused::TransitionRefused(_),
+            ) => {
                 return match self.state.orders.status(order_id).await {
                     Ok(Some(status)) if status.is_paid() => Some(Undo::Paid),
                     Ok(_) => {
@@ -638,7 +657,7 @@ impl<'a> Saga<'a> {
                     Err(err) => Some(Undo::Unsettled(err.to_string())),
                 };
             }
-            Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => Some(message),
+            not_done => not_done.not_done(),
         };
         match problem {
             None => {
@@ -657,12 +676,15 @@ impl<'a> Saga<'a> {
     async fn release_stock(&mut self, reason: &str) {
         let (state, detail) = match self.state.stock.release(&self.stock_key(), reason).await {
             Outcome::Done(_) => (StepState::Undone, "stock released".to_string()),
-            Outcome::Refused(refusal) if refusal.is(404) => {
+            Outcome::Refused(SettleRefused::NotFound(_)) => {
                 (StepState::Undone, "stock released".to_string())
             }
-            Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => (
+            not_done => (
                 StepState::UndoFailed,
-                format!("{message}; released at expiry"),
+                format!(
+                    "{}; released at expiry",
+                    not_done.not_done().unwrap_or_default()
+                ),
             ),
         };
         self.co.log(Step::Reserve, state, Some(detail));
@@ -789,44 +811,46 @@ impl<'a> Saga<'a> {
 mod tests {
     use super::*;
 
-    fn refusal(status: Option<u16>, code: &str) -> Refusal {
-        Refusal {
-            status,
-            code: code.to_string(),
-            message: "why".to_string(),
-        }
-    }
+    use service_kit::peer::Refusal;
 
     #[test]
     fn a_peer_refusal_keeps_its_meaning() {
-        let failure = |status, code| Failure::refused(refusal(status, code));
-        assert_eq!(
-            failure(Some(409), "conflict"),
-            Failure::Conflict("why".into())
-        );
-        assert_eq!(
-            failure(Some(422), "validation_failed"),
-            Failure::Invalid("why".into())
-        );
-        assert_eq!(
-            failure(Some(404), "not_found"),
-            Failure::NotFound("why".into())
-        );
+        let paid =
+            |status, code| Failure::from(PayRefused::from(Refusal::answered(status, code, "why")));
         let declined = |code| Failure::Declined {
             code,
             message: "why".into(),
         };
         assert_eq!(
-            failure(Some(402), "insufficient_funds"),
+            paid(402, "insufficient_funds"),
             declined("insufficient_funds")
         );
+        assert_eq!(paid(402, "something_new"), declined("card_declined"));
+        assert_eq!(paid(409, "conflict"), Failure::Conflict("why".into()));
+        assert_eq!(paid(404, "not_found"), Failure::NotFound("why".into()));
+        let reserved = |status, code| {
+            Failure::from(ReserveRefused::from(Refusal::answered(status, code, "why")))
+        };
         assert_eq!(
-            failure(Some(402), "something_new"),
-            declined("card_declined")
+            reserved(409, "out_of_stock"),
+            Failure::Conflict("why".into())
         );
-        // Over a rate, not allowed, or never reached: the service is not available to us.
-        for status in [Some(429), Some(401), None] {
-            assert_eq!(failure(status, "x"), Failure::Unavailable("why".into()));
+        assert_eq!(
+            reserved(422, "unknown_product"),
+            Failure::Invalid("why".into())
+        );
+        let placed = |status, code| {
+            Failure::from(PlaceRefused::from(Refusal::answered(status, code, "why")))
+        };
+        assert_eq!(
+            placed(422, "validation_failed"),
+            Failure::Invalid("why".into())
+        );
+        assert_eq!(placed(409, "out_of_stock"), Failure::Conflict("why".into()));
+        // Over a rate or not allowed: the service is not available to us.
+        for status in [429, 401] {
+            assert_eq!(paid(status, "x"), Failure::Unavailable("why".into()));
+            assert_eq!(placed(status, "x"), Failure::Unavailable("why".into()));
         }
     }
 
@@ -853,13 +877,16 @@ mod tests {
 
     #[test]
     fn a_step_outcome_follows_the_peer_outcome() {
-        assert_eq!(StepOutcome::from(Outcome::Done(())), StepOutcome::Done);
-        let unknown: Outcome<()> = Outcome::Unknown("timeout".into());
+        let done: Outcome<(), PayRefused> = Outcome::Done(());
+        assert_eq!(StepOutcome::from(done), StepOutcome::Done);
+        let unknown: Outcome<(), PayRefused> = Outcome::Unknown("timeout".into());
         assert_eq!(
             StepOutcome::from(unknown),
             StepOutcome::Unknown("timeout".into())
         );
-        let refused: Outcome<()> = Outcome::Refused(refusal(Some(409), "conflict"));
+        let refused: Outcome<(), ReserveRefused> = Outcome::Refused(ReserveRefused::from(
+            Refusal::answered(409, "out_of_stock", "why"),
+        ));
         assert_eq!(
             StepOutcome::from(refused),
             StepOutcome::Refused(Failure::Conflict("why".into()))

@@ -13,8 +13,8 @@
 //!   remove, clear), each owning its transaction.
 //! - `checkout.rs`: the checkout as a state machine (one function per step and per undo,
 //!   each step's outcome done, refused or unknown), and the recovery of interrupted ones.
-//! - `peers.rs`: typed clients for the order and payment services (the catalog's is in
-//!   `shop_contracts::catalog`), answering with outcomes.
+//!   The peers are reached through `shop_contracts`' typed clients, whose refusals are the
+//!   contracts' enums.
 //! - `domain.rs`: the records: cart lines and the cart view with its checked totals, a
 //!   checkout with its steps and step log.
 //! - `store.rs`: every SQL statement, over the records of `domain.rs`.
@@ -22,7 +22,6 @@
 mod carts;
 mod checkout;
 mod domain;
-mod peers;
 mod routes;
 mod store;
 
@@ -32,7 +31,6 @@ pub use domain::{CartLine, CartOut};
 
 use axum::Router;
 use axum::middleware;
-use peers::OrderClient;
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::config::CommonArgs;
@@ -43,6 +41,7 @@ use service_kit::idempotency::{self, Idempotency};
 use service_kit::metrics::BusinessCounters;
 use service_kit::migrations::MigrationFile;
 use shop_contracts::catalog::CatalogClient;
+use shop_contracts::orders::OrderClient;
 use shop_contracts::payments::PaymentClient;
 use std::future::Future;
 use std::path::PathBuf;

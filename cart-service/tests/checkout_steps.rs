@@ -130,7 +130,7 @@ impl Fake {
         async fn order_cancel(State(fake): State<Fake>) -> Response {
             if fake.order_status() == "PAID" {
                 fake.0.lock().unwrap().calls.push("order_cancel");
-                let body = json!({"error": {"code": "conflict", "message": "order is PAID"}});
+                let body = json!({"error": {"code": "not_in_status", "message": "order is PAID"}});
                 return (StatusCode::CONFLICT, axum::Json(body)).into_response();
             }
             fake.answer("order_cancel", |s| {
@@ -427,7 +427,7 @@ async fn an_order_step_still_unknown_at_recovery_stays_running() {
 #[tokio::test(flavor = "multi_thread")]
 async fn out_of_stock_at_reserve_cancels_the_order_and_answers_409() {
     let shop = shop().await;
-    shop.fake.set("reserve", Reply::Refuse(409, "conflict"));
+    shop.fake.set("reserve", Reply::Refuse(409, "out_of_stock"));
     let (status, body) = shop.checkout().await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let record = shop.record().await;
@@ -460,7 +460,7 @@ async fn a_reserve_with_an_unknown_outcome_is_released_and_the_order_cancelled()
 #[tokio::test(flavor = "multi_thread")]
 async fn a_release_that_fails_is_logged_as_left_to_expiry_and_the_checkout_still_fails() {
     let shop = shop().await;
-    shop.fake.set("reserve", Reply::Refuse(409, "conflict"));
+    shop.fake.set("reserve", Reply::Refuse(409, "out_of_stock"));
     shop.fake.set("release", Reply::Refuse(500, "internal"));
     let (status, _) = shop.checkout().await;
     assert_eq!(status, StatusCode::CONFLICT);

@@ -329,16 +329,9 @@ pub fn transition(current: ReservationStatus, target: ReservationStatus) -> Tran
     }
 }
 
-/// One line of a reservation request.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LineIn {
-    #[schema(minimum = 1)]
-    pub product_id: i64,
-    /// 1 to 1000.
-    #[schema(minimum = 1, maximum = 1000)]
-    pub quantity: i64,
-}
+/// One line of a reservation request, as the contract defines it (the catalog reads the
+/// type the order service sends).
+pub use shop_contracts::catalog::ReservationLine as LineIn;
 
 /// Validates lines and merges repeats of a product, so each product is taken once.
 pub fn merge_lines(lines: Vec<LineIn>) -> Result<Vec<(Id, i64)>, ApiError> {

@@ -31,6 +31,7 @@ use service_kit::db::{Db, Durability};
 use service_kit::domain::Reference;
 use service_kit::http::{ServiceBuilder, Workers};
 use service_kit::migrations::MigrationFile;
+use shop_contracts::catalog::SettleRefused;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -167,18 +168,18 @@ pub async fn release_expired(state: &AppState) -> Result<usize, service_kit::Api
     let mut released = 0;
     for reference in expired {
         let reason = Some("expired before it was committed".to_string());
-        let released_one = stock::settle_reservation(
+        let released_one = stock::settle(
             &state.db,
             reference,
             domain::ReservationStatus::Released,
             reason,
         )
-        .await;
+        .await?;
         match released_one {
             Ok(_) => released += 1,
-            // Committed meanwhile: nothing to release.
-            Err(service_kit::ApiError::Conflict(_)) => {}
-            Err(err) => return Err(err),
+            // Committed meanwhile (or gone): nothing to release.
+            Err(SettleRefused::AlreadySettled(_) | SettleRefused::NotFound(_)) => {}
+            Err(other) => return Err(other.into()),
         }
     }
     Ok(released)

@@ -10,7 +10,7 @@ use service_kit::context::correlation_id;
 use service_kit::db::Db;
 use service_kit::domain::{Id, Reference};
 use service_kit::events;
-use shop_contracts::catalog::{ReturnLines, ReturnedLine};
+use shop_contracts::catalog::{ReserveRefused, ReturnLines, ReturnedLine, SettleRefused};
 use std::time::Duration;
 
 /// What reserving for an order did.
@@ -51,22 +51,24 @@ pub async fn reserve(db: &Db, request: ReserveRequest) -> Result<Reserved, ApiEr
         .write(move |tx| {
             if let Some(existing) = store::get_reservation(tx, &key)? {
                 if existing.order_id != order_id.get() || !existing.holds(&lines) {
-                    return Err(ApiError::Conflict(format!(
+                    return Err(ReserveRefused::ReferenceReused(format!(
                         "reservation {key} already exists for other lines"
-                    )));
+                    ))
+                    .into());
                 }
                 return Ok(Reserved::Existing(existing));
             }
             if let Err(shortage) = store::take_stock(tx, &lines)? {
                 // Returning an error rolls back the lines already taken.
                 return Err(match shortage {
-                    Shortage::Unknown(product) => {
-                        ApiError::Validation(format!("product {product} is not in the catalog"))
-                    }
-                    Shortage::OutOfStock { product, available, asked } => ApiError::Conflict(format!(
+                    Shortage::Unknown(product) => ReserveRefused::UnknownProduct(format!(
+                        "product {product} is not in the catalog"
+                    )),
+                    Shortage::OutOfStock { product, available, asked } => ReserveRefused::OutOfStock(format!(
                         "out of stock: product {product} has {available} left, {asked} asked"
                     )),
-                });
+                }
+                .into());
             }
             store::insert_reservation(tx, &key, order_id, &lines, expires_at_ms)?;
             let payload = json!({
@@ -80,7 +82,8 @@ pub async fn reserve(db: &Db, request: ReserveRequest) -> Result<Reserved, ApiEr
             Ok(Reserved::New(created))
         })
         .await;
-    if let Err(err @ (ApiError::Conflict(_) | ApiError::Validation(_))) = &outcome {
+    // A refusal (not an outage) is kept as `stock.failed`, with its reason.
+    if let Err(err @ (ApiError::Refused { .. } | ApiError::Validation(_))) = &outcome {
         record_failure(db, reference, order_id, err.to_string()).await;
     }
     outcome
@@ -109,7 +112,7 @@ async fn record_failure(db: &Db, reference: Reference, order_id: Id, reason: Str
 /// The reservation `reference`, or a 404.
 fn existing(tx: &rusqlite::Connection, reference: &Reference) -> Result<Reservation, ApiError> {
     store::get_reservation(tx, reference)?
-        .ok_or_else(|| ApiError::NotFound(format!("no reservation {reference}")))
+        .ok_or_else(|| SettleRefused::NotFound(format!("no reservation {reference}")).into())
 }
 
 /// The payload of `stock.committed`, `stock.released` and `stock.returned`: the
@@ -160,9 +163,10 @@ pub async fn return_units(
             }
             ReservationStatus::Released => {}
             ReservationStatus::Reserved => {
-                return Err(ApiError::Conflict(format!(
+                return Err(SettleRefused::NotSold(format!(
                     "reservation {reference} was never sold: release it instead"
-                )));
+                ))
+                .into());
             }
         }
         store::get_reservation(tx, &reference)?
@@ -193,10 +197,11 @@ pub fn returnable(
 ) -> Result<Vec<(i64, i64)>, ApiError> {
     let reference = &reservation.reference;
     if reservation.status != ReservationStatus::Committed {
-        return Err(ApiError::Conflict(format!(
+        return Err(SettleRefused::NotSold(format!(
             "reservation {reference} is {}: only sold units can come back",
             reservation.status.as_str()
-        )));
+        ))
+        .into());
     }
     lines
         .into_iter()
@@ -206,17 +211,19 @@ pub fn returnable(
                 .iter()
                 .find(|l| l.product_id == product.get())
             else {
-                return Err(ApiError::Validation(format!(
+                return Err(SettleRefused::Invalid(format!(
                     "product {product} was not sold under reservation {reference}"
-                )));
+                ))
+                .into());
             };
             let left = sold.quantity - sold.returned;
             if quantity > left {
-                return Err(ApiError::Conflict(format!(
+                return Err(SettleRefused::MoreThanSold(format!(
                     "{quantity} units of product {product} cannot come back: {} were sold under \
                      {reference} and {} came back already",
                     sold.quantity, sold.returned
-                )));
+                ))
+                .into());
             }
             Ok((product.get(), quantity))
         })
@@ -245,9 +252,10 @@ pub async fn return_lines(
                     r == reference.as_str() && *p == ap.get() && q == aq
                 });
             if !same {
-                return Err(ApiError::Conflict(format!(
+                return Err(SettleRefused::ReferenceReused(format!(
                     "return {return_ref} was recorded for other lines"
-                )));
+                ))
+                .into());
             }
             return Ok(current);
         }
@@ -277,8 +285,26 @@ pub async fn settle_reservation(
     target: ReservationStatus,
     reason: Option<String>,
 ) -> Result<Reservation, ApiError> {
+    settle(db, reference, target, reason)
+        .await?
+        .map_err(ApiError::from)
+}
+
+/// [`settle_reservation`] with the catalog's refusal as a value (the outer error is the
+/// database's): for a worker that acts on why (the sweep skips one committed meanwhile).
+/// A refusal writes nothing, so its empty write commits harmlessly.
+pub async fn settle(
+    db: &Db,
+    reference: Reference,
+    target: ReservationStatus,
+    reason: Option<String>,
+) -> Result<Result<Reservation, SettleRefused>, ApiError> {
     db.write(move |tx| {
-        let current = existing(tx, &reference)?;
+        let Some(current) = store::get_reservation(tx, &reference)? else {
+            return Ok(Err(SettleRefused::NotFound(format!(
+                "no reservation {reference}"
+            ))));
+        };
         match transition(current.status, target) {
             Transition::Apply => {
                 store::settle_reservation(tx, &reference, target, reason.as_deref())?;
@@ -291,15 +317,16 @@ pub async fn settle_reservation(
             }
             Transition::AlreadyDone => {}
             Transition::Refuse => {
-                return Err(ApiError::Conflict(format!(
+                return Ok(Err(SettleRefused::AlreadySettled(format!(
                     "reservation {reference} is {} and cannot become {}",
                     current.status.as_str(),
                     target.as_str()
-                )));
+                ))));
             }
         }
-        store::get_reservation(tx, &reference)?
-            .ok_or_else(|| ApiError::internal("reservation vanished"))
+        let settled = store::get_reservation(tx, &reference)?
+            .ok_or_else(|| ApiError::internal("reservation vanished"))?;
+        Ok(Ok(settled))
     })
     .await
 }

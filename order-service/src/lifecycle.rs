@@ -16,6 +16,8 @@ use service_kit::domain::Id;
 use service_kit::money::Cents;
 use service_kit::webhook;
 use shop_contracts::catalog::CatalogClient;
+use shop_contracts::catalog::ReserveRefused;
+use shop_contracts::orders::{PlaceRefused, StatusChangeRefused};
 use shop_contracts::payments::{
     PAYMENT_REFUNDED, PAYMENT_SUCCEEDED, PaymentWebhook, PaymentsSummary,
 };
@@ -79,12 +81,14 @@ pub async fn place_order(
     };
     let id = Id::from_db(placed.id);
     if let Settled::Short(refusal) = stock::settle_order(state, placed).await? {
-        let message = format!("order {id} cancelled: {}", refusal.message);
-        return Err(if refusal.is(422) {
-            ApiError::Validation(message)
-        } else {
-            ApiError::Conflict(message)
-        });
+        let message = format!("order {id} cancelled: {}", refusal.message());
+        return Err(match refusal {
+            ReserveRefused::UnknownProduct(_) | ReserveRefused::Invalid(_) => {
+                PlaceRefused::Invalid(message)
+            }
+            _ => PlaceRefused::OutOfStock(message),
+        }
+        .into());
     }
     state.order(id).await
 }
@@ -104,9 +108,7 @@ async fn placed_before(state: &AppState, id: Id) -> Result<Order, ApiError> {
             .last()
             .and_then(|entry| entry.reason.clone())
             .unwrap_or_else(|| "cancelled".into());
-        return Err(ApiError::Conflict(format!(
-            "order {id} cancelled: {reason}"
-        )));
+        return Err(PlaceRefused::OutOfStock(format!("order {id} cancelled: {reason}")).into());
     }
     Ok(order)
 }
@@ -304,25 +306,28 @@ pub async fn change_status(
     shipment: Option<Shipment>,
 ) -> Result<Order, ApiError> {
     if target == OrderStatus::Paid || target == OrderStatus::Refunded {
-        return Err(ApiError::Conflict(format!(
+        return Err(StatusChangeRefused::TransitionRefused(format!(
             "an order becomes {target} only through a signed payment webhook"
-        )));
+        ))
+        .into());
     }
     let changed = state
         .db
         .write(move |tx| {
             let (current, _, _) = store::order_status(tx, id)?
-                .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
+                .ok_or_else(|| StatusChangeRefused::NotFound(format!("order {id} not found")))?;
             if from.is_some_and(|from| from != current) {
-                return Err(ApiError::Conflict(format!(
+                return Err(StatusChangeRefused::NotInStatus(format!(
                     "order {id} is {current}, not {}",
                     from.map(OrderStatus::as_str).unwrap_or_default()
-                )));
+                ))
+                .into());
             }
             if !current.can_become(target) {
-                return Err(ApiError::Conflict(format!(
+                return Err(StatusChangeRefused::TransitionRefused(format!(
                     "order {id} is {current} and cannot become {target}"
-                )));
+                ))
+                .into());
             }
             let transition = (current, target);
             store::change_status(

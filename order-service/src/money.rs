@@ -9,7 +9,8 @@ use crate::AppState;
 use crate::domain::Order;
 use crate::store;
 use service_kit::ApiError;
-use service_kit::peer::{Outcome, Refusal};
+use service_kit::peer::Outcome;
+use shop_contracts::payments::RefundRefused;
 
 /// Asks the payment service to refund what is left of cancelled `order`'s payment, if it
 /// has one not yet refunded in full; returns whether that is now settled (refunded, or
@@ -36,8 +37,9 @@ pub async fn refund_cancelled(state: &AppState, order: &Order) -> bool {
         }
         // Refunded in full already (by hand, or an earlier ask whose answer was lost): the
         // refund's webhook tells the order.
-        Outcome::Refused(refusal) if refusal.is(409) => true,
-        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+        Outcome::Refused(RefundRefused::RefundedInFull(_)) => true,
+        outcome @ (Outcome::Refused(_) | Outcome::Unknown(_)) => {
+            let message = outcome.not_done().unwrap_or_default();
             tracing::warn!(order = id, payment_id, %message, "cancelled order not refunded yet; the keeper retries");
             false
         }

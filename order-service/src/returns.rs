@@ -20,8 +20,10 @@ use service_kit::ApiError;
 use service_kit::context::correlation_id;
 use service_kit::domain::Id;
 use service_kit::money::Cents;
-use service_kit::peer::{Outcome, Refusal};
+use service_kit::peer::Outcome;
+use shop_contracts::catalog::SettleRefused;
 use shop_contracts::catalog::{ReturnLines, ReturnedLine};
+use shop_contracts::payments::RefundRefused;
 use std::collections::BTreeMap;
 
 service_kit::text_enum! {
@@ -277,13 +279,20 @@ async fn refund(state: &AppState, found: &OrderReturn, order: &Order) -> Result<
         .await;
     let (step, refund_id, problem) = match answer {
         Outcome::Done(refund) => (ReturnStep::Done, Some(refund.id), None),
-        // 409: nothing left (refunded in full meanwhile); 422: less left than this return
-        // refunds. Either way asking again gets the same answer: a person looks at it.
-        Outcome::Refused(refusal) if refusal.is(409) || refusal.is(422) => {
-            tracing::error!(order = order.id, ret = %found.reference, reason = %refusal.message, "a return's refund was refused");
-            (ReturnStep::Refused, None, Some(refusal.message))
+        // Nothing left (refunded in full meanwhile), less left than this return refunds, or
+        // no such payment: asking again gets the same answer, so a person looks at it.
+        Outcome::Refused(
+            refusal @ (RefundRefused::RefundedInFull(_)
+            | RefundRefused::MoreThanLeft(_)
+            | RefundRefused::NotCaptured(_)
+            | RefundRefused::NotFound(_)
+            | RefundRefused::Invalid(_)),
+        ) => {
+            tracing::error!(order = order.id, ret = %found.reference, reason = %refusal, "a return's refund was refused");
+            (ReturnStep::Refused, None, Some(refusal.to_string()))
         }
-        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+        outcome @ (Outcome::Refused(_) | Outcome::Unknown(_)) => {
+            let message = outcome.not_done().unwrap_or_default();
             tracing::warn!(order = order.id, ret = %found.reference, %message, "a return's refund not asked yet; the keeper retries");
             return Ok(false);
         }
@@ -330,11 +339,19 @@ async fn restock(state: &AppState, found: &OrderReturn, order: &Order) -> Result
         .await
     {
         Outcome::Done(_) => (ReturnStep::Done, None),
-        Outcome::Refused(refusal) if refusal.is(404) || refusal.is(409) || refusal.is(422) => {
-            tracing::error!(order = order.id, ret = %found.reference, reason = %refusal.message, "a return's units were refused by the catalog");
-            (ReturnStep::Refused, Some(refusal.message))
+        // The catalog named why (no such sale, not sold, more than sold, the return's ref
+        // reused): asking again gets the same answer.
+        Outcome::Refused(refusal)
+            if !matches!(
+                refusal,
+                SettleRefused::NotSent(_) | SettleRefused::Other { .. }
+            ) =>
+        {
+            tracing::error!(order = order.id, ret = %found.reference, reason = %refusal, "a return's units were refused by the catalog");
+            (ReturnStep::Refused, Some(refusal.to_string()))
         }
-        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+        outcome @ (Outcome::Refused(_) | Outcome::Unknown(_)) => {
+            let message = outcome.not_done().unwrap_or_default();
             tracing::warn!(order = order.id, ret = %found.reference, %message, "a return's units not back on sale yet; the keeper retries");
             return Ok(false);
         }

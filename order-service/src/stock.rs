@@ -10,8 +10,9 @@ use crate::store;
 use service_kit::ApiError;
 use service_kit::context::correlation_id;
 use service_kit::domain::Id;
-use service_kit::peer::{Outcome, Refusal};
+use service_kit::peer::Outcome;
 use shop_contracts::catalog::ReservationLine;
+use shop_contracts::catalog::{ReserveRefused, SettleRefused};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +30,7 @@ pub enum Settled {
     Settled(OrderStock),
     /// The catalog refused to hold the stock (a 409 naming the short product, or a 422 for
     /// an unknown one): the order was cancelled with reason `out_of_stock: ...`.
-    Short(Refusal),
+    Short(ReserveRefused),
     /// The catalog could not be asked (down, slow, 5xx, 429): the order keeps its stock
     /// state and the keeper tries again.
     Waiting(String),
@@ -83,11 +84,14 @@ fn lines(order: &Order) -> Vec<ReservationLine> {
         .collect()
 }
 
-/// A refusal that says something about the stock (409 short or other lines, 422 unknown
-/// product), as opposed to one about the request (401, 403, 429: the catalog was not
-/// really asked).
-fn about_the_stock(refusal: &Refusal) -> bool {
-    refusal.is(409) || refusal.is(422)
+/// A refusal that says something about the stock (short, other lines under the ref, an
+/// unknown product), as opposed to one about the request (401, 403, 429: the catalog was
+/// not really asked) or one never sent.
+fn about_the_stock(refusal: &ReserveRefused) -> bool {
+    !matches!(
+        refusal,
+        ReserveRefused::NotSent(_) | ReserveRefused::Other { .. }
+    )
 }
 
 async fn hold(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
@@ -105,10 +109,10 @@ async fn hold(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
             if order.status.is_paid() {
                 // Only an order paid while its stock was pending can get here; nothing is
                 // sold twice (the catalog refused), and the keeper keeps asking.
-                tracing::error!(order = order.id, reason = %refusal.message, "a paid order's stock cannot be held");
-                return Ok(Settled::Waiting(refusal.message));
+                tracing::error!(order = order.id, reason = %refusal.message(), "a paid order's stock cannot be held");
+                return Ok(Settled::Waiting(refusal.message().to_string()));
             }
-            let reason = format!("{OUT_OF_STOCK}: {}", refusal.message);
+            let reason = format!("{OUT_OF_STOCK}: {}", refusal.message());
             record(
                 state,
                 id,
@@ -118,7 +122,12 @@ async fn hold(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
             .await?;
             Ok(Settled::Short(refusal))
         }
-        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+        Outcome::Refused(refusal) => {
+            let message = refusal.message().to_string();
+            tracing::warn!(order = order.id, %message, "catalog not told yet; the stock keeper retries");
+            Ok(Settled::Waiting(message))
+        }
+        Outcome::Unknown(message) => {
             tracing::warn!(order = order.id, %message, "catalog not told yet; the stock keeper retries");
             Ok(Settled::Waiting(message))
         }
@@ -132,7 +141,8 @@ async fn commit(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
             record(state, id, (OrderStock::Held, OrderStock::Committed), None).await?;
             Ok(Settled::Settled(OrderStock::Committed))
         }
-        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+        outcome @ (Outcome::Refused(_) | Outcome::Unknown(_)) => {
+            let message = outcome.not_done().unwrap_or_default();
             tracing::warn!(order = order.id, %message, "paid order's stock not committed yet; the stock keeper retries");
             Ok(Settled::Waiting(message))
         }
@@ -158,7 +168,8 @@ async fn return_units(state: &AppState, order: &Order) -> Result<Settled, ApiErr
             .await?;
             Ok(Settled::Settled(OrderStock::Released))
         }
-        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+        outcome @ (Outcome::Refused(_) | Outcome::Unknown(_)) => {
+            let message = outcome.not_done().unwrap_or_default();
             tracing::warn!(order = order.id, %message, "cancelled order's units not returned yet; the stock keeper retries");
             Ok(Settled::Waiting(message))
         }
@@ -176,8 +187,9 @@ async fn release(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
     match state.catalog.release(&order.reference, &reason).await {
         // 404: the catalog never held anything under this ref.
         Outcome::Done(_) => {}
-        Outcome::Refused(refusal) if refusal.is(404) => {}
-        Outcome::Refused(Refusal { message, .. }) | Outcome::Unknown(message) => {
+        Outcome::Refused(SettleRefused::NotFound(_)) => {}
+        outcome @ (Outcome::Refused(_) | Outcome::Unknown(_)) => {
+            let message = outcome.not_done().unwrap_or_default();
             tracing::warn!(order = order.id, %message, "cancelled order's stock not released yet; the stock keeper retries");
             return Ok(Settled::Waiting(message));
         }

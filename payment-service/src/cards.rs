@@ -14,36 +14,8 @@ pub struct CardSummary {
     pub exp_year: u32,
 }
 
-/// Why the (simulated) issuer refused a valid card.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decline {
-    CardDeclined,
-    InsufficientFunds,
-    ExpiredCard,
-    IncorrectCvc,
-}
-
-impl Decline {
-    /// The decline code, as Stripe names it.
-    pub fn code(self) -> &'static str {
-        match self {
-            Decline::CardDeclined => "card_declined",
-            Decline::InsufficientFunds => "insufficient_funds",
-            Decline::ExpiredCard => "expired_card",
-            Decline::IncorrectCvc => "incorrect_cvc",
-        }
-    }
-
-    /// A sentence for people.
-    pub fn message(self) -> &'static str {
-        match self {
-            Decline::CardDeclined => "the card was declined",
-            Decline::InsufficientFunds => "the card has insufficient funds",
-            Decline::ExpiredCard => "the card has expired",
-            Decline::IncorrectCvc => "the card's security code is incorrect",
-        }
-    }
-}
+/// Why the (simulated) issuer refused a valid card: the contract's decline codes.
+pub use shop_contracts::payments::Decline;
 
 fn brand(digits: &str) -> &'static str {
     let prefix2: u32 = digits[..2].parse().unwrap_or(0);

@@ -18,16 +18,16 @@
 //!   webhook delivery in one transaction) and `settle_authorized` (the settler).
 //! - `domain.rs`: the records (`Payment`, `Delivery`) the store reads and writes.
 //! - `cards.rs`: card validation and the test cards' outcomes.
-//! - `refunds.rs`: the operation `refund` (full or partial, with its webhook), also used by
-//!   the outbox to give back a capture the order service refuses for good.
-//! - `outbox.rs`: the delivery attempts, the retry schedule and the worker.
-//! - `orders.rs`: the typed order-service client, the one way a webhook is sent.
+//! - `refunds.rs`: the operation `refund` (full or partial, with its webhook), and
+//!   `give_back_refused_capture`, the outbox's refusal hook (a capture the order service
+//!   refuses for good is refunded in full, in the transaction that records the refusal).
+//! - `outbox.rs`: the delivery attempts (sent through `shop_contracts::orders::OrderClient`),
+//!   the retry schedule and the worker; it only reports a refusal, through its hook.
 //! - `store.rs`: every SQL statement, taking and returning the records of `domain.rs`.
 
 mod cards;
 mod charges;
 mod domain;
-mod orders;
 pub mod outbox;
 mod refunds;
 mod routes;
@@ -35,7 +35,6 @@ mod store;
 
 use axum::Router;
 use axum::middleware;
-use orders::OrderClient;
 use outbox::{Outbox, RetrySchedule};
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
@@ -47,6 +46,7 @@ use service_kit::idempotency::{self, Idempotency};
 use service_kit::metrics::BusinessCounters;
 use service_kit::migrations::MigrationFile;
 use service_kit::webhook::WebhookSecret;
+use shop_contracts::orders::OrderClient;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -140,7 +140,9 @@ impl AppState {
         let orders = OrderClient::new(order_url, Secret::new(api_key), timeout);
         let counters = business_counters();
         let outbox = Outbox::new(db.clone(), orders.clone(), secrets, schedule, timeout)
-            .counting(counters.clone());
+            .counting(counters.clone())
+            // A capture the order service refuses for good is refunded in full.
+            .on_refused(refunds::give_back_refused_capture);
         AppState {
             db,
             orders,

@@ -3,13 +3,13 @@
 //! with jitter until the order service answers 2xx or the schedule runs out (`failed`, which
 //! a person can retry). Pending deliveries survive restarts because they are only rows.
 
-use crate::orders::OrderClient;
 use crate::store::{self, DueDelivery};
 use service_kit::ApiError;
 use service_kit::db::Db;
 use service_kit::domain::Id;
 use service_kit::money::Cents;
 use service_kit::webhook::WebhookSecret;
+use shop_contracts::orders::{NoticeAnswer, OrderClient};
 use shop_contracts::payments::PaymentWebhook;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -63,6 +63,25 @@ pub struct Outbox {
     lease: Duration,
     /// Where attempts are counted by result.
     counters: BusinessCounters,
+    /// What is done, in the transaction that records it, when the order service refuses a
+    /// notice for good because of the order (the payment service gives a capture's money
+    /// back: `refunds::give_back_refused_capture`). The outbox only reports the refusal.
+    on_refused: RefusedHook,
+}
+
+/// Runs in the transaction that records a notice refused for good: the delivery's id, the
+/// order service's status, the journey's correlation id.
+pub type RefusedHook =
+    fn(&rusqlite::Connection, &str, u16, Option<&str>) -> Result<(), service_kit::ApiError>;
+
+/// A hook that does nothing (for an outbox whose refusals need no action).
+fn ignore_refusal(
+    _: &rusqlite::Connection,
+    _: &str,
+    _: u16,
+    _: Option<&str>,
+) -> Result<(), service_kit::ApiError> {
+    Ok(())
 }
 
 use service_kit::clock::unix_now_ms as now_ms;
@@ -84,7 +103,14 @@ impl Outbox {
             schedule: Arc::new(schedule),
             lease: peer_timeout + Duration::from_secs(5),
             counters: BusinessCounters::default(),
+            on_refused: ignore_refusal,
         }
+    }
+
+    /// The same outbox, running `hook` on a notice refused for good.
+    pub fn on_refused(mut self, hook: RefusedHook) -> Self {
+        self.on_refused = hook;
+        self
     }
 
     /// The same outbox, counting its attempts by result in `counters`.
@@ -157,17 +183,28 @@ impl Outbox {
     /// Makes one attempt and records it. Returns whether it was delivered.
     pub async fn attempt(&self, delivery: DueDelivery) -> Result<bool, ApiError> {
         let started = Instant::now();
-        let result = self.orders.send_webhook(&delivery, &self.secrets).await;
+        let result = self
+            .orders
+            .send_notice(
+                (&delivery.id, delivery.order_id),
+                delivery.payload.as_bytes(),
+                delivery.correlation_id.as_deref(),
+                &self.secrets,
+            )
+            .await;
         let duration_ms = service_kit::clock::millis(started.elapsed());
         let (status_code, error) = match &result {
             Ok(code) => (Some(*code), None),
             Err(err) => (None, Some(err.to_string())),
         };
-        let delivered = matches!(status_code, Some(200..=299));
-        let refused = status_code.filter(|code| is_final_refusal(*code));
+        let answer = status_code.map(NoticeAnswer::of);
+        let delivered = answer == Some(NoticeAnswer::Accepted);
+        // A refusal is an answer: asking again would get the same one.
+        let refused = answer.filter(|a| a.is_final() && !delivered);
         let schedule = self.schedule.clone();
         let id = delivery.id.clone();
         let correlation = delivery.correlation_id.clone();
+        let on_refused = self.on_refused;
         let outcome = self
             .db
             .write(move |tx| {
@@ -177,23 +214,23 @@ impl Outbox {
                     store::mark_delivered(tx, &id)?;
                     return Ok(None);
                 }
-                let reason = error.unwrap_or_else(|| match status_code {
-                    Some(code @ (401 | 403)) => format!(
+                let code = status_code.unwrap_or(0);
+                let reason = error.unwrap_or_else(|| match answer {
+                    Some(NoticeAnswer::SecretOrKeyRefused) => format!(
                         "order service answered HTTP {code}: check the webhook secret \
                          (WEBHOOK_SECRET) and the key are the same on both services"
                     ),
-                    code => format!("order service answered HTTP {}", code.unwrap_or(0)),
+                    _ => format!("order service answered HTTP {code}"),
                 });
                 let next = match refused {
-                    // A refusal is an answer: asking again would get the same one.
                     Some(_) => None,
                     None => schedule
                         .next_delay(attempts, 0.8 + 0.4 * fastrand::f64())
                         .map(service_kit::clock::unix_ms_after),
                 };
                 store::mark_undelivered(tx, &id, &reason, next)?;
-                if let Some(code) = refused {
-                    give_back_a_refused_capture(tx, &id, code, correlation.as_deref())?;
+                if refused == Some(NoticeAnswer::RefusedForGood) {
+                    on_refused(tx, &id, code, correlation.as_deref())?;
                 }
                 Ok(Some((reason, next.is_none())))
             })
@@ -280,72 +317,9 @@ impl Outbox {
     }
 }
 
-/// Whether an answer of the order service is final: a 4xx says the notice itself is
-/// refused, so retrying cannot help (seed 002's rule: retry network errors, timeouts, 5xx
-/// and 429), except 408 and 429 (try later) and 401 and 403: a webhook secret or key being
-/// rotated, which an operator fixes, so the delivery keeps its schedule and gives up only
-/// at the end of it (a payment service left on an old secret delivers by itself once the
-/// secrets agree again).
-pub fn is_final_refusal(status: u16) -> bool {
-    (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 429)
-}
-
-/// When the order service refuses a capture notice for good because of the order (404
-/// unknown, 409 cancelled or another order, 422 another amount), the money goes back: the
-/// payment is refunded in full, in the transaction that records the refusal, and the refund
-/// notice is left for the worker. A refusal of the request itself (401, 403: a secret or key
-/// problem an operator fixes) is never final and refunds nothing.
-fn give_back_a_refused_capture(
-    tx: &rusqlite::Connection,
-    delivery_id: &str,
-    status: u16,
-    correlation_id: Option<&str>,
-) -> Result<(), ApiError> {
-    if !matches!(status, 404 | 409 | 422) {
-        return Ok(());
-    }
-    let Some((payment_id, None)) = store::delivery_subject(tx, delivery_id)? else {
-        return Ok(());
-    };
-    let reason = format!("order_refused: the order service refused the payment (HTTP {status})");
-    let payment = Id::from_db(payment_id);
-    let asked = crate::refunds::RefundAsked {
-        amount: None,
-        reason: Some(&reason),
-        // The order service keeps or releases its own stock.
-        restock: false,
-    };
-    match crate::refunds::record(tx, payment, &asked, correlation_id) {
-        Ok((refund, notice)) => {
-            tracing::warn!(
-                payment_id,
-                refund = refund.id,
-                status,
-                "capture refused by the order service; refunded in full"
-            );
-            let now = now_ms();
-            store::insert_delivery(tx, &notice, (payment_id, Some(refund.id)), now, now)?;
-            Ok(())
-        }
-        // Refunded in full already (by hand, or by an earlier refusal): nothing left.
-        Err(ApiError::Conflict(_)) => Ok(()),
-        Err(err) => Err(err),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_a_refusal_of_the_notice_itself_is_final() {
-        for status in [400, 404, 409, 410, 422] {
-            assert!(is_final_refusal(status), "{status}");
-        }
-        for status in [200, 301, 401, 403, 408, 429, 500, 502, 503] {
-            assert!(!is_final_refusal(status), "{status}");
-        }
-    }
 
     #[test]
     fn the_default_schedule_spreads_attempts_over_about_a_day() {

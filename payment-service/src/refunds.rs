@@ -12,44 +12,49 @@ use service_kit::ApiError;
 use service_kit::domain::Id;
 use service_kit::money::Cents;
 use shop_contracts::PaymentStatus;
+use shop_contracts::payments::RefundRefused;
 
 /// Records a refund of `payment_id` inside `tx`: `amount` (all that is left when `None`)
 /// with `reason`, its `payment.refunded` event, and its webhook delivery (for the caller to
-/// put in the outbox). 404 for an unknown payment, 409 for one that is not captured or is refunded in
-/// full, 422 for more than is left.
+/// put in the outbox). A refusal (an unknown payment, one not captured or refunded in full,
+/// more than is left) is the inner `Err`, decided before anything is written; the outer one
+/// is the database's.
 pub fn record(
     tx: &Connection,
     payment_id: Id,
     asked: &RefundAsked<'_>,
     correlation_id: Option<&str>,
-) -> Result<(Refund, DueDelivery), ApiError> {
+) -> Result<Result<(Refund, DueDelivery), RefundRefused>, ApiError> {
     let RefundAsked {
         amount,
         reason,
         restock,
     } = *asked;
-    let payment = store::get_payment(tx, payment_id)?
-        .ok_or_else(|| ApiError::NotFound(format!("payment {payment_id} not found")))?;
+    let Some(payment) = store::get_payment(tx, payment_id)? else {
+        return Ok(Err(RefundRefused::NotFound(format!(
+            "payment {payment_id} not found"
+        ))));
+    };
     if payment.status != PaymentStatus::Captured {
-        return Err(ApiError::Conflict(format!(
+        return Ok(Err(RefundRefused::NotCaptured(format!(
             "payment {payment_id} is {}: only a captured payment can be refunded",
             payment.status
-        )));
+        ))));
     }
     let left = payment
         .amount
         .checked_sub(payment.refunded)
         .ok_or_else(|| ApiError::internal("refunds exceed their payment"))?;
     if left.get() == 0 {
-        return Err(ApiError::Conflict(format!(
+        return Ok(Err(RefundRefused::RefundedInFull(format!(
             "payment {payment_id} is refunded in full already"
-        )));
+        ))));
     }
     let amount = amount.unwrap_or(left);
     if amount > left {
-        return Err(ApiError::Validation(format!(
+        return Ok(Err(RefundRefused::MoreThanLeft(format!(
             "only {left} of payment {payment_id} is left to refund, not {amount}"
-        )));
+        ))));
     }
     let refunded_total = payment
         .refunded
@@ -67,7 +72,7 @@ pub fn record(
     let delivery = Outbox::new_refund_delivery(about, refund_id, (amount, refunded_total), restock);
     let refund = store::get_refund(tx, refund_id)?
         .ok_or_else(|| ApiError::internal("new refund vanished"))?;
-    Ok((refund, delivery))
+    Ok(Ok((refund, delivery)))
 }
 
 /// What a refund is asked for: how much (all that is left when `None`), why, and whether
@@ -102,7 +107,8 @@ pub async fn refund(
                 payment_id,
                 &asked,
                 service_kit::context::correlation_id().as_deref(),
-            )?;
+            )?
+            .map_err(ApiError::from)?;
             outbox.enqueue(tx, &delivery, (refund.payment_id, Some(refund.id)))?;
             Ok((refund, delivery))
         })
@@ -110,4 +116,45 @@ pub async fn refund(
     state.counters.inc("refunds", &[]);
     state.outbox.attempt_first(delivery).await;
     Ok(refund)
+}
+
+/// When the order service refuses a capture notice for good because of the order (404
+/// unknown, 409 cancelled or another order, 422 another amount), the money goes back: the
+/// payment is refunded in full, in the transaction that records the refusal, and the refund
+/// notice is left for the worker. A refusal of the request itself (401, 403: a secret or key
+/// problem an operator fixes) is never final and refunds nothing.
+pub fn give_back_refused_capture(
+    tx: &rusqlite::Connection,
+    delivery_id: &str,
+    status: u16,
+    correlation_id: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some((payment_id, None)) = store::delivery_subject(tx, delivery_id)? else {
+        return Ok(());
+    };
+    let reason = format!("order_refused: the order service refused the payment (HTTP {status})");
+    let payment = Id::from_db(payment_id);
+    let asked = RefundAsked {
+        amount: None,
+        reason: Some(&reason),
+        // The order service keeps or releases its own stock.
+        restock: false,
+    };
+    match record(tx, payment, &asked, correlation_id) {
+        Ok(Ok((refund, notice))) => {
+            tracing::warn!(
+                payment_id,
+                refund = refund.id,
+                status,
+                "capture refused by the order service; refunded in full"
+            );
+            let now = service_kit::clock::unix_now_ms();
+            store::insert_delivery(tx, &notice, (payment_id, Some(refund.id)), now, now)?;
+            Ok(())
+        }
+        // Refunded in full already (by hand, or by an earlier refusal): nothing left.
+        Ok(Err(RefundRefused::RefundedInFull(_))) => Ok(()),
+        Ok(Err(refused)) => Err(refused.into()),
+        Err(err) => Err(err),
+    }
 }

@@ -35,6 +35,18 @@ pub enum ApiError {
     /// 409: the request conflicts with the resource's current state.
     #[error("{0}")]
     Conflict(String),
+    /// A refusal a service-to-service contract names (`out_of_stock`, `not_pending`, ...):
+    /// its status (4xx) and code come from the contract's table, which the caller decodes
+    /// with the same table.
+    #[error("{message}")]
+    Refused {
+        /// The status, from the contract.
+        status: u16,
+        /// The code, from the contract.
+        code: &'static str,
+        /// What happened, in words.
+        message: String,
+    },
     /// 409 `request_in_flight`: the first request with this Idempotency-Key is still
     /// running; its outcome is not known yet (unlike a [`ApiError::Conflict`], not a no).
     #[error("{0}")]
@@ -101,6 +113,10 @@ impl ApiError {
             ApiError::Declined { code, .. } => (StatusCode::PAYMENT_REQUIRED, *code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Refused { status, code, .. } => (
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::CONFLICT),
+                *code,
+            ),
             ApiError::InFlight(_) => (StatusCode::CONFLICT, crate::idempotency::IN_FLIGHT_CODE),
             ApiError::PreconditionFailed(_) => {
                 (StatusCode::PRECONDITION_FAILED, "precondition_failed")
@@ -162,7 +178,10 @@ impl IntoResponse for ApiError {
         // request's middleware, with its reason; messages never carry personal or card data.
         let refusal = matches!(
             self,
-            ApiError::Declined { .. } | ApiError::Conflict(_) | ApiError::Validation(_)
+            ApiError::Declined { .. }
+                | ApiError::Conflict(_)
+                | ApiError::Refused { .. }
+                | ApiError::Validation(_)
         )
         .then(|| Refusal {
             code,

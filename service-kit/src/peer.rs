@@ -76,23 +76,56 @@ impl PeerResponse {
 /// What became of a request that asks a peer to change something. Only `Refused` means
 /// the peer certainly did nothing; after `Unknown` the caller must find out (ask by the
 /// operation's key) before undoing anything.
+///
+/// `R` is the refusal: the transport's [`Refusal`], which a call's contract turns into its
+/// own enum ([`Outcome::refused_as`]), so that callers match variants, not status codes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome<T> {
+pub enum Outcome<T, R = Refusal> {
     /// The peer did it and answered with this.
     Done(T),
     /// The peer did not do it: it refused (a 4xx with its reason), or the request never
     /// reached it.
-    Refused(Refusal),
+    Refused(R),
     /// The peer may or may not have done it: the request went out and no usable answer came
     /// back (a timeout, a broken connection, a 5xx, an unreadable success).
     Unknown(String),
 }
 
-/// Why a peer did not act.
+impl<T, R: std::fmt::Display> Outcome<T, R> {
+    /// Why it was not certainly done (the refusal's or the unknown's reason); `None` when
+    /// it was done.
+    pub fn not_done(&self) -> Option<String> {
+        match self {
+            Outcome::Done(_) => None,
+            Outcome::Refused(refusal) => Some(refusal.to_string()),
+            Outcome::Unknown(why) => Some(why.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<T> Outcome<T, Refusal> {
+    /// The same outcome with its refusal read as the call's own refusal type.
+    pub fn refused_as<R: From<Refusal>>(self) -> Outcome<T, R> {
+        match self {
+            Outcome::Done(value) => Outcome::Done(value),
+            Outcome::Refused(refusal) => Outcome::Refused(R::from(refusal)),
+            Outcome::Unknown(why) => Outcome::Unknown(why),
+        }
+    }
+}
+
+/// Why a peer did not act, as the wire said it. Read only by the table of a call's contract
+/// (`shop_contracts`), which turns it into the call's refusal enum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// The peer's HTTP status; `None` when the request never reached it.
-    pub status: Option<u16>,
+    status: Option<u16>,
     /// The peer's `error.code` (`unavailable` when nothing was sent).
     pub code: String,
     /// The peer's `error.message`, or why nothing was sent.
@@ -108,9 +141,18 @@ impl Refusal {
         }
     }
 
-    /// True when the peer answered with this status.
-    pub fn is(&self, status: u16) -> bool {
-        self.status == Some(status)
+    /// A refusal the peer answered with `status` (4xx), `code` and `message`.
+    pub fn answered(status: u16, code: &str, message: &str) -> Refusal {
+        Refusal {
+            status: Some(status),
+            code: code.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The peer's status, `None` when nothing was sent: for a contract's refusal table.
+    pub fn status(&self) -> Option<u16> {
+        self.status
     }
 }
 
@@ -426,7 +468,7 @@ mod tests {
         assert_eq!(outcome(&peer, "/refuse").await, refused);
         // 404 from the router (no such route) is a refusal too: nothing was done.
         match outcome(&peer, "/nowhere").await {
-            Outcome::Refused(r) => assert!(r.is(404), "{r:?}"),
+            Outcome::Refused(r) => assert_eq!(r.status(), Some(404), "{r:?}"),
             other => panic!("{other:?}"),
         }
         // A key still in flight there is not a no: that first request may yet act.

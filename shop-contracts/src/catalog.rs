@@ -26,28 +26,37 @@ pub struct ProductView {
 }
 
 /// One line of a reservation: a product and how many units of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReservationLine {
     /// The product.
+    #[schema(minimum = 1)]
     pub product_id: i64,
-    /// How many units.
+    /// How many units: 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
 
-/// The body of `POST /reservations`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReservationRequest<'a> {
-    /// The key it is held under (the order's ref); asking again with it finds the same
-    /// reservation.
-    pub reference: &'a str,
+/// The body of `POST /reservations`: the client sends it, the catalog reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationRequest {
+    /// The key it is held under (the order's ref): reserving again under it finds the same
+    /// reservation. Defaults to the order id written as text.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub reference: Option<String>,
     /// The order the stock is held for.
+    #[schema(minimum = 1)]
     pub order_id: i64,
-    /// Every line, all reserved or none.
-    pub lines: &'a [ReservationLine],
+    /// Every line (1 to 100), all reserved or none.
+    #[schema(min_items = 1, max_items = 100)]
+    pub lines: Vec<ReservationLine>,
+    /// false: held until committed or released, never by the expiry sweep; default true.
     /// Always false from the shop's services: the order service settles every order it
     /// holds stock for (paid: committed; cancelled or expired: released), so the catalog's
     /// timer never releases the units of an order that is being paid.
-    pub expires: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<bool>,
 }
 
 /// A reservation as another service reads it.
@@ -61,11 +70,13 @@ pub struct ReservationView {
     pub status: ReservationStatus,
 }
 
-/// The body of `POST /reservations/{reference}/release`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReleaseRequest<'a> {
-    /// Why the stock goes back, kept with the reservation.
-    pub reason: &'a str,
+/// The optional body of `POST /reservations/{reference}/release` and `.../return`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// Why the stock goes back, kept with the reservation (its first 500 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The body of `POST /reservations/{reference}/returns`: units of a sold reservation that
@@ -166,20 +177,21 @@ impl CatalogClient {
         reference: &str,
         order_id: i64,
         lines: &[ReservationLine],
-    ) -> Outcome<ReservationView> {
+    ) -> Outcome<ReservationView, ReserveRefused> {
         let request = ReservationRequest {
-            reference,
+            reference: Some(reference.to_string()),
             order_id,
-            lines,
-            expires: false,
+            lines: lines.to_vec(),
+            expires: Some(false),
         };
         self.peer
             .post("/reservations".to_string(), &request, Vec::new())
             .await
+            .refused_as()
     }
 
     /// `POST /reservations/{reference}/commit`: the held stock is sold.
-    pub async fn commit(&self, reference: &str) -> Outcome<ReservationView> {
+    pub async fn commit(&self, reference: &str) -> Outcome<ReservationView, SettleRefused> {
         self.peer
             .post(
                 format!("/reservations/{reference}/commit"),
@@ -187,18 +199,26 @@ impl CatalogClient {
                 Vec::new(),
             )
             .await
+            .refused_as()
     }
 
     /// `POST /reservations/{reference}/return`: the units of a sold reservation go back on
     /// sale (its order was cancelled after it was paid).
-    pub async fn return_units(&self, reference: &str, reason: &str) -> Outcome<ReservationView> {
+    pub async fn return_units(
+        &self,
+        reference: &str,
+        reason: &str,
+    ) -> Outcome<ReservationView, SettleRefused> {
         self.peer
             .post(
                 format!("/reservations/{reference}/return"),
-                &ReleaseRequest { reason },
+                &ReleaseRequest {
+                    reason: Some(reason.to_string()),
+                },
                 Vec::new(),
             )
             .await
+            .refused_as()
     }
 
     /// `POST /reservations/{reference}/returns`: the units of `returned` (some lines of a
@@ -207,7 +227,7 @@ impl CatalogClient {
         &self,
         reference: &str,
         returned: &ReturnLines,
-    ) -> Outcome<ReservationView> {
+    ) -> Outcome<ReservationView, SettleRefused> {
         self.peer
             .post(
                 format!("/reservations/{reference}/returns"),
@@ -215,17 +235,58 @@ impl CatalogClient {
                 Vec::new(),
             )
             .await
+            .refused_as()
     }
 
     /// `POST /reservations/{reference}/release`: the held stock goes back on sale.
-    pub async fn release(&self, reference: &str, reason: &str) -> Outcome<ReservationView> {
+    pub async fn release(
+        &self,
+        reference: &str,
+        reason: &str,
+    ) -> Outcome<ReservationView, SettleRefused> {
         self.peer
             .post(
                 format!("/reservations/{reference}/release"),
-                &ReleaseRequest { reason },
+                &ReleaseRequest {
+                    reason: Some(reason.to_string()),
+                },
                 Vec::new(),
             )
             .await
+            .refused_as()
+    }
+}
+
+crate::refusals! {
+    /// Why the catalog did not reserve an order's lines (`POST /reservations`): it held
+    /// none of them.
+    pub enum ReserveRefused {
+        /// A line asks for more units than are left.
+        OutOfStock = (409, "out_of_stock"),
+        /// The reference holds a reservation of other lines or for another order.
+        ReferenceReused = (409, "reference_reused"),
+        /// A line names a product the catalog does not have.
+        UnknownProduct = (422, "unknown_product"),
+        /// The request breaks a rule (named in the message).
+        Invalid = (422, "validation_failed"),
+    }
+}
+
+crate::refusals! {
+    /// Why the catalog did not commit, release or take back (some of) a reservation's units.
+    pub enum SettleRefused {
+        /// No reservation has this reference.
+        NotFound = (404, "not_found"),
+        /// The reservation was settled the other way already (committed, or released).
+        AlreadySettled = (409, "already_settled"),
+        /// Units can come back only from a sold (committed) reservation.
+        NotSold = (409, "not_sold"),
+        /// More units than were sold and have not come back yet.
+        MoreThanSold = (409, "more_than_sold"),
+        /// The return's reference was recorded for other lines.
+        ReferenceReused = (409, "reference_reused"),
+        /// The request breaks a rule (named in the message).
+        Invalid = (422, "validation_failed"),
     }
 }
 

@@ -14,6 +14,8 @@
 //!   and order both call it).
 //! - [`customer`]: who an order is for and where it goes (`customer`, `shipping_address`),
 //!   checked by cart before a checkout and by order when it stores them.
+//! - [`refusal`]: [`refusals!`], a call's refusal enum with one status and code per variant,
+//!   for the server's answer and the client's reading alike.
 //! - [`card`]: the card a shopper sends, its form checks (Luhn, expiry, CVC); cart checks
 //!   it before a checkout, payment before a charge.
 
@@ -22,6 +24,7 @@ pub mod catalog;
 pub mod customer;
 pub mod orders;
 pub mod payments;
+pub mod refusal;
 mod status;
 
 pub use status::{OrderStatus, OrderStock, PaymentStatus, ReservationStatus};

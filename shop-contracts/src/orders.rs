@@ -3,7 +3,15 @@
 
 use crate::{OrderStatus, OrderStock};
 use serde::{Deserialize, Serialize};
+use service_kit::config::Secret;
+use service_kit::domain::Id;
+use service_kit::idempotency::KEY_HEADER;
 use service_kit::money::Cents;
+use service_kit::peer::{Outcome, PeerClient, PeerError};
+use service_kit::webhook::{
+    ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSecret, signature_header, unix_now,
+};
+use std::time::Duration;
 
 /// `GET /orders/{id}` as another service reads it: only the fields it relies on.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -64,4 +72,200 @@ pub struct StatusChange {
     /// while it is PENDING, never a paid one (that would refund it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<OrderStatus>,
+}
+
+crate::refusals! {
+    /// Why the order service changed no status (`PUT /orders/{id}/status`).
+    pub enum StatusChangeRefused {
+        /// No order has this id.
+        NotFound = (404, "not_found"),
+        /// The order is not in the status the change asked to start `from`.
+        NotInStatus = (409, "not_in_status"),
+        /// The lifecycle does not allow the change from the order's status.
+        TransitionRefused = (409, "transition_refused"),
+        /// The request breaks a rule (named in the message).
+        Invalid = (422, "validation_failed"),
+    }
+}
+
+crate::refusals! {
+    /// Why the order service placed no order (`POST /orders`), or cancelled the one it
+    /// placed for want of stock.
+    pub enum PlaceRefused {
+        /// The catalog has too few units of a line, or a line's product is no longer sold.
+        OutOfStock = (409, "out_of_stock"),
+        /// The order, a line, the customer, the address or the promo code breaks a rule.
+        Invalid = (422, "validation_failed"),
+        /// The Idempotency-Key was used for another request.
+        KeyReused = (409, "conflict"),
+        /// The request could not be read (a malformed parameter or key).
+        BadRequest = (400, "bad_request"),
+    }
+}
+
+/// What the order service's answer to a payment notice (`POST /orders/{id}/payment`) means
+/// for its delivery. The answer's status stays on the delivery's record; this is the one
+/// place it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeAnswer {
+    /// 2xx: applied (or applied already).
+    Accepted,
+    /// Refused because of the order (404 unknown, 409 cancelled or another order, 422
+    /// another amount): asking again gets the same answer, and a refused capture's money goes
+    /// back.
+    RefusedForGood,
+    /// Refused for another request-level reason a retry cannot fix (400, 413, ...), but that
+    /// says nothing about the order: no money moves.
+    Unreadable,
+    /// 401 or 403: the webhook secret or the key does not match (being rotated, or set
+    /// wrong); an operator fixes it, so the delivery keeps its retry schedule.
+    SecretOrKeyRefused,
+    /// 408, 429 or a 5xx: try later.
+    NotNow,
+}
+
+impl NoticeAnswer {
+    /// The meaning of the order service's `status`.
+    pub fn of(status: u16) -> NoticeAnswer {
+        match status {
+            200..=299 => NoticeAnswer::Accepted,
+            404 | 409 | 422 => NoticeAnswer::RefusedForGood,
+            401 | 403 => NoticeAnswer::SecretOrKeyRefused,
+            408 | 429 => NoticeAnswer::NotNow,
+            400..=499 => NoticeAnswer::Unreadable,
+            _ => NoticeAnswer::NotNow,
+        }
+    }
+
+    /// True when asking again cannot change the answer.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            NoticeAnswer::Accepted | NoticeAnswer::RefusedForGood | NoticeAnswer::Unreadable
+        )
+    }
+}
+
+/// Typed access to order-service, for the cart (place and cancel an order, read its status)
+/// and the payment service (read an order before charging it, deliver signed notices).
+#[derive(Debug, Clone)]
+pub struct OrderClient {
+    peer: PeerClient,
+}
+
+impl OrderClient {
+    /// A client for the order service at `base_url`.
+    pub fn new(base_url: &str, api_key: Secret, timeout: Duration) -> Self {
+        OrderClient {
+            peer: PeerClient::new("order-service", base_url, api_key, timeout),
+        }
+    }
+
+    /// `POST /orders?user_id=U` with an idempotency key, so asking again after a lost answer
+    /// finds the same order instead of placing a second one.
+    pub async fn create(
+        &self,
+        user_id: &str,
+        order: &PlaceOrder,
+        idempotency_key: String,
+    ) -> Outcome<OrderView, PlaceRefused> {
+        self.peer
+            .post(
+                format!("/orders?user_id={user_id}"),
+                order,
+                vec![(KEY_HEADER, idempotency_key)],
+            )
+            .await
+            .refused_as()
+    }
+
+    /// `PUT /orders/{id}/status` to CANCELLED with a reason, only while it is PENDING:
+    /// never a paid order (a checkout goes forward with that one).
+    pub async fn cancel(
+        &self,
+        order_id: i64,
+        reason: &str,
+    ) -> Outcome<OrderView, StatusChangeRefused> {
+        let change = StatusChange {
+            status: OrderStatus::Cancelled,
+            reason: Some(reason.to_string()),
+            from: Some(OrderStatus::Pending),
+        };
+        self.peer
+            .put(format!("/orders/{order_id}/status"), &change)
+            .await
+            .refused_as()
+    }
+
+    /// The order, `Ok(None)` if the order service does not know it.
+    pub async fn order(&self, id: Id) -> Result<Option<OrderView>, PeerError> {
+        let order: Option<OrderView> = self.peer.get_json(format!("/orders/{id}")).await?;
+        match order {
+            Some(o) if o.id != id.get() => Err(PeerError::Garbage {
+                peer: self.peer.name(),
+                detail: format!("asked for order {id}, got {}", o.id),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// The order's status, `Ok(None)` if the order service does not know it.
+    pub async fn status(&self, order_id: i64) -> Result<Option<OrderStatus>, PeerError> {
+        let order: Option<OrderView> = self.peer.get_json(format!("/orders/{order_id}")).await?;
+        Ok(order.map(|o| o.status))
+    }
+
+    /// Sends one signed payment notice (`payload`, delivery `id`) to order `order_id`'s
+    /// payment endpoint with a fresh timestamp and signature, under the journey's
+    /// correlation id. Returns the status the order service answered (kept on the
+    /// delivery's record; [`NoticeAnswer::of`] says what it means).
+    pub async fn send_notice(
+        &self,
+        (id, order_id): (&str, i64),
+        payload: &[u8],
+        journey: Option<&str>,
+        secrets: &[WebhookSecret],
+    ) -> Result<u16, PeerError> {
+        let timestamp = unix_now();
+        let signature = signature_header(secrets, id, timestamp, payload);
+        let mut headers = vec![
+            (ID_HEADER, id.to_string()),
+            (TIMESTAMP_HEADER, timestamp.to_string()),
+            (SIGNATURE_HEADER, signature),
+        ];
+        if let Some(journey) = journey {
+            headers.push((service_kit::http::REQUEST_ID_HEADER, journey.to_string()));
+        }
+        let response = self
+            .peer
+            .post_raw(
+                format!("/orders/{order_id}/payment"),
+                payload.to_vec(),
+                headers,
+            )
+            .await?;
+        Ok(response.status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NoticeAnswer;
+
+    #[test]
+    fn a_notice_refused_because_of_the_order_is_final_and_a_secret_problem_is_not() {
+        assert_eq!(NoticeAnswer::of(204), NoticeAnswer::Accepted);
+        for status in [404, 409, 422] {
+            assert_eq!(NoticeAnswer::of(status), NoticeAnswer::RefusedForGood);
+            assert!(NoticeAnswer::of(status).is_final());
+        }
+        for status in [401, 403] {
+            assert_eq!(NoticeAnswer::of(status), NoticeAnswer::SecretOrKeyRefused);
+        }
+        for status in [401, 403, 408, 429, 500, 503] {
+            assert!(!NoticeAnswer::of(status).is_final(), "{status}");
+        }
+        assert_eq!(NoticeAnswer::of(400), NoticeAnswer::Unreadable);
+        assert!(NoticeAnswer::of(400).is_final());
+    }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use service_kit::config::Secret;
 use service_kit::idempotency::KEY_HEADER;
 use service_kit::money::Cents;
-use service_kit::peer::{Outcome, PeerClient, PeerError};
+use service_kit::peer::{Outcome, PeerClient, PeerError, Refusal};
 use std::time::Duration;
 
 /// One entry of `GET /payments?order_id=`: only the fields a checkout relies on.
@@ -162,6 +162,103 @@ pub struct OrderMoney {
     pub refunded: Cents,
 }
 
+crate::refusals! {
+    /// Why the payment service refunded nothing (`POST /payments/{id}/refunds`).
+    pub enum RefundRefused {
+        /// No payment has this id.
+        NotFound = (404, "not_found"),
+        /// Only a captured payment can be refunded.
+        NotCaptured = (409, "not_captured"),
+        /// Nothing is left to refund: refunded in full already.
+        RefundedInFull = (409, "refunded_in_full"),
+        /// More than is left to refund was asked for (the message says how much is left).
+        MoreThanLeft = (422, "more_than_left"),
+        /// The request breaks a rule (named in the message).
+        Invalid = (422, "validation_failed"),
+    }
+}
+
+/// Why the issuer refused a valid card: the decline codes a payment answers 402 with (as
+/// Stripe names them), which a checkout passes on to its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decline {
+    /// Declined, no reason given.
+    CardDeclined,
+    /// Not enough money on the card.
+    InsufficientFunds,
+    /// The card has expired.
+    ExpiredCard,
+    /// The security code is wrong.
+    IncorrectCvc,
+}
+
+impl Decline {
+    /// The decline code, as Stripe names it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Decline::CardDeclined => "card_declined",
+            Decline::InsufficientFunds => "insufficient_funds",
+            Decline::ExpiredCard => "expired_card",
+            Decline::IncorrectCvc => "incorrect_cvc",
+        }
+    }
+
+    /// The decline a code names; an unknown code is a plain decline.
+    pub fn from_code(code: &str) -> Decline {
+        [
+            Decline::InsufficientFunds,
+            Decline::ExpiredCard,
+            Decline::IncorrectCvc,
+        ]
+        .into_iter()
+        .find(|d| d.code() == code)
+        .unwrap_or(Decline::CardDeclined)
+    }
+
+    /// A sentence for people.
+    pub fn message(self) -> &'static str {
+        match self {
+            Decline::CardDeclined => "the card was declined",
+            Decline::InsufficientFunds => "the card has insufficient funds",
+            Decline::ExpiredCard => "the card has expired",
+            Decline::IncorrectCvc => "the card's security code is incorrect",
+        }
+    }
+}
+
+/// Why the payment service took no money (`POST /pay`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayRefused {
+    /// 402: the card was declined, for this reason.
+    Declined(Decline, String),
+    /// 409: the order cannot be paid (cancelled, paid already, another amount), or the
+    /// Idempotency-Key was used for another request.
+    Conflict(String),
+    /// 400 or 422: the request or the card breaks a rule.
+    Invalid(String),
+    /// 404: the order service does not know the order.
+    NotFound(String),
+    /// The request never reached the payment service.
+    NotSent(String),
+    /// A refusal this contract does not name (401, 403, 429): nothing was taken.
+    Other(String),
+}
+
+impl From<Refusal> for PayRefused {
+    fn from(refusal: Refusal) -> Self {
+        let status = refusal.status();
+        let Refusal { code, message, .. } = refusal;
+        match status {
+            Some(402) => PayRefused::Declined(Decline::from_code(&code), message),
+            Some(409) => PayRefused::Conflict(message),
+            Some(400 | 422) => PayRefused::Invalid(message),
+            Some(404) => PayRefused::NotFound(message),
+            None => PayRefused::NotSent(message),
+            Some(_) => PayRefused::Other(message),
+        }
+    }
+}
+
 /// Typed access to payment-service.
 #[derive(Debug, Clone)]
 pub struct PaymentClient {
@@ -184,10 +281,13 @@ impl PaymentClient {
         amount: Cents,
         card: Option<&crate::card::CardIn>,
         idempotency_key: String,
-    ) -> Outcome<PaymentView> {
+    ) -> Outcome<PaymentView, PayRefused> {
         let path = format!("/pay?order_id={order_id}&amount={amount}");
         let headers = vec![(KEY_HEADER, idempotency_key)];
-        self.peer.post(path, &PayRequest { card }, headers).await
+        self.peer
+            .post(path, &PayRequest { card }, headers)
+            .await
+            .refused_as()
     }
 
     /// The captured payment for the order, if there is one.
@@ -229,7 +329,7 @@ impl PaymentClient {
         payment_id: i64,
         reason: &str,
         idempotency_key: String,
-    ) -> Outcome<RefundView> {
+    ) -> Outcome<RefundView, RefundRefused> {
         self.refund(payment_id, None, reason, idempotency_key).await
     }
 
@@ -241,12 +341,13 @@ impl PaymentClient {
         amount: Option<Cents>,
         reason: &str,
         idempotency_key: String,
-    ) -> Outcome<RefundView> {
+    ) -> Outcome<RefundView, RefundRefused> {
         let headers = vec![(KEY_HEADER, idempotency_key)];
         let path = format!("/payments/{payment_id}/refunds");
         self.peer
             .post(path, &RefundRequest { amount, reason }, headers)
             .await
+            .refused_as()
     }
 
     /// `GET /payments/{id}`: the payment as it is now, `Ok(None)` if unknown.

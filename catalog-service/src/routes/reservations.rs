@@ -3,19 +3,19 @@
 //! order's global ref; the order id as text when none is given).
 
 use crate::AppState;
-use crate::domain::{LineIn, Reservation, ReservationStatus};
+use crate::domain::{Reservation, ReservationStatus};
 use crate::stock::{self, ReserveRequest, Reserved};
 use crate::store;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use service_kit::ApiError;
 use service_kit::domain::{Id, Reference};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path};
 use service_kit::openapi::ProtectedErrors;
-use shop_contracts::catalog::ReturnLines;
+use shop_contracts::catalog::{ReleaseRequest, ReservationRequest, ReturnLines};
 
 /// A reservation as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -66,38 +66,12 @@ impl From<Reservation> for ReservationOut {
     }
 }
 
-/// `POST /reservations` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReserveIn {
-    /// The key of the reservation (an order's `ref`): reserving again under it finds the
-    /// same reservation. Defaults to the order id written as text.
-    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    pub reference: Option<String>,
-    /// The order the stock is held for.
-    #[schema(minimum = 1)]
-    pub order_id: i64,
-    /// 1 to 100 lines.
-    #[schema(min_items = 1, max_items = 100)]
-    pub lines: Vec<LineIn>,
-    /// false: held until committed or released, never by the expiry sweep (for an order
-    /// service that settles every order itself). Default true.
-    pub expires: Option<bool>,
-}
-
-/// Optional body of a release.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReleaseIn {
-    pub reason: Option<String>,
-}
-
 /// The optional `{"reason"}` of a release or return (its first 500 characters).
 fn reason_of(body: &Bytes) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let asked: ReleaseIn = service_kit::extract::parse_json(body, "release body")?;
+    let asked: ReleaseRequest = service_kit::extract::parse_json(body, "release body")?;
     Ok(asked.reason.map(|r| r.chars().take(500).collect()))
 }
 
@@ -105,7 +79,7 @@ fn reason_of(body: &Bytes) -> Result<Option<String>, ApiError> {
 #[utoipa::path(
     post,
     path = "/reservations",
-    request_body = ReserveIn,
+    request_body = ReservationRequest,
     responses(
         (status = 201, description = "Reserved", body = ReservationOut),
         (status = 200, description = "This reference's reservation, already made", body = ReservationOut),
@@ -120,7 +94,7 @@ fn reason_of(body: &Bytes) -> Result<Option<String>, ApiError> {
 )]
 pub async fn reservations_create(
     State(state): State<AppState>,
-    Json(body): Json<ReserveIn>,
+    Json(body): Json<ReservationRequest>,
 ) -> Result<(StatusCode, Json<ReservationOut>), ApiError> {
     let order_id = Id::parse(body.order_id, "order_id")?;
     let reference = match &body.reference {
@@ -200,7 +174,7 @@ pub async fn reservations_commit(
     post,
     path = "/reservations/{reference}/release",
     params(("reference" = String, Path, description = "The reservation's reference (an order's ref, or its id)")),
-    request_body(content = Option<ReleaseIn>, description = "Why (optional)"),
+    request_body(content = Option<ReleaseRequest>, description = "Why (optional)"),
     responses(
         (status = 200, description = "The reservation as it is now", body = ReservationOut),
         (status = 400, description = "Malformed path or body", body = ErrorBody),
@@ -230,7 +204,7 @@ pub async fn reservations_release(
     post,
     path = "/reservations/{reference}/return",
     params(("reference" = String, Path, description = "The reservation's reference (an order's ref, or its id)")),
-    request_body(content = Option<ReleaseIn>, description = "Why (optional)"),
+    request_body(content = Option<ReleaseRequest>, description = "Why (optional)"),
     responses(
         (status = 200, description = "The reservation as it is now", body = ReservationOut),
         (status = 400, description = "Malformed path or body", body = ErrorBody),
