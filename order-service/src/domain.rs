@@ -5,6 +5,7 @@ use serde::Deserialize;
 use service_kit::ApiError;
 use service_kit::domain::{Id, Quantity, UserId};
 use service_kit::money::Cents;
+use shop_contracts::payments::{NoticeRefused, PaymentNotice};
 
 pub use shop_contracts::customer::{Customer, ShippingAddress};
 pub use shop_contracts::{OrderStatus, OrderStock};
@@ -298,6 +299,101 @@ pub fn payment_outcome(status: OrderStatus) -> PaymentOutcome {
     }
 }
 
+/// What a payment notice is checked against: the order as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentFacts {
+    pub status: OrderStatus,
+    pub total: Cents,
+    /// The order's global reference.
+    pub reference: String,
+}
+
+/// What a payment notice does to its order, once checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeEffect {
+    /// PENDING becomes PAID with this payment.
+    MarkPaid { payment_id: i64, amount: Cents },
+    /// Paid already (or later): nothing changes; the notice is acknowledged.
+    AlreadyPaid,
+    /// The order's refunds become `refunded_total` (this refund gave back `amount`); when
+    /// `in_full`, the paid order becomes REFUNDED. Money only: units come back by line,
+    /// through a return.
+    RecordRefund {
+        payment_id: i64,
+        refunded_total: Cents,
+        amount: Cents,
+        in_full: bool,
+    },
+}
+
+/// Decides what payment `notice`, received at order `url_id`'s endpoint, does to that
+/// order (`None`: not found). It must name the same order id and, when it says, the same
+/// ref (the same id on another order is an orders.db restored from a backup); a capture
+/// must be for the exact total and a late or repeated one never moves an order backwards;
+/// refunds never exceed the total.
+pub fn decide_payment_notice(
+    url_id: i64,
+    order: Option<&PaymentFacts>,
+    notice: &PaymentNotice,
+) -> Result<NoticeEffect, NoticeRefused> {
+    if notice.order_id() != url_id {
+        return Err(NoticeRefused::OtherOrderId(format!(
+            "webhook is for order {}, not {url_id}",
+            notice.order_id()
+        )));
+    }
+    let Some(order) = order else {
+        return Err(NoticeRefused::OrderNotFound(format!(
+            "order {url_id} not found"
+        )));
+    };
+    if let Some(paid_for) = notice.order_ref() {
+        if paid_for != order.reference {
+            return Err(NoticeRefused::OtherOrder(format!(
+                "the payment is for order ref {paid_for}, not order {url_id} ({})",
+                order.reference
+            )));
+        }
+    }
+    let total = order.total;
+    match notice {
+        PaymentNotice::Refunded(refund) => {
+            if refund.refunded_total > total {
+                return Err(NoticeRefused::WrongAmount(format!(
+                    "refunds of {} exceed order total {total}",
+                    refund.refunded_total
+                )));
+            }
+            Ok(NoticeEffect::RecordRefund {
+                payment_id: refund.payment_id,
+                refunded_total: refund.refunded_total,
+                amount: refund.amount,
+                in_full: refund.refunded_total == total
+                    && order.status.can_become(OrderStatus::Refunded),
+            })
+        }
+        PaymentNotice::Succeeded(capture) => {
+            if capture.amount != total {
+                return Err(NoticeRefused::WrongAmount(format!(
+                    "payment of {} does not match order total {total}",
+                    capture.amount
+                )));
+            }
+            match payment_outcome(order.status) {
+                PaymentOutcome::MarkPaid => Ok(NoticeEffect::MarkPaid {
+                    payment_id: capture.payment_id,
+                    amount: capture.amount,
+                }),
+                PaymentOutcome::AlreadyPaid => Ok(NoticeEffect::AlreadyPaid),
+                PaymentOutcome::Refused => Err(NoticeRefused::NotPayable(format!(
+                    "order {url_id} is {} and cannot be paid",
+                    order.status
+                ))),
+            }
+        }
+    }
+}
+
 /// One line of the order body the testing guide sends: `{"product_id","quantity","price"}`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -516,6 +612,124 @@ pub fn normalised_email(email: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shop_contracts::payments::{Captured, Refunded};
+
+    fn facts(status: OrderStatus) -> PaymentFacts {
+        PaymentFacts {
+            status,
+            total: Cents::new(99_999),
+            reference: "ord-a".into(),
+        }
+    }
+
+    fn capture(order_ref: Option<&str>, cents: i64) -> PaymentNotice {
+        PaymentNotice::Succeeded(Captured {
+            payment_id: 9,
+            order_id: 1,
+            order_ref: order_ref.map(str::to_string),
+            amount: Cents::new(cents),
+        })
+    }
+
+    fn refund(refunded_total: i64) -> PaymentNotice {
+        PaymentNotice::Refunded(Refunded {
+            payment_id: 9,
+            order_id: 1,
+            order_ref: Some("ord-a".into()),
+            amount: Cents::new(1_000),
+            refund_id: 3,
+            refunded_total: Cents::new(refunded_total),
+            restock: true,
+        })
+    }
+
+    #[test]
+    fn a_capture_of_the_exact_total_pays_a_pending_order_once_and_never_moves_one_back() {
+        let pending = facts(OrderStatus::Pending);
+        assert_eq!(
+            decide_payment_notice(1, Some(&pending), &capture(Some("ord-a"), 99_999)),
+            Ok(NoticeEffect::MarkPaid {
+                payment_id: 9,
+                amount: Cents::new(99_999)
+            })
+        );
+        // A notice of a payment made before references carries none.
+        assert!(decide_payment_notice(1, Some(&pending), &capture(None, 99_999)).is_ok());
+        for later in [
+            OrderStatus::Paid,
+            OrderStatus::Shipped,
+            OrderStatus::Delivered,
+        ] {
+            assert_eq!(
+                decide_payment_notice(1, Some(&facts(later)), &capture(None, 99_999)),
+                Ok(NoticeEffect::AlreadyPaid),
+                "{later}"
+            );
+        }
+        for ended in [OrderStatus::Cancelled, OrderStatus::Refunded] {
+            assert!(
+                matches!(
+                    decide_payment_notice(1, Some(&facts(ended)), &capture(None, 99_999)),
+                    Err(NoticeRefused::NotPayable(_))
+                ),
+                "{ended}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_notice_for_another_order_amount_or_ref_is_refused_for_good() {
+        let pending = facts(OrderStatus::Pending);
+        let refused = |url_id, order: Option<&PaymentFacts>, notice: &PaymentNotice| {
+            decide_payment_notice(url_id, order, notice).unwrap_err()
+        };
+        let right = capture(Some("ord-a"), 99_999);
+        assert!(matches!(
+            refused(2, Some(&pending), &right),
+            NoticeRefused::OtherOrderId(_)
+        ));
+        assert!(matches!(
+            refused(1, None, &right),
+            NoticeRefused::OrderNotFound(_)
+        ));
+        assert!(matches!(
+            refused(1, Some(&pending), &capture(Some("ord-b"), 99_999)),
+            NoticeRefused::OtherOrder(_)
+        ));
+        assert!(matches!(
+            refused(1, Some(&pending), &capture(Some("ord-a"), 99_998)),
+            NoticeRefused::WrongAmount(_)
+        ));
+        assert!(matches!(
+            refused(1, Some(&facts(OrderStatus::Paid)), &refund(100_000)),
+            NoticeRefused::WrongAmount(_)
+        ));
+    }
+
+    #[test]
+    fn a_refund_records_money_only_and_refunded_in_full_a_paid_order_becomes_refunded() {
+        let paid = facts(OrderStatus::Paid);
+        let effect =
+            |order: &PaymentFacts, total| decide_payment_notice(1, Some(order), &refund(total));
+        assert_eq!(
+            effect(&paid, 5_000),
+            Ok(NoticeEffect::RecordRefund {
+                payment_id: 9,
+                refunded_total: Cents::new(5_000),
+                amount: Cents::new(1_000),
+                in_full: false
+            })
+        );
+        assert!(matches!(
+            effect(&paid, 99_999),
+            Ok(NoticeEffect::RecordRefund { in_full: true, .. })
+        ));
+        // A cancelled order refunded in full stays CANCELLED (it cannot become REFUNDED).
+        assert!(matches!(
+            effect(&facts(OrderStatus::Cancelled), 99_999),
+            Ok(NoticeEffect::RecordRefund { in_full: false, .. })
+        ));
+    }
 
     #[test]
     fn an_email_is_one_customer_however_it_is_typed() {

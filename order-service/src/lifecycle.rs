@@ -4,8 +4,8 @@
 
 use crate::AppState;
 use crate::domain::{
-    Lifecycle, NewOrder, Order, OrderStatus, PaymentOutcome, ProductLabel, Shipment, Stats,
-    payment_outcome,
+    Lifecycle, NewOrder, NoticeEffect, Order, OrderStatus, PaymentFacts, ProductLabel, Shipment,
+    Stats, decide_payment_notice,
 };
 use crate::money;
 use crate::stock::{self, Settled};
@@ -18,9 +18,7 @@ use service_kit::webhook;
 use shop_contracts::catalog::CatalogClient;
 use shop_contracts::catalog::ReserveRefused;
 use shop_contracts::orders::{PlaceRefused, StatusChangeRefused};
-use shop_contracts::payments::{
-    PAYMENT_REFUNDED, PAYMENT_SUCCEEDED, PaymentWebhook, PaymentsSummary,
-};
+use shop_contracts::payments::{PaymentNotice, PaymentsSummary};
 use std::collections::BTreeMap;
 
 /// Writes a new PENDING order after checking its prices with the catalog, then holds its
@@ -183,11 +181,9 @@ async fn check_against_catalog(
 }
 
 /// Applies a payment webhook to order `id`: only a valid, fresh signature is heard (else
-/// 401). A `payment.succeeded` must be for this order (its ref) in its exact total (else
-/// 409/422): PENDING becomes PAID; paid already stays as it is; CANCELLED is a 409 (and
-/// the payment service then gives the money back). A `payment.refunded` records what was
-/// refunded; refunded in full, a paid order becomes REFUNDED. A webhook id seen before
-/// changes nothing.
+/// 401), and a body that is not a payment notice is a 400. What the notice does is decided
+/// by [`decide_payment_notice`] from the order as stored (refusals: see
+/// [`shop_contracts::payments::NoticeRefused`]), then applied; a webhook id seen before changes nothing.
 pub async fn apply_payment_webhook(
     state: &AppState,
     id: Id,
@@ -197,91 +193,59 @@ pub async fn apply_payment_webhook(
     let webhook_id = webhook::verify(&state.webhook_secrets, received, body, webhook::unix_now())
         .map_err(|e| ApiError::Unauthorized(format!("webhook refused: {e}")))?
         .to_string();
-    let notice: PaymentWebhook = serde_json::from_slice(body)
+    // Any parse failure is a 400, never a 422: the payment service gives a capture's money
+    // back only when the order refuses it, not when it cannot read the notice.
+    let notice: PaymentNotice = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("webhook body is not a payment notice: {e}")))?;
-    let refund = match notice.kind.as_str() {
-        PAYMENT_SUCCEEDED => None,
-        PAYMENT_REFUNDED => Some(notice.data.refunded_total.ok_or_else(|| {
-            ApiError::Validation("a refund notice needs data.refunded_total".into())
-        })?),
-        other => {
-            return Err(ApiError::Validation(format!(
-                "unexpected webhook type '{other}'"
-            )));
-        }
-    };
-    if notice.data.order_id != id.get() {
-        return Err(ApiError::Validation(format!(
-            "webhook is for order {}, not {id}",
-            notice.data.order_id
-        )));
-    }
     let applied = state
         .db
         .write(move |tx| {
             if !store::webhook_seen(tx, &webhook_id)? {
-                let (status, total, reference) = store::order_status(tx, id)?
-                    .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
-                if let Some(paid_for) = &notice.data.order_ref {
-                    if *paid_for != reference {
-                        // The same order id, another order: an orders.db restored from
-                        // a backup. That payment is not this order's.
-                        return Err(ApiError::Conflict(format!(
-                            "the payment is for order ref {paid_for}, not order {id} ({reference})"
-                        )));
-                    }
-                }
-                if let Some(refunded_total) = refund {
-                    if refunded_total > total {
-                        return Err(ApiError::Validation(format!(
-                            "refunds of {refunded_total} exceed order total {total}"
-                        )));
-                    }
-                    let refunded = (notice.data.payment_id, refunded_total);
-                    // A refund moves money only: units come back by line, through a
-                    // return (an older payment service's `restock` puts none back).
-                    let returned = (notice.data.amount, false);
-                    store::record_refund(tx, id, refunded, returned, correlation_id().as_deref())?;
-                    if refunded_total == total && status.can_become(OrderStatus::Refunded) {
-                        let transition = (status, OrderStatus::Refunded);
-                        let reason = Some("refunded in full");
-                        store::change_status(
-                            tx,
-                            id,
-                            transition,
-                            reason,
-                            correlation_id().as_deref(),
-                        )?;
-                    }
-                    store::remember_webhook(tx, &webhook_id, id, notice.data.payment_id)?;
-                    return store::get_order(tx, id)?
-                        .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")));
-                }
-                if notice.data.amount != total {
-                    return Err(ApiError::Validation(format!(
-                        "payment of {} does not match order total {total}",
-                        notice.data.amount
-                    )));
-                }
-                match payment_outcome(status) {
-                    PaymentOutcome::MarkPaid => {
-                        let (payment, amount) = (notice.data.payment_id, notice.data.amount);
-                        store::mark_paid(tx, id, payment, amount, correlation_id().as_deref())?;
-                    }
-                    PaymentOutcome::AlreadyPaid => {}
-                    PaymentOutcome::Refused => {
-                        return Err(ApiError::Conflict(format!(
-                            "order {id} is {status} and cannot be paid"
-                        )));
-                    }
-                }
-                store::remember_webhook(tx, &webhook_id, id, notice.data.payment_id)?;
+                let order =
+                    store::order_status(tx, id)?.map(|(status, total, reference)| PaymentFacts {
+                        status,
+                        total,
+                        reference,
+                    });
+                let effect = decide_payment_notice(id.get(), order.as_ref(), &notice)?;
+                apply_notice(tx, id, effect)?;
+                store::remember_webhook(tx, &webhook_id, id, notice.payment_id())?;
             }
             store::get_order(tx, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))
         })
         .await?;
     settle_stock_now(state, applied).await
+}
+
+/// Writes what [`decide_payment_notice`] decided, in the notice's transaction.
+fn apply_notice(tx: &rusqlite::Connection, id: Id, effect: NoticeEffect) -> rusqlite::Result<()> {
+    let journey = correlation_id();
+    match effect {
+        NoticeEffect::MarkPaid { payment_id, amount } => {
+            store::mark_paid(tx, id, payment_id, amount, journey.as_deref())?;
+        }
+        NoticeEffect::AlreadyPaid => {}
+        NoticeEffect::RecordRefund {
+            payment_id,
+            refunded_total,
+            amount,
+            in_full,
+        } => {
+            // Money only: an older payment service's `restock` puts no units back.
+            let returned = (amount, false);
+            let refunded = (payment_id, refunded_total);
+            store::record_refund(tx, id, refunded, returned, journey.as_deref())?;
+            if in_full {
+                let (status, _, _) =
+                    store::order_status(tx, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+                let transition = (status, OrderStatus::Refunded);
+                let reason = Some("refunded in full");
+                store::change_status(tx, id, transition, reason, journey.as_deref())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Tells the catalog what the order's new status means for its stock (commit when paid,

@@ -10,7 +10,7 @@ use service_kit::domain::Id;
 use service_kit::money::Cents;
 use service_kit::webhook::WebhookSecret;
 use shop_contracts::orders::{NoticeAnswer, OrderClient};
-use shop_contracts::payments::PaymentWebhook;
+use shop_contracts::payments::{Captured, PaymentNotice, Refunded};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -128,7 +128,12 @@ impl Outbox {
         order_ref: Option<String>,
         amount: Cents,
     ) -> DueDelivery {
-        let notice = PaymentWebhook::succeeded(payment_id, order_id.get(), order_ref, amount);
+        let notice = PaymentNotice::Succeeded(Captured {
+            payment_id,
+            order_id: order_id.get(),
+            order_ref,
+            amount,
+        });
         Self::delivery_of(&notice)
     }
 
@@ -141,12 +146,20 @@ impl Outbox {
         (amount, refunded_total): (Cents, Cents),
         restock: bool,
     ) -> DueDelivery {
-        let notice =
-            PaymentWebhook::refunded(payment, refund_id, (amount, refunded_total), restock);
+        let (payment_id, order_id, order_ref) = payment;
+        let notice = PaymentNotice::Refunded(Refunded {
+            payment_id,
+            order_id,
+            order_ref,
+            amount,
+            refund_id,
+            refunded_total,
+            restock,
+        });
         Self::delivery_of(&notice)
     }
 
-    fn delivery_of(notice: &PaymentWebhook) -> DueDelivery {
+    fn delivery_of(notice: &PaymentNotice) -> DueDelivery {
         let id = format!(
             "msg_{}",
             std::iter::repeat_with(fastrand::alphanumeric)
@@ -157,7 +170,7 @@ impl Outbox {
         let payload = serde_json::to_string(notice).unwrap_or_default();
         DueDelivery {
             id,
-            order_id: notice.data.order_id,
+            order_id: notice.order_id(),
             payload,
             correlation_id: service_kit::context::correlation_id(),
         }

@@ -110,9 +110,9 @@ crate::refusals! {
 pub enum NoticeAnswer {
     /// 2xx: applied (or applied already).
     Accepted,
-    /// Refused because of the order (404 unknown, 409 cancelled or another order, 422
-    /// another amount): asking again gets the same answer, and a refused capture's money goes
-    /// back.
+    /// Refused because of the order (a status of [`crate::payments::NoticeRefused`]'s table:
+    /// 404 unknown, 409 cancelled or another order, 422 another amount): asking again gets
+    /// the same answer, and a refused capture's money goes back.
     RefusedForGood,
     /// Refused for another request-level reason a retry cannot fix (400, 413, ...), but that
     /// says nothing about the order: no money moves.
@@ -127,9 +127,12 @@ pub enum NoticeAnswer {
 impl NoticeAnswer {
     /// The meaning of the order service's `status`.
     pub fn of(status: u16) -> NoticeAnswer {
+        let about_the_order = crate::payments::NoticeRefused::TABLE
+            .iter()
+            .any(|(_, refused, _)| *refused == status);
         match status {
             200..=299 => NoticeAnswer::Accepted,
-            404 | 409 | 422 => NoticeAnswer::RefusedForGood,
+            _ if about_the_order => NoticeAnswer::RefusedForGood,
             401 | 403 => NoticeAnswer::SecretOrKeyRefused,
             408 | 429 => NoticeAnswer::NotNow,
             400..=499 => NoticeAnswer::Unreadable,

@@ -27,24 +27,24 @@ pub struct PayRequest<'a> {
     pub card: Option<&'a crate::card::CardIn>,
 }
 
-/// The `type` of the webhook payment-service sends when a payment is captured.
-pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
-/// The `type` of the webhook payment-service sends when (part of) a payment is refunded.
-pub const PAYMENT_REFUNDED: &str = "payment.refunded";
-
-/// The signed body of a payment webhook (`POST /orders/{id}/payment`).
+/// The signed body of a payment webhook (`POST /orders/{id}/payment`): on the wire
+/// `{"type":"payment.succeeded","data":{...}}` or `{"type":"payment.refunded","data":{...}}`.
+/// The receiver reads it without refusing fields it does not know: a newer payment service
+/// may add some, and a notice refused as unreadable would never be delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PaymentWebhook {
-    /// What happened: [`PAYMENT_SUCCEEDED`] or [`PAYMENT_REFUNDED`].
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The payment.
-    pub data: PaymentData,
+#[serde(tag = "type", content = "data")]
+pub enum PaymentNotice {
+    /// A payment was captured.
+    #[serde(rename = "payment.succeeded")]
+    Succeeded(Captured),
+    /// (Part of) a payment was refunded.
+    #[serde(rename = "payment.refunded")]
+    Refunded(Refunded),
 }
 
-/// `data` of a `payment.succeeded` webhook.
+/// `data` of a `payment.succeeded` notice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PaymentData {
+pub struct Captured {
     pub payment_id: i64,
     pub order_id: i64,
     /// The global reference of the order the payment was verified against: the order
@@ -52,64 +52,74 @@ pub struct PaymentData {
     /// restore). Absent in notices of payments made before references.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_ref: Option<String>,
-    /// What was captured, or (for a refund) what this refund gave back.
+    /// What was captured.
     pub amount: Cents,
-    /// The refund announced (refunds only).
+}
+
+/// `data` of a `payment.refunded` notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Refunded {
+    pub payment_id: i64,
+    pub order_id: i64,
+    /// As in [`Captured`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refund_id: Option<i64>,
-    /// Everything refunded of the payment so far, this refund included (refunds only): the
-    /// receiver keeps the largest it has seen, so notices arriving out of order or twice
-    /// never count a refund twice.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refunded_total: Option<Cents>,
-    /// The goods came back (refunds only): the order's units go back on sale.
+    pub order_ref: Option<String>,
+    /// What this refund gave back.
+    pub amount: Cents,
+    /// The refund announced.
+    pub refund_id: i64,
+    /// Everything refunded of the payment so far, this refund included: the receiver keeps
+    /// the largest it has seen, so notices arriving out of order or twice never count a
+    /// refund twice.
+    pub refunded_total: Cents,
+    /// Sent by payment services before returns by line (goods back); the order service
+    /// ignores it: units come back through a return.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restock: bool,
 }
 
-impl PaymentWebhook {
-    /// The notice that `payment_id` captured `amount` for the order `order_id`, `order_ref`.
-    pub fn succeeded(
-        payment_id: i64,
-        order_id: i64,
-        order_ref: Option<String>,
-        amount: Cents,
-    ) -> PaymentWebhook {
-        PaymentWebhook {
-            kind: PAYMENT_SUCCEEDED.to_string(),
-            data: PaymentData {
-                payment_id,
-                order_id,
-                order_ref,
-                amount,
-                refund_id: None,
-                refunded_total: None,
-                restock: false,
-            },
+impl PaymentNotice {
+    /// The order the notice is about.
+    pub fn order_id(&self) -> i64 {
+        match self {
+            PaymentNotice::Succeeded(c) => c.order_id,
+            PaymentNotice::Refunded(r) => r.order_id,
         }
     }
 
-    /// The notice that refund `refund_id` gave back `amount` of `payment_id`, which has had
-    /// `refunded_total` refunded in all; `restock` when the goods came back.
-    pub fn refunded(
-        payment: (i64, i64, Option<String>),
-        refund_id: i64,
-        (amount, refunded_total): (Cents, Cents),
-        restock: bool,
-    ) -> PaymentWebhook {
-        let (payment_id, order_id, order_ref) = payment;
-        PaymentWebhook {
-            kind: PAYMENT_REFUNDED.to_string(),
-            data: PaymentData {
-                payment_id,
-                order_id,
-                order_ref,
-                amount,
-                refund_id: Some(refund_id),
-                refunded_total: Some(refunded_total),
-                restock,
-            },
+    /// The payment the notice is about.
+    pub fn payment_id(&self) -> i64 {
+        match self {
+            PaymentNotice::Succeeded(c) => c.payment_id,
+            PaymentNotice::Refunded(r) => r.payment_id,
         }
+    }
+
+    /// The global reference of the order the payment was for, when the notice says.
+    pub fn order_ref(&self) -> Option<&str> {
+        match self {
+            PaymentNotice::Succeeded(c) => c.order_ref.as_deref(),
+            PaymentNotice::Refunded(r) => r.order_ref.as_deref(),
+        }
+    }
+}
+
+crate::refusals! {
+    /// Why the order service did not apply a payment notice. Every one is about the order,
+    /// so asking again gets the same answer: the payment service gives a refused capture's
+    /// money back (see [`crate::orders::NoticeAnswer`]).
+    pub enum NoticeRefused {
+        /// No order has this id.
+        OrderNotFound = (404, "not_found"),
+        /// The payment is for another order: another ref (an order id reused after a
+        /// restore).
+        OtherOrder = (409, "other_order"),
+        /// The notice names another order id than its URL.
+        OtherOrderId = (422, "other_order_id"),
+        /// The order cannot be paid any more (cancelled).
+        NotPayable = (409, "not_payable"),
+        /// The amount is not the order's total, or refunds would exceed it.
+        WrongAmount = (422, "wrong_amount"),
     }
 }
 

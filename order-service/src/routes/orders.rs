@@ -19,7 +19,7 @@ use service_kit::listing::Listed;
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 use service_kit::webhook;
-use shop_contracts::payments::PaymentWebhook;
+use shop_contracts::payments::PaymentNotice;
 use std::collections::BTreeMap;
 
 /// An order as the API shows it.
@@ -572,7 +572,7 @@ pub async fn orders_get(
         ("webhook-id" = String, Header, description = "Standard Webhooks message id"),
         ("webhook-timestamp" = String, Header, description = "Unix seconds, within 5 minutes of now"),
         ("webhook-signature" = String, Header, description = "v1,<base64 HMAC-SHA256>; several may be sent")),
-    request_body = PaymentWebhook,
+    request_body = PaymentNotice,
     responses(
         (status = 200, description = "The order, PAID", body = OrderOut),
         (status = 400, description = "Not a number, or a body that is not a payment notice", body = ErrorBody),
