@@ -7,64 +7,33 @@
 
 use crate::AppState;
 use crate::cards;
-use crate::domain::Payment;
+use crate::cards::Decline;
+use crate::domain::{NotPayable, Payability, Payment, decide_payability};
 use crate::outbox::Outbox;
-use crate::store::{self, NewPayment};
+use crate::store::{self, DueDelivery, NewPayment};
 use service_kit::ApiError;
 use service_kit::clock::current_year_month;
 use service_kit::domain::Id;
 use service_kit::money::Cents;
+use shop_contracts::PaymentStatus;
 use shop_contracts::card::CardIn;
-use shop_contracts::{OrderStatus, OrderStock, PaymentStatus};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// What the order service says about paying an order `amount`.
 #[derive(Debug)]
 enum Verdict {
-    /// A PENDING order holding its stock, whose total is exactly the amount: capture,
-    /// recording the order's global ref.
-    Payable(String),
-    /// Refused for good: unknown order (404), paid or cancelled (409), another total (422).
-    Refused(ApiError),
-    /// Not yet: the order's stock is still pending.
-    NotYet(String),
-    /// The order service could not be asked (down, slow, 5xx, 429, garbage).
+    /// It answered: what that means for the payment.
+    Answered(Payability),
+    /// It could not be asked (down, slow, 5xx, 429, garbage).
     CannotAsk(String),
 }
 
 async fn verify(state: &AppState, order_id: Id, amount: Cents) -> Verdict {
-    let order = match state.orders.order(order_id).await {
-        Ok(Some(order)) => order,
-        Ok(None) => {
-            return Verdict::Refused(ApiError::NotFound(format!("order {order_id} not found")));
-        }
-        Err(err) => return Verdict::CannotAsk(err.to_string()),
-    };
-    if order.status.is_paid() {
-        return Verdict::Refused(ApiError::Conflict(format!(
-            "order {order_id} is already paid"
-        )));
+    match state.orders.order(order_id).await {
+        Ok(order) => Verdict::Answered(decide_payability(order_id.get(), amount, order.as_ref())),
+        Err(err) => Verdict::CannotAsk(err.to_string()),
     }
-    if order.status != OrderStatus::Pending {
-        return Verdict::Refused(ApiError::Conflict(format!(
-            "order {order_id} is {} and cannot be paid",
-            order.status
-        )));
-    }
-    if order.total != amount {
-        return Verdict::Refused(ApiError::Validation(format!(
-            "amount {amount} does not match order total {}",
-            order.total
-        )));
-    }
-    if order.stock == OrderStock::Pending {
-        // No money for units that may not be there.
-        return Verdict::NotYet(format!(
-            "order {order_id} does not hold its stock yet; try again shortly"
-        ));
-    }
-    Verdict::Payable(order.reference)
 }
 
 /// How `/pay` ended.
@@ -77,17 +46,75 @@ pub enum Taken {
     Authorized(Payment),
 }
 
-/// Charges `amount` for `order_id` with `card` (or the default test card when none):
-/// 402 when declined (recorded as failed, order left unpaid), 409 when the order is paid,
-/// not payable or its stock is not held yet, 422 when the amount is not its total, 404 when
-/// the order service does not know it. When the order service cannot be asked nothing is
-/// captured: the payment is recorded as authorized. One capture per order still holds.
+/// Why `/pay` took no money.
+#[derive(Debug)]
+pub enum PayRefused {
+    /// The order cannot be paid: unknown, paid or ended, another total.
+    Order(NotPayable),
+    /// The order's stock is not held yet: try again shortly.
+    NotYet(String),
+    /// Another payment captured this order meanwhile.
+    AlreadyCaptured(String),
+    /// The card was declined: the payment is recorded as failed, the order left unpaid.
+    Declined {
+        decline: Decline,
+        payment_id: i64,
+        order_id: Id,
+    },
+}
+
+/// `/pay`'s failures: a refusal (nothing taken), or a request or storage problem.
+#[derive(Debug)]
+pub enum PayError {
+    Refused(PayRefused),
+    Failed(ApiError),
+}
+
+impl From<ApiError> for PayError {
+    fn from(err: ApiError) -> Self {
+        PayError::Failed(err)
+    }
+}
+
+/// A payment about to be recorded: what was decided, before its one transaction.
+struct Charge {
+    order_id: Id,
+    amount: Cents,
+    status: PaymentStatus,
+    order_ref: Option<String>,
+    decline: Option<Decline>,
+    card: Option<cards::CardSummary>,
+}
+
+/// The status a payment is recorded with: failed when declined, captured for an order the
+/// order service confirmed, authorized when it could not be asked; `Err` when it refused.
+fn decide_charge(
+    verdict: Verdict,
+    decline: Option<Decline>,
+) -> Result<(PaymentStatus, Option<String>), PayRefused> {
+    let (status, order_ref) = match verdict {
+        Verdict::Answered(Payability::Payable(order_ref)) => {
+            (PaymentStatus::Captured, Some(order_ref))
+        }
+        Verdict::Answered(Payability::Refused(why)) => return Err(PayRefused::Order(why)),
+        Verdict::Answered(Payability::NotYet(why)) => return Err(PayRefused::NotYet(why)),
+        Verdict::CannotAsk(_) => (PaymentStatus::Authorized, None),
+    };
+    Ok(match decline {
+        Some(_) => (PaymentStatus::Failed, order_ref),
+        None => (status, order_ref),
+    })
+}
+
+/// Charges `amount` for `order_id` with `card` (or the default test card when none): see
+/// [`PayRefused`] for what takes no money. When the order service cannot be asked nothing
+/// is captured: the payment is recorded as authorized. One capture per order still holds.
 pub async fn take_payment(
     state: &AppState,
     order_id: Id,
     amount: Cents,
     card: Option<CardIn>,
-) -> Result<Taken, ApiError> {
+) -> Result<Taken, PayError> {
     let authorization = card
         .map(|card| cards::authorize(&card, current_year_month()))
         .transpose()?;
@@ -95,74 +122,25 @@ pub async fn take_payment(
         Some((summary, decline)) => (Some(summary), decline),
         None => (None, None),
     };
-    let (status, order_ref) = match verify(state, order_id, amount).await {
-        Verdict::Payable(order_ref) => (PaymentStatus::Captured, Some(order_ref)),
-        Verdict::Refused(err) => return Err(err),
-        Verdict::NotYet(why) => return Err(ApiError::Conflict(why)),
-        Verdict::CannotAsk(why) => {
-            tracing::warn!(%order_id, reason = %why, "order service cannot be asked; payment only authorized");
-            (PaymentStatus::Authorized, None)
-        }
+    let verdict = verify(state, order_id, amount).await;
+    if let Verdict::CannotAsk(why) = &verdict {
+        tracing::warn!(%order_id, reason = %why, "order service cannot be asked; payment only authorized");
+    }
+    let (status, order_ref) = decide_charge(verdict, decline).map_err(PayError::Refused)?;
+    let charge = Charge {
+        order_id,
+        amount,
+        status,
+        order_ref,
+        decline,
+        card,
     };
-    let status = if decline.is_some() {
-        PaymentStatus::Failed
-    } else {
-        status
-    };
-
     let outbox = state.outbox.clone();
     let (payment_id, delivery) = state
         .db
-        .write(move |tx| {
-            if status == PaymentStatus::Captured
-                && let Some(existing) = store::capture_of(tx, order_id, order_ref.as_deref())?
-            {
-                return Err(ApiError::Conflict(format!(
-                    "order {order_id} is already paid by payment {existing}"
-                )));
-            }
-            let reference = service_kit::domain::new_reference();
-            let payment_id = store::insert_payment(
-                tx,
-                &NewPayment {
-                    reference: &reference,
-                    order_id,
-                    order_ref: order_ref.as_deref(),
-                    amount,
-                    status,
-                    failure_code: decline.map(|d| d.code()),
-                    card: card.as_ref(),
-                },
-            )?;
-            let kind = match status {
-                PaymentStatus::Failed => "payment.failed",
-                PaymentStatus::Authorized => "payment.authorized",
-                _ => "payment.captured",
-            };
-            let payload = serde_json::json!({
-                "payment_id": payment_id, "ref": reference, "order_id": order_id,
-                "order_ref": order_ref, "amount": amount,
-                "reason": decline.map(|d| d.code()), "card_brand": card.as_ref().map(|c| c.brand),
-                "card_last4": card.as_ref().map(|c| c.last4.as_str()),
-            });
-            service_kit::events::record(
-                tx,
-                kind,
-                service_kit::context::correlation_id().as_deref(),
-                &payload,
-            )?;
-            let delivery = match status {
-                PaymentStatus::Captured => {
-                    let delivery = Outbox::new_delivery(payment_id, order_id, order_ref, amount);
-                    outbox.enqueue(tx, &delivery, (payment_id, None))?;
-                    Some(delivery)
-                }
-                _ => None,
-            };
-            Ok((payment_id, delivery))
-        })
-        .await?;
-
+        .write(move |tx| record_charge(tx, &outbox, charge))
+        .await?
+        .map_err(PayError::Refused)?;
     state.counters.inc(
         "payments",
         &[
@@ -174,19 +152,78 @@ pub async fn take_payment(
         state.outbox.attempt_first(delivery).await;
     }
     if let Some(decline) = decline {
-        return Err(ApiError::Declined {
-            code: decline.code(),
-            message: format!(
-                "{}; payment {payment_id} recorded as failed and order {order_id} left unpaid",
-                decline.message()
-            ),
-        });
+        let declined = PayRefused::Declined {
+            decline,
+            payment_id,
+            order_id,
+        };
+        return Err(PayError::Refused(declined));
     }
     let payment = read_payment(state, payment_id).await?;
     Ok(match status {
         PaymentStatus::Authorized => Taken::Authorized(payment),
         _ => Taken::Captured(payment),
     })
+}
+
+/// Records `charge` in `tx`: the payment, its event and, when captured, its webhook
+/// delivery in the outbox. A capture for an order another payment captured meanwhile is
+/// refused before anything is written.
+fn record_charge(
+    tx: &rusqlite::Connection,
+    outbox: &Outbox,
+    charge: Charge,
+) -> Result<Result<(i64, Option<DueDelivery>), PayRefused>, ApiError> {
+    let Charge {
+        order_id,
+        amount,
+        status,
+        order_ref,
+        decline,
+        card,
+    } = charge;
+    if status == PaymentStatus::Captured
+        && let Some(existing) = store::capture_of(tx, order_id, order_ref.as_deref())?
+    {
+        return Ok(Err(PayRefused::AlreadyCaptured(format!(
+            "order {order_id} is already paid by payment {existing}"
+        ))));
+    }
+    let reference = service_kit::domain::new_reference();
+    let payment_id = store::insert_payment(
+        tx,
+        &NewPayment {
+            reference: &reference,
+            order_id,
+            order_ref: order_ref.as_deref(),
+            amount,
+            status,
+            failure_code: decline.map(|d| d.code()),
+            card: card.as_ref(),
+        },
+    )?;
+    let kind = match status {
+        PaymentStatus::Failed => "payment.failed",
+        PaymentStatus::Authorized => "payment.authorized",
+        _ => "payment.captured",
+    };
+    let payload = serde_json::json!({
+        "payment_id": payment_id, "ref": reference, "order_id": order_id,
+        "order_ref": order_ref, "amount": amount,
+        "reason": decline.map(|d| d.code()), "card_brand": card.as_ref().map(|c| c.brand),
+        "card_last4": card.as_ref().map(|c| c.last4.as_str()),
+    });
+    let journey = service_kit::context::correlation_id();
+    service_kit::events::record(tx, kind, journey.as_deref(), &payload)?;
+    let delivery = match status {
+        PaymentStatus::Captured => {
+            let delivery = Outbox::new_delivery(payment_id, order_id, order_ref, amount);
+            outbox.enqueue(tx, &delivery, (payment_id, None))?;
+            Some(delivery)
+        }
+        _ => None,
+    };
+    Ok(Ok((payment_id, delivery)))
 }
 
 async fn read_payment(state: &AppState, payment_id: i64) -> Result<Payment, ApiError> {
@@ -209,9 +246,11 @@ pub async fn settle_authorized(state: &AppState) -> Result<usize, ApiError> {
     for payment in waiting {
         let order_id = Id::from_db(payment.order_id);
         let outcome = match verify(state, order_id, payment.amount).await {
-            Verdict::Payable(order_ref) => Settlement::Capture(order_ref),
-            Verdict::Refused(err) => Settlement::Void(err.to_string()),
-            Verdict::NotYet(_) | Verdict::CannotAsk(_) => continue,
+            Verdict::Answered(Payability::Payable(order_ref)) => Settlement::Capture(order_ref),
+            Verdict::Answered(Payability::Refused(why)) => {
+                Settlement::Void(why.message().to_string())
+            }
+            Verdict::Answered(Payability::NotYet(_)) | Verdict::CannotAsk(_) => continue,
         };
         settle_one(state, &payment, outcome).await?;
         settled += 1;

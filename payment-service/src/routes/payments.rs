@@ -2,8 +2,8 @@
 //! the outbox in the same transaction and is tried at once.
 
 use crate::AppState;
-use crate::charges::{self, Taken};
-use crate::domain::{Payment, Refund};
+use crate::charges::{self, PayError, PayRefused, Taken};
+use crate::domain::{NotPayable, Payment, Refund};
 use crate::refunds;
 use crate::store;
 use axum::extract::State;
@@ -154,6 +154,34 @@ pub async fn pay(
             Taken::Authorized(payment) => (StatusCode::ACCEPTED, Json(payment.into())),
         },
     )
+}
+
+impl From<PayError> for ApiError {
+    fn from(err: PayError) -> ApiError {
+        match err {
+            PayError::Failed(err) => err,
+            PayError::Refused(PayRefused::Order(NotPayable::UnknownOrder(m))) => {
+                ApiError::NotFound(m)
+            }
+            PayError::Refused(PayRefused::Order(NotPayable::Ended(m)))
+            | PayError::Refused(PayRefused::NotYet(m))
+            | PayError::Refused(PayRefused::AlreadyCaptured(m)) => ApiError::Conflict(m),
+            PayError::Refused(PayRefused::Order(NotPayable::WrongAmount(m))) => {
+                ApiError::Validation(m)
+            }
+            PayError::Refused(PayRefused::Declined {
+                decline,
+                payment_id,
+                order_id,
+            }) => ApiError::Declined {
+                code: decline.code(),
+                message: format!(
+                    "{}; payment {payment_id} recorded as failed and order {order_id} left unpaid",
+                    decline.message()
+                ),
+            },
+        }
+    }
 }
 
 /// Payments, newest first.
