@@ -109,6 +109,7 @@ pub fn list(conn: &Connection, params: &FeedParams) -> rusqlite::Result<Vec<Even
 #[utoipa::path(
     get,
     path = "/events",
+    tag = "events",
     params(FeedParams),
     responses(
         (status = 200, description = "Events after `after`", body = [EventOut]),

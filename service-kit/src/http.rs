@@ -207,6 +207,7 @@ pub struct Probe {
 #[utoipa::path(
     get,
     path = "/health",
+    tag = "probes",
     responses(
         (status = 200, description = "Alive and able to write", body = Health),
         (status = 503, description = "Writes fail for lack of storage", body = Health),
@@ -232,6 +233,7 @@ pub async fn health(State(probe): State<Probe>) -> (StatusCode, axum::Json<Healt
 #[utoipa::path(
     get,
     path = "/ready",
+    tag = "probes",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
         (status = 503, description = "The database cannot be used yet", body = Readiness),

@@ -340,6 +340,7 @@ async fn record(State(metrics): State<Metrics>, request: Request, next: Next) ->
 #[utoipa::path(
     get,
     path = "/metrics",
+    tag = "probes",
     responses(
         (status = 200, description = "The metrics", content_type = "application/openmetrics-text", body = String),
         crate::openapi::ProtectedErrors,

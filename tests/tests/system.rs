@@ -169,6 +169,9 @@ fn each_service_documents_its_routes_in_openapi_and_every_documented_route_needs
         for (path, methods) in doc["paths"].as_object().expect("paths") {
             for (method, operation) in methods.as_object().expect("methods") {
                 operations += 1;
+                // Swagger UI groups operations by resource: each has exactly one tag.
+                let tags = operation["tags"].as_array().map_or(0, Vec::len);
+                assert_eq!(tags, 1, "{name}: {method} {path} has no resource tag");
                 if ["/health", "/ready"].contains(&path.as_str()) {
                     assert!(operation["security"].is_null(), "{name}: {path} is open");
                     let url = format!("{base}{path}");

@@ -45,6 +45,7 @@ pub struct AddOut {
 #[utoipa::path(
     get,
     path = "/cart/{user_id}",
+    tag = "carts",
     params(("user_id" = inline(UserId), Path, description = "The shopper")),
     responses(
         (status = 200, description = "The cart (empty when the shopper has none)", body = CartOut),
@@ -66,6 +67,7 @@ pub async fn cart_get(
 #[utoipa::path(
     post,
     path = "/cart/{user_id}/add",
+    tag = "carts",
     params(("user_id" = inline(UserId), Path, description = "The shopper"), AddParams),
     responses(
         (status = 200, description = "The line and the whole cart", body = AddOut),
@@ -93,6 +95,7 @@ pub async fn cart_add(
 #[utoipa::path(
     put,
     path = "/cart/{user_id}/items/{product_id}",
+    tag = "carts",
     params(("user_id" = inline(UserId), Path, description = "The shopper"), ("product_id" = i64, Path, description = "The product of the line", minimum = 1), QuantityParams),
     responses(
         (status = 200, description = "The cart as it is now", body = CartOut),
@@ -121,6 +124,7 @@ pub async fn items_update(
 #[utoipa::path(
     delete,
     path = "/cart/{user_id}/items/{product_id}",
+    tag = "carts",
     params(("user_id" = inline(UserId), Path, description = "The shopper"), ("product_id" = i64, Path, description = "The product of the line", minimum = 1)),
     responses(
         (status = 200, description = "The cart as it is now", body = CartOut),
@@ -145,6 +149,7 @@ pub async fn items_remove(
 #[utoipa::path(
     delete,
     path = "/cart/{user_id}/clear",
+    tag = "carts",
     params(("user_id" = inline(UserId), Path, description = "The shopper")),
     responses(
         (status = 200, description = "The empty cart", body = CartOut),

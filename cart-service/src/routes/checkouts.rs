@@ -131,6 +131,7 @@ fn checkout_input(body: &[u8]) -> Result<CheckoutInput, ApiError> {
 #[utoipa::path(
     post,
     path = "/cart/{user_id}/checkout",
+    tag = "checkouts",
     params(
         ("user_id" = inline(UserId), Path, description = "The shopper"),
         ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255),
@@ -174,6 +175,7 @@ fn ended_answer(ended: Ended) -> Result<(StatusCode, Json<CheckoutOut>), ApiErro
 #[utoipa::path(
     get,
     path = "/checkouts/{id}",
+    tag = "checkouts",
     params(("id" = i64, Path, description = "Checkout id")),
     responses(
         (status = 200, description = "The checkout", body = CheckoutOut),
@@ -199,6 +201,7 @@ pub async fn checkouts_get(
 #[utoipa::path(
     get,
     path = "/checkouts",
+    tag = "checkouts",
     params(ListParams),
     responses(
         (status = 200, description = "Checkouts", body = [CheckoutOut],
@@ -501,6 +504,7 @@ fn sku(raw: &str) -> Result<String, ApiError> {
 #[utoipa::path(
     post,
     path = "/checkout/process",
+    tag = "checkouts",
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255),
     ),

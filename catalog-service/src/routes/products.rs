@@ -104,6 +104,7 @@ pub struct ProductQuery {
 #[utoipa::path(
     get,
     path = "/products",
+    tag = "products",
     params(ProductQuery),
     responses(
         (status = 200, description = "Products", body = [ProductOut],
@@ -186,6 +187,7 @@ const MAX_IDS: usize = 200;
 #[utoipa::path(
     get,
     path = "/products/{id}/image",
+    tag = "products",
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 200, description = "The image (PNG, JPEG or WebP)", content(
@@ -222,6 +224,7 @@ pub async fn image_get(
 #[utoipa::path(
     put,
     path = "/products/{id}/image",
+    tag = "products",
     params(("id" = i64, Path, description = "Product id")),
     request_body(content = Vec<u8>, content_type = "image/png", description = "A PNG, JPEG or WebP image, at most 1 MiB"),
     responses(
@@ -248,6 +251,7 @@ pub async fn image_put(
 #[utoipa::path(
     get,
     path = "/products/{id}",
+    tag = "products",
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product", body = ProductOut,
@@ -277,6 +281,7 @@ pub async fn products_get(
 #[utoipa::path(
     post,
     path = "/products",
+    tag = "products",
     request_body = ProductFields,
     responses(
         (status = 201, description = "The new product", body = ProductOut),
@@ -307,6 +312,7 @@ pub async fn products_create(
 #[utoipa::path(
     put,
     path = "/products/{id}",
+    tag = "products",
     params(("id" = i64, Path, description = "Product id"),
         ("If-Match" = Option<String>, Header, description = "The product's version as read, e.g. \"3\": the change is made only if nobody changed it since; needed to overwrite stock")),
     request_body = ProductFields,
@@ -383,6 +389,7 @@ pub struct MoveIn {
 #[utoipa::path(
     post,
     path = "/products/{id}/stock",
+    tag = "products",
     params(("id" = i64, Path, description = "Product id")),
     request_body = MoveIn,
     responses(
@@ -411,6 +418,7 @@ pub async fn stock_move(
 #[utoipa::path(
     get,
     path = "/products/{id}/stock/movements",
+    tag = "products",
     params(("id" = i64, Path, description = "Product id"), Page),
     responses(
         (status = 200, description = "Its movements", body = [MovementOut],
@@ -447,6 +455,7 @@ pub async fn stock_movements(
 #[utoipa::path(
     delete,
     path = "/products/{id}",
+    tag = "products",
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 204, description = "Hidden from the catalog"),
@@ -518,6 +527,7 @@ impl From<AuditRow> for AuditOut {
 #[utoipa::path(
     get,
     path = "/stock/audit",
+    tag = "products",
     responses(
         (status = 200, description = "Per product, by id", body = [AuditOut]),
         ProtectedErrors,

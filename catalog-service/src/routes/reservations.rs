@@ -79,6 +79,7 @@ fn reason_of(body: &Bytes) -> Result<Option<String>, ApiError> {
 #[utoipa::path(
     post,
     path = "/reservations",
+    tag = "reservations",
     request_body = ReservationRequest,
     responses(
         (status = 201, description = "Reserved", body = ReservationOut),
@@ -120,6 +121,7 @@ pub async fn reservations_create(
 #[utoipa::path(
     get,
     path = "/reservations/{reference}",
+    tag = "reservations",
     params(("reference" = String, Path, description = "The reservation's reference (an order's ref, or its id)")),
     responses(
         (status = 200, description = "The reservation", body = ReservationOut),
@@ -148,6 +150,7 @@ pub async fn reservations_get(
 #[utoipa::path(
     post,
     path = "/reservations/{reference}/commit",
+    tag = "reservations",
     params(("reference" = String, Path, description = "The reservation's reference (an order's ref, or its id)")),
     responses(
         (status = 200, description = "The reservation as it is now", body = ReservationOut),
@@ -173,6 +176,7 @@ pub async fn reservations_commit(
 #[utoipa::path(
     post,
     path = "/reservations/{reference}/release",
+    tag = "reservations",
     params(("reference" = String, Path, description = "The reservation's reference (an order's ref, or its id)")),
     request_body(content = Option<ReleaseRequest>, description = "Why (optional)"),
     responses(
@@ -203,6 +207,7 @@ pub async fn reservations_release(
 #[utoipa::path(
     post,
     path = "/reservations/{reference}/return",
+    tag = "reservations",
     params(("reference" = String, Path, description = "The reservation's reference (an order's ref, or its id)")),
     request_body(content = Option<ReleaseRequest>, description = "Why (optional)"),
     responses(
@@ -232,6 +237,7 @@ pub async fn reservations_return(
 #[utoipa::path(
     post,
     path = "/reservations/{reference}/returns",
+    tag = "reservations",
     params(("reference" = String, Path, description = "The reservation's reference (an order's ref, or its id)")),
     request_body = ReturnLines,
     responses(

@@ -439,6 +439,7 @@ pub struct MismatchOut {
 #[utoipa::path(
     post,
     path = "/orders",
+    tag = "orders",
     params(CreateParams, ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255)),
     request_body = OrderBody,
     responses(
@@ -471,6 +472,7 @@ pub async fn orders_create(
 #[utoipa::path(
     get,
     path = "/orders",
+    tag = "orders",
     params(ListParams),
     responses(
         (status = 200, description = "Orders", body = [OrderOut],
@@ -538,6 +540,7 @@ pub async fn orders_list(
 #[utoipa::path(
     get,
     path = "/orders/{id}",
+    tag = "orders",
     params(("id" = i64, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = OrderOut),
@@ -568,6 +571,7 @@ pub async fn orders_get(
 #[utoipa::path(
     post,
     path = "/orders/{id}/payment",
+    tag = "orders",
     params(("id" = i64, Path, description = "Order id"),
         ("webhook-id" = String, Header, description = "Standard Webhooks message id"),
         ("webhook-timestamp" = String, Header, description = "Unix seconds, within 5 minutes of now"),
@@ -609,6 +613,7 @@ pub async fn orders_payment(
 #[utoipa::path(
     put,
     path = "/orders/{id}/status",
+    tag = "orders",
     params(("id" = i64, Path, description = "Order id")),
     request_body = StatusChange,
     responses(
@@ -641,6 +646,7 @@ pub async fn orders_status_update(
 #[utoipa::path(
     get,
     path = "/orders/stats",
+    tag = "orders",
     responses(
         (status = 200, description = "Counts, revenue and reconciliation", body = StatsOut),
 
@@ -661,6 +667,7 @@ pub async fn orders_stats(State(state): State<AppState>) -> Result<Json<StatsOut
 #[utoipa::path(
     post,
     path = "/orders/{id}/returns",
+    tag = "orders",
     params(("id" = i64, Path, description = "Order id")),
     request_body = ReturnIn,
     responses(

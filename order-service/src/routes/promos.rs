@@ -62,6 +62,7 @@ impl From<PromoCode> for PromoOut {
 #[utoipa::path(
     post,
     path = "/promo-codes",
+    tag = "promo codes",
     request_body = PromoIn,
     responses(
         (status = 201, description = "The new code", body = PromoOut),
@@ -99,6 +100,7 @@ pub async fn promos_create(
 #[utoipa::path(
     get,
     path = "/promo-codes",
+    tag = "promo codes",
     params(Page),
     responses(
         (status = 200, description = "Promo codes", body = [PromoOut],
@@ -125,6 +127,7 @@ pub async fn promos_list(
 #[utoipa::path(
     get,
     path = "/promo-codes/{code}",
+    tag = "promo codes",
     params(("code" = String, Path, description = "The code, any case")),
     responses(
         (status = 200, description = "The code", body = PromoOut),
@@ -153,6 +156,7 @@ pub async fn promos_get(
 #[utoipa::path(
     delete,
     path = "/promo-codes/{code}",
+    tag = "promo codes",
     params(("code" = String, Path, description = "The code, any case")),
     responses(
         (status = 200, description = "The code, no longer active", body = PromoOut),

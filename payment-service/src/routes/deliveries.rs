@@ -95,6 +95,7 @@ pub struct ListParams {
 #[utoipa::path(
     get,
     path = "/webhooks/deliveries",
+    tag = "webhook deliveries",
     params(ListParams),
     responses(
         (status = 200, description = "Deliveries (without their attempts)", body = [DeliveryOut],
@@ -148,6 +149,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 #[utoipa::path(
     get,
     path = "/webhooks/deliveries/{id}",
+    tag = "webhook deliveries",
     params(("id" = String, Path, description = "The delivery's webhook-id", max_length = 64, pattern = r"^[A-Za-z0-9_]{1,64}$")),
     responses(
         (status = 200, description = "The delivery", body = DeliveryOut),
@@ -170,6 +172,7 @@ pub async fn deliveries_get(
 #[utoipa::path(
     post,
     path = "/webhooks/deliveries/{id}/retry",
+    tag = "webhook deliveries",
     params(("id" = String, Path, description = "The delivery's webhook-id", max_length = 64, pattern = r"^[A-Za-z0-9_]{1,64}$")),
     responses(
         (status = 200, description = "The delivery after the attempt", body = DeliveryOut),

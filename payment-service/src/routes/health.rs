@@ -50,6 +50,7 @@ impl BacklogOut {
 #[utoipa::path(
     get,
     path = "/health",
+    tag = "probes",
     responses(
         (status = 200, description = "Alive and able to write", body = HealthOut),
         (status = 503, description = "Writes fail for lack of storage", body = ErrorBody),
@@ -72,6 +73,7 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<HealthOut>, Ap
 #[utoipa::path(
     get,
     path = "/ready",
+    tag = "probes",
     responses(
         (status = 200, description = "Ready to serve", body = ReadyOut),
         (status = 503, description = "The database cannot be used yet", body = ReadyOut),

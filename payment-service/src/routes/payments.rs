@@ -120,6 +120,7 @@ pub struct ListParams {
 #[utoipa::path(
     post,
     path = "/pay",
+    tag = "payments",
     params(PayParams, ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255)),
     request_body(content = Option<CardBody>, content_type = "application/json"),
     responses(
@@ -188,6 +189,7 @@ impl From<PayError> for ApiError {
 #[utoipa::path(
     get,
     path = "/payments",
+    tag = "payments",
     params(ListParams),
     responses(
         (status = 200, description = "Payments", body = [PaymentOut],
@@ -223,6 +225,7 @@ pub async fn payments_list(
 #[utoipa::path(
     get,
     path = "/payments/{id}",
+    tag = "payments",
     params(("id" = i64, Path, description = "Payment id")),
     responses(
         (status = 200, description = "The payment", body = PaymentOut),
@@ -251,6 +254,7 @@ pub async fn payments_get(
 #[utoipa::path(
     get,
     path = "/payments/summary",
+    tag = "payments",
     responses(
         (status = 200, description = "Captured payments", body = PaymentsSummary),
 
@@ -269,6 +273,7 @@ pub async fn payments_summary(
 #[utoipa::path(
     get,
     path = "/payments/by-order",
+    tag = "payments",
     responses(
         (status = 200, description = "Per order, by order id", body = [OrderMoney]),
         ProtectedErrors,
@@ -336,6 +341,7 @@ pub struct RefundIn {
 #[utoipa::path(
     post,
     path = "/payments/{id}/refunds",
+    tag = "payments",
     params(("id" = i64, Path, description = "Payment id"), ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; a retry with the same key and body gets the first answer again", max_length = 255)),
     request_body(content = Option<RefundIn>, content_type = "application/json"),
     responses(
@@ -392,6 +398,7 @@ pub async fn refunds_create(
 #[utoipa::path(
     get,
     path = "/payments/{id}/refunds",
+    tag = "payments",
     params(("id" = i64, Path, description = "Payment id")),
     responses(
         (status = 200, description = "Its refunds", body = [RefundOut],
