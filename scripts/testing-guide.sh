@@ -194,8 +194,10 @@ check "missing product_id is 400" 400 '' -X POST "$CART/cart/$U/add?quantity=1" 
 check "a malformed user id is 422" 422 '' -X POST "$CART/cart/bad%20user/add?product_id=1" "${H[@]}"
 check "  ... none of the bad adds changed the cart" 200 '.items | map([.product_id, .quantity]) == [[1,3],[2,1]]' \
   "$CART/cart/$U" "${H[@]}"
-check "a price sent with an add is ignored: the catalog's applies" 200 '.item.unit_price == 29.99 and .item.line_total == 59.98' \
+check "a price sent with an add is refused (422 naming it): only the catalog's applies" 422 '.error.message | test("unknown field `price`")' \
   -X POST "$CART/cart/$U/add?product_id=2&quantity=1&price=0.01" "${H[@]}"
+check "  ... and the cart is as it was" 200 '.items | map([.product_id, .quantity]) == [[1,3],[2,1]]' \
+  "$CART/cart/$U" "${H[@]}"
 check "set a line's quantity" 200 '(.items[] | select(.product_id == 1) | .quantity) == 5' \
   -X PUT "$CART/cart/$U/items/1?quantity=5" "${H[@]}"
 check "remove a line" 200 '.items | map(.product_id) == [1]' -X DELETE "$CART/cart/$U/items/2" "${H[@]}"
@@ -610,6 +612,12 @@ check "a price that is not the catalog's is 422, naming the catalog's" 422 '.err
 echo "== Errors are JSON everywhere =="
 check "an unknown route is 404 JSON" 404 '.error.code == "not_found"' "$ORDER/nowhere" "${H[@]}"
 check "a wrong method is 405 JSON" 405 '.error.code == "method_not_allowed"' -X DELETE "$CATALOG/products" "${H[@]}"
+check "a query field the route does not know is 422 naming it" 422 '.error.message | test("limt")' \
+  "$ORDER/orders?limt=5" "${H[@]}"
+check "a body field the route does not know is 422 naming it" 422 '.error.message | test("promocode")' \
+  -X POST "$ORDER/orders?user_id=typo-$U" "${H[@]}" "${JSON[@]}" \
+  -d '{"items":[{"product_id":1,"quantity":1,"price":999.99}],"promocode":"WELCOME10"}'
+check "  ... and placed nothing" 200 'length == 0' "$ORDER/orders?user_id=typo-$U" "${H[@]}"
 
 echo
 echo "guide: $passed passed, $failed failed"

@@ -13,7 +13,7 @@ use shop_contracts::orders::MAX_ORDER_LINES;
 pub async fn view(state: &AppState, user: UserId) -> Result<CartOut, ApiError> {
     state
         .db
-        .read(move |conn| CartOut::from_lines(user.as_str(), store::cart_lines(conn, &user)?))
+        .read_with(move |conn| CartOut::from_lines(user.as_str(), store::cart_lines(conn, &user)?))
         .await
 }
 
@@ -40,7 +40,7 @@ pub async fn add(
     };
     let cart = state
         .db
-        .write(move |tx| {
+        .write_with(move |tx| {
             let current = store::line_quantity(tx, &user, product)?;
             if current == 0 && store::line_count(tx, &user)? >= MAX_ORDER_LINES {
                 return Err(ApiError::Validation(format!(
@@ -73,7 +73,7 @@ pub async fn set_quantity(
 ) -> Result<CartOut, ApiError> {
     state
         .db
-        .write(move |tx| {
+        .write_with(move |tx| {
             if !store::set_line_quantity(tx, &user, product, quantity)? {
                 return Err(not_in_cart(product));
             }
@@ -86,7 +86,7 @@ pub async fn set_quantity(
 pub async fn remove(state: &AppState, user: UserId, product: Id) -> Result<CartOut, ApiError> {
     state
         .db
-        .write(move |tx| {
+        .write_with(move |tx| {
             if !store::remove_line(tx, &user, product)? {
                 return Err(not_in_cart(product));
             }
@@ -99,7 +99,7 @@ pub async fn remove(state: &AppState, user: UserId, product: Id) -> Result<CartO
 pub async fn clear(state: &AppState, user: UserId) -> Result<CartOut, ApiError> {
     state
         .db
-        .write(move |tx| {
+        .write_with(move |tx| {
             store::clear_cart(tx, &user)?;
             CartOut::from_lines(user.as_str(), Vec::new())
         })

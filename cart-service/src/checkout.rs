@@ -253,7 +253,7 @@ async fn begin(
     // never the lines of a cart already paid for.
     let checkout = state
         .db
-        .write(move |tx| {
+        .write_with(move |tx| {
             let from_cart = lines.is_none();
             let lines = match lines {
                 Some(lines) => lines,
@@ -378,6 +378,7 @@ impl<'a> Saga<'a> {
             .db
             .write(move |tx| Ok(store::save_checkout(tx, &row)?))
             .await
+            .map_err(ApiError::from)
     }
 
     /// Runs the steps from `validate` on.
@@ -614,7 +615,7 @@ impl<'a> Saga<'a> {
         let done = self
             .state
             .db
-            .write(move |tx| {
+            .write_with(move |tx| {
                 if row.from_cart {
                     store::clear_checked_out(tx, &row)?;
                 }

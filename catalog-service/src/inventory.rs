@@ -76,7 +76,7 @@ pub async fn move_stock(db: &Db, id: Id, delta: i64, reason: String) -> Result<M
         )));
     }
     let reason = check_reason(&reason)?;
-    db.write(move |tx| {
+    db.write_with(move |tx| {
         let product = on_sale(tx, id)?;
         record_movement(tx, &product, delta, &reason, correlation_id().as_deref())
     })
@@ -126,7 +126,7 @@ pub async fn update_product(
     fields: ValidFields,
     if_match: Option<i64>,
 ) -> Result<Product, ApiError> {
-    db.write(move |tx| {
+    db.write_with(move |tx| {
         let product = on_sale(tx, id)?;
         if let Some(version) = if_match
             && version != product.version
@@ -177,7 +177,7 @@ pub async fn set_image(db: &Db, id: Id, bytes: Vec<u8>) -> Result<Product, ApiEr
     if let Some(reason) = crate::domain::image_refusal(&bytes) {
         return Err(ApiError::Validation(reason));
     }
-    db.write(move |tx| {
+    db.write_with(move |tx| {
         on_sale(tx, id)?;
         store::put_image(tx, id, content_type, &bytes)?;
         on_sale(tx, id)

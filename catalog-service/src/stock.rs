@@ -48,7 +48,7 @@ pub async fn reserve(db: &Db, request: ReserveRequest) -> Result<Reserved, ApiEr
     let expires_at_ms = ttl.map(service_kit::clock::unix_ms_after);
     let key = reference.clone();
     let outcome = db
-        .write(move |tx| {
+        .write_with(move |tx| {
             if let Some(existing) = store::get_reservation(tx, &key)? {
                 if existing.order_id != order_id.get() || !existing.holds(&lines) {
                     return Err(ReserveRefused::ReferenceReused(format!(
@@ -138,7 +138,7 @@ pub async fn return_units(
     reference: Reference,
     reason: Option<String>,
 ) -> Result<Reservation, ApiError> {
-    db.write(move |tx| {
+    db.write_with(move |tx| {
         let current = existing(tx, &reference)?;
         match current.status {
             ReservationStatus::Committed => {
@@ -241,7 +241,7 @@ pub async fn return_lines(
 ) -> Result<Reservation, ApiError> {
     let return_ref = Reference::parse(&returned.return_ref, "return_ref")?;
     let reason = service_kit::domain::short_text("reason", &returned.reason, 500)?;
-    db.write(move |tx| {
+    db.write_with(move |tx| {
         let current = existing(tx, &reference)?;
         let asked = merged(&returned.lines)?;
         let recorded = store::lines_returned_under(tx, return_ref.as_str())?;
@@ -299,7 +299,7 @@ pub async fn settle(
     target: ReservationStatus,
     reason: Option<String>,
 ) -> Result<Result<Reservation, SettleRefused>, ApiError> {
-    db.write(move |tx| {
+    db.write_with(move |tx| {
         let Some(current) = store::get_reservation(tx, &reference)? else {
             return Ok(Err(SettleRefused::NotFound(format!(
                 "no reservation {reference}"

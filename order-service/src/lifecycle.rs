@@ -49,7 +49,7 @@ pub async fn place_order(
     let reference = service_kit::domain::new_reference();
     let placed = state
         .db
-        .write(move |tx| {
+        .write_with(move |tx| -> Result<_, ApiError> {
             // Asked again in the write: a retry racing this one may have placed it since.
             if let Some(key) = placed_under.as_deref() {
                 if let Some(id) = store::order_placed_under(tx, key)? {
@@ -199,7 +199,7 @@ pub async fn apply_payment_webhook(
         .map_err(|e| ApiError::BadRequest(format!("webhook body is not a payment notice: {e}")))?;
     let applied = state
         .db
-        .write(move |tx| {
+        .write_with(move |tx| {
             if !store::webhook_seen(tx, &webhook_id)? {
                 let order =
                     store::order_status(tx, id)?.map(|(status, total, reference)| PaymentFacts {
@@ -277,7 +277,7 @@ pub async fn change_status(
     }
     let changed = state
         .db
-        .write(move |tx| {
+        .write_with(move |tx| {
             let (current, _, _) = store::order_status(tx, id)?
                 .ok_or_else(|| StatusChangeRefused::NotFound(format!("order {id} not found")))?;
             if from.is_some_and(|from| from != current) {

@@ -211,7 +211,7 @@ pub async fn record(state: &AppState, id: Id, asked: AskedReturn) -> Result<Orde
     let reference = service_kit::domain::new_reference();
     let recorded = state
         .db
-        .write(move |tx| {
+        .write_with(move |tx| -> Result<_, ApiError> {
             let order = store::get_order(tx, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
             let planned = plan(&order, &asked)?;

@@ -224,7 +224,8 @@ async fn record(
             }
             Ok(())
         })
-        .await
+        .await?;
+    Ok(())
 }
 
 /// Cancels (reason `expired`) the PENDING orders placed more than `ttl` ago, and releases

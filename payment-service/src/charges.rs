@@ -138,7 +138,7 @@ pub async fn take_payment(
     let outbox = state.outbox.clone();
     let (payment_id, delivery) = state
         .db
-        .write(move |tx| record_charge(tx, &outbox, charge))
+        .write_with(move |tx| record_charge(tx, &outbox, charge))
         .await?
         .map_err(PayError::Refused)?;
     state.counters.inc(

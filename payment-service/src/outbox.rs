@@ -220,7 +220,7 @@ impl Outbox {
         let on_refused = self.on_refused;
         let outcome = self
             .db
-            .write(move |tx| {
+            .write_with(move |tx| -> Result<_, ApiError> {
                 let attempts =
                     store::record_attempt(tx, &id, status_code, error.as_deref(), duration_ms)?;
                 if delivered {

@@ -96,7 +96,7 @@ pub async fn refund(
     let outbox = state.outbox.clone();
     let (refund, delivery) = state
         .db
-        .write(move |tx| {
+        .write_with(move |tx| -> Result<_, ApiError> {
             let asked = RefundAsked {
                 amount,
                 reason: reason.as_deref(),

@@ -11,7 +11,6 @@
 //! `tokio-rusqlite` runs closures on a connection's own thread but commits each alone; the
 //! batching around the savepoints is the part that matters and is what is written here.
 
-use crate::ApiError;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 use rusqlite_migration::Migrations;
@@ -80,6 +79,68 @@ pub enum OpenError {
         /// The cause.
         source: r2d2::Error,
     },
+}
+
+/// Why the database did not do what was asked: never a business refusal (those are the
+/// operations' own types, which carry this one for the rest).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The disk does not take writes (full, read-only, failing): an outage of storage, not
+    /// a bug; the client may retry once it is fixed.
+    #[error("cannot write the database: {0}")]
+    Storage(String),
+    /// No connection was free in time, the writer has stopped, or the database was busy.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else SQLite reported, or a write that panicked: a bug.
+    #[error("database error: {0}")]
+    Failed(String),
+}
+
+impl From<&rusqlite::Error> for StoreError {
+    fn from(err: &rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match err.sqlite_error_code() {
+            Some(
+                ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure,
+            ) => StoreError::Storage(err.to_string()),
+            Some(ErrorCode::DatabaseBusy) => {
+                StoreError::Unavailable(format!("database busy: {err}"))
+            }
+            _ => StoreError::Failed(crate::error::cause_chain(err)),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::from(&err)
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(err: r2d2::Error) -> Self {
+        StoreError::Unavailable(format!("no database connection: {err}"))
+    }
+}
+
+/// An error a database closure may end with: it can carry a [`StoreError`], and says when
+/// it is a storage outage (which `/health` then reports until a write succeeds).
+pub trait StoreFailure: From<StoreError> + Send + 'static {
+    /// The storage outage this error reports, if it is one.
+    fn storage_problem(&self) -> Option<String>;
+}
+
+impl StoreFailure for StoreError {
+    fn storage_problem(&self) -> Option<String> {
+        match self {
+            StoreError::Storage(why) => Some(format!("cannot write the database: {why}")),
+            _ => None,
+        }
+    }
 }
 
 /// One SQLite file: its writer thread and its pool of readers. Cheap to clone: one shared
@@ -218,43 +279,47 @@ impl Db {
         })
     }
 
-    /// Runs `f` with a pooled read-only connection on the blocking thread pool.
-    pub async fn call<T, F>(&self, f: F) -> Result<T, ApiError>
+    /// Runs `f` with a pooled read-only connection on the blocking thread pool; `f` may end
+    /// with an error of its own type (one that can carry a [`StoreError`]).
+    pub async fn call_with<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let pool = self.inner.pool.clone();
         crate::context::spawn_blocking(move || {
-            let mut conn = pool.get()?;
+            let mut conn = pool.get().map_err(StoreError::from)?;
             f(&mut conn)
         })
         .await
-        .map_err(ApiError::internal)?
+        .map_err(|err| StoreError::Failed(format!("a database read panicked: {err}")))?
     }
 
     /// Runs a short read (a row or two by key) on the calling thread when a connection is
     /// free at once, and as [`Db::call`] otherwise. Such a read takes a few microseconds
     /// from SQLite's cache; handing it to the blocking pool and back costs more than that,
     /// in two thread switches. Lists and scans use [`Db::call`].
-    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn read_with<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         match self.inner.pool.try_get() {
             Some(mut conn) => f(&mut conn),
-            None => self.call(f).await,
+            None => self.call_with(f).await,
         }
     }
 
     /// Runs `f` on the writer thread inside its own savepoint of the next batch, and answers
     /// once that batch is committed: `Ok` only when `f` returned `Ok` and the commit is on
     /// disk. `f` returning `Err` undoes what it wrote and nothing else.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn write_with<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: StoreFailure,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
         // The write runs on the writer thread, inside the caller's span and with its
@@ -263,13 +328,13 @@ impl Db {
         let job: WriteJob = Box::new(move |conn| {
             let outcome = match conn {
                 Ok(conn) => carried.run(|| f(conn)),
-                Err(err) => Err(ApiError::from(err)),
+                Err(err) => Err(E::from(StoreError::from(err))),
             };
             let keep = outcome.is_ok();
             let answer: Answer = Box::new(move |committed| {
                 let _ = answer.send(match (outcome, committed) {
                     (Ok(value), Ok(())) => Ok(value),
-                    (Ok(_), Err(err)) => Err(ApiError::from(err)),
+                    (Ok(_), Err(err)) => Err(E::from(StoreError::from(err))),
                     (Err(refused), _) => Err(refused),
                 });
             });
@@ -277,12 +342,14 @@ impl Db {
         });
         let outcome = match self.inner.writes.send(job).await {
             // The writer drops a job's answer unsent only when the job panicked.
-            Ok(()) => answered
-                .await
-                .unwrap_or_else(|_| Err(ApiError::internal("a database write panicked"))),
-            Err(_) => Err(ApiError::Unavailable(
+            Ok(()) => answered.await.unwrap_or_else(|_| {
+                Err(E::from(StoreError::Failed(
+                    "a database write panicked".into(),
+                )))
+            }),
+            Err(_) => Err(E::from(StoreError::Unavailable(
                 "the database writer has stopped".into(),
-            )),
+            ))),
         };
         let mut problem = self
             .inner
@@ -290,11 +357,42 @@ impl Db {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match &outcome {
-            Err(ApiError::Storage(why)) => *problem = Some(why.clone()),
             Ok(_) => *problem = None,
-            Err(_) => {}
+            Err(err) => {
+                if let Some(why) = err.storage_problem() {
+                    *problem = Some(why);
+                }
+            }
         }
         outcome
+    }
+
+    /// [`Db::call_with`] for a read that can only fail as the database does.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.call_with(f).await
+    }
+
+    /// [`Db::read_with`] for a read that can only fail as the database does.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.read_with(f).await
+    }
+
+    /// [`Db::write_with`] for a write that can only fail as the database does (a refusal
+    /// decided before anything is written can be its `Ok` value).
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.write_with(f).await
     }
 
     /// Folds the write-ahead log into the database file (`wal_checkpoint(TRUNCATE)`), so a
@@ -520,10 +618,10 @@ mod tests {
     async fn a_failed_write_commits_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("t.db"), &migrations(), Durability::Normal).unwrap();
-        let result: Result<(), ApiError> = db
+        let result: Result<(), StoreError> = db
             .write(|tx| {
                 tx.execute("INSERT INTO t(v) VALUES (1)", [])?;
-                Err(ApiError::Conflict("stop".into()))
+                Err(StoreError::Failed("stop".into()))
             })
             .await;
         assert!(result.is_err());
@@ -545,7 +643,7 @@ mod tests {
                     db.write(move |tx| {
                         tx.execute("INSERT INTO t(v) VALUES (?1)", [v])?;
                         match v % 3 {
-                            0 => Err(ApiError::Conflict(format!("refused {v}"))),
+                            0 => Err(StoreError::Failed(format!("refused {v}"))),
                             _ => Ok(tx.last_insert_rowid()),
                         }
                     })
@@ -555,7 +653,7 @@ mod tests {
             .collect();
         for (v, write) in writes.into_iter().enumerate() {
             match write.await.unwrap() {
-                Err(ApiError::Conflict(why)) => assert_eq!(why, format!("refused {v}")),
+                Err(StoreError::Failed(why)) => assert_eq!(why, format!("refused {v}")),
                 Ok(row) => assert!(row > 0),
                 other => panic!("{v}: {other:?}"),
             }
@@ -569,14 +667,14 @@ mod tests {
     async fn a_write_that_panics_is_an_internal_error_and_the_next_write_commits() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("t.db"), &migrations(), Durability::Normal).unwrap();
-        let panicked: Result<(), ApiError> = db
+        let panicked: Result<(), StoreError> = db
             .write(|tx| {
                 tx.execute("INSERT INTO t(v) VALUES (1)", [])?;
                 panic!("a bug in a write");
             })
             .await;
         assert!(
-            matches!(panicked, Err(ApiError::Internal(_))),
+            matches!(panicked, Err(StoreError::Failed(_))),
             "{panicked:?}"
         );
         db.write(|tx| Ok(tx.execute("INSERT INTO t(v) VALUES (2)", [])?))
@@ -632,7 +730,8 @@ mod tests {
         .unwrap();
         assert_eq!(seen.0.as_deref(), Some("journey-7"));
         assert_ne!(seen.1, caller, "it ran on the writer thread");
-        let without: Result<_, ApiError> = db.write(|_| Ok(crate::context::correlation_id())).await;
+        let without: Result<_, StoreError> =
+            db.write(|_| Ok(crate::context::correlation_id())).await;
         assert_eq!(
             without.unwrap(),
             None,
@@ -710,7 +809,10 @@ mod tests {
                 Ok(())
             })
             .await;
-        assert!(matches!(refused, Err(ApiError::Storage(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(StoreError::Storage(_))),
+            "{refused:?}"
+        );
         assert!(db.storage_problem().is_some(), "reported to /health");
         assert_eq!(db.check_storage().await, None, "the disk takes writes");
     }

@@ -212,34 +212,39 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(err: rusqlite::Error) -> Self {
-        ApiError::from(&err)
+impl From<crate::db::StoreError> for ApiError {
+    fn from(err: crate::db::StoreError) -> Self {
+        use crate::db::StoreError;
+        match err {
+            // A full disk, a read-only file or a failing device is an outage of storage, not
+            // a bug: say so and let the client retry once it is fixed.
+            StoreError::Storage(why) => {
+                ApiError::Storage(format!("cannot write the database: {why}"))
+            }
+            StoreError::Unavailable(why) => ApiError::Unavailable(why),
+            StoreError::Failed(why) => ApiError::Internal(why),
+        }
     }
 }
 
-/// By reference: a batch's failed commit is the answer to every write in the batch.
-impl From<&rusqlite::Error> for ApiError {
-    fn from(err: &rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode;
-        match err.sqlite_error_code() {
-            // A full disk, a read-only file or a failing device is an outage of storage, not
-            // a bug: say so and let the client retry once it is fixed.
-            Some(
-                ErrorCode::DiskFull
-                | ErrorCode::ReadOnly
-                | ErrorCode::CannotOpen
-                | ErrorCode::SystemIoFailure,
-            ) => ApiError::Storage(format!("cannot write the database: {err}")),
-            Some(ErrorCode::DatabaseBusy) => ApiError::Unavailable(format!("database busy: {err}")),
-            _ => ApiError::Internal(format!("database error: {}", cause_chain(err))),
-        }
+impl From<rusqlite::Error> for ApiError {
+    fn from(err: rusqlite::Error) -> Self {
+        ApiError::from(crate::db::StoreError::from(&err))
     }
 }
 
 impl From<r2d2::Error> for ApiError {
     fn from(err: r2d2::Error) -> Self {
-        ApiError::Unavailable(format!("no database connection: {err}"))
+        ApiError::from(crate::db::StoreError::from(err))
+    }
+}
+
+impl crate::db::StoreFailure for ApiError {
+    fn storage_problem(&self) -> Option<String> {
+        match self {
+            ApiError::Storage(why) => Some(why.clone()),
+            _ => None,
+        }
     }
 }
 

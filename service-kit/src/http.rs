@@ -171,7 +171,7 @@ pub async fn readiness(
     migrations: MigrationsFn,
 ) -> Readiness {
     let pending = db
-        .call(move |conn| {
+        .call_with(move |conn| {
             migrations()
                 .pending_migrations(conn)
                 .map_err(|e| ApiError::Unavailable(format!("cannot read the schema version: {e}")))

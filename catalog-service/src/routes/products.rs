@@ -301,7 +301,7 @@ pub async fn products_create(
     let fields = fields.validate(true)?;
     let product = state
         .db
-        .write(move |tx| inventory::create_product(tx, &fields))
+        .write_with(move |tx| inventory::create_product(tx, &fields))
         .await?;
     Ok((StatusCode::CREATED, Json(product.into())))
 }
@@ -440,7 +440,7 @@ pub async fn stock_movements(
     let id = Id::parse(id, "product id")?;
     let movements = state
         .db
-        .call(move |conn| {
+        .call_with(move |conn| {
             if store::get_product(conn, id)?.is_none() {
                 return Err(ApiError::NotFound(format!("product {id} not found")));
             }

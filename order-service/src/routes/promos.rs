@@ -82,7 +82,7 @@ pub async fn promos_create(
     let promo = asked.validate()?;
     let created = state
         .db
-        .write(move |tx| {
+        .write_with(move |tx| {
             if !store::insert_promo(tx, &promo)? {
                 return Err(ApiError::Conflict(format!(
                     "promo code {} exists already",
@@ -144,7 +144,7 @@ pub async fn promos_get(
     let code = normalized_code(&code)?;
     let promo = state
         .db
-        .call(move |conn| {
+        .call_with(move |conn| {
             store::get_promo(conn, &code)?
                 .ok_or_else(|| ApiError::NotFound(format!("promo code {code} not found")))
         })
@@ -173,7 +173,7 @@ pub async fn promos_withdraw(
     let code = normalized_code(&code)?;
     let promo = state
         .db
-        .write(move |tx| {
+        .write_with(move |tx| {
             if !store::disable_promo(tx, &code)? {
                 return Err(ApiError::NotFound(format!("promo code {code} not found")));
             }

@@ -417,7 +417,7 @@ pub async fn refunds_list(
     let id = Id::parse(id, "payment id")?;
     let refunds = state
         .db
-        .call(move |conn| {
+        .call_with(move |conn| {
             if store::get_payment(conn, id)?.is_none() {
                 return Err(ApiError::NotFound(format!("payment {id} not found")));
             }
