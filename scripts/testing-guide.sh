@@ -227,9 +227,12 @@ check "create an order of two products" 201 '.total == 1059.97 and (.items | len
   -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" \
   -d '[{"product_id":1,"quantity":1,"price":999.99},{"product_id":2,"quantity":2,"price":29.99}]'
 order_id="$(last .id)"
-check "a client-set status and total are ignored" 201 '.status == "PENDING" and .total == 29.99' \
+check "a client-set status or total is refused (422 naming it), nothing placed" 422 '.error.message | test("unknown field `status`")' \
   -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" \
   -d '[{"product_id":2,"quantity":1,"price":29.99,"status":"PAID","total":0.01}]'
+check "a second order, PENDING at the catalog's total" 201 '.status == "PENDING" and .total == 29.99' \
+  -X POST "$ORDER/orders?user_id=$U" "${H[@]}" "${JSON[@]}" \
+  -d '[{"product_id":2,"quantity":1,"price":29.99}]'
 second_order="$(last .id)"
 check "get the order" 200 ".id == $order_id and .status == \"PENDING\" and .catalog_verified" "$ORDER/orders/$order_id" "${H[@]}"
 check "an unknown order is 404" 404 '' "$ORDER/orders/99999999" "${H[@]}"
@@ -400,7 +403,7 @@ check "  ... and cannot come back twice (409)" 409 '.error.message | test("came 
 check "a return with an unknown field is refused and changes nothing" 422 '' \
   -X POST "$ORDER/orders/$order_id/returns" "${H[@]}" "${JSON[@]}" \
   -d '{"lines":[{"product_id":2,"quantity":1,"condition":"sellable"}],"reason":"x","restock":true}'
-check "nothing is left to refund (409)" 409 '.error.code == "conflict"' -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}"
+check "nothing is left to refund (409)" 409 '.error.code == "refunded_in_full"' -X POST "$PAYMENT/payments/$payment_id/refunds" "${H[@]}"
 check "the payment's refunds" 200 'length == 2 and .[0].amount == 59.98' "$PAYMENT/payments/$payment_id/refunds" "${H[@]}"
 header_is "  ... and their number" "x-total-count" "2"
 check "payments list their total too" 200 'length >= 1' "$PAYMENT/payments?order_id=$order_id&limit=1" "${H[@]}"

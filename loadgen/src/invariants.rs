@@ -136,18 +136,10 @@ impl OtherUnits {
     }
 }
 
-/// Checks the invariants between `before` and `after`. `other` holds the units loadgen
-/// moved that paid orders do not show; `completed_unpaid` is how many completed checkouts
-/// have an order that is not paid.
-pub fn check(
-    before: &Books,
-    after: &Books,
-    other: &OtherUnits,
-    completed_unpaid: usize,
-    completed: usize,
-) -> Vec<Verdict> {
-    let below_zero: Vec<_> = after.stock.iter().filter(|(_, s)| **s < 0).collect();
-    let mut sold_mismatch = Vec::new();
+/// The products whose stock fell by other than the units of paid, held and refunded orders
+/// less those added by hand, each said in words.
+fn stock_mismatches(before: &Books, after: &Books, other: &OtherUnits) -> Vec<String> {
+    let mut mismatches = Vec::new();
     for (product, stock_after) in &after.stock {
         let stock_before = before.stock.get(product).copied().unwrap_or(*stock_after);
         let sold = stock_before - stock_after;
@@ -160,12 +152,27 @@ pub fn check(
             units(&other.adjusted),
         );
         if sold != paid + held + refunded - adjusted {
-            sold_mismatch.push(format!(
+            mismatches.push(format!(
                 "product {product}: stock fell by {sold}; paid orders hold {paid}, unpaid ones \
                  {held}, refunded ones {refunded}; {adjusted} added by hand"
             ));
         }
     }
+    mismatches
+}
+
+/// Checks the invariants between `before` and `after`. `other` holds the units loadgen
+/// moved that paid orders do not show; `completed_unpaid` is how many completed checkouts
+/// have an order that is not paid.
+pub fn check(
+    before: &Books,
+    after: &Books,
+    other: &OtherUnits,
+    completed_unpaid: usize,
+    completed: usize,
+) -> Vec<Verdict> {
+    let below_zero: Vec<_> = after.stock.iter().filter(|(_, s)| **s < 0).collect();
+    let sold_mismatch = stock_mismatches(before, after, other);
     let revenue = after.revenue_cents - before.revenue_cents;
     let captured = (after.captured_cents - after.refunded_cents)
         - (before.captured_cents - before.refunded_cents);

@@ -250,50 +250,14 @@ impl Shopper {
     }
 
     fn run(&mut self, journey: Journey, live: &Live) {
-        let e = self.client.endpoints.clone();
         let (product, price) = self.product().clone();
         match journey {
             Journey::Browse => {
-                self.call(
-                    live,
-                    "browse.list",
-                    "GET",
-                    &format!("{}/products", e.catalog),
-                    None,
-                );
-                self.call(
-                    live,
-                    "browse.product",
-                    "GET",
-                    &format!("{}/products/{product}", e.catalog),
-                    None,
-                );
+                self.view(live, "browse.list", "/products".to_string());
+                self.view(live, "browse.product", format!("/products/{product}"));
             }
-            Journey::Product => {
-                self.call(
-                    live,
-                    "product",
-                    "GET",
-                    &format!("{}/products/{product}", e.catalog),
-                    None,
-                );
-            }
-            Journey::Add => {
-                // A line holds at most 1000 units: empty the cart now and then.
-                self.adds += 1;
-                if self.adds % 200 == 0 {
-                    self.client.send(
-                        "DELETE",
-                        &format!("{}/cart/{}/clear", e.cart, self.user),
-                        None,
-                    );
-                }
-                let url = format!(
-                    "{}/cart/{}/add?product_id={product}&quantity=1",
-                    e.cart, self.user
-                );
-                self.call(live, "add", "POST", &url, None);
-            }
+            Journey::Product => self.view(live, "product", format!("/products/{product}")),
+            Journey::Add => self.add(live, product),
             Journey::Order => {
                 if self.place_order(live, product, &price).is_some() {
                     *self.other.held_unpaid.entry(product).or_default() += 1;
@@ -304,62 +268,96 @@ impl Shopper {
                     self.pay(live, order_id, product, &price);
                 }
             }
-            Journey::Cancel => {
-                if let Some(order_id) = self.place_order(live, product, &price) {
-                    let url = format!("{}/orders/{order_id}/status", e.order);
-                    let body = r#"{"status":"CANCELLED","reason":"loadgen cancel"}"#;
-                    if !self
-                        .call(live, "order.cancel", "PUT", &url, Some(body))
-                        .ok()
-                    {
-                        *self.other.held_unpaid.entry(product).or_default() += 1;
-                    }
-                }
-            }
-            Journey::Refund => {
-                if let Some(order_id) = self.place_order(live, product, &price)
-                    && let Some(payment_id) = self.pay(live, order_id, product, &price)
-                {
-                    let url = format!("{}/payments/{payment_id}/refunds", e.payment);
-                    let body = r#"{"reason":"loadgen refund"}"#;
-                    if self.call(live, "refund", "POST", &url, Some(body)).ok() {
-                        *self.other.refunded.entry(product).or_default() += 1;
-                    }
-                }
-            }
-            Journey::Adjust => {
-                let url = format!("{}/products/{product}/stock", e.catalog);
-                let body = r#"{"delta":1,"reason":"loadgen adjustment"}"#;
-                if self.call(live, "adjust", "POST", &url, Some(body)).ok() {
-                    *self.other.adjusted.entry(product).or_default() += 1;
-                }
-            }
-            Journey::Checkout => {
-                self.client.send(
-                    "DELETE",
-                    &format!("{}/cart/{}/clear", e.cart, self.user),
-                    None,
-                );
-                let add = format!(
-                    "{}/cart/{}/add?product_id={product}&quantity=1",
-                    e.cart, self.user
-                );
-                self.call(live, "add", "POST", &add, None);
-                let url = format!("{}/cart/{}/checkout", e.cart, self.user);
-                let answer = self.call(live, "checkout", "POST", &url, Some(GOOD_CARD));
-                if answer.status == 201
-                    && let Some(order_id) = answer.body["order_id"].as_i64()
-                {
-                    self.completed.push(order_id);
-                    self.call(
-                        live,
-                        "order.view",
-                        "GET",
-                        &format!("{}/orders/{order_id}", e.order),
-                        None,
-                    );
-                }
-            }
+            Journey::Cancel => self.cancel(live, product, &price),
+            Journey::Refund => self.refund(live, product, &price),
+            Journey::Adjust => self.adjust(live, product),
+            Journey::Checkout => self.checkout(live, product),
+        }
+    }
+
+    /// A catalog read (`path` under the catalog's URL).
+    fn view(&mut self, live: &Live, step: &'static str, path: String) {
+        let url = format!("{}{path}", self.client.endpoints.catalog);
+        self.call(live, step, "GET", &url, None);
+    }
+
+    fn clear_cart(&mut self) {
+        let url = format!("{}/cart/{}/clear", self.client.endpoints.cart, self.user);
+        self.client.send("DELETE", &url, None);
+    }
+
+    fn add_one(&mut self, live: &Live, product: i64) {
+        let url = format!(
+            "{}/cart/{}/add?product_id={product}&quantity=1",
+            self.client.endpoints.cart, self.user
+        );
+        self.call(live, "add", "POST", &url, None);
+    }
+
+    fn add(&mut self, live: &Live, product: i64) {
+        // A line holds at most 1000 units: empty the cart now and then.
+        self.adds += 1;
+        if self.adds % 200 == 0 {
+            self.clear_cart();
+        }
+        self.add_one(live, product);
+    }
+
+    /// An order placed and cancelled: its unit goes back, unless the cancel fails.
+    fn cancel(&mut self, live: &Live, product: i64, price: &str) {
+        let Some(order_id) = self.place_order(live, product, price) else {
+            return;
+        };
+        let url = format!("{}/orders/{order_id}/status", self.client.endpoints.order);
+        let body = r#"{"status":"CANCELLED","reason":"loadgen cancel"}"#;
+        if !self
+            .call(live, "order.cancel", "PUT", &url, Some(body))
+            .ok()
+        {
+            *self.other.held_unpaid.entry(product).or_default() += 1;
+        }
+    }
+
+    /// An order placed, paid and refunded in full (money only: its unit stays sold).
+    fn refund(&mut self, live: &Live, product: i64, price: &str) {
+        let Some(order_id) = self.place_order(live, product, price) else {
+            return;
+        };
+        let Some(payment_id) = self.pay(live, order_id, product, price) else {
+            return;
+        };
+        let url = format!(
+            "{}/payments/{payment_id}/refunds",
+            self.client.endpoints.payment
+        );
+        let body = r#"{"reason":"loadgen refund"}"#;
+        if self.call(live, "refund", "POST", &url, Some(body)).ok() {
+            *self.other.refunded.entry(product).or_default() += 1;
+        }
+    }
+
+    /// An admin's stock adjustment of one unit.
+    fn adjust(&mut self, live: &Live, product: i64) {
+        let url = format!("{}/products/{product}/stock", self.client.endpoints.catalog);
+        let body = r#"{"delta":1,"reason":"loadgen adjustment"}"#;
+        if self.call(live, "adjust", "POST", &url, Some(body)).ok() {
+            *self.other.adjusted.entry(product).or_default() += 1;
+        }
+    }
+
+    /// A cart of one unit checked out with the good test card, and its order read.
+    fn checkout(&mut self, live: &Live, product: i64) {
+        self.clear_cart();
+        self.add_one(live, product);
+        let e = self.client.endpoints.clone();
+        let url = format!("{}/cart/{}/checkout", e.cart, self.user);
+        let answer = self.call(live, "checkout", "POST", &url, Some(GOOD_CARD));
+        if answer.status == 201
+            && let Some(order_id) = answer.body["order_id"].as_i64()
+        {
+            self.completed.push(order_id);
+            let url = format!("{}/orders/{order_id}", e.order);
+            self.call(live, "order.view", "GET", &url, None);
         }
     }
 
@@ -404,136 +402,27 @@ pub fn run(args: &Args) -> Result<Report, String> {
         own_products(&setup, run_id, args.products, args.restock)?
     };
     let before = invariants::read_books(&setup)?;
-
-    let products = Arc::new(products);
-    let live = Arc::new(Live {
-        requests: AtomicU64::new(0),
-        server_errors: AtomicU64::new(0),
-        client_errors: AtomicU64::new(0),
-        latency_us: std::sync::Mutex::new(
-            hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
-                .map_err(|e| format!("latency histogram: {e}"))?,
-        ),
-        per_second: (0..args.duration.as_secs() + 120)
-            .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
-            .collect(),
-        started: Instant::now(),
-    });
+    let live = Arc::new(Live::new(args.duration)?);
     let deadline = live.started + args.duration;
     let done = Arc::new(AtomicBool::new(false));
-
     let progress = indicatif::ProgressBar::new_spinner();
-    progress.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    let ticker = {
-        let (live, done, progress) = (live.clone(), done.clone(), progress.clone());
-        let total = args.duration;
-        // Without a terminal there is no live line to redraw: a plain line every 5 s.
-        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        std::thread::spawn(move || {
-            let mut printed = Instant::now();
-            while !done.load(Ordering::Relaxed) {
-                if terminal {
-                    progress.set_message(live.line(total));
-                    progress.tick();
-                } else if printed.elapsed() >= Duration::from_secs(5) {
-                    eprintln!("{}", live.line(total));
-                    printed = Instant::now();
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        })
+    let ticker = spawn_ticker(&live, &done, &progress, args.duration);
+    let fault_thread = spawn_fault(args, &endpoints, live.started);
+    let pacer = args
+        .rate
+        .map(|rate| spawn_pacer(rate, args.users, deadline));
+    let crowd = Crowd {
+        run_id,
+        endpoints: endpoints.clone(),
+        products: Arc::new(products),
+        mix: args.mix.clone(),
+        starts: pacer.as_ref().map(|(receiver, _)| receiver.clone()),
+        deadline,
     };
-
-    let fault_thread = args.fault.clone().map(|fault| {
-        let (pid_dir, down_for, started) = (args.pid_dir.clone(), args.fault_for, live.started);
-        let health = format!(
-            "{}/health",
-            match fault.service.as_str() {
-                "catalog-service" => &endpoints.catalog,
-                "cart-service" => &endpoints.cart,
-                "order-service" => &endpoints.order,
-                _ => &endpoints.payment,
-            }
-        );
-        std::thread::spawn(move || fault::inject(&fault, down_for, &pid_dir, &health, started))
-    });
-
-    // Open model: a pacer hands out one start per 1/rate seconds; an idle user takes it.
-    let starts = args.rate.map(|rate| {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<()>(args.users.max(1));
-        let missed = Arc::new(AtomicU64::new(0));
-        let pacer_missed = missed.clone();
-        let interval = Duration::from_secs_f64(1.0 / rate);
-        std::thread::spawn(move || {
-            let mut next = Instant::now();
-            while next < deadline {
-                // A start that finds `--users` starts waiting already is missed.
-                if sender.try_send(()).is_err() {
-                    pacer_missed.fetch_add(1, Ordering::Relaxed);
-                }
-                next += interval;
-                std::thread::sleep(next.saturating_duration_since(Instant::now()));
-            }
-        });
-        (Arc::new(std::sync::Mutex::new(receiver)), missed)
-    });
     let shoppers: Vec<_> = (0..args.users)
-        .map(|vu| {
-            let (live, products, mix) = (live.clone(), products.clone(), args.mix.clone());
-            let starts = starts.as_ref().map(|(receiver, _)| receiver.clone());
-            let client = Client::new(endpoints.clone());
-            std::thread::spawn(move || {
-                let mut shopper = Shopper {
-                    client,
-                    user: format!("lg-{run_id:x}-{vu}"),
-                    products,
-                    completed: Vec::new(),
-                    other: OtherUnits::default(),
-                    adds: 0,
-                    failures: HashMap::new(),
-                };
-                while Instant::now() < deadline {
-                    if let Some(starts) = &starts {
-                        let started = starts
-                            .lock()
-                            .map(|r| r.recv_timeout(Duration::from_millis(100)).is_ok())
-                            .unwrap_or(false);
-                        if !started {
-                            continue;
-                        }
-                    }
-                    let journey = mix.pick(fastrand::u32(..mix.total()));
-                    shopper.run(journey, &live);
-                }
-                (
-                    shopper.client.steps,
-                    shopper.completed,
-                    shopper.other,
-                    shopper.failures,
-                )
-            })
-        })
+        .map(|vu| crowd.spawn_shopper(vu, &live))
         .collect();
-
-    let mut steps: HashMap<&'static str, StepStats> = HashMap::new();
-    let mut completed = Vec::new();
-    let mut other = OtherUnits::default();
-    let mut failures: HashMap<String, u64> = HashMap::new();
-    for shopper in shoppers {
-        let (their_steps, their_completed, their_other, their_failures) =
-            shopper.join().map_err(|_| "a virtual user panicked")?;
-        for (failure, n) in their_failures {
-            *failures.entry(failure).or_default() += n;
-        }
-        for (step, measured) in their_steps {
-            steps.entry(step).or_default().merge(&measured);
-        }
-        completed.extend(their_completed);
-        other.merge(their_other);
-    }
+    let gathered = gather(shoppers)?;
     let elapsed = live.started.elapsed();
     done.store(true, Ordering::Relaxed);
     let _ = ticker.join();
@@ -542,23 +431,222 @@ pub fn run(args: &Args) -> Result<Report, String> {
         Some(thread) => Some(thread.join().map_err(|_| "the fault thread panicked")??),
         None => None,
     };
+    let invariants = settle_and_judge(&setup, &before, &gathered, args.settle);
+    let missed_starts = pacer.map(|(_, missed)| missed.load(Ordering::Relaxed));
+    Ok(report(
+        args,
+        &live,
+        elapsed,
+        gathered,
+        (missed_starts, invariants, fault),
+    ))
+}
 
-    // Let webhooks and interrupted checkouts settle, then judge.
-    let settle_until = Instant::now() + args.settle;
-    let invariants = loop {
-        let after = invariants::read_books(&setup);
-        let unpaid = completed
+impl Live {
+    fn new(duration: Duration) -> Result<Live, String> {
+        Ok(Live {
+            requests: AtomicU64::new(0),
+            server_errors: AtomicU64::new(0),
+            client_errors: AtomicU64::new(0),
+            latency_us: std::sync::Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
+                    .map_err(|e| format!("latency histogram: {e}"))?,
+            ),
+            per_second: (0..duration.as_secs() + 120)
+                .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+                .collect(),
+            started: Instant::now(),
+        })
+    }
+}
+
+/// The live progress line: redrawn on a terminal, a plain line every 5 s without one.
+fn spawn_ticker(
+    live: &Arc<Live>,
+    done: &Arc<AtomicBool>,
+    progress: &indicatif::ProgressBar,
+    total: Duration,
+) -> std::thread::JoinHandle<()> {
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let (live, done, progress) = (live.clone(), done.clone(), progress.clone());
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    std::thread::spawn(move || {
+        let mut printed = Instant::now();
+        while !done.load(Ordering::Relaxed) {
+            if terminal {
+                progress.set_message(live.line(total));
+                progress.tick();
+            } else if printed.elapsed() >= Duration::from_secs(5) {
+                eprintln!("{}", live.line(total));
+                printed = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
+}
+
+/// The `--fault` thread, when one is asked for.
+fn spawn_fault(
+    args: &Args,
+    endpoints: &Endpoints,
+    started: Instant,
+) -> Option<std::thread::JoinHandle<Result<FaultReport, String>>> {
+    let fault = args.fault.clone()?;
+    let (pid_dir, down_for) = (args.pid_dir.clone(), args.fault_for);
+    let base = match fault.service.as_str() {
+        "catalog-service" => &endpoints.catalog,
+        "cart-service" => &endpoints.cart,
+        "order-service" => &endpoints.order,
+        _ => &endpoints.payment,
+    };
+    let health = format!("{base}/health");
+    Some(std::thread::spawn(move || {
+        fault::inject(&fault, down_for, &pid_dir, &health, started)
+    }))
+}
+
+/// Starts handed out one per 1/rate seconds, taken by idle users (the open model).
+type Starts = Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>;
+
+/// The open model's pacer: one start per 1/`rate` seconds until `deadline`; a start that
+/// finds `users` starts waiting already is missed (counted).
+fn spawn_pacer(rate: f64, users: usize, deadline: Instant) -> (Starts, Arc<AtomicU64>) {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<()>(users.max(1));
+    let missed = Arc::new(AtomicU64::new(0));
+    let pacer_missed = missed.clone();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    std::thread::spawn(move || {
+        let mut next = Instant::now();
+        while next < deadline {
+            if sender.try_send(()).is_err() {
+                pacer_missed.fetch_add(1, Ordering::Relaxed);
+            }
+            next += interval;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    });
+    (Arc::new(std::sync::Mutex::new(receiver)), missed)
+}
+
+/// What every virtual user shares.
+struct Crowd {
+    run_id: u32,
+    endpoints: Endpoints,
+    products: Arc<Vec<(i64, String)>>,
+    mix: Mix,
+    starts: Option<Starts>,
+    deadline: Instant,
+}
+
+/// What one virtual user brings back.
+type ShopperResult = (
+    HashMap<&'static str, StepStats>,
+    Vec<i64>,
+    OtherUnits,
+    HashMap<String, u64>,
+);
+
+impl Crowd {
+    /// Virtual user `vu`: journeys one after another (each on a start, in the open model)
+    /// until the deadline.
+    fn spawn_shopper(&self, vu: usize, live: &Arc<Live>) -> std::thread::JoinHandle<ShopperResult> {
+        let (live, products, mix) = (live.clone(), self.products.clone(), self.mix.clone());
+        let (starts, deadline) = (self.starts.clone(), self.deadline);
+        let client = Client::new(self.endpoints.clone());
+        let user = format!("lg-{:x}-{vu}", self.run_id);
+        std::thread::spawn(move || {
+            let mut shopper = Shopper {
+                client,
+                user,
+                products,
+                completed: Vec::new(),
+                other: OtherUnits::default(),
+                adds: 0,
+                failures: HashMap::new(),
+            };
+            while Instant::now() < deadline {
+                if let Some(starts) = &starts {
+                    let started = starts
+                        .lock()
+                        .map(|r| r.recv_timeout(Duration::from_millis(100)).is_ok())
+                        .unwrap_or(false);
+                    if !started {
+                        continue;
+                    }
+                }
+                let journey = mix.pick(fastrand::u32(..mix.total()));
+                shopper.run(journey, &live);
+            }
+            let Shopper {
+                client,
+                completed,
+                other,
+                failures,
+                ..
+            } = shopper;
+            (client.steps, completed, other, failures)
+        })
+    }
+}
+
+/// Every virtual user's results, merged.
+struct Gathered {
+    steps: HashMap<&'static str, StepStats>,
+    completed: Vec<i64>,
+    other: OtherUnits,
+    failures: HashMap<String, u64>,
+}
+
+fn gather(shoppers: Vec<std::thread::JoinHandle<ShopperResult>>) -> Result<Gathered, String> {
+    let mut all = Gathered {
+        steps: HashMap::new(),
+        completed: Vec::new(),
+        other: OtherUnits::default(),
+        failures: HashMap::new(),
+    };
+    for shopper in shoppers {
+        let (steps, completed, other, failures) =
+            shopper.join().map_err(|_| "a virtual user panicked")?;
+        for (failure, n) in failures {
+            *all.failures.entry(failure).or_default() += n;
+        }
+        for (step, measured) in steps {
+            all.steps.entry(step).or_default().merge(&measured);
+        }
+        all.completed.extend(completed);
+        all.other.merge(other);
+    }
+    Ok(all)
+}
+
+/// Lets webhooks and interrupted checkouts settle (up to `settle`), then judges the books.
+fn settle_and_judge(
+    setup: &Client,
+    before: &Books,
+    gathered: &Gathered,
+    settle: Duration,
+) -> Vec<Verdict> {
+    let settle_until = Instant::now() + settle;
+    let order_url = &setup.endpoints.order;
+    loop {
+        let after = invariants::read_books(setup);
+        let unpaid = gathered
+            .completed
             .iter()
             .filter(|id| {
-                let order = setup.send("GET", &format!("{}/orders/{id}", endpoints.order), None);
+                let order = setup.send("GET", &format!("{order_url}/orders/{id}"), None);
                 !matches!(
                     order.body["status"].as_str(),
                     Some("PAID" | "SHIPPED" | "DELIVERED")
                 )
             })
             .count();
+        let completed = gathered.completed.len();
         let verdicts = match &after {
-            Ok(after) => invariants::check(&before, after, &other, unpaid, completed.len()),
+            Ok(after) => invariants::check(before, after, &gathered.other, unpaid, completed),
             Err(problem) => vec![Verdict {
                 invariant: "the shop answers after the run",
                 holds: false,
@@ -570,23 +658,33 @@ pub fn run(args: &Args) -> Result<Report, String> {
             .map(|b: &Books| b.pending_deliveries == 0)
             .unwrap_or(false);
         if (settled && verdicts.iter().all(|v| v.holds)) || Instant::now() > settle_until {
-            break verdicts;
+            return verdicts;
         }
         std::thread::sleep(Duration::from_millis(500));
-    };
+    }
+}
 
-    let mut step_reports: Vec<StepReport> = steps
+/// The run's report: throughput, latency, the steps, the worst failures, the timeline.
+fn report(
+    args: &Args,
+    live: &Live,
+    elapsed: Duration,
+    gathered: Gathered,
+    (missed_starts, invariants, fault): (Option<u64>, Vec<Verdict>, Option<FaultReport>),
+) -> Report {
+    let mut steps: Vec<StepReport> = gathered
+        .steps
         .iter()
         .map(|(name, s)| s.report(name, elapsed))
         .collect();
-    step_reports.sort_by(|a, b| a.step.cmp(&b.step));
+    steps.sort_by(|a, b| a.step.cmp(&b.step));
     let total_requests = live.requests.load(Ordering::Relaxed);
     let seconds = elapsed.as_secs() as usize + 1;
-    let missed_starts = starts.map(|(_, missed)| missed.load(Ordering::Relaxed));
-    let mut top_failures: Vec<(String, u64)> = failures.into_iter().collect();
+    let mut top_failures: Vec<(String, u64)> = gathered.failures.into_iter().collect();
     top_failures.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top_failures.truncate(5);
-    Ok(Report {
+    let per_second = |n: usize| n as f64 / elapsed.as_secs_f64().max(0.001);
+    Report {
         users: args.users,
         duration_s: elapsed.as_secs_f64(),
         total_requests,
@@ -599,16 +697,16 @@ pub fn run(args: &Args) -> Result<Report, String> {
         top_failures,
         rate: args.rate,
         missed_starts,
-        checkouts_completed: completed.len(),
-        checkouts_per_second: completed.len() as f64 / elapsed.as_secs_f64().max(0.001),
-        steps: step_reports,
+        checkouts_completed: gathered.completed.len(),
+        checkouts_per_second: per_second(gathered.completed.len()),
+        steps,
         timeline: live.per_second[..seconds.min(live.per_second.len())]
             .iter()
             .map(|(r, e)| (r.load(Ordering::Relaxed), e.load(Ordering::Relaxed)))
             .collect(),
         invariants,
         fault,
-    })
+    }
 }
 
 /// The shop's own products on sale (at most 200), to buy without changing their stock.

@@ -102,26 +102,10 @@ pub const MAX_RETURN_LINES: usize = 100;
 /// between what all units back so far are worth and what those before were worth (each
 /// rounded down), so the returns of every unit refund exactly the total; at most what is
 /// left of the payment.
-pub fn plan(order: &Order, asked: &AskedReturn) -> Result<ReturnPlan, ApiError> {
-    let id = order.id;
-    let paid = matches!(
-        order.status,
-        OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Refunded
-    );
-    if !paid || order.payment_id.is_none() {
-        return Err(ApiError::Conflict(format!(
-            "order {id} is {}: only a paid order's goods can come back",
-            order.status
-        )));
-    }
-    if !matches!(order.stock, OrderStock::Committed | OrderStock::Untracked) {
-        return Err(ApiError::Conflict(format!(
-            "order {id}'s stock is {}, not sold yet: ask again in a moment",
-            order.stock.as_str()
-        )));
-    }
+pub fn plan(order: &Order, asked: &AskedReturn) -> Result<ReturnPlan, ReturnRefused> {
+    can_take_back(order)?;
     if asked.lines.is_empty() || asked.lines.len() > MAX_RETURN_LINES {
-        return Err(ApiError::Validation(format!(
+        return Err(ReturnRefused::Invalid(format!(
             "a return has 1 to {MAX_RETURN_LINES} lines"
         )));
     }
@@ -134,64 +118,29 @@ pub fn plan(order: &Order, asked: &AskedReturn) -> Result<ReturnPlan, ApiError> 
     for line in order.returns.iter().flat_map(|r| &r.lines) {
         *back_before.entry(line.product_id).or_default() += line.quantity;
     }
-    let mut merged: BTreeMap<(i64, &'static str), (Condition, i64)> = BTreeMap::new();
-    let mut asked_by_product: BTreeMap<i64, i64> = BTreeMap::new();
-    for line in &asked.lines {
-        if !(1..=1000).contains(&line.quantity) {
-            return Err(ApiError::Validation(
-                "a return line's quantity is 1 to 1000".into(),
-            ));
-        }
-        if !bought.contains_key(&line.product_id) {
-            return Err(ApiError::Validation(format!(
-                "order {id} has no line for product {}",
-                line.product_id
-            )));
-        }
-        let key = (line.product_id, line.condition.as_str());
-        merged.entry(key).or_insert((line.condition, 0)).1 += line.quantity;
-        *asked_by_product.entry(line.product_id).or_default() += line.quantity;
-    }
+    let (lines, asked_by_product) = merged_lines(order.id, asked, &bought)?;
     for (product, quantity) in &asked_by_product {
         let (count, _) = bought[product];
         let before = back_before.get(product).copied().unwrap_or_default();
         if before + quantity > count {
-            return Err(ApiError::Conflict(format!(
-                "order {id} bought {count} of product {product} and {before} came back already: \
-                 {quantity} more cannot"
+            return Err(ReturnRefused::MoreThanBought(format!(
+                "order {} bought {count} of product {product} and {before} came back already: \
+                 {quantity} more cannot",
+                order.id
             )));
         }
     }
-    let value = |units: &BTreeMap<i64, i64>| -> i128 {
+    let mut back_after = back_before.clone();
+    for (product, quantity) in &asked_by_product {
+        *back_after.entry(*product).or_default() += quantity;
+    }
+    let worth = |units: &BTreeMap<i64, i64>| -> i128 {
         units
             .iter()
             .map(|(product, quantity)| i128::from(bought[product].1.get()) * i128::from(*quantity))
             .sum()
     };
-    let mut back_after = back_before.clone();
-    for (product, quantity) in &asked_by_product {
-        *back_after.entry(*product).or_default() += quantity;
-    }
-    let share = |worth: i128| -> i128 {
-        let subtotal = i128::from(order.subtotal.get()).max(1);
-        let total = i128::from(order.total.get());
-        if worth >= subtotal {
-            total
-        } else {
-            worth * total / subtotal
-        }
-    };
-    let owed = share(value(&back_after)) - share(value(&back_before));
-    let left = i128::from(order.total.get() - order.refunded.get()).max(0);
-    let refund = Cents::new(i64::try_from(owed.clamp(0, left)).unwrap_or_default());
-    let lines: Vec<ReturnLine> = merged
-        .iter()
-        .map(|(&(product_id, _), &(condition, quantity))| ReturnLine {
-            product_id,
-            quantity,
-            condition,
-        })
-        .collect();
+    let refund = refund_owed(order, worth(&back_before), worth(&back_after));
     let mut restock: BTreeMap<i64, i64> = BTreeMap::new();
     for line in lines.iter().filter(|l| l.condition == Condition::Sellable) {
         *restock.entry(line.product_id).or_default() += line.quantity;
@@ -201,6 +150,95 @@ pub fn plan(order: &Order, asked: &AskedReturn) -> Result<ReturnPlan, ApiError> 
         refund,
         restock: restock.into_iter().collect(),
     })
+}
+
+/// Why a return was refused: nothing was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReturnRefused {
+    /// Only a paid order's goods can come back.
+    NotPaid(String),
+    /// Its units are not sold yet (the stock is still being committed): ask again shortly.
+    NotSoldYet(String),
+    /// A line breaks a rule (a quantity, a product the order did not buy).
+    Invalid(String),
+    /// More units than were bought and have not come back yet.
+    MoreThanBought(String),
+}
+
+/// Only a paid order whose units were sold (its stock committed) can take goods back.
+fn can_take_back(order: &Order) -> Result<(), ReturnRefused> {
+    let id = order.id;
+    let paid = matches!(
+        order.status,
+        OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Refunded
+    );
+    if !paid || order.payment_id.is_none() {
+        return Err(ReturnRefused::NotPaid(format!(
+            "order {id} is {}: only a paid order's goods can come back",
+            order.status
+        )));
+    }
+    if !matches!(order.stock, OrderStock::Committed | OrderStock::Untracked) {
+        return Err(ReturnRefused::NotSoldYet(format!(
+            "order {id}'s stock is {}, not sold yet: ask again in a moment",
+            order.stock.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// The asked lines merged one per product and condition, and the units asked per product;
+/// each line must be 1 to 1000 units of a product the order bought.
+fn merged_lines(
+    id: i64,
+    asked: &AskedReturn,
+    bought: &BTreeMap<i64, (i64, Cents)>,
+) -> Result<(Vec<ReturnLine>, BTreeMap<i64, i64>), ReturnRefused> {
+    let mut merged: BTreeMap<(i64, &'static str), (Condition, i64)> = BTreeMap::new();
+    let mut asked_by_product: BTreeMap<i64, i64> = BTreeMap::new();
+    for line in &asked.lines {
+        if !(1..=1000).contains(&line.quantity) {
+            return Err(ReturnRefused::Invalid(
+                "a return line's quantity is 1 to 1000".into(),
+            ));
+        }
+        if !bought.contains_key(&line.product_id) {
+            return Err(ReturnRefused::Invalid(format!(
+                "order {id} has no line for product {}",
+                line.product_id
+            )));
+        }
+        let key = (line.product_id, line.condition.as_str());
+        merged.entry(key).or_insert((line.condition, 0)).1 += line.quantity;
+        *asked_by_product.entry(line.product_id).or_default() += line.quantity;
+    }
+    let lines = merged
+        .iter()
+        .map(|(&(product_id, _), &(condition, quantity))| ReturnLine {
+            product_id,
+            quantity,
+            condition,
+        })
+        .collect();
+    Ok((lines, asked_by_product))
+}
+
+/// The refund owed when the units back go from `worth_before` to `worth_after` (at their
+/// prices): the difference of their shares of the total paid (`total × worth / subtotal`,
+/// each rounded down; all units back is the whole total), at most what is left to refund.
+fn refund_owed(order: &Order, worth_before: i128, worth_after: i128) -> Cents {
+    let share = |worth: i128| -> i128 {
+        let subtotal = i128::from(order.subtotal.get()).max(1);
+        let total = i128::from(order.total.get());
+        if worth >= subtotal {
+            total
+        } else {
+            worth * total / subtotal
+        }
+    };
+    let owed = share(worth_after) - share(worth_before);
+    let left = i128::from(order.total.get() - order.refunded.get()).max(0);
+    Cents::new(i64::try_from(owed.clamp(0, left)).unwrap_or_default())
 }
 
 /// Records a return of order `id` as [`plan`] decides it (in one transaction with
@@ -214,7 +252,7 @@ pub async fn record(state: &AppState, id: Id, asked: AskedReturn) -> Result<Orde
         .write_with(move |tx| -> Result<_, ApiError> {
             let order = store::get_order(tx, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
-            let planned = plan(&order, &asked)?;
+            let planned = plan(&order, &asked).map_err(ApiError::from)?;
             let return_id = store::insert_return(
                 tx,
                 (&reference, id),
@@ -470,7 +508,10 @@ mod tests {
         assert_eq!(refunds[0], 899);
         assert_eq!(refunds.iter().sum::<i64>(), 5399, "{refunds:?}");
         let more = plan(&order, &asked(&[(1, 1, Sellable)])).unwrap_err();
-        assert!(more.to_string().contains("came back already"), "{more}");
+        assert!(
+            matches!(&more, ReturnRefused::MoreThanBought(m) if m.contains("came back already")),
+            "{more:?}"
+        );
     }
 
     #[test]

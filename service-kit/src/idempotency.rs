@@ -191,16 +191,7 @@ pub async fn idempotent(
     let Some(raw_key) = request.headers().get(KEY_HEADER) else {
         return Ok(next.run(request).await);
     };
-    let key = raw_key
-        .to_str()
-        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?
-        .trim()
-        .to_string();
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(ApiError::BadRequest(format!(
-            "Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"
-        )));
-    }
+    let key = checked_key(raw_key)?;
     let api_key = request
         .headers()
         .get(API_KEY_HEADER)
@@ -210,36 +201,16 @@ pub async fn idempotent(
     let body = axum::body::to_bytes(body, crate::http::MAX_BODY_BYTES)
         .await
         .map_err(|_| ApiError::PayloadTooLarge("request body too large".into()))?;
-
     let scope = hex(&Sha256::digest(
         [b"idempotency-scope:".as_slice(), &api_key].concat(),
     ));
-    #[allow(
-        clippy::expect_used,
-        reason = "HMAC takes a key of any length: this cannot fail"
-    )]
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&api_key)
-        .expect("HMAC takes a key of any length");
-    mac.update(parts.method.as_str().as_bytes());
-    mac.update(b"\n");
-    mac.update(parts.uri.to_string().as_bytes());
-    mac.update(b"\n");
-    mac.update(&body);
-    let fingerprint = hex(&mac.finalize().into_bytes());
-
+    let fingerprint = fingerprint(&api_key, &parts, &body);
     let decision = {
         let (scope, key) = (scope.clone(), key.clone());
+        let now = crate::clock::unix_now_ms();
         state
             .db
-            .write(move |tx| {
-                Ok(decide(
-                    tx,
-                    &scope,
-                    &key,
-                    &fingerprint,
-                    crate::clock::unix_now_ms(),
-                )?)
-            })
+            .write(move |tx| Ok(decide(tx, &scope, &key, &fingerprint, now)?))
             .await?
     };
     match decision {
@@ -253,52 +224,94 @@ pub async fn idempotent(
             status,
             content_type,
             body,
-        } => {
-            let mut response = Response::new(Body::from(body));
-            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            if let Some(value) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
-                response.headers_mut().insert(header::CONTENT_TYPE, value);
-            }
-            response
-                .headers_mut()
-                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-            Ok(response)
-        }
+        } => Ok(replayed(status, content_type, body)),
         Decision::Run => {
             let request = Request::from_parts(parts, Body::from(body));
-            let db = state.db.clone();
-            // Spawned so the request finishes and its answer is stored even if the client
-            // hangs up: otherwise a retry would find the key in flight for a minute.
-            let correlation = crate::context::correlation_id();
-            let handle = tokio::spawn(async move {
-                let response =
-                    crate::context::with_correlation_id(correlation, next.run(request)).await;
-                let (parts, body) = response.into_parts();
-                let bytes: Bytes = axum::body::to_bytes(body, usize::MAX)
-                    .await
-                    .unwrap_or_default();
-                let keep = !parts.status.is_server_error();
-                let content_type = parts
-                    .headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let stored = bytes.clone();
-                let status = parts.status.as_u16();
-                let recorded = db
-                    .write(move |tx| {
-                        let kept = keep.then_some((status, content_type.as_deref(), &stored[..]));
-                        Ok(finish(tx, &scope, &key, kept)?)
-                    })
-                    .await;
-                if let Err(err) = recorded {
-                    tracing::error!(error = %err, "could not record an idempotent answer");
-                }
-                Response::from_parts(parts, Body::from(bytes))
-            });
-            Ok(handle
-                .await
-                .unwrap_or_else(|e| ApiError::internal(e).into_response()))
+            Ok(run_and_record(state.db.clone(), (scope, key), request, next).await)
         }
     }
+}
+
+/// The key as sent: visible ASCII, 1 to [`MAX_KEY_LEN`] characters once trimmed.
+fn checked_key(raw: &HeaderValue) -> Result<String, ApiError> {
+    let key = raw
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?
+        .trim()
+        .to_string();
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(ApiError::BadRequest(format!(
+            "Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"
+        )));
+    }
+    Ok(key)
+}
+
+/// What makes two requests the same: method, URI and body, keyed by the caller's API key.
+fn fingerprint(api_key: &[u8], parts: &axum::http::request::Parts, body: &[u8]) -> String {
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC takes a key of any length: this cannot fail"
+    )]
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(api_key).expect("HMAC takes a key of any length");
+    mac.update(parts.method.as_str().as_bytes());
+    mac.update(b"\n");
+    mac.update(parts.uri.to_string().as_bytes());
+    mac.update(b"\n");
+    mac.update(body);
+    hex(&mac.finalize().into_bytes())
+}
+
+/// The stored answer, as it was first given, marked as a replay.
+fn replayed(status: u16, content_type: Option<String>, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    if let Some(value) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+        .headers_mut()
+        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
+}
+
+/// Runs the request and records its answer under `(scope, key)` (a 5xx frees the key).
+/// Spawned, so the request finishes and its answer is stored even if the client hangs up:
+/// otherwise a retry would find the key in flight for a minute.
+async fn run_and_record(
+    db: crate::db::Db,
+    (scope, key): (String, String),
+    request: Request,
+    next: Next,
+) -> Response {
+    let correlation = crate::context::correlation_id();
+    let handle = tokio::spawn(async move {
+        let response = crate::context::with_correlation_id(correlation, next.run(request)).await;
+        let (parts, body) = response.into_parts();
+        let bytes: Bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let keep = !parts.status.is_server_error();
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let stored = bytes.clone();
+        let status = parts.status.as_u16();
+        let recorded = db
+            .write(move |tx| {
+                let kept = keep.then_some((status, content_type.as_deref(), &stored[..]));
+                Ok(finish(tx, &scope, &key, kept)?)
+            })
+            .await;
+        if let Err(err) = recorded {
+            tracing::error!(error = %err, "could not record an idempotent answer");
+        }
+        Response::from_parts(parts, Body::from(bytes))
+    });
+    handle
+        .await
+        .unwrap_or_else(|e| ApiError::internal(e).into_response())
 }

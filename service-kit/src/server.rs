@@ -362,25 +362,14 @@ pub async fn serve(
         if admission == Admission::Refused {
             continue; // dropping the stream closes it
         }
-        let service = {
-            let connection = connection.clone();
-            let router = router.clone();
-            hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                let in_flight = InFlight::begin(connection.clone(), clock);
-                let mut router = router.clone();
-                async move {
-                    let response = router.call(request.map(Body::new)).await;
-                    drop(in_flight);
-                    response
-                }
-            })
-        };
-        let io = TokioIo::new(WatchedStream {
-            stream,
-            connection: connection.clone(),
-            clock,
-        });
-        let served = graceful.watch(http.serve_connection(io, service));
+        let served = graceful.watch(http.serve_connection(
+            TokioIo::new(WatchedStream {
+                stream,
+                connection: connection.clone(),
+                clock,
+            }),
+            counted_service(router.clone(), connection.clone(), clock),
+        ));
         let registry = registry.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -405,6 +394,29 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// The router as one connection's service: each request marks the connection busy while
+/// it is served (so shedding never takes it, and its idle deadline starts after).
+fn counted_service(
+    router: Router,
+    connection: Arc<Connection>,
+    clock: Clock,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let in_flight = InFlight::begin(connection.clone(), clock);
+        let mut router = router.clone();
+        async move {
+            let response = router.call(request.map(Body::new)).await;
+            drop(in_flight);
+            response
+        }
+    })
 }
 
 /// Connections the kernel queues before the accept loop takes them. Tokio's default of 1,024

@@ -121,36 +121,8 @@ pub async fn products_list(
     uri: Uri,
     Query(query): Query<ProductQuery>,
 ) -> Result<Listed<ProductOut>, ApiError> {
-    let too_long = |name: &str, value: &Option<String>, max: usize| match value {
-        Some(v) if v.chars().count() > max => Err(ApiError::Validation(format!(
-            "{name} must be at most {max} characters"
-        ))),
-        _ => Ok(()),
-    };
-    too_long("q", &query.q, 100)?;
-    too_long("category", &query.category, 100)?;
-    too_long("sku", &query.sku, 64)?;
-    if query.min_price.is_some_and(|p| p.get() < 0) || query.max_price.is_some_and(|p| p.get() < 0)
-    {
-        return Err(ApiError::Validation("prices cannot be negative".into()));
-    }
-    let blank_is_none =
-        |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    let filter = store::ProductFilter {
-        q: blank_is_none(query.q),
-        category: blank_is_none(query.category),
-        sku: blank_is_none(query.sku),
-        min_price: query.min_price,
-        max_price: query.max_price,
-        in_stock: query.in_stock.unwrap_or(false),
-        ids: query.ids.as_deref().map(parse_ids).transpose()?,
-        sort: query.sort.unwrap_or(ProductSort::Id),
-    };
+    let (filter, page) = query.parse()?;
     let by_ids = filter.ids.is_some();
-    let page = Page {
-        limit: query.limit,
-        offset: query.offset,
-    };
     let list =
         move |conn: &mut rusqlite::Connection| Ok(store::list_products(conn, &filter, page)?);
     // Products by id are read by key (an order's lines): a short read, done in place.
@@ -159,6 +131,43 @@ pub async fn products_list(
         false => state.db.call(list).await?,
     };
     Ok(Listed::new(products, page, uri).map(ProductOut::from))
+}
+
+impl ProductQuery {
+    /// The filter and page this query asks for, each value checked (422 naming it).
+    pub fn parse(self) -> Result<(store::ProductFilter, Page), ApiError> {
+        let too_long = |name: &str, value: &Option<String>, max: usize| match value {
+            Some(v) if v.chars().count() > max => Err(ApiError::Validation(format!(
+                "{name} must be at most {max} characters"
+            ))),
+            _ => Ok(()),
+        };
+        too_long("q", &self.q, 100)?;
+        too_long("category", &self.category, 100)?;
+        too_long("sku", &self.sku, 64)?;
+        if self.min_price.is_some_and(|p| p.get() < 0)
+            || self.max_price.is_some_and(|p| p.get() < 0)
+        {
+            return Err(ApiError::Validation("prices cannot be negative".into()));
+        }
+        let blank_is_none =
+            |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let filter = store::ProductFilter {
+            q: blank_is_none(self.q),
+            category: blank_is_none(self.category),
+            sku: blank_is_none(self.sku),
+            min_price: self.min_price,
+            max_price: self.max_price,
+            in_stock: self.in_stock.unwrap_or(false),
+            ids: self.ids.as_deref().map(parse_ids).transpose()?,
+            sort: self.sort.unwrap_or(ProductSort::Id),
+        };
+        let page = Page {
+            limit: self.limit,
+            offset: self.offset,
+        };
+        Ok((filter, page))
+    }
 }
 
 /// `1,2,3`: each a product id, at most [`MAX_IDS`] of them.

@@ -280,6 +280,66 @@ pub struct ListParams {
     pub offset: Option<u32>,
 }
 
+impl ListParams {
+    /// The filter and page these parameters ask for, each value checked (422 naming it).
+    pub fn parse(self) -> Result<(store::OrderFilter, Page), ApiError> {
+        let time = |name: &str, raw: Option<&str>| {
+            raw.map(|raw| service_kit::clock::rfc3339_field(name, raw))
+                .transpose()
+        };
+        let q = self
+            .q
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(str::to_string);
+        if q.as_ref().is_some_and(|q| q.chars().count() > 254) {
+            return Err(ApiError::Validation(
+                "q must be at most 254 characters".into(),
+            ));
+        }
+        let filter = store::OrderFilter {
+            user: self.user_id.as_deref().map(UserId::parse).transpose()?,
+            status: self
+                .status
+                .as_deref()
+                .map(str::parse::<OrderStatus>)
+                .transpose()?,
+            email: self
+                .email
+                .as_deref()
+                .map(|raw| {
+                    shop_contracts::customer::normalized_email(raw).ok_or_else(|| {
+                        ApiError::Validation(
+                            "email must be an address like name@example.com".into(),
+                        )
+                    })
+                })
+                .transpose()?,
+            created_after: time("created_after", self.created_after.as_deref())?,
+            created_before: time("created_before", self.created_before.as_deref())?,
+            q,
+        };
+        let page = Page {
+            limit: self.limit,
+            offset: self.offset,
+        };
+        Ok((filter, page))
+    }
+}
+
+impl From<returns::ReturnRefused> for ApiError {
+    fn from(refused: returns::ReturnRefused) -> ApiError {
+        use returns::ReturnRefused;
+        match refused {
+            ReturnRefused::NotPaid(m)
+            | ReturnRefused::NotSoldYet(m)
+            | ReturnRefused::MoreThanBought(m) => ApiError::Conflict(m),
+            ReturnRefused::Invalid(m) => ApiError::Validation(m),
+        }
+    }
+}
+
 /// `PUT /orders/{id}/status` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -490,45 +550,7 @@ pub async fn orders_list(
     uri: Uri,
     Query(params): Query<ListParams>,
 ) -> Result<Listed<OrderOut>, ApiError> {
-    let time = |name: &str, raw: Option<&str>| {
-        raw.map(|raw| service_kit::clock::rfc3339_field(name, raw))
-            .transpose()
-    };
-    let q = params
-        .q
-        .as_deref()
-        .map(str::trim)
-        .filter(|q| !q.is_empty())
-        .map(str::to_string);
-    if q.as_ref().is_some_and(|q| q.chars().count() > 254) {
-        return Err(ApiError::Validation(
-            "q must be at most 254 characters".into(),
-        ));
-    }
-    let filter = store::OrderFilter {
-        user: params.user_id.as_deref().map(UserId::parse).transpose()?,
-        status: params
-            .status
-            .as_deref()
-            .map(str::parse::<OrderStatus>)
-            .transpose()?,
-        email: params
-            .email
-            .as_deref()
-            .map(|raw| {
-                shop_contracts::customer::normalized_email(raw).ok_or_else(|| {
-                    ApiError::Validation("email must be an address like name@example.com".into())
-                })
-            })
-            .transpose()?,
-        created_after: time("created_after", params.created_after.as_deref())?,
-        created_before: time("created_before", params.created_before.as_deref())?,
-        q,
-    };
-    let page = Page {
-        limit: params.limit,
-        offset: params.offset,
-    };
+    let (filter, page) = params.parse()?;
     let orders = state
         .db
         .call(move |conn| Ok(store::list_orders(conn, &filter, page)?))
