@@ -42,7 +42,7 @@ pub struct Order {
     pub restock: bool,
     pub status_history: Vec<StatusEntry>,
     /// The goods that came back, oldest first.
-    pub returns: Vec<crate::returns::OrderReturn>,
+    pub returns: Vec<OrderReturn>,
     /// The journey that placed it.
     pub correlation_id: Option<String>,
     pub created_at: String,
@@ -297,6 +297,74 @@ pub fn payment_outcome(status: OrderStatus) -> PaymentOutcome {
     } else {
         PaymentOutcome::Refused
     }
+}
+
+// Returns by line (see `returns.rs` for what they move and how they settle).
+
+service_kit::text_enum! {
+    /// The state goods came back in.
+    Condition {
+        Sellable => "sellable",
+        Damaged => "damaged",
+    }
+}
+
+service_kit::text_enum! {
+    /// Where one half of a return (its refund, its restock) stands: `pending` (to ask),
+    /// `done`, `none` (nothing to move: no money left, or no sellable unit), `refused` (the
+    /// peer said no for good; `problem` says why, for a person to look at).
+    ReturnStep {
+        Pending => "pending",
+        Done => "done",
+        Nothing => "none",
+        Refused => "refused",
+    }
+}
+
+/// One line of a return: units of a product that came back, and in what state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReturnLine {
+    pub product_id: i64,
+    pub quantity: i64,
+    pub condition: Condition,
+}
+
+/// A recorded return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderReturn {
+    pub id: i64,
+    /// Its global reference: the key of its refund and of its units in the catalog.
+    pub reference: String,
+    pub order_id: i64,
+    pub reason: String,
+    pub lines: Vec<ReturnLine>,
+    /// What it refunds.
+    pub refund: Cents,
+    pub refund_state: ReturnStep,
+    /// The payment service's refund, once done.
+    pub refund_id: Option<i64>,
+    pub restock_state: ReturnStep,
+    /// Why a half was refused, for a person.
+    pub problem: Option<String>,
+    pub created_at: String,
+}
+
+/// What a return asked for: its lines and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskedReturn {
+    pub lines: Vec<ReturnLine>,
+    pub reason: String,
+}
+
+/// What recording a return moves, as `returns::plan` decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnPlan {
+    /// The lines, one per product and condition.
+    pub lines: Vec<ReturnLine>,
+    /// The money to give back.
+    pub refund: Cents,
+    /// The units to put back on sale, per product.
+    pub restock: Vec<(i64, i64)>,
 }
 
 /// What a payment notice is checked against: the order as stored.

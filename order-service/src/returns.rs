@@ -15,6 +15,8 @@
 
 use crate::AppState;
 use crate::domain::{Order, OrderStatus, OrderStock};
+// The records of a return live in `domain` (the store reads and writes them too).
+pub use crate::domain::{AskedReturn, Condition, OrderReturn, ReturnLine, ReturnPlan, ReturnStep};
 use crate::store;
 use service_kit::ApiError;
 use service_kit::context::correlation_id;
@@ -25,72 +27,6 @@ use shop_contracts::catalog::SettleRefused;
 use shop_contracts::catalog::{ReturnLines, ReturnedLine};
 use shop_contracts::payments::RefundRefused;
 use std::collections::BTreeMap;
-
-service_kit::text_enum! {
-    /// The state goods came back in.
-    Condition {
-        Sellable => "sellable",
-        Damaged => "damaged",
-    }
-}
-
-service_kit::text_enum! {
-    /// Where one half of a return (its refund, its restock) stands: `pending` (to ask),
-    /// `done`, `none` (nothing to move: no money left, or no sellable unit), `refused` (the
-    /// peer said no for good; `problem` says why, for a person to look at).
-    ReturnStep {
-        Pending => "pending",
-        Done => "done",
-        Nothing => "none",
-        Refused => "refused",
-    }
-}
-
-/// One line of a return: units of a product that came back, and in what state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReturnLine {
-    pub product_id: i64,
-    pub quantity: i64,
-    pub condition: Condition,
-}
-
-/// A recorded return.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderReturn {
-    pub id: i64,
-    /// Its global reference: the key of its refund and of its units in the catalog.
-    pub reference: String,
-    pub order_id: i64,
-    pub reason: String,
-    pub lines: Vec<ReturnLine>,
-    /// What it refunds.
-    pub refund: Cents,
-    pub refund_state: ReturnStep,
-    /// The payment service's refund, once done.
-    pub refund_id: Option<i64>,
-    pub restock_state: ReturnStep,
-    /// Why a half was refused, for a person.
-    pub problem: Option<String>,
-    pub created_at: String,
-}
-
-/// What a return asked for: its lines and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AskedReturn {
-    pub lines: Vec<ReturnLine>,
-    pub reason: String,
-}
-
-/// What recording a return moves, as [`plan`] decided it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReturnPlan {
-    /// The lines, one per product and condition.
-    pub lines: Vec<ReturnLine>,
-    /// The money to give back.
-    pub refund: Cents,
-    /// The units to put back on sale, per product.
-    pub restock: Vec<(i64, i64)>,
-}
 
 /// The most lines one return may name.
 pub const MAX_RETURN_LINES: usize = 100;

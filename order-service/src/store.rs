@@ -4,8 +4,8 @@ use crate::domain::{
     Customer, DaySales, NewOrder, Order, OrderItem, OrderStatus, OrderStock, OrderValue,
     ProductLabel, ProductSales, Shipment, StatusEntry,
 };
+use crate::domain::{OrderReturn, ReturnLine, ReturnPlan, ReturnStep};
 use crate::promotions::{Discount, PromoCode, Redemptions};
-use crate::returns::{OrderReturn, ReturnLine, ReturnPlan, ReturnStep};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use service_kit::domain::{Id, Page, UserId};

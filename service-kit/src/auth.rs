@@ -304,6 +304,31 @@ fn operations(
     })
 }
 
+// Built here rather than in `config`, so that the flags know nothing of the key policy
+// and `auth` depends on `config`, not the other way round.
+impl crate::config::CommonArgs {
+    /// The accepted keys with the configured rate limit, or a clear error when none was given.
+    pub fn key_policy(&self) -> Result<ApiKeys, crate::config::ConfigError> {
+        let admin = self.api_keys()?;
+        let storefront = crate::config::split_keys(self.storefront_key.as_ref());
+        if storefront.iter().any(|k| admin.contains(k)) {
+            return Err(crate::config::ConfigError(
+                "a --storefront-key is also an --api-key: give the storefront its own key"
+                    .to_string(),
+            ));
+        }
+        Ok(ApiKeys::new(admin)
+            .with_rate_limit(self.rate_limit)
+            .with_peer_key(self.peer_api_key()?)
+            .with_storefront_keys(storefront)
+            .with_metrics_token(
+                self.metrics_token
+                    .clone()
+                    .filter(|token| !token.expose().trim().is_empty()),
+            ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

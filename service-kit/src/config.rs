@@ -145,7 +145,7 @@ impl WebhookArgs {
 }
 
 /// The keys of a comma-separated list, trimmed, empty ones dropped.
-fn split_keys(raw: Option<&Secret>) -> Vec<Secret> {
+pub(crate) fn split_keys(raw: Option<&Secret>) -> Vec<Secret> {
     raw.map(|raw| {
         raw.expose()
             .split(',')
@@ -160,30 +160,9 @@ fn split_keys(raw: Option<&Secret>) -> Vec<Secret> {
 /// The configuration is unusable; the message says how to fix it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ConfigError(String);
+pub struct ConfigError(pub(crate) String);
 
 impl CommonArgs {
-    /// The accepted keys with the configured rate limit, or a clear error when none was given.
-    pub fn key_policy(&self) -> Result<crate::auth::ApiKeys, ConfigError> {
-        let admin = self.api_keys()?;
-        let storefront = split_keys(self.storefront_key.as_ref());
-        if storefront.iter().any(|k| admin.contains(k)) {
-            return Err(ConfigError(
-                "a --storefront-key is also an --api-key: give the storefront its own key"
-                    .to_string(),
-            ));
-        }
-        Ok(crate::auth::ApiKeys::new(admin)
-            .with_rate_limit(self.rate_limit)
-            .with_peer_key(self.peer_api_key()?)
-            .with_storefront_keys(storefront)
-            .with_metrics_token(
-                self.metrics_token
-                    .clone()
-                    .filter(|token| !token.expose().trim().is_empty()),
-            ))
-    }
-
     /// The accepted API keys, or a clear error when none was given.
     pub fn api_keys(&self) -> Result<Vec<Secret>, ConfigError> {
         let keys = split_keys(self.api_key.as_ref());

@@ -110,7 +110,7 @@ impl From<&rusqlite::Error> for StoreError {
             Some(ErrorCode::DatabaseBusy) => {
                 StoreError::Unavailable(format!("database busy: {err}"))
             }
-            _ => StoreError::Failed(crate::error::cause_chain(err)),
+            _ => StoreError::Failed(crate::logfmt::cause_chain(err)),
         }
     }
 }

@@ -117,7 +117,7 @@ impl ApiError {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::CONFLICT),
                 *code,
             ),
-            ApiError::InFlight(_) => (StatusCode::CONFLICT, crate::idempotency::IN_FLIGHT_CODE),
+            ApiError::InFlight(_) => (StatusCode::CONFLICT, IN_FLIGHT_CODE),
             ApiError::PreconditionFailed(_) => {
                 (StatusCode::PRECONDITION_FAILED, "precondition_failed")
             }
@@ -152,17 +152,11 @@ pub struct Refusal {
     pub reason: String,
 }
 
-/// An error and every source below it, as one line: `outer: inner: innermost`.
-pub fn cause_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+/// The `code` of the 409 that answers a request whose `Idempotency-Key` is still being
+/// processed: the first request may yet succeed, so a client must not take it for a refusal.
+pub const IN_FLIGHT_CODE: &str = "request_in_flight";
+
+pub use crate::logfmt::cause_chain;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -65,9 +65,9 @@ pub async fn free_abandoned_keys(db: &Db) -> Result<usize, ApiError> {
     Ok(freed)
 }
 
-/// The `code` of the 409 that answers a request whose key is still being processed: the
-/// first request may yet succeed, so a client must not take it for a refusal.
-pub const IN_FLIGHT_CODE: &str = "request_in_flight";
+/// The `code` of the 409 that answers a request whose key is still being processed (kept
+/// with the error's other codes).
+pub use crate::error::IN_FLIGHT_CODE;
 
 /// The request's `Idempotency-Key` as the client who sent it owns it: a hash of their API
 /// key's scope and the key, the same for every retry of theirs and never the same for

@@ -277,7 +277,7 @@ impl PeerClient {
             },
             Ok(answer) if (400..500).contains(&answer.status) => {
                 let (code, message) = answer.error();
-                if code == crate::idempotency::IN_FLIGHT_CODE {
+                if code == crate::error::IN_FLIGHT_CODE {
                     // Our earlier request under this key is still running there: it may
                     // yet act, so this is no refusal.
                     return Outcome::Unknown(format!("{}: {message}", self.inner.name));
