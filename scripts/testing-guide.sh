@@ -37,7 +37,7 @@ body_file="$(mktemp)"
 header_file="$(mktemp)"
 trap 'rm -f "$body_file" "$header_file"' EXIT
 passed=0
-failed=0
+failures=0
 
 # check DESCRIPTION STATUS JQ_CONDITION CURL_ARGS...
 # Runs curl, then demands the HTTP status and (unless the condition is empty) that the jq
@@ -50,14 +50,14 @@ check() {
     echo "FAIL: $description: expected HTTP $want, got $got" >&2
     echo "  curl $*" >&2
     echo "  body: $(head -c 600 "$body_file")" >&2
-    failed=$((failed + 1))
+    failures=$((failures + 1))
     return 0
   fi
   if [[ -n "$condition" ]] && ! jq -e "$condition" "$body_file" >/dev/null 2>&1; then
     echo "FAIL: $description: body does not satisfy: $condition" >&2
     echo "  curl $*" >&2
     echo "  body: $(head -c 600 "$body_file")" >&2
-    failed=$((failed + 1))
+    failures=$((failures + 1))
     return 0
   fi
   passed=$((passed + 1))
@@ -72,7 +72,7 @@ header_is() {
   if ! grep -qi "^$2: $3"$'\r'"\?$" "$header_file"; then
     echo "FAIL: $1: no '$2: $3' header in:" >&2
     cat "$header_file" >&2
-    failed=$((failed + 1))
+    failures=$((failures + 1))
     return 0
   fi
   passed=$((passed + 1))
@@ -84,7 +84,7 @@ holds() {
   local description="$1"; shift
   if ! "$@"; then
     echo "FAIL: $description: $* failed" >&2
-    failed=$((failed + 1))
+    failures=$((failures + 1))
     return 0
   fi
   passed=$((passed + 1))
@@ -623,5 +623,5 @@ check "a body field the route does not know is 422 naming it" 422 '.error.messag
 check "  ... and placed nothing" 200 'length == 0' "$ORDER/orders?user_id=typo-$U" "${H[@]}"
 
 echo
-echo "guide: $passed passed, $failed failed"
-[[ "$failed" -eq 0 ]]
+echo "guide: $passed passed, $failures failed"
+[[ "$failures" -eq 0 ]]
