@@ -13,7 +13,12 @@ use shop_contracts::orders::MAX_ORDER_LINES;
 pub async fn view(state: &AppState, user: UserId) -> Result<CartOut, ApiError> {
     state
         .db
-        .read_with(move |conn| CartOut::from_lines(user.as_str(), store::cart_lines(conn, &user)?))
+        .read_with(move |conn| -> Result<_, ApiError> {
+            Ok(CartOut::from_lines(
+                user.as_str(),
+                store::cart_lines(conn, &user)?,
+            )?)
+        })
         .await
 }
 
@@ -54,7 +59,10 @@ pub async fn add(
                 )));
             }
             store::add_to_line(tx, &user, product, quantity, known.as_ref())?;
-            CartOut::from_lines(user.as_str(), store::cart_lines(tx, &user)?)
+            Ok(CartOut::from_lines(
+                user.as_str(),
+                store::cart_lines(tx, &user)?,
+            )?)
         })
         .await?;
     let line = cart.items.iter().find(|l| l.product_id == product.get());
@@ -77,7 +85,10 @@ pub async fn set_quantity(
             if !store::set_line_quantity(tx, &user, product, quantity)? {
                 return Err(not_in_cart(product));
             }
-            CartOut::from_lines(user.as_str(), store::cart_lines(tx, &user)?)
+            Ok(CartOut::from_lines(
+                user.as_str(),
+                store::cart_lines(tx, &user)?,
+            )?)
         })
         .await
 }
@@ -90,7 +101,10 @@ pub async fn remove(state: &AppState, user: UserId, product: Id) -> Result<CartO
             if !store::remove_line(tx, &user, product)? {
                 return Err(not_in_cart(product));
             }
-            CartOut::from_lines(user.as_str(), store::cart_lines(tx, &user)?)
+            Ok(CartOut::from_lines(
+                user.as_str(),
+                store::cart_lines(tx, &user)?,
+            )?)
         })
         .await
 }
@@ -101,7 +115,7 @@ pub async fn clear(state: &AppState, user: UserId) -> Result<CartOut, ApiError> 
         .db
         .write_with(move |tx| {
             store::clear_cart(tx, &user)?;
-            CartOut::from_lines(user.as_str(), Vec::new())
+            Ok(CartOut::from_lines(user.as_str(), Vec::new())?)
         })
         .await
 }

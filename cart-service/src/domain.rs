@@ -2,7 +2,7 @@
 //! integer cents), and a checkout with its steps and step log.
 
 use serde::{Deserialize, Serialize};
-use service_kit::ApiError;
+use service_kit::domain::Invalid;
 use service_kit::money::Cents;
 
 /// One product in a cart.
@@ -40,8 +40,8 @@ pub struct CartOut {
 impl CartOut {
     /// Builds the view, filling in line totals. A total too large to represent is a 422:
     /// it is computed inside the write that would create it, so that write is undone.
-    pub fn from_lines(user_id: &str, mut items: Vec<CartLine>) -> Result<CartOut, ApiError> {
-        let too_large = || ApiError::Validation("cart total would be too large".to_string());
+    pub fn from_lines(user_id: &str, mut items: Vec<CartLine>) -> Result<CartOut, Invalid> {
+        let too_large = || Invalid("cart total would be too large".to_string());
         for line in &mut items {
             line.line_total = match line.unit_price {
                 Some(price) => Some(price.checked_mul(line.quantity).ok_or_else(too_large)?),
@@ -240,6 +240,6 @@ mod tests {
     #[test]
     fn a_total_that_would_overflow_is_refused() {
         let err = CartOut::from_lines("u", vec![line(1, 1000, Some(MAX_CENTS), true)]);
-        assert!(matches!(err, Err(ApiError::Validation(_))));
+        assert!(matches!(err, Err(Invalid(_))));
     }
 }

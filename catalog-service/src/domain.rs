@@ -2,7 +2,7 @@
 //! Pure functions, unit-tested here.
 
 use serde::Deserialize;
-use service_kit::ApiError;
+use service_kit::domain::Invalid;
 use service_kit::domain::{Id, Quantity};
 use service_kit::money::Cents;
 use std::collections::BTreeMap;
@@ -54,8 +54,8 @@ pub struct ValidFields {
 
 impl ProductFields {
     /// Checks each field present; `require_all` for a new product (name, price and stock).
-    pub fn validate(self, require_all: bool) -> Result<ValidFields, ApiError> {
-        let invalid = |m: &str| Err(ApiError::Validation(m.to_string()));
+    pub fn validate(self, require_all: bool) -> Result<ValidFields, Invalid> {
+        let invalid = |m: &str| Err(Invalid(m.to_string()));
         if require_all && (self.name.is_none() || self.price.is_none() || self.stock.is_none()) {
             return invalid("a new product needs name, price and stock");
         }
@@ -334,11 +334,9 @@ pub fn transition(current: ReservationStatus, target: ReservationStatus) -> Tran
 pub use shop_contracts::catalog::ReservationLine as LineIn;
 
 /// Validates lines and merges repeats of a product, so each product is taken once.
-pub fn merge_lines(lines: Vec<LineIn>) -> Result<Vec<(Id, i64)>, ApiError> {
+pub fn merge_lines(lines: Vec<LineIn>) -> Result<Vec<(Id, i64)>, Invalid> {
     if lines.is_empty() || lines.len() > 100 {
-        return Err(ApiError::Validation(
-            "a reservation has 1 to 100 lines".to_string(),
-        ));
+        return Err(Invalid("a reservation has 1 to 100 lines".to_string()));
     }
     let mut merged: BTreeMap<Id, i64> = BTreeMap::new();
     for line in lines {
@@ -347,7 +345,7 @@ pub fn merge_lines(lines: Vec<LineIn>) -> Result<Vec<(Id, i64)>, ApiError> {
         let total = merged.entry(product).or_default();
         *total += quantity.get();
         if *total > Quantity::MAX {
-            return Err(ApiError::Validation(format!(
+            return Err(Invalid(format!(
                 "at most {} units of one product",
                 Quantity::MAX
             )));

@@ -176,7 +176,7 @@ pub async fn return_units(
 }
 
 /// The lines of a return, checked and merged one per product as a reservation's are.
-fn merged(asked: &[ReturnedLine]) -> Result<Vec<(Id, i64)>, ApiError> {
+fn merged(asked: &[ReturnedLine]) -> Result<Vec<(Id, i64)>, service_kit::domain::Invalid> {
     merge_lines(
         asked
             .iter()

@@ -2,7 +2,7 @@
 //! validated and totalled in checked cents. Pure functions, unit-tested here.
 
 use serde::Deserialize;
-use service_kit::ApiError;
+use service_kit::domain::Invalid;
 use service_kit::domain::{Id, Quantity, UserId};
 use service_kit::money::Cents;
 use shop_contracts::payments::{NoticeRefused, PaymentNotice};
@@ -83,7 +83,7 @@ impl Shipment {
         target: OrderStatus,
         carrier: Option<String>,
         tracking_number: Option<String>,
-    ) -> Result<Option<Shipment>, ApiError> {
+    ) -> Result<Option<Shipment>, Invalid> {
         let field = |name: &str, raw: Option<String>| {
             raw.map(|raw| service_kit::domain::short_text(name, &raw, 100))
                 .transpose()
@@ -92,17 +92,17 @@ impl Shipment {
         let tracking_number = field("tracking_number", tracking_number)?;
         match (carrier, tracking_number) {
             (None, None) => Ok(None),
-            _ if target != OrderStatus::Shipped => Err(ApiError::Validation(
+            _ if target != OrderStatus::Shipped => Err(Invalid(
                 "carrier and tracking_number go with status SHIPPED only".to_string(),
             )),
             (Some(carrier), Some(tracking_number)) => Ok(Some(Shipment {
                 carrier,
                 tracking_number,
             })),
-            (None, Some(_)) => Err(ApiError::Validation(
+            (None, Some(_)) => Err(Invalid(
                 "carrier is needed with a tracking_number".to_string(),
             )),
-            (Some(_), None) => Err(ApiError::Validation(
+            (Some(_), None) => Err(Invalid(
                 "tracking_number is needed with a carrier".to_string(),
             )),
         }
@@ -574,7 +574,7 @@ pub use shop_contracts::orders::MAX_ORDER_LINES as MAX_LINES;
 impl NewOrder {
     /// Validates either form of the body: lines, total (any overflow is a 422), customer and
     /// shipping address.
-    pub fn from_body(user_id: UserId, body: OrderBody) -> Result<NewOrder, ApiError> {
+    pub fn from_body(user_id: UserId, body: OrderBody) -> Result<NewOrder, Invalid> {
         match body {
             OrderBody::Lines(lines) => NewOrder::parse(user_id, lines),
             OrderBody::Order(order) => Ok(NewOrder {
@@ -594,22 +594,18 @@ impl NewOrder {
     }
 
     /// Validates the lines and computes the total; any overflow is a 422.
-    pub fn parse(user_id: UserId, lines: Vec<OrderLineIn>) -> Result<NewOrder, ApiError> {
+    pub fn parse(user_id: UserId, lines: Vec<OrderLineIn>) -> Result<NewOrder, Invalid> {
         if lines.is_empty() {
-            return Err(ApiError::Validation(
-                "an order needs at least one line".to_string(),
-            ));
+            return Err(Invalid("an order needs at least one line".to_string()));
         }
         if lines.len() > MAX_LINES {
-            return Err(ApiError::Validation(format!(
-                "an order has at most {MAX_LINES} lines"
-            )));
+            return Err(Invalid(format!("an order has at most {MAX_LINES} lines")));
         }
         let lines = lines
             .into_iter()
             .map(|line| {
                 if line.price.get() <= 0 {
-                    return Err(ApiError::Validation(format!(
+                    return Err(Invalid(format!(
                         "price of product {} must be positive",
                         line.product_id
                     )));
@@ -621,7 +617,7 @@ impl NewOrder {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let too_large = || ApiError::Validation("order total is too large".to_string());
+        let too_large = || Invalid("order total is too large".to_string());
         let line_totals = lines
             .iter()
             .map(|l| {
@@ -923,8 +919,8 @@ mod tests {
     #[test]
     fn a_total_that_would_overflow_is_refused() {
         let err = NewOrder::parse(user(), vec![line(1, 1000, MAX_CENTS)]);
-        assert!(matches!(err, Err(ApiError::Validation(_))));
+        assert!(matches!(err, Err(Invalid(_))));
         let err = NewOrder::parse(user(), vec![line(1, 1, MAX_CENTS), line(2, 1, MAX_CENTS)]);
-        assert!(matches!(err, Err(ApiError::Validation(_))));
+        assert!(matches!(err, Err(Invalid(_))));
     }
 }

@@ -3,7 +3,7 @@
 //! the transaction that writes the order (`lifecycle::place_order`).
 
 use serde::Deserialize;
-use service_kit::ApiError;
+use service_kit::domain::Invalid;
 use service_kit::money::Cents;
 
 /// What a code takes off.
@@ -99,7 +99,7 @@ impl PromoCode {
 }
 
 /// A code as written: 1 to 32 letters, digits, `_` or `-`, compared in upper case.
-pub fn normalized_code(raw: &str) -> Result<String, ApiError> {
+pub fn normalized_code(raw: &str) -> Result<String, Invalid> {
     let code = raw.trim().to_ascii_uppercase();
     let ok = (1..=32).contains(&code.len())
         && code
@@ -108,7 +108,7 @@ pub fn normalized_code(raw: &str) -> Result<String, ApiError> {
     if ok {
         Ok(code)
     } else {
-        Err(ApiError::Validation(
+        Err(Invalid(
             "promo_code must be 1 to 32 letters, digits, '_' or '-'".to_string(),
         ))
     }
@@ -146,8 +146,8 @@ pub struct PromoIn {
 
 impl PromoIn {
     /// A code ready to store (with `redeemed` 0), or a 422 naming the field.
-    pub fn validate(self) -> Result<PromoCode, ApiError> {
-        let invalid = |m: &str| ApiError::Validation(m.to_string());
+    pub fn validate(self) -> Result<PromoCode, Invalid> {
+        let invalid = |m: &str| Invalid(m.to_string());
         let code = normalized_code(&self.code)
             .map_err(|_| invalid("code must be 1 to 32 letters, digits, '_' or '-'"))?;
         let discount = match (self.percent_off, self.amount_off) {
@@ -298,7 +298,7 @@ mod tests {
             ),
         ] {
             match promo(json) {
-                Err(ApiError::Validation(message)) => {
+                Err(Invalid(message)) => {
                     assert!(message.contains(field), "{json}: {message}")
                 }
                 other => panic!("{json}: {other:?}"),

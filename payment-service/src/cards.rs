@@ -2,7 +2,7 @@
 //! what is kept of a card (brand, last four digits, expiry). The card's form (Luhn, expiry,
 //! CVC) is checked by `shop_contracts::card`, which cart-service uses too. Pure functions.
 
-use service_kit::ApiError;
+use service_kit::domain::Invalid;
 use shop_contracts::card::{CardIn, CheckedCard, check};
 
 /// What may be stored about a card.
@@ -33,7 +33,7 @@ fn brand(digits: &str) -> &'static str {
 pub fn authorize(
     card: &CardIn,
     today: (u32, u32),
-) -> Result<(CardSummary, Option<Decline>), ApiError> {
+) -> Result<(CardSummary, Option<Decline>), Invalid> {
     let CheckedCard {
         digits,
         exp_month,

@@ -76,6 +76,12 @@ impl From<ApiError> for PayError {
     }
 }
 
+impl From<service_kit::domain::Invalid> for PayError {
+    fn from(invalid: service_kit::domain::Invalid) -> Self {
+        PayError::Failed(invalid.into())
+    }
+}
+
 /// A payment about to be recorded: what was decided, before its one transaction.
 struct Charge {
     order_id: Id,

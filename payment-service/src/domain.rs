@@ -132,9 +132,9 @@ service_kit::text_enum! {
 
 impl DeliveryStatus {
     /// Reads the exact name a client sent as a filter: 422 for anything else.
-    pub fn parse_filter(text: &str) -> Result<DeliveryStatus, service_kit::ApiError> {
+    pub fn parse_filter(text: &str) -> Result<DeliveryStatus, service_kit::domain::Invalid> {
         DeliveryStatus::parse(text).ok_or_else(|| {
-            service_kit::ApiError::Validation("status must be pending, delivered or failed".into())
+            service_kit::domain::Invalid("status must be pending, delivered or failed".into())
         })
     }
 }

@@ -76,9 +76,9 @@ pub fn parse_rfc3339(raw: &str) -> Option<String> {
 }
 
 /// [`parse_rfc3339`] for a field a client sent: a 422 naming `field` when it is not a time.
-pub fn rfc3339_field(field: &str, raw: &str) -> Result<String, crate::ApiError> {
+pub fn rfc3339_field(field: &str, raw: &str) -> Result<String, crate::domain::Invalid> {
     parse_rfc3339(raw).ok_or_else(|| {
-        crate::ApiError::Validation(format!(
+        crate::domain::Invalid(format!(
             "{field} must be an RFC 3339 time such as 2026-12-01T00:00:00Z"
         ))
     })

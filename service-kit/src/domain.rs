@@ -1,7 +1,11 @@
 //! Identifiers and quantities that more than one service parses: parse once at the edge,
 //! then carry a value that is valid by construction.
 
-use crate::ApiError;
+/// A value that breaks a rule: the message names the field and the rule (and never repeats
+/// personal data). The HTTP edge answers it with a 422.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
 
 /// A new globally unique reference (a UUIDv7: time-ordered, random in its low bits) for an
 /// operation whose keys cross a service boundary. Unlike a row id, no restored backup, reset
@@ -24,10 +28,10 @@ impl Reference {
     pub const MAX_LEN: usize = 64;
 
     /// Validates a reference; `what` names it in the error.
-    pub fn parse(raw: &str, what: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str, what: &str) -> Result<Self, Invalid> {
         let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-');
         if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.chars().all(ok_char) {
-            return Err(ApiError::Validation(format!(
+            return Err(Invalid(format!(
                 "{what} must be 1 to {} letters, digits, '_' or '-'",
                 Self::MAX_LEN
             )));
@@ -63,10 +67,10 @@ impl UserId {
     pub const MAX_LEN: usize = 64;
 
     /// Validates a user id.
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@');
         if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.chars().all(ok_char) {
-            return Err(ApiError::Validation(format!(
+            return Err(Invalid(format!(
                 "user_id must be 1 to {} characters of letters, digits, '_', '-', '.' or '@'",
                 Self::MAX_LEN
             )));
@@ -109,11 +113,9 @@ pub struct Id(i64);
 
 impl Id {
     /// Validates an id taken from a path or query; `what` names it in the error.
-    pub fn parse(raw: i64, what: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: i64, what: &str) -> Result<Self, Invalid> {
         if raw < 1 {
-            return Err(ApiError::Validation(format!(
-                "{what} must be a positive integer"
-            )));
+            return Err(Invalid(format!("{what} must be a positive integer")));
         }
         Ok(Id(raw))
     }
@@ -145,9 +147,9 @@ impl Quantity {
     pub const MAX: i64 = 1_000;
 
     /// Validates a quantity.
-    pub fn parse(raw: i64) -> Result<Self, ApiError> {
+    pub fn parse(raw: i64) -> Result<Self, Invalid> {
         if !(1..=Self::MAX).contains(&raw) {
-            return Err(ApiError::Validation(format!(
+            return Err(Invalid(format!(
                 "quantity must be between 1 and {}",
                 Self::MAX
             )));
@@ -163,11 +165,11 @@ impl Quantity {
 
 /// `raw` trimmed, if it is 1 to `max` characters with no control characters; else a 422
 /// naming `field` and the rule, never the value (it may be personal data).
-pub fn short_text(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
+pub fn short_text(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
     let trimmed = raw.trim();
     let count = trimmed.chars().count();
     if count == 0 || count > max || trimmed.chars().any(char::is_control) {
-        return Err(ApiError::Validation(format!(
+        return Err(Invalid(format!(
             "{field} must be 1 to {max} characters, no control characters"
         )));
     }

@@ -206,6 +206,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::domain::Invalid> for ApiError {
+    fn from(invalid: crate::domain::Invalid) -> Self {
+        ApiError::Validation(invalid.0)
+    }
+}
+
 impl From<crate::db::StoreError> for ApiError {
     fn from(err: crate::db::StoreError) -> Self {
         use crate::db::StoreError;

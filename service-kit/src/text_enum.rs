@@ -41,15 +41,15 @@ macro_rules! text_enum {
         /// Reads a value a client sent, whatever its case; a 422 naming the choices if
         /// it is none of them.
         impl ::std::str::FromStr for $name {
-            type Err = $crate::ApiError;
-            fn from_str(s: &str) -> ::std::result::Result<Self, $crate::ApiError> {
+            type Err = $crate::domain::Invalid;
+            fn from_str(s: &str) -> ::std::result::Result<Self, $crate::domain::Invalid> {
                 Self::ALL
                     .iter()
                     .copied()
                     .find(|status| status.as_str().eq_ignore_ascii_case(s))
                     .ok_or_else(|| {
                         let names: ::std::vec::Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
-                        $crate::ApiError::Validation(format!(
+                        $crate::domain::Invalid(format!(
                             "unknown status '{}'; expected one of {}",
                             s.chars().take(40).collect::<::std::string::String>(),
                             names.join(", ")
@@ -106,7 +106,7 @@ mod tests {
         );
         assert!(matches!(
             "blue".parse::<Light>(),
-            Err(crate::ApiError::Validation(_))
+            Err(crate::domain::Invalid(_))
         ));
         let stored: rusqlite::Result<Light> = conn.query_row("SELECT 'blue'", [], |r| r.get(0));
         assert!(stored.is_err());

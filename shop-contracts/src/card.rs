@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use service_kit::ApiError;
+use service_kit::domain::Invalid;
 use std::fmt;
 
 /// The optional body of a payment (`POST /pay`, and a checkout that passes it on).
@@ -89,7 +90,7 @@ pub fn luhn_valid(digits: &str) -> bool {
 
 /// Checks a card's form at `today` (year, month): a 422 for a number that fails Luhn, a past
 /// expiry or a malformed CVC. The messages never quote the number.
-pub fn check(card: &CardIn, today: (u32, u32)) -> Result<CheckedCard, ApiError> {
+pub fn check(card: &CardIn, today: (u32, u32)) -> Result<CheckedCard, Invalid> {
     let digits: String = card
         .number
         .chars()
@@ -99,10 +100,10 @@ pub fn check(card: &CardIn, today: (u32, u32)) -> Result<CheckedCard, ApiError> 
         || !digits.bytes().all(|b| b.is_ascii_digit())
         || !luhn_valid(&digits)
     {
-        return Err(ApiError::Validation("card number is invalid".into()));
+        return Err(Invalid("card number is invalid".into()));
     }
     if !(1..=12).contains(&card.exp_month) {
-        return Err(ApiError::Validation("exp_month must be 1 to 12".into()));
+        return Err(Invalid("exp_month must be 1 to 12".into()));
     }
     let exp_year = if card.exp_year < 100 {
         2000 + card.exp_year
@@ -110,10 +111,10 @@ pub fn check(card: &CardIn, today: (u32, u32)) -> Result<CheckedCard, ApiError> 
         card.exp_year
     };
     if (exp_year, card.exp_month) < today {
-        return Err(ApiError::Validation("card has expired".into()));
+        return Err(Invalid("card has expired".into()));
     }
     if !(3..=4).contains(&card.cvc.len()) || !card.cvc.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::Validation("cvc must be 3 or 4 digits".into()));
+        return Err(Invalid("cvc must be 3 or 4 digits".into()));
     }
     Ok(CheckedCard {
         digits,
@@ -166,10 +167,7 @@ mod tests {
             "42424242424242424242",
             "4242424242424242\0",
         ] {
-            assert!(
-                matches!(check(&card(bad), TODAY), Err(ApiError::Validation(_))),
-                "{bad}"
-            );
+            assert!(matches!(check(&card(bad), TODAY), Err(Invalid(_))), "{bad}");
         }
         let checked = check(&card("4242 4242-4242 4242"), TODAY).unwrap();
         assert_eq!(checked.digits, "4242424242424242");
@@ -180,10 +178,7 @@ mod tests {
         let mut expired = card("4242424242424242");
         expired.exp_year = 2026;
         expired.exp_month = 10;
-        assert!(matches!(
-            check(&expired, TODAY),
-            Err(ApiError::Validation(_))
-        ));
+        assert!(matches!(check(&expired, TODAY), Err(Invalid(_))));
         expired.exp_month = 11;
         assert!(
             check(&expired, TODAY).is_ok(),

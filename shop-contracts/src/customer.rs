@@ -6,7 +6,7 @@
 //! what was sent, so neither can reach a log line by accident.
 
 use serde::{Deserialize, Serialize};
-use service_kit::ApiError;
+use service_kit::domain::Invalid;
 use service_kit::domain::short_text as text;
 use std::fmt;
 
@@ -70,7 +70,7 @@ const MAX_EMAIL: usize = 254;
 impl Customer {
     /// The customer with its fields checked and tidied (trimmed, the email's domain in lower
     /// case); a 422 naming the field otherwise.
-    pub fn checked(self) -> Result<Customer, ApiError> {
+    pub fn checked(self) -> Result<Customer, Invalid> {
         let email = normalized_email(&self.email)
             .ok_or_else(|| invalid("customer.email", "must be an address like name@example.com"))?;
         let name = self
@@ -111,7 +111,7 @@ pub fn normalized_email(raw: &str) -> Option<String> {
 
 impl ShippingAddress {
     /// The address with its fields checked and tidied; a 422 naming the field otherwise.
-    pub fn checked(self) -> Result<ShippingAddress, ApiError> {
+    pub fn checked(self) -> Result<ShippingAddress, Invalid> {
         let field = |name: &str| format!("shipping_address.{name}");
         if !(1..=3).contains(&self.lines.len()) {
             return Err(invalid(&field("lines"), "must have 1 to 3 lines"));
@@ -165,8 +165,8 @@ impl ShippingAddress {
 }
 
 /// A 422 naming `field` and the rule, never the value (it is personal data).
-fn invalid(field: &str, rule: &str) -> ApiError {
-    ApiError::Validation(format!("{field} {rule}"))
+fn invalid(field: &str, rule: &str) -> Invalid {
+    Invalid(format!("{field} {rule}"))
 }
 
 /// Whether `code` is an ISO 3166-1 alpha-2 country code (officially assigned).
@@ -200,10 +200,9 @@ mod tests {
         }
     }
 
-    fn refusal(result: Result<impl Sized, ApiError>) -> String {
+    fn refusal(result: Result<impl Sized, Invalid>) -> String {
         match result {
-            Err(ApiError::Validation(message)) => message,
-            Err(other) => panic!("not a 422: {other}"),
+            Err(Invalid(message)) => message,
             Ok(_) => panic!("accepted"),
         }
     }

@@ -176,7 +176,7 @@ fn parse_ids(text: &str) -> Result<Vec<Id>, ApiError> {
         .split(',')
         .map(|id| match id.trim().parse::<i64>() {
             Ok(id) => Id::parse(id, "product id"),
-            Err(_) => Err(ApiError::Validation(
+            Err(_) => Err(service_kit::domain::Invalid(
                 "ids must be product ids separated by commas".into(),
             )),
         })
