@@ -27,6 +27,7 @@ use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
 use service_kit::auth::admin;
 use service_kit::config::CommonArgs;
+use service_kit::db::Undone;
 use service_kit::db::{Db, Durability};
 use service_kit::domain::Reference;
 use service_kit::http::{ServiceBuilder, Workers};
@@ -168,17 +169,18 @@ pub async fn release_expired(state: &AppState) -> Result<usize, service_kit::Api
     let mut released = 0;
     for reference in expired {
         let reason = Some("expired before it was committed".to_string());
-        let released_one = stock::settle(
+        let released_one = stock::settle_reservation(
             &state.db,
             reference,
             domain::ReservationStatus::Released,
             reason,
         )
-        .await?;
+        .await;
         match released_one {
             Ok(_) => released += 1,
             // Committed meanwhile (or gone): nothing to release.
-            Err(SettleRefused::AlreadySettled(_) | SettleRefused::NotFound(_)) => {}
+            Err(Undone::Refused(SettleRefused::AlreadySettled(_) | SettleRefused::NotFound(_))) => {
+            }
             Err(other) => return Err(other.into()),
         }
     }

@@ -5,10 +5,9 @@
 use crate::domain::{LineIn, Reservation, ReservationStatus, Transition, merge_lines, transition};
 use crate::store::{self, Shortage};
 use serde_json::json;
-use service_kit::ApiError;
 use service_kit::context::correlation_id;
-use service_kit::db::Db;
-use service_kit::domain::{Id, Reference};
+use service_kit::db::{Db, StoreError, Undone};
+use service_kit::domain::{Id, Invalid, Reference};
 use service_kit::events;
 use shop_contracts::catalog::{ReserveRefused, ReturnLines, ReturnedLine, SettleRefused};
 use std::time::Duration;
@@ -37,38 +36,37 @@ pub struct ReserveRequest {
 /// same reference with the same lines finds the reservation it already has; with other
 /// lines (or for another order) it is a 409, never the reservation reused for lines it does
 /// not hold.
-pub async fn reserve(db: &Db, request: ReserveRequest) -> Result<Reserved, ApiError> {
+pub async fn reserve(db: &Db, request: ReserveRequest) -> Result<Reserved, Undone<ReserveRefused>> {
     let ReserveRequest {
         reference,
         order_id,
         lines,
         ttl,
     } = request;
-    let lines = merge_lines(lines)?;
+    let lines = merge_lines(lines)
+        .map_err(|invalid| Undone::Refused(ReserveRefused::Invalid(invalid.0)))?;
     let expires_at_ms = ttl.map(service_kit::clock::unix_ms_after);
     let key = reference.clone();
     let outcome = db
         .write_with(move |tx| {
             if let Some(existing) = store::get_reservation(tx, &key)? {
                 if existing.order_id != order_id.get() || !existing.holds(&lines) {
-                    return Err(ReserveRefused::ReferenceReused(format!(
+                    return Err(Undone::Refused(ReserveRefused::ReferenceReused(format!(
                         "reservation {key} already exists for other lines"
-                    ))
-                    .into());
+                    ))));
                 }
                 return Ok(Reserved::Existing(existing));
             }
             if let Err(shortage) = store::take_stock(tx, &lines)? {
                 // Returning an error rolls back the lines already taken.
-                return Err(match shortage {
+                return Err(Undone::Refused(match shortage {
                     Shortage::Unknown(product) => ReserveRefused::UnknownProduct(format!(
                         "product {product} is not in the catalog"
                     )),
                     Shortage::OutOfStock { product, available, asked } => ReserveRefused::OutOfStock(format!(
                         "out of stock: product {product} has {available} left, {asked} asked"
                     )),
-                }
-                .into());
+                }));
             }
             store::insert_reservation(tx, &key, order_id, &lines, expires_at_ms)?;
             let payload = json!({
@@ -78,13 +76,13 @@ pub async fn reserve(db: &Db, request: ReserveRequest) -> Result<Reserved, ApiEr
             });
             events::record(tx, "stock.reserved", correlation_id().as_deref(), &payload)?;
             let created = store::get_reservation(tx, &key)?
-                .ok_or_else(|| ApiError::internal("new reservation vanished"))?;
+                .ok_or_else(|| vanished("new reservation"))?;
             Ok(Reserved::New(created))
         })
         .await;
     // A refusal (not an outage) is kept as `stock.failed`, with its reason.
-    if let Err(err @ (ApiError::Refused { .. } | ApiError::Validation(_))) = &outcome {
-        record_failure(db, reference, order_id, err.to_string()).await;
+    if let Err(Undone::Refused(refused)) = &outcome {
+        record_failure(db, reference, order_id, refused.to_string()).await;
     }
     outcome
 }
@@ -109,10 +107,21 @@ async fn record_failure(db: &Db, reference: Reference, order_id: Id, reason: Str
     }
 }
 
-/// The reservation `reference`, or a 404.
-fn existing(tx: &rusqlite::Connection, reference: &Reference) -> Result<Reservation, ApiError> {
-    store::get_reservation(tx, reference)?
-        .ok_or_else(|| SettleRefused::NotFound(format!("no reservation {reference}")).into())
+/// The reservation `reference`, or the refusal that there is none.
+fn existing(
+    tx: &rusqlite::Connection,
+    reference: &Reference,
+) -> Result<Reservation, Undone<SettleRefused>> {
+    store::get_reservation(tx, reference)?.ok_or_else(|| {
+        Undone::Refused(SettleRefused::NotFound(format!(
+            "no reservation {reference}"
+        )))
+    })
+}
+
+/// A row this very transaction wrote or read is gone: only a bug or a broken file does that.
+fn vanished<R>(what: &str) -> Undone<R> {
+    Undone::Store(StoreError::Failed(format!("{what} vanished")))
 }
 
 /// The payload of `stock.committed`, `stock.released` and `stock.returned`: the
@@ -137,7 +146,7 @@ pub async fn return_units(
     db: &Db,
     reference: Reference,
     reason: Option<String>,
-) -> Result<Reservation, ApiError> {
+) -> Result<Reservation, Undone<SettleRefused>> {
     db.write_with(move |tx| {
         let current = existing(tx, &reference)?;
         match current.status {
@@ -163,14 +172,12 @@ pub async fn return_units(
             }
             ReservationStatus::Released => {}
             ReservationStatus::Reserved => {
-                return Err(SettleRefused::NotSold(format!(
+                return Err(Undone::Refused(SettleRefused::NotSold(format!(
                     "reservation {reference} was never sold: release it instead"
-                ))
-                .into());
+                ))));
             }
         }
-        store::get_reservation(tx, &reference)?
-            .ok_or_else(|| ApiError::internal("reservation vanished"))
+        store::get_reservation(tx, &reference)?.ok_or_else(|| vanished("reservation"))
     })
     .await
 }
@@ -194,14 +201,13 @@ fn merged(asked: &[ReturnedLine]) -> Result<Vec<(Id, i64)>, service_kit::domain:
 pub fn returnable(
     reservation: &Reservation,
     lines: Vec<(Id, i64)>,
-) -> Result<Vec<(i64, i64)>, ApiError> {
+) -> Result<Vec<(i64, i64)>, SettleRefused> {
     let reference = &reservation.reference;
     if reservation.status != ReservationStatus::Committed {
         return Err(SettleRefused::NotSold(format!(
             "reservation {reference} is {}: only sold units can come back",
             reservation.status.as_str()
-        ))
-        .into());
+        )));
     }
     lines
         .into_iter()
@@ -213,8 +219,7 @@ pub fn returnable(
             else {
                 return Err(SettleRefused::Invalid(format!(
                     "product {product} was not sold under reservation {reference}"
-                ))
-                .into());
+                )));
             };
             let left = sold.quantity - sold.returned;
             if quantity > left {
@@ -222,8 +227,7 @@ pub fn returnable(
                     "{quantity} units of product {product} cannot come back: {} were sold under \
                      {reference} and {} came back already",
                     sold.quantity, sold.returned
-                ))
-                .into());
+                )));
             }
             Ok((product.get(), quantity))
         })
@@ -238,12 +242,14 @@ pub async fn return_lines(
     db: &Db,
     reference: Reference,
     returned: ReturnLines,
-) -> Result<Reservation, ApiError> {
-    let return_ref = Reference::parse(&returned.return_ref, "return_ref")?;
-    let reason = service_kit::domain::short_text("reason", &returned.reason, 500)?;
+) -> Result<Reservation, Undone<SettleRefused>> {
+    let invalid = |invalid: Invalid| Undone::Refused(SettleRefused::Invalid(invalid.0));
+    let return_ref = Reference::parse(&returned.return_ref, "return_ref").map_err(invalid)?;
+    let reason =
+        service_kit::domain::short_text("reason", &returned.reason, 500).map_err(invalid)?;
     db.write_with(move |tx| {
         let current = existing(tx, &reference)?;
-        let asked = merged(&returned.lines)?;
+        let asked = merged(&returned.lines).map_err(invalid)?;
         let recorded = store::lines_returned_under(tx, return_ref.as_str())?;
         if !recorded.is_empty() {
             // Recorded already: the same lines again are a no-op.
@@ -252,14 +258,13 @@ pub async fn return_lines(
                     r == reference.as_str() && *p == ap.get() && q == aq
                 });
             if !same {
-                return Err(SettleRefused::ReferenceReused(format!(
+                return Err(Undone::Refused(SettleRefused::ReferenceReused(format!(
                     "return {return_ref} was recorded for other lines"
-                ))
-                .into());
+                ))));
             }
             return Ok(current);
         }
-        let lines = returnable(&current, asked)?;
+        let lines = returnable(&current, asked).map_err(Undone::Refused)?;
         for (product, quantity) in &lines {
             let keys = (return_ref.as_str(), &reference);
             store::insert_stock_return(tx, keys, (*product, *quantity), &reason, correlation_id().as_deref())?;
@@ -271,40 +276,23 @@ pub async fn return_lines(
         });
         events::record(tx, "stock.returned", correlation_id().as_deref(), &payload)?;
         store::get_reservation(tx, &reference)?
-            .ok_or_else(|| ApiError::internal("reservation vanished"))
+            .ok_or_else(|| vanished("reservation"))
     })
     .await
 }
 
 /// Commits or releases the reservation `reference` (`target`), recording
 /// `stock.committed` or `stock.released`; asking for what is already so is a no-op, and
-/// asking for the other end a 409.
+/// asking for the other end is refused (`AlreadySettled`: the sweep skips one committed
+/// meanwhile).
 pub async fn settle_reservation(
     db: &Db,
     reference: Reference,
     target: ReservationStatus,
     reason: Option<String>,
-) -> Result<Reservation, ApiError> {
-    settle(db, reference, target, reason)
-        .await?
-        .map_err(ApiError::from)
-}
-
-/// [`settle_reservation`] with the catalog's refusal as a value (the outer error is the
-/// database's): for a worker that acts on why (the sweep skips one committed meanwhile).
-/// A refusal writes nothing, so its empty write commits harmlessly.
-pub async fn settle(
-    db: &Db,
-    reference: Reference,
-    target: ReservationStatus,
-    reason: Option<String>,
-) -> Result<Result<Reservation, SettleRefused>, ApiError> {
+) -> Result<Reservation, Undone<SettleRefused>> {
     db.write_with(move |tx| {
-        let Some(current) = store::get_reservation(tx, &reference)? else {
-            return Ok(Err(SettleRefused::NotFound(format!(
-                "no reservation {reference}"
-            ))));
-        };
+        let current = existing(tx, &reference)?;
         match transition(current.status, target) {
             Transition::Apply => {
                 store::settle_reservation(tx, &reference, target, reason.as_deref())?;
@@ -317,16 +305,14 @@ pub async fn settle(
             }
             Transition::AlreadyDone => {}
             Transition::Refuse => {
-                return Ok(Err(SettleRefused::AlreadySettled(format!(
+                return Err(Undone::Refused(SettleRefused::AlreadySettled(format!(
                     "reservation {reference} is {} and cannot become {}",
                     current.status.as_str(),
                     target.as_str()
                 ))));
             }
         }
-        let settled = store::get_reservation(tx, &reference)?
-            .ok_or_else(|| ApiError::internal("reservation vanished"))?;
-        Ok(Ok(settled))
+        store::get_reservation(tx, &reference)?.ok_or_else(|| vanished("reservation"))
     })
     .await
 }

@@ -127,6 +127,38 @@ impl From<r2d2::Error> for StoreError {
     }
 }
 
+/// Why an operation's write was undone: the operation refused, for its own reason `R`, or
+/// the database failed. A write closure returns `Err(Undone::Refused(..))` to roll back
+/// what it wrote and say why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undone<R> {
+    /// The operation's own refusal.
+    Refused(R),
+    /// The database's failure.
+    Store(StoreError),
+}
+
+impl<R> From<StoreError> for Undone<R> {
+    fn from(err: StoreError) -> Self {
+        Undone::Store(err)
+    }
+}
+
+impl<R> From<rusqlite::Error> for Undone<R> {
+    fn from(err: rusqlite::Error) -> Self {
+        Undone::Store(StoreError::from(err))
+    }
+}
+
+impl<R: Send + 'static> StoreFailure for Undone<R> {
+    fn storage_problem(&self) -> Option<String> {
+        match self {
+            Undone::Store(err) => err.storage_problem(),
+            Undone::Refused(_) => None,
+        }
+    }
+}
+
 /// An error a database closure may end with: it can carry a [`StoreError`], and says when
 /// it is a storage outage (which `/health` then reports until a write succeeds).
 pub trait StoreFailure: From<StoreError> + Send + 'static {

@@ -212,6 +212,15 @@ impl From<crate::domain::Invalid> for ApiError {
     }
 }
 
+impl<R: Into<ApiError>> From<crate::db::Undone<R>> for ApiError {
+    fn from(undone: crate::db::Undone<R>) -> Self {
+        match undone {
+            crate::db::Undone::Refused(refused) => refused.into(),
+            crate::db::Undone::Store(err) => err.into(),
+        }
+    }
+}
+
 impl From<crate::db::StoreError> for ApiError {
     fn from(err: crate::db::StoreError) -> Self {
         use crate::db::StoreError;

@@ -114,6 +114,7 @@ pub fn list(conn: &Connection, params: &FeedParams) -> rusqlite::Result<Vec<Even
     responses(
         (status = 200, description = "Events after `after`", body = [EventOut]),
         (status = 400, description = "A parameter of the wrong type", body = crate::error::ErrorBody),
+        (status = 422, description = "A parameter the route does not know (named)", body = crate::error::ErrorBody),
         crate::openapi::ProtectedErrors,
     ),
     security(("api_key" = []))

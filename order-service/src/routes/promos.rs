@@ -107,6 +107,7 @@ pub async fn promos_create(
             headers(("X-Total-Count" = i64, description = "How many match in all"),
                     ("Link" = String, description = "<...>; rel=\"next\" while more are left"))),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
+        (status = 422, description = "A parameter the route does not know, or a value that breaks a rule (named)", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
