@@ -11,9 +11,10 @@ use crate::cards::Decline;
 use crate::domain::{NotPayable, Payability, Payment, decide_payability};
 use crate::outbox::Outbox;
 use crate::store::{self, DueDelivery, NewPayment};
-use service_kit::ApiError;
 use service_kit::clock::current_year_month;
+use service_kit::db::StoreError;
 use service_kit::domain::Id;
+use service_kit::domain::Invalid;
 use service_kit::money::Cents;
 use shop_contracts::PaymentStatus;
 use shop_contracts::card::CardIn;
@@ -63,22 +64,23 @@ pub enum PayRefused {
     },
 }
 
-/// `/pay`'s failures: a refusal (nothing taken), or a request or storage problem.
+/// `/pay`'s failures: a refusal (nothing taken), a card of the wrong form, or the database.
 #[derive(Debug)]
 pub enum PayError {
     Refused(PayRefused),
-    Failed(ApiError),
+    Invalid(Invalid),
+    Store(StoreError),
 }
 
-impl From<ApiError> for PayError {
-    fn from(err: ApiError) -> Self {
-        PayError::Failed(err)
+impl From<StoreError> for PayError {
+    fn from(err: StoreError) -> Self {
+        PayError::Store(err)
     }
 }
 
-impl From<service_kit::domain::Invalid> for PayError {
-    fn from(invalid: service_kit::domain::Invalid) -> Self {
-        PayError::Failed(invalid.into())
+impl From<Invalid> for PayError {
+    fn from(invalid: Invalid) -> Self {
+        PayError::Invalid(invalid)
     }
 }
 
@@ -179,7 +181,7 @@ fn record_charge(
     tx: &rusqlite::Connection,
     outbox: &Outbox,
     charge: Charge,
-) -> Result<Result<(i64, Option<DueDelivery>), PayRefused>, ApiError> {
+) -> Result<Result<(i64, Option<DueDelivery>), PayRefused>, StoreError> {
     let Charge {
         order_id,
         amount,
@@ -232,18 +234,18 @@ fn record_charge(
     Ok(Ok((payment_id, delivery)))
 }
 
-async fn read_payment(state: &AppState, payment_id: i64) -> Result<Payment, ApiError> {
+async fn read_payment(state: &AppState, payment_id: i64) -> Result<Payment, StoreError> {
     state
         .db
         .read(move |conn| Ok(store::get_payment(conn, Id::from_db(payment_id))?))
         .await?
-        .ok_or_else(|| ApiError::internal("payment vanished"))
+        .ok_or_else(|| StoreError::Failed("payment vanished".into()))
 }
 
 /// Settles the authorized payments: each is verified again; a payable order's is captured
 /// (and its webhook sent), a refused one's voided with the reason; one whose order still
 /// cannot be asked (or whose stock is pending) waits. Returns how many it settled.
-pub async fn settle_authorized(state: &AppState) -> Result<usize, ApiError> {
+pub async fn settle_authorized(state: &AppState) -> Result<usize, StoreError> {
     let waiting = state
         .db
         .call(|conn| Ok(store::authorized_payments(conn, 100)?))
@@ -273,7 +275,7 @@ async fn settle_one(
     state: &AppState,
     payment: &Payment,
     settlement: Settlement,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let (payment_id, order_id, amount) =
         (payment.id, Id::from_db(payment.order_id), payment.amount);
     let outbox = state.outbox.clone();

@@ -4,8 +4,7 @@
 //! a person can retry). Pending deliveries survive restarts because they are only rows.
 
 use crate::store::{self, DueDelivery};
-use service_kit::ApiError;
-use service_kit::db::Db;
+use service_kit::db::{Db, StoreError, Undone};
 use service_kit::domain::Id;
 use service_kit::money::Cents;
 use service_kit::webhook::WebhookSecret;
@@ -52,6 +51,15 @@ impl RetrySchedule {
     }
 }
 
+/// Why a delivery was not retried by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryRefused {
+    /// No delivery has this id.
+    NotFound(String),
+    /// It was delivered already: nothing to retry.
+    Delivered(String),
+}
+
 /// Everything needed to deliver webhooks. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -71,8 +79,7 @@ pub struct Outbox {
 
 /// Runs in the transaction that records a notice refused for good: the delivery's id, the
 /// order service's status, the journey's correlation id.
-pub type RefusedHook =
-    fn(&rusqlite::Connection, &str, u16, Option<&str>) -> Result<(), service_kit::ApiError>;
+pub type RefusedHook = fn(&rusqlite::Connection, &str, u16, Option<&str>) -> Result<(), StoreError>;
 
 /// A hook that does nothing (for an outbox whose refusals need no action).
 fn ignore_refusal(
@@ -80,7 +87,7 @@ fn ignore_refusal(
     _: &str,
     _: u16,
     _: Option<&str>,
-) -> Result<(), service_kit::ApiError> {
+) -> Result<(), StoreError> {
     Ok(())
 }
 
@@ -194,7 +201,7 @@ impl Outbox {
     }
 
     /// Makes one attempt and records it. Returns whether it was delivered.
-    pub async fn attempt(&self, delivery: DueDelivery) -> Result<bool, ApiError> {
+    pub async fn attempt(&self, delivery: DueDelivery) -> Result<bool, StoreError> {
         let started = Instant::now();
         let result = self
             .orders
@@ -220,7 +227,7 @@ impl Outbox {
         let on_refused = self.on_refused;
         let outcome = self
             .db
-            .write_with(move |tx| -> Result<_, ApiError> {
+            .write(move |tx| {
                 let attempts =
                     store::record_attempt(tx, &id, status_code, error.as_deref(), duration_ms)?;
                 if delivered {
@@ -277,21 +284,24 @@ impl Outbox {
     }
 
     /// Starts a fresh round for a delivery that is not yet delivered and attempts it now.
-    /// 404 for an unknown delivery, 409 for one already delivered.
-    pub async fn retry_now(&self, delivery_id: String) -> Result<bool, ApiError> {
+    pub async fn retry_now(&self, delivery_id: String) -> Result<bool, Undone<RetryRefused>> {
         let claimed_until = self.lease_ends(now_ms());
         let id = delivery_id.clone();
-        let (status, due) = self
+        let Some((status, due)) = self
             .db
             .write(move |tx| Ok(store::rearm(tx, &id, claimed_until)?))
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("delivery {delivery_id} not found")))?;
+        else {
+            return Err(Undone::Refused(RetryRefused::NotFound(format!(
+                "delivery {delivery_id} not found"
+            ))));
+        };
         if status == "delivered" {
-            return Err(ApiError::Conflict(format!(
+            return Err(Undone::Refused(RetryRefused::Delivered(format!(
                 "delivery {delivery_id} was already delivered"
-            )));
+            ))));
         }
-        self.attempt(due).await
+        Ok(self.attempt(due).await?)
     }
 
     /// Attempts due deliveries every `poll` until `cancel` fires; attempts under way then

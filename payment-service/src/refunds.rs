@@ -8,7 +8,7 @@ use crate::domain::Refund;
 use crate::outbox::Outbox;
 use crate::store::{self, DueDelivery};
 use rusqlite::Connection;
-use service_kit::ApiError;
+use service_kit::db::{StoreError, Undone};
 use service_kit::domain::Id;
 use service_kit::money::Cents;
 use shop_contracts::PaymentStatus;
@@ -24,7 +24,7 @@ pub fn record(
     payment_id: Id,
     asked: &RefundAsked<'_>,
     correlation_id: Option<&str>,
-) -> Result<Result<(Refund, DueDelivery), RefundRefused>, ApiError> {
+) -> Result<Result<(Refund, DueDelivery), RefundRefused>, StoreError> {
     let RefundAsked {
         amount,
         reason,
@@ -44,7 +44,7 @@ pub fn record(
     let left = payment
         .amount
         .checked_sub(payment.refunded)
-        .ok_or_else(|| ApiError::internal("refunds exceed their payment"))?;
+        .ok_or_else(|| StoreError::Failed("refunds exceed their payment".into()))?;
     if left.get() == 0 {
         return Ok(Err(RefundRefused::RefundedInFull(format!(
             "payment {payment_id} is refunded in full already"
@@ -59,7 +59,7 @@ pub fn record(
     let refunded_total = payment
         .refunded
         .checked_add(amount)
-        .ok_or_else(|| ApiError::internal("refund total overflows"))?;
+        .ok_or_else(|| StoreError::Failed("refund total overflows".into()))?;
     let reference = service_kit::domain::new_reference();
     let refund_id = store::insert_refund(tx, &reference, payment.id, amount, (reason, restock))?;
     let payload = serde_json::json!({
@@ -71,7 +71,7 @@ pub fn record(
     let about = (payment.id, payment.order_id, payment.order_ref.clone());
     let delivery = Outbox::new_refund_delivery(about, refund_id, (amount, refunded_total), restock);
     let refund = store::get_refund(tx, refund_id)?
-        .ok_or_else(|| ApiError::internal("new refund vanished"))?;
+        .ok_or_else(|| StoreError::Failed("new refund vanished".into()))?;
     Ok(Ok((refund, delivery)))
 }
 
@@ -92,11 +92,11 @@ pub async fn refund(
     amount: Option<Cents>,
     reason: Option<String>,
     restock: bool,
-) -> Result<Refund, ApiError> {
+) -> Result<Refund, Undone<RefundRefused>> {
     let outbox = state.outbox.clone();
     let (refund, delivery) = state
         .db
-        .write_with(move |tx| -> Result<_, ApiError> {
+        .write_with(move |tx| -> Result<_, Undone<RefundRefused>> {
             let asked = RefundAsked {
                 amount,
                 reason: reason.as_deref(),
@@ -108,7 +108,7 @@ pub async fn refund(
                 &asked,
                 service_kit::context::correlation_id().as_deref(),
             )?
-            .map_err(ApiError::from)?;
+            .map_err(Undone::Refused)?;
             outbox.enqueue(tx, &delivery, (refund.payment_id, Some(refund.id)))?;
             Ok((refund, delivery))
         })
@@ -128,7 +128,7 @@ pub fn give_back_refused_capture(
     delivery_id: &str,
     status: u16,
     correlation_id: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let Some((payment_id, None)) = store::delivery_subject(tx, delivery_id)? else {
         return Ok(());
     };
@@ -154,7 +154,11 @@ pub fn give_back_refused_capture(
         }
         // Refunded in full already (by hand, or by an earlier refusal): nothing left.
         Ok(Err(RefundRefused::RefundedInFull(_))) => Ok(()),
-        Ok(Err(refused)) => Err(refused.into()),
+        // Not captured, or unknown: a capture refused for good that has nothing to give back.
+        Ok(Err(refused)) => {
+            tracing::error!(payment_id, reason = %refused.message(), "a refused capture could not be refunded");
+            Ok(())
+        }
         Err(err) => Err(err),
     }
 }

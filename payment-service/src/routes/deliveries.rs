@@ -2,6 +2,7 @@
 
 use crate::AppState;
 use crate::domain::{Attempt, Delivery, DeliveryStatus};
+use crate::outbox::RetryRefused;
 use crate::store;
 use axum::extract::State;
 use axum::http::Uri;
@@ -71,6 +72,15 @@ impl From<Attempt> for AttemptOut {
             status_code: a.status_code,
             error: a.error,
             duration_ms: a.duration_ms,
+        }
+    }
+}
+
+impl From<RetryRefused> for ApiError {
+    fn from(refused: RetryRefused) -> ApiError {
+        match refused {
+            RetryRefused::NotFound(m) => ApiError::NotFound(m),
+            RetryRefused::Delivered(m) => ApiError::Conflict(m),
         }
     }
 }

@@ -160,7 +160,8 @@ pub async fn pay(
 impl From<PayError> for ApiError {
     fn from(err: PayError) -> ApiError {
         match err {
-            PayError::Failed(err) => err,
+            PayError::Store(err) => err.into(),
+            PayError::Invalid(invalid) => invalid.into(),
             PayError::Refused(PayRefused::Order(NotPayable::UnknownOrder(m))) => {
                 ApiError::NotFound(m)
             }
