@@ -170,6 +170,21 @@ impl ProductQuery {
     }
 }
 
+impl From<inventory::ChangeRefused> for ApiError {
+    fn from(refused: inventory::ChangeRefused) -> ApiError {
+        use inventory::ChangeRefused;
+        match refused {
+            ChangeRefused::NotFound(m) => ApiError::NotFound(m),
+            ChangeRefused::Conflict(m) => ApiError::Conflict(m),
+            ChangeRefused::Invalid(m) => ApiError::Validation(m),
+            ChangeRefused::Stale(m) => ApiError::PreconditionFailed(m),
+            ChangeRefused::NeedsVersion(m) => ApiError::PreconditionRequired(m),
+            ChangeRefused::TooLarge(m) => ApiError::PayloadTooLarge(m),
+            ChangeRefused::BadVersion(m) => ApiError::BadRequest(m),
+        }
+    }
+}
+
 /// `1,2,3`: each a product id, at most [`MAX_IDS`] of them.
 fn parse_ids(text: &str) -> Result<Vec<Id>, ApiError> {
     let ids = text
