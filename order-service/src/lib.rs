@@ -118,10 +118,19 @@ impl AppState {
         &self,
         id: service_kit::domain::Id,
     ) -> Result<domain::Order, service_kit::ApiError> {
-        self.db
-            .read(move |conn| Ok(store::get_order(conn, id)?))
+        self.find_order(id)
             .await?
             .ok_or_else(|| service_kit::ApiError::NotFound(format!("order {id} not found")))
+    }
+
+    /// Order `id` with its lines and history, if there is one.
+    pub(crate) async fn find_order(
+        &self,
+        id: service_kit::domain::Id,
+    ) -> Result<Option<domain::Order>, service_kit::db::StoreError> {
+        self.db
+            .read(move |conn| Ok(store::get_order(conn, id)?))
+            .await
     }
 }
 

@@ -8,7 +8,7 @@
 use crate::AppState;
 use crate::domain::Order;
 use crate::store;
-use service_kit::ApiError;
+use service_kit::db::StoreError;
 use service_kit::peer::Outcome;
 use shop_contracts::payments::RefundRefused;
 
@@ -47,14 +47,17 @@ pub async fn refund_cancelled(state: &AppState, order: &Order) -> bool {
 }
 
 /// Refunds every cancelled order that still holds money; returns how many it settled.
-pub async fn refund_all_due(state: &AppState) -> Result<usize, ApiError> {
+pub async fn refund_all_due(state: &AppState) -> Result<usize, StoreError> {
     let due = state
         .db
         .call(|conn| Ok(store::cancelled_holding_money(conn, 100)?))
         .await?;
     let mut settled = 0;
     for id in due {
-        if refund_cancelled(state, &state.order(id).await?).await {
+        let Some(order) = state.find_order(id).await? else {
+            continue;
+        };
+        if refund_cancelled(state, &order).await {
             settled += 1;
         }
     }

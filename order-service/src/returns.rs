@@ -18,8 +18,8 @@ use crate::domain::{Order, OrderStatus, OrderStock};
 // The records of a return live in `domain` (the store reads and writes them too).
 pub use crate::domain::{AskedReturn, Condition, OrderReturn, ReturnLine, ReturnPlan, ReturnStep};
 use crate::store;
-use service_kit::ApiError;
 use service_kit::context::correlation_id;
+use service_kit::db::{StoreError, Undone};
 use service_kit::domain::Id;
 use service_kit::money::Cents;
 use service_kit::peer::Outcome;
@@ -91,6 +91,8 @@ pub fn plan(order: &Order, asked: &AskedReturn) -> Result<ReturnPlan, ReturnRefu
 /// Why a return was refused: nothing was recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReturnRefused {
+    /// No order has this id.
+    NotFound(String),
     /// Only a paid order's goods can come back.
     NotPaid(String),
     /// Its units are not sold yet (the stock is still being committed): ask again shortly.
@@ -180,15 +182,21 @@ fn refund_owed(order: &Order, worth_before: i128, worth_after: i128) -> Cents {
 /// Records a return of order `id` as [`plan`] decides it (in one transaction with
 /// `order.returned`), then settles it with the payment service and the catalog; answers
 /// with the order as it is then. What cannot be settled now the stock keeper settles.
-pub async fn record(state: &AppState, id: Id, asked: AskedReturn) -> Result<Order, ApiError> {
-    let reason = service_kit::domain::short_text("reason", &asked.reason, 500)?;
+pub async fn record(
+    state: &AppState,
+    id: Id,
+    asked: AskedReturn,
+) -> Result<Order, Undone<ReturnRefused>> {
+    let not_found =
+        move || Undone::Refused(ReturnRefused::NotFound(format!("order {id} not found")));
+    let reason = service_kit::domain::short_text("reason", &asked.reason, 500)
+        .map_err(|invalid| Undone::Refused(ReturnRefused::Invalid(invalid.0)))?;
     let reference = service_kit::domain::new_reference();
     let recorded = state
         .db
-        .write_with(move |tx| -> Result<_, ApiError> {
-            let order = store::get_order(tx, id)?
-                .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
-            let planned = plan(&order, &asked).map_err(ApiError::from)?;
+        .write_with(move |tx| -> Result<_, Undone<ReturnRefused>> {
+            let order = store::get_order(tx, id)?.ok_or_else(not_found)?;
+            let planned = plan(&order, &asked).map_err(Undone::Refused)?;
             let return_id = store::insert_return(
                 tx,
                 (&reference, id),
@@ -197,18 +205,18 @@ pub async fn record(state: &AppState, id: Id, asked: AskedReturn) -> Result<Orde
                 correlation_id().as_deref(),
             )?;
             let recorded = store::get_return(tx, return_id)?
-                .ok_or_else(|| ApiError::internal("return not written"))?;
+                .ok_or_else(|| StoreError::Failed("return not written".into()))?;
             Ok((recorded, order))
         })
         .await?;
     let (recorded, order) = recorded;
     settle_loaded(state, &recorded, &order).await?;
-    state.order(id).await
+    state.find_order(id).await?.ok_or_else(not_found)
 }
 
 /// Asks the payment service and the catalog for what return `return_id` still has
 /// pending; returns whether nothing is pending any more.
-pub async fn settle(state: &AppState, return_id: i64) -> Result<bool, ApiError> {
+pub async fn settle(state: &AppState, return_id: i64) -> Result<bool, StoreError> {
     let Some((found, order)) = state
         .db
         .read(move |conn| {
@@ -230,7 +238,7 @@ async fn settle_loaded(
     state: &AppState,
     found: &OrderReturn,
     order: &Order,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     let mut settled = true;
     if found.refund_state == ReturnStep::Pending {
         settled &= refund(state, found, order).await?;
@@ -241,7 +249,7 @@ async fn settle_loaded(
     Ok(settled)
 }
 
-async fn refund(state: &AppState, found: &OrderReturn, order: &Order) -> Result<bool, ApiError> {
+async fn refund(state: &AppState, found: &OrderReturn, order: &Order) -> Result<bool, StoreError> {
     let Some(payment_id) = order.payment_id else {
         return Ok(false);
     };
@@ -287,7 +295,7 @@ async fn refund(state: &AppState, found: &OrderReturn, order: &Order) -> Result<
     Ok(true)
 }
 
-async fn restock(state: &AppState, found: &OrderReturn, order: &Order) -> Result<bool, ApiError> {
+async fn restock(state: &AppState, found: &OrderReturn, order: &Order) -> Result<bool, StoreError> {
     let mut lines: BTreeMap<i64, i64> = BTreeMap::new();
     for line in found
         .lines
@@ -339,7 +347,7 @@ async fn restock(state: &AppState, found: &OrderReturn, order: &Order) -> Result
 }
 
 /// Settles every return with a half still pending; returns how many it finished.
-pub async fn settle_all(state: &AppState) -> Result<usize, ApiError> {
+pub async fn settle_all(state: &AppState) -> Result<usize, StoreError> {
     let due = state
         .db
         .call(|conn| Ok(store::returns_pending(conn, 100)?))

@@ -7,8 +7,8 @@
 use crate::AppState;
 use crate::domain::{Order, OrderStatus, OrderStock};
 use crate::store;
-use service_kit::ApiError;
 use service_kit::context::correlation_id;
+use service_kit::db::StoreError;
 use service_kit::domain::Id;
 use service_kit::peer::Outcome;
 use shop_contracts::catalog::ReservationLine;
@@ -40,16 +40,23 @@ pub enum Settled {
 /// cancels the order when the catalog says it is short), commits a paid one, releases a
 /// cancelled one. Safe to run twice at once: the catalog keys everything by the order's
 /// ref, and each state change here is guarded by the state it comes from.
-pub async fn settle(state: &AppState, id: Id) -> Result<Settled, ApiError> {
-    settle_order(state, state.order(id).await?).await
+pub async fn settle(state: &AppState, id: Id) -> Result<Settled, StoreError> {
+    match state.find_order(id).await? {
+        Some(order) => settle_order(state, order).await,
+        None => Ok(Settled::Waiting(format!("order {id} not found"))),
+    }
 }
 
 /// [`settle`], starting from `order` as it was just read or written.
-pub async fn settle_order(state: &AppState, mut order: Order) -> Result<Settled, ApiError> {
+pub async fn settle_order(state: &AppState, mut order: Order) -> Result<Settled, StoreError> {
     // At most two catalog calls: a paid order still pending is reserved, then committed.
     for round in 0..2 {
         if round > 0 {
-            order = state.order(Id::from_db(order.id)).await?;
+            let id = Id::from_db(order.id);
+            let Some(now) = state.find_order(id).await? else {
+                return Ok(Settled::Waiting(format!("order {id} not found")));
+            };
+            order = now;
         }
         let settled = match (order.stock, order.status) {
             // A refund brought the goods back: held units are released, sold ones returned.
@@ -94,7 +101,7 @@ fn about_the_stock(refusal: &ReserveRefused) -> bool {
     )
 }
 
-async fn hold(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
+async fn hold(state: &AppState, order: &Order) -> Result<Settled, StoreError> {
     let id = Id::from_db(order.id);
     match state
         .catalog
@@ -134,7 +141,7 @@ async fn hold(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
     }
 }
 
-async fn commit(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
+async fn commit(state: &AppState, order: &Order) -> Result<Settled, StoreError> {
     match state.catalog.commit(&order.reference).await {
         Outcome::Done(_) => {
             let id = Id::from_db(order.id);
@@ -150,7 +157,7 @@ async fn commit(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
 }
 
 /// A PAID order cancelled, or refunded with the goods back: its sold units go back on sale.
-async fn return_units(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
+async fn return_units(state: &AppState, order: &Order) -> Result<Settled, StoreError> {
     let reason = if order.restock {
         "refunded, goods returned"
     } else {
@@ -176,7 +183,7 @@ async fn return_units(state: &AppState, order: &Order) -> Result<Settled, ApiErr
     }
 }
 
-async fn release(state: &AppState, order: &Order) -> Result<Settled, ApiError> {
+async fn release(state: &AppState, order: &Order) -> Result<Settled, StoreError> {
     let reason = match order.status_history.last() {
         Some(entry) => entry
             .reason
@@ -206,7 +213,7 @@ async fn record(
     id: Id,
     change: (OrderStock, OrderStock),
     cancel_reason: Option<String>,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     state
         .db
         .write(move |tx| {
@@ -231,7 +238,7 @@ async fn record(
 /// Cancels (reason `expired`) the PENDING orders placed more than `ttl` ago, and releases
 /// their stock; an order the payment service has a payment for (captured, or authorized and
 /// waiting to be verified), or cannot rule one out, is left for its webhook. Returns how many it cancelled.
-pub async fn expire_unpaid(state: &AppState, ttl: Duration) -> Result<usize, ApiError> {
+pub async fn expire_unpaid(state: &AppState, ttl: Duration) -> Result<usize, StoreError> {
     let due = state
         .db
         .call(move |conn| Ok(store::unpaid_older_than(conn, ttl, 100)?))
@@ -272,7 +279,7 @@ pub async fn expire_unpaid(state: &AppState, ttl: Duration) -> Result<usize, Api
 
 /// Settles every order whose stock does not match its status yet; returns how many it
 /// brought in line.
-pub async fn settle_all(state: &AppState) -> Result<usize, ApiError> {
+pub async fn settle_all(state: &AppState) -> Result<usize, StoreError> {
     let due = state
         .db
         .call(|conn| Ok(store::stock_to_settle(conn, 100)?))

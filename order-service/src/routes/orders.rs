@@ -332,6 +332,7 @@ impl From<returns::ReturnRefused> for ApiError {
     fn from(refused: returns::ReturnRefused) -> ApiError {
         use returns::ReturnRefused;
         match refused {
+            ReturnRefused::NotFound(m) => ApiError::NotFound(m),
             ReturnRefused::NotPaid(m)
             | ReturnRefused::NotSoldYet(m)
             | ReturnRefused::MoreThanBought(m) => ApiError::Conflict(m),
