@@ -113,16 +113,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Order `id` with its lines and history, or a 404.
-    pub(crate) async fn order(
-        &self,
-        id: service_kit::domain::Id,
-    ) -> Result<domain::Order, service_kit::ApiError> {
-        self.find_order(id)
-            .await?
-            .ok_or_else(|| service_kit::ApiError::NotFound(format!("order {id} not found")))
-    }
-
     /// Order `id` with its lines and history, if there is one.
     pub(crate) async fn find_order(
         &self,

@@ -10,15 +10,15 @@ use crate::domain::{
 use crate::money;
 use crate::stock::{self, Settled};
 use crate::store;
-use service_kit::ApiError;
 use service_kit::context::correlation_id;
+use service_kit::db::{StoreError, Undone};
 use service_kit::domain::Id;
 use service_kit::money::Cents;
 use service_kit::webhook;
 use shop_contracts::catalog::CatalogClient;
 use shop_contracts::catalog::ReserveRefused;
 use shop_contracts::orders::{PlaceRefused, StatusChangeRefused};
-use shop_contracts::payments::{PaymentNotice, PaymentsSummary};
+use shop_contracts::payments::{NoticeRefused, PaymentNotice, PaymentsSummary};
 use std::collections::BTreeMap;
 
 /// Writes a new PENDING order after checking its prices with the catalog, then holds its
@@ -35,7 +35,7 @@ pub async fn place_order(
     state: &AppState,
     order: NewOrder,
     placed_under: Option<String>,
-) -> Result<Order, ApiError> {
+) -> Result<Order, Undone<PlaceRefused>> {
     if let Some(key) = placed_under.clone() {
         let found = state
             .db
@@ -45,11 +45,13 @@ pub async fn place_order(
             return placed_before(state, id).await;
         }
     }
-    let labels = check_against_catalog(&state.catalog, &order).await?;
+    let labels = check_against_catalog(&state.catalog, &order)
+        .await
+        .map_err(Undone::Refused)?;
     let reference = service_kit::domain::new_reference();
     let placed = state
         .db
-        .write_with(move |tx| -> Result<_, ApiError> {
+        .write_with(move |tx| -> Result<_, Undone<PlaceRefused>> {
             // Asked again in the write: a retry racing this one may have placed it since.
             if let Some(key) = placed_under.as_deref() {
                 if let Some(id) = store::order_placed_under(tx, key)? {
@@ -68,8 +70,7 @@ pub async fn place_order(
             if let Some((code, (customer, user))) = redeemed {
                 store::insert_redemption(tx, id, &code, (&customer, &user))?;
             }
-            let placed =
-                store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order not written"))?;
+            let placed = store::get_order(tx, id)?.ok_or_else(|| vanished("order"))?;
             Ok(Ok(placed))
         })
         .await?;
@@ -80,24 +81,36 @@ pub async fn place_order(
     let id = Id::from_db(placed.id);
     if let Settled::Short(refusal) = stock::settle_order(state, placed).await? {
         let message = format!("order {id} cancelled: {}", refusal.message());
-        return Err(match refusal {
+        return Err(Undone::Refused(match refusal {
             ReserveRefused::UnknownProduct(_) | ReserveRefused::Invalid(_) => {
                 PlaceRefused::Invalid(message)
             }
             _ => PlaceRefused::OutOfStock(message),
-        }
-        .into());
+        }));
     }
-    state.order(id).await
+    Ok(stored(state, id).await?)
+}
+
+/// Order `id`, which this service just wrote or read: gone only through a bug.
+async fn stored(state: &AppState, id: Id) -> Result<Order, StoreError> {
+    state
+        .find_order(id)
+        .await?
+        .ok_or_else(|| vanished(&format!("order {id}")))
+}
+
+/// A row this very transaction wrote or read is gone: only a bug or a broken file does that.
+fn vanished(what: &str) -> StoreError {
+    StoreError::Failed(format!("{what} vanished"))
 }
 
 /// The answer for a retry that found order `id` placed under its key: the order, its stock
 /// brought in line first, or the 409 it was cancelled with for want of stock.
-async fn placed_before(state: &AppState, id: Id) -> Result<Order, ApiError> {
+async fn placed_before(state: &AppState, id: Id) -> Result<Order, Undone<PlaceRefused>> {
     tracing::info!(order = %id, "a retry found the order placed under its Idempotency-Key");
-    let order = state.order(id).await?;
+    let order = stored(state, id).await?;
     let order = match stock::settle_order(state, order.clone()).await? {
-        Settled::Settled(now) if now != order.stock => state.order(id).await?,
+        Settled::Settled(now) if now != order.stock => stored(state, id).await?,
         _ => order,
     };
     if order.status == OrderStatus::Cancelled {
@@ -106,7 +119,8 @@ async fn placed_before(state: &AppState, id: Id) -> Result<Order, ApiError> {
             .last()
             .and_then(|entry| entry.reason.clone())
             .unwrap_or_else(|| "cancelled".into());
-        return Err(PlaceRefused::OutOfStock(format!("order {id} cancelled: {reason}")).into());
+        let cancelled = PlaceRefused::OutOfStock(format!("order {id} cancelled: {reason}"));
+        return Err(Undone::Refused(cancelled));
     }
     Ok(order)
 }
@@ -117,11 +131,12 @@ fn redeem(
     tx: &rusqlite::Connection,
     order: &mut NewOrder,
     code: &str,
-) -> Result<(String, (String, String)), ApiError> {
+) -> Result<(String, (String, String)), Undone<PlaceRefused>> {
+    let invalid = |why: String| Undone::Refused(PlaceRefused::Invalid(why));
     let promo = store::get_promo(tx, code)?
-        .ok_or_else(|| ApiError::Validation(format!("promo code {code} is unknown")))?;
+        .ok_or_else(|| invalid(format!("promo code {code} is unknown")))?;
     if promo.max_per_customer.is_some() && order.customer.is_none() {
-        return Err(ApiError::Validation(format!(
+        return Err(invalid(format!(
             "promo code {code} is limited per customer: the order needs the customer's email"
         )));
     }
@@ -130,7 +145,7 @@ fn redeem(
     let redemptions = store::redemptions(tx, code, (&customer, &user))?;
     let now = service_kit::clock::now_millis_text();
     if let Some(reason) = promo.refusal(&now, order.subtotal, redemptions) {
-        return Err(ApiError::Validation(reason));
+        return Err(invalid(reason));
     }
     order.apply(&promo);
     Ok((promo.code, (customer, user)))
@@ -142,7 +157,7 @@ fn redeem(
 async fn check_against_catalog(
     catalog: &CatalogClient,
     order: &NewOrder,
-) -> Result<store::ProductLabels, ApiError> {
+) -> Result<store::ProductLabels, PlaceRefused> {
     let mut labels = BTreeMap::new();
     let mut prices: BTreeMap<Id, Vec<Cents>> = BTreeMap::new();
     for line in &order.lines {
@@ -161,12 +176,12 @@ async fn check_against_catalog(
     };
     for (product_id, asked) in prices {
         let Some(product) = products.remove(&product_id) else {
-            return Err(ApiError::Validation(format!(
+            return Err(PlaceRefused::Invalid(format!(
                 "product {product_id} does not exist in the catalog"
             )));
         };
         if let Some(wrong) = asked.iter().find(|price| **price != product.price) {
-            return Err(ApiError::Validation(format!(
+            return Err(PlaceRefused::Invalid(format!(
                 "price of product {product_id} is {} in the catalog, not {wrong}",
                 product.price
             )));
@@ -189,17 +204,21 @@ pub async fn apply_payment_webhook(
     id: Id,
     received: webhook::ReceivedHeaders<'_>,
     body: &[u8],
-) -> Result<Order, ApiError> {
+) -> Result<Order, Undone<WebhookRefused>> {
+    let refused = |why: WebhookRefused| Undone::Refused(why);
     let webhook_id = webhook::verify(&state.webhook_secrets, received, body, webhook::unix_now())
-        .map_err(|e| ApiError::Unauthorized(format!("webhook refused: {e}")))?
+        .map_err(|e| refused(WebhookRefused::Unsigned(format!("webhook refused: {e}"))))?
         .to_string();
-    // Any parse failure is a 400, never a 422: the payment service gives a capture's money
-    // back only when the order refuses it, not when it cannot read the notice.
-    let notice: PaymentNotice = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("webhook body is not a payment notice: {e}")))?;
+    // Any parse failure is unreadable (a 400), never a refusal of the order: the payment
+    // service gives a capture's money back only when the order refuses it.
+    let notice: PaymentNotice = serde_json::from_slice(body).map_err(|e| {
+        refused(WebhookRefused::Unreadable(format!(
+            "webhook body is not a payment notice: {e}"
+        )))
+    })?;
     let applied = state
         .db
-        .write_with(move |tx| {
+        .write_with(move |tx| -> Result<_, Undone<WebhookRefused>> {
             if !store::webhook_seen(tx, &webhook_id)? {
                 let order =
                     store::order_status(tx, id)?.map(|(status, total, reference)| PaymentFacts {
@@ -207,15 +226,31 @@ pub async fn apply_payment_webhook(
                         total,
                         reference,
                     });
-                let effect = decide_payment_notice(id.get(), order.as_ref(), &notice)?;
+                let effect = decide_payment_notice(id.get(), order.as_ref(), &notice)
+                    .map_err(|why| refused(WebhookRefused::Notice(why)))?;
                 apply_notice(tx, id, effect)?;
                 store::remember_webhook(tx, &webhook_id, id, notice.payment_id())?;
             }
-            store::get_order(tx, id)?
-                .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))
+            let order = store::get_order(tx, id)?.ok_or_else(|| {
+                refused(WebhookRefused::Notice(NoticeRefused::OrderNotFound(
+                    format!("order {id} not found"),
+                )))
+            })?;
+            Ok(order)
         })
         .await?;
-    settle_stock_now(state, applied).await
+    Ok(settle_stock_now(state, applied).await?)
+}
+
+/// Why a payment webhook was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookRefused {
+    /// No valid, fresh signature: the notice was not heard.
+    Unsigned(String),
+    /// Signed, but not a payment notice.
+    Unreadable(String),
+    /// A notice the order refuses (see the contract's table).
+    Notice(NoticeRefused),
 }
 
 /// Writes what [`decide_payment_notice`] decided, in the notice's transaction.
@@ -251,10 +286,10 @@ fn apply_notice(tx: &rusqlite::Connection, id: Id, effect: NoticeEffect) -> rusq
 /// Tells the catalog what the order's new status means for its stock (commit when paid,
 /// release when cancelled) and answers with the order as it is then. If the catalog cannot
 /// be told now the stock keeper tells it later; the change itself stands either way.
-async fn settle_stock_now(state: &AppState, order: Order) -> Result<Order, ApiError> {
+async fn settle_stock_now(state: &AppState, order: Order) -> Result<Order, StoreError> {
     let id = Id::from_db(order.id);
     match stock::settle_order(state, order.clone()).await? {
-        Settled::Settled(now) if now != order.stock => state.order(id).await,
+        Settled::Settled(now) if now != order.stock => stored(state, id).await,
         _ => Ok(order),
     }
 }
@@ -268,30 +303,31 @@ pub async fn change_status(
     (from, target): (Option<OrderStatus>, OrderStatus),
     reason: Option<String>,
     shipment: Option<Shipment>,
-) -> Result<Order, ApiError> {
+) -> Result<Order, Undone<StatusChangeRefused>> {
+    let refused = |why: StatusChangeRefused| Undone::Refused(why);
     if target == OrderStatus::Paid || target == OrderStatus::Refunded {
-        return Err(StatusChangeRefused::TransitionRefused(format!(
+        return Err(refused(StatusChangeRefused::TransitionRefused(format!(
             "an order becomes {target} only through a signed payment webhook"
-        ))
-        .into());
+        ))));
     }
     let changed = state
         .db
         .write_with(move |tx| {
-            let (current, _, _) = store::order_status(tx, id)?
-                .ok_or_else(|| StatusChangeRefused::NotFound(format!("order {id} not found")))?;
+            let (current, _, _) = store::order_status(tx, id)?.ok_or_else(|| {
+                refused(StatusChangeRefused::NotFound(format!(
+                    "order {id} not found"
+                )))
+            })?;
             if from.is_some_and(|from| from != current) {
-                return Err(StatusChangeRefused::NotInStatus(format!(
+                return Err(refused(StatusChangeRefused::NotInStatus(format!(
                     "order {id} is {current}, not {}",
                     from.map(OrderStatus::as_str).unwrap_or_default()
-                ))
-                .into());
+                ))));
             }
             if !current.can_become(target) {
-                return Err(StatusChangeRefused::TransitionRefused(format!(
+                return Err(refused(StatusChangeRefused::TransitionRefused(format!(
                     "order {id} is {current} and cannot become {target}"
-                ))
-                .into());
+                ))));
             }
             let transition = (current, target);
             store::change_status(
@@ -304,19 +340,19 @@ pub async fn change_status(
             if let Some(shipment) = &shipment {
                 store::record_shipment(tx, id, shipment, correlation_id().as_deref())?;
             }
-            store::get_order(tx, id)?.ok_or_else(|| ApiError::internal("order vanished"))
+            Ok(store::get_order(tx, id)?.ok_or_else(|| vanished("order"))?)
         })
         .await?;
     if changed.status == OrderStatus::Cancelled {
         // A paid order cancelled: its money goes back now (or the keeper retries).
         money::refund_cancelled(state, &changed).await;
     }
-    settle_stock_now(state, changed).await
+    Ok(settle_stock_now(state, changed).await?)
 }
 
 /// Orders by status, revenue and units of paid orders, and what the payment service
 /// captured (left out, not guessed, when it cannot be asked).
-pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
+pub async fn stats(state: &AppState) -> Result<Stats, StoreError> {
     let (totals, paid_units, charged_order_count, (revenue_by_day, top_products)) = state
         .db
         .call(|conn| {
@@ -344,8 +380,8 @@ pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
             paid_totals.push(total);
         }
     }
-    let revenue =
-        Cents::checked_sum(paid_totals).ok_or_else(|| ApiError::internal("revenue overflows"))?;
+    let revenue = Cents::checked_sum(paid_totals)
+        .ok_or_else(|| StoreError::Failed("revenue overflows".into()))?;
     let captured: Option<PaymentsSummary> = match state.payments.summary().await {
         Ok(summary) => summary,
         Err(err) => {
@@ -375,7 +411,7 @@ pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
 /// service cannot be asked for its side).
 async fn orders_behind_the_mismatch(
     state: &AppState,
-) -> Result<Vec<crate::domain::Mismatch>, ApiError> {
+) -> Result<Vec<crate::domain::Mismatch>, StoreError> {
     let payments = match state.payments.money_by_order().await {
         Ok(payments) => payments,
         Err(err) => {

@@ -328,6 +328,17 @@ impl ListParams {
     }
 }
 
+impl From<lifecycle::WebhookRefused> for ApiError {
+    fn from(refused: lifecycle::WebhookRefused) -> ApiError {
+        use lifecycle::WebhookRefused;
+        match refused {
+            WebhookRefused::Unsigned(m) => ApiError::Unauthorized(m),
+            WebhookRefused::Unreadable(m) => ApiError::BadRequest(m),
+            WebhookRefused::Notice(notice) => notice.into(),
+        }
+    }
+}
+
 impl From<returns::ReturnRefused> for ApiError {
     fn from(refused: returns::ReturnRefused) -> ApiError {
         use returns::ReturnRefused;
