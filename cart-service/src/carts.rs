@@ -5,19 +5,17 @@
 use crate::AppState;
 use crate::domain::{CartLine, CartOut};
 use crate::store;
-use service_kit::ApiError;
+use service_kit::db::{StoreError, Undone};
+use service_kit::domain::Invalid;
 use service_kit::domain::{Id, Quantity, UserId};
 use shop_contracts::orders::MAX_ORDER_LINES;
 
 /// The user's cart, priced where the catalog answered.
-pub async fn view(state: &AppState, user: UserId) -> Result<CartOut, ApiError> {
+pub async fn view(state: &AppState, user: UserId) -> Result<CartOut, Undone<CartRefused>> {
     state
         .db
-        .read_with(move |conn| -> Result<_, ApiError> {
-            Ok(CartOut::from_lines(
-                user.as_str(),
-                store::cart_lines(conn, &user)?,
-            )?)
+        .read_with(move |conn| -> Result<_, Undone<CartRefused>> {
+            cart_of(&user, store::cart_lines(conn, &user)?)
         })
         .await
 }
@@ -31,12 +29,12 @@ pub async fn add(
     user: UserId,
     product: Id,
     quantity: Quantity,
-) -> Result<(CartLine, CartOut), ApiError> {
+) -> Result<(CartLine, CartOut), Undone<CartRefused>> {
     let known = match state.catalog.product(product).await {
         Ok(Some(found)) => Some(found),
         Ok(None) => {
             let unknown = format!("product {product} not found in catalog");
-            return Err(ApiError::NotFound(unknown));
+            return Err(Undone::Refused(CartRefused::NotFound(unknown)));
         }
         Err(err) => {
             tracing::warn!(%product, error = %err, "catalog unavailable; adding item unverified");
@@ -48,27 +46,24 @@ pub async fn add(
         .write_with(move |tx| {
             let current = store::line_quantity(tx, &user, product)?;
             if current == 0 && store::line_count(tx, &user)? >= MAX_ORDER_LINES {
-                return Err(ApiError::Validation(format!(
+                return Err(refused_invalid(format!(
                     "a cart holds at most {MAX_ORDER_LINES} lines (as many as an order)"
                 )));
             }
             if current + quantity.get() > Quantity::MAX {
-                return Err(ApiError::Validation(format!(
+                return Err(refused_invalid(format!(
                     "a cart line holds at most {} units; this one has {current}",
                     Quantity::MAX
                 )));
             }
             store::add_to_line(tx, &user, product, quantity, known.as_ref())?;
-            Ok(CartOut::from_lines(
-                user.as_str(),
-                store::cart_lines(tx, &user)?,
-            )?)
+            cart_of(&user, store::cart_lines(tx, &user)?)
         })
         .await?;
     let line = cart.items.iter().find(|l| l.product_id == product.get());
     let line = line
         .cloned()
-        .ok_or_else(|| ApiError::internal("added line missing from cart"))?;
+        .ok_or_else(|| StoreError::Failed("added line missing from cart".into()))?;
     Ok((line, cart))
 }
 
@@ -78,48 +73,67 @@ pub async fn set_quantity(
     user: UserId,
     product: Id,
     quantity: Quantity,
-) -> Result<CartOut, ApiError> {
+) -> Result<CartOut, Undone<CartRefused>> {
     state
         .db
         .write_with(move |tx| {
             if !store::set_line_quantity(tx, &user, product, quantity)? {
                 return Err(not_in_cart(product));
             }
-            Ok(CartOut::from_lines(
-                user.as_str(),
-                store::cart_lines(tx, &user)?,
-            )?)
+            cart_of(&user, store::cart_lines(tx, &user)?)
         })
         .await
 }
 
 /// Removes a line (404 when the cart has no such line).
-pub async fn remove(state: &AppState, user: UserId, product: Id) -> Result<CartOut, ApiError> {
+pub async fn remove(
+    state: &AppState,
+    user: UserId,
+    product: Id,
+) -> Result<CartOut, Undone<CartRefused>> {
     state
         .db
         .write_with(move |tx| {
             if !store::remove_line(tx, &user, product)? {
                 return Err(not_in_cart(product));
             }
-            Ok(CartOut::from_lines(
-                user.as_str(),
-                store::cart_lines(tx, &user)?,
-            )?)
+            cart_of(&user, store::cart_lines(tx, &user)?)
         })
         .await
 }
 
 /// Empties the cart.
-pub async fn clear(state: &AppState, user: UserId) -> Result<CartOut, ApiError> {
+pub async fn clear(state: &AppState, user: UserId) -> Result<CartOut, Undone<CartRefused>> {
     state
         .db
         .write_with(move |tx| {
             store::clear_cart(tx, &user)?;
-            Ok(CartOut::from_lines(user.as_str(), Vec::new())?)
+            cart_of(&user, Vec::new())
         })
         .await
 }
 
-fn not_in_cart(product: Id) -> ApiError {
-    ApiError::NotFound(format!("product {product} is not in the cart"))
+fn not_in_cart(product: Id) -> Undone<CartRefused> {
+    Undone::Refused(CartRefused::NotFound(format!(
+        "product {product} is not in the cart"
+    )))
+}
+
+fn refused_invalid(why: String) -> Undone<CartRefused> {
+    Undone::Refused(CartRefused::Invalid(why))
+}
+
+/// Why a cart change was refused: the cart is as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CartRefused {
+    /// The catalog does not know the product, or the cart has no such line.
+    NotFound(String),
+    /// A rule is broken (too many lines or units, a total too large).
+    Invalid(String),
+}
+
+/// The cart view of `lines`, refused when its total would be too large.
+fn cart_of(user: &UserId, lines: Vec<CartLine>) -> Result<CartOut, Undone<CartRefused>> {
+    CartOut::from_lines(user.as_str(), lines)
+        .map_err(|Invalid(why)| Undone::Refused(CartRefused::Invalid(why)))
 }

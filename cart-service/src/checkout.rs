@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::domain::{CartLine, Checkout, CheckoutLine, CheckoutStatus, Step, StepState};
 use crate::store;
 use serde_json::json;
-use service_kit::ApiError;
+use service_kit::db::{StoreError, Undone};
 use service_kit::domain::{Id, Quantity, UserId};
 use service_kit::money::Cents;
 use service_kit::peer::Outcome;
@@ -55,6 +55,17 @@ impl Failure {
         }
     }
 
+    /// The code the failure is recorded and answered with (a decline's own code).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::Declined { code, .. } => code,
+            Failure::Conflict(_) => "conflict",
+            Failure::Invalid(_) => "validation_failed",
+            Failure::NotFound(_) => "not_found",
+            Failure::Unavailable(_) => "unavailable",
+        }
+    }
+
     /// The same failure with another message (the step and checkout named).
     pub fn reworded(self, message: String) -> Failure {
         match self {
@@ -63,18 +74,6 @@ impl Failure {
             Failure::Invalid(_) => Failure::Invalid(message),
             Failure::NotFound(_) => Failure::NotFound(message),
             Failure::Unavailable(_) => Failure::Unavailable(message),
-        }
-    }
-}
-
-impl From<Failure> for ApiError {
-    fn from(failure: Failure) -> ApiError {
-        match failure {
-            Failure::Declined { code, message } => ApiError::Declined { code, message },
-            Failure::Conflict(message) => ApiError::Conflict(message),
-            Failure::Invalid(message) => ApiError::Validation(message),
-            Failure::NotFound(message) => ApiError::NotFound(message),
-            Failure::Unavailable(message) => ApiError::Unavailable(message),
         }
     }
 }
@@ -186,7 +185,7 @@ pub async fn start(
     state: &AppState,
     user: UserId,
     input: CheckoutInput,
-) -> Result<Ended, ApiError> {
+) -> Result<Ended, Undone<Failure>> {
     begin(state, user, None, input).await
 }
 
@@ -214,7 +213,8 @@ pub async fn start_direct(
     user: UserId,
     lines: Vec<DirectLine>,
     input: CheckoutInput,
-) -> Result<Ended, ApiError> {
+) -> Result<Ended, Undone<Failure>> {
+    let refused = |failure: Failure| Undone::Refused(failure);
     let mut checkout_lines = Vec::with_capacity(lines.len());
     for line in lines {
         let product_id = match line.product {
@@ -222,11 +222,11 @@ pub async fn start_direct(
             ProductKey::Sku(sku) => match state.stock.product_with_sku(&sku).await {
                 Ok(Some(product)) => product.id,
                 Ok(None) => {
-                    return Err(ApiError::Validation(format!(
+                    return Err(refused(Failure::Invalid(format!(
                         "no product has the SKU {sku}"
-                    )));
+                    ))));
                 }
-                Err(err) => return Err(ApiError::Unavailable(err.to_string())),
+                Err(err) => return Err(refused(Failure::Unavailable(err.to_string()))),
             },
         };
         checkout_lines.push(CheckoutLine {
@@ -246,14 +246,14 @@ async fn begin(
     user: UserId,
     lines: Option<Vec<CheckoutLine>>,
     input: CheckoutInput,
-) -> Result<Ended, ApiError> {
+) -> Result<Ended, Undone<Failure>> {
     let reference = service_kit::domain::new_reference();
     // The cart is read in the same write transaction that records the checkout: a second
     // click either waits and finds this checkout running, or finds the cart it cleared,
     // never the lines of a cart already paid for.
     let checkout = state
         .db
-        .write_with(move |tx| {
+        .write_with(move |tx| -> Result<_, Undone<Failure>> {
             let from_cart = lines.is_none();
             let lines = match lines {
                 Some(lines) => lines,
@@ -267,11 +267,12 @@ async fn begin(
                 service_kit::context::correlation_id().as_deref(),
             )?;
             let id = started.ok_or_else(|| {
-                ApiError::Conflict(format!(
+                Undone::Refused(Failure::Conflict(format!(
                     "a checkout for {user} is already running; see GET /checkouts?user_id={user}"
-                ))
+                )))
             })?;
-            store::get_checkout(tx, id)?.ok_or_else(|| ApiError::internal("new checkout vanished"))
+            Ok(store::get_checkout(tx, id)?
+                .ok_or_else(|| StoreError::Failed("new checkout vanished".into()))?)
         })
         .await?;
     let ended = Saga::new(state, checkout, input).run().await?;
@@ -292,10 +293,12 @@ async fn begin(
 fn cart_checkout_lines(
     tx: &rusqlite::Connection,
     user: &UserId,
-) -> Result<Vec<CheckoutLine>, ApiError> {
+) -> Result<Vec<CheckoutLine>, Undone<Failure>> {
     let cart: Vec<CartLine> = store::cart_lines(tx, user)?;
     if cart.is_empty() {
-        return Err(ApiError::Validation(format!("the cart of {user} is empty")));
+        return Err(Undone::Refused(Failure::Invalid(format!(
+            "the cart of {user} is empty"
+        ))));
     }
     Ok(cart
         .into_iter()
@@ -312,7 +315,7 @@ fn cart_checkout_lines(
 /// Settles checkouts left running by a crash (or by a peer that stopped answering): those
 /// whose last save is older than `stale_before_ms`. Before the payment step they are undone;
 /// once paid they are finished. Returns how many it settled.
-pub async fn recover(state: &AppState, stale_before_ms: i64) -> Result<usize, ApiError> {
+pub async fn recover(state: &AppState, stale_before_ms: i64) -> Result<usize, StoreError> {
     let stuck = state
         .db
         .call(move |conn| Ok(store::running_checkouts(conn, stale_before_ms)?))
@@ -372,17 +375,16 @@ impl<'a> Saga<'a> {
         }
     }
 
-    async fn save(&self) -> Result<(), ApiError> {
+    async fn save(&self) -> Result<(), StoreError> {
         let row = self.co.clone();
         self.state
             .db
             .write(move |tx| Ok(store::save_checkout(tx, &row)?))
             .await
-            .map_err(ApiError::from)
     }
 
     /// Runs the steps from `validate` on.
-    async fn run(mut self) -> Result<Ended, ApiError> {
+    async fn run(mut self) -> Result<Ended, StoreError> {
         for step in [Step::Validate, Step::Order, Step::Reserve, Step::Pay] {
             let outcome = match step {
                 Step::Validate => self.validate().await,
@@ -576,7 +578,7 @@ impl<'a> Saga<'a> {
     /// away) is not a completed checkout but one finishing (202), as is one whose stock the
     /// catalog cannot commit yet; the recovery loop finishes both. An order cancelled
     /// meanwhile (its payment is given back by the payment service) fails the checkout.
-    async fn finish(mut self) -> Result<Ended, ApiError> {
+    async fn finish(mut self) -> Result<Ended, StoreError> {
         let order_id = self.order_id();
         let waiting = match self.state.orders.status(order_id).await {
             Ok(Some(status)) if status.is_paid() || status == OrderStatus::Refunded => None,
@@ -631,7 +633,7 @@ impl<'a> Saga<'a> {
                     &payload,
                 )?;
                 store::get_checkout(tx, row.id)?
-                    .ok_or_else(|| ApiError::internal("checkout vanished"))
+                    .ok_or_else(|| StoreError::Failed("checkout vanished".into()))
             })
             .await?;
         Ok(Ended::Completed(done))
@@ -704,7 +706,7 @@ impl<'a> Saga<'a> {
 
     /// Ends the checkout at `step` with `failure`: undoes what came before and ends
     /// `Failed`. If undoing finds the order paid, goes forward instead.
-    async fn fail(mut self, step: Step, failure: Failure) -> Result<Ended, ApiError> {
+    async fn fail(mut self, step: Step, failure: Failure) -> Result<Ended, StoreError> {
         let reason = failure.message().to_string();
         match self.undo(step, &reason).await {
             Undo::Paid => {
@@ -726,10 +728,7 @@ impl<'a> Saga<'a> {
             }
             Undo::Undone => {}
         }
-        let code = ApiError::from(failure.clone())
-            .status_and_code()
-            .1
-            .to_string();
+        let code = failure.code().to_string();
         self.co.log(step, StepState::Failed, Some(reason.clone()));
         self.co.status = CheckoutStatus::Failed;
         self.co.step = step;
@@ -769,7 +768,7 @@ impl<'a> Saga<'a> {
         step: Step,
         detail: String,
         settled: &str,
-    ) -> Result<Ended, ApiError> {
+    ) -> Result<Ended, StoreError> {
         self.co
             .log(step, StepState::Unsettled, Some(detail.clone()));
         self.save().await?;
@@ -782,7 +781,7 @@ impl<'a> Saga<'a> {
     }
 
     /// Settles a checkout found running after a crash or a silent peer.
-    async fn resume(mut self) -> Result<Ended, ApiError> {
+    async fn resume(mut self) -> Result<Ended, StoreError> {
         tracing::info!(
             checkout = self.co.id,
             step = self.co.step.as_str(),
@@ -856,15 +855,14 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_maps_to_the_api_error_of_its_meaning_and_keeps_it_when_reworded() {
+    fn a_failure_keeps_its_code_when_reworded() {
         let declined = Failure::Declined {
             code: "expired_card",
             message: "why".into(),
         };
         let reworded = declined.reworded("checkout 1 failed at step pay: why".into());
         assert_eq!(reworded.message(), "checkout 1 failed at step pay: why");
-        let api = ApiError::from(reworded);
-        assert_eq!(api.status_and_code().1, "expired_card");
+        assert_eq!(reworded.code(), "expired_card");
         let codes = [
             (Failure::Conflict("c".into()), "conflict"),
             (Failure::Invalid("i".into()), "validation_failed"),
@@ -872,7 +870,7 @@ mod tests {
             (Failure::Unavailable("u".into()), "unavailable"),
         ];
         for (failure, code) in codes {
-            assert_eq!(ApiError::from(failure).status_and_code().1, code);
+            assert_eq!(failure.code(), code);
         }
     }
 

@@ -41,6 +41,15 @@ pub struct AddOut {
     pub cart: CartOut,
 }
 
+impl From<carts::CartRefused> for ApiError {
+    fn from(refused: carts::CartRefused) -> ApiError {
+        match refused {
+            carts::CartRefused::NotFound(m) => ApiError::NotFound(m),
+            carts::CartRefused::Invalid(m) => ApiError::Validation(m),
+        }
+    }
+}
+
 /// A shopper's cart, priced by the catalog where it answered.
 #[utoipa::path(
     get,

@@ -81,6 +81,19 @@ impl From<Checkout> for CheckoutOut {
     }
 }
 
+/// A checkout's failure, answered with the status of its meaning and its own code.
+impl From<checkout::Failure> for ApiError {
+    fn from(failure: checkout::Failure) -> ApiError {
+        match failure {
+            checkout::Failure::Declined { code, message } => ApiError::Declined { code, message },
+            checkout::Failure::Conflict(message) => ApiError::Conflict(message),
+            checkout::Failure::Invalid(message) => ApiError::Validation(message),
+            checkout::Failure::NotFound(message) => ApiError::NotFound(message),
+            checkout::Failure::Unavailable(message) => ApiError::Unavailable(message),
+        }
+    }
+}
+
 /// The optional body of a checkout: the card to pay with, and whom the order is for.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -530,4 +543,28 @@ pub async fn checkout_process(
     let (user, lines, input) = process_input(&body)?;
     let ended = checkout::start_direct(&state, user, lines, input).await?;
     ended_answer(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkout::Failure;
+
+    #[test]
+    fn a_failure_is_answered_with_the_code_it_is_recorded_with() {
+        let failures = [
+            Failure::Declined {
+                code: "expired_card",
+                message: "m".into(),
+            },
+            Failure::Conflict("m".into()),
+            Failure::Invalid("m".into()),
+            Failure::NotFound("m".into()),
+            Failure::Unavailable("m".into()),
+        ];
+        for failure in failures {
+            let code = failure.code();
+            assert_eq!(ApiError::from(failure).status_and_code().1, code);
+        }
+    }
 }
