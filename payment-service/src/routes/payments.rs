@@ -337,6 +337,39 @@ pub struct RefundIn {
     pub restock: Option<bool>,
 }
 
+impl RefundIn {
+    /// The optional body of a refund, each field checked (a 422 naming it).
+    fn parse(body: &[u8]) -> Result<RefundIn, ApiError> {
+        let asked: RefundIn = if body.iter().all(u8::is_ascii_whitespace) {
+            RefundIn::default()
+        } else {
+            service_kit::extract::require_utf8(body)?;
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::Validation(format!("refund body: {e}")))?
+        };
+        if asked.amount.is_some_and(|a| a.get() <= 0) {
+            return Err(ApiError::Validation("amount must be positive".into()));
+        }
+        if asked
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > 500)
+        {
+            return Err(ApiError::Validation(
+                "reason is at most 500 characters".into(),
+            ));
+        }
+        if asked.restock == Some(true) {
+            return Err(ApiError::Validation(
+                "a refund puts no units back on sale: record the lines that came back with \
+                 POST /orders/{id}/returns on the order service, which refunds them too"
+                    .into(),
+            ));
+        }
+        Ok(asked)
+    }
+}
+
 /// Refunds a captured payment, in full or in part (never beyond what is left); the order
 /// service is told by a signed `payment.refunded` webhook through the outbox.
 #[utoipa::path(
@@ -363,32 +396,7 @@ pub async fn refunds_create(
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<(StatusCode, Json<RefundOut>), ApiError> {
     let id = Id::parse(id, "payment id")?;
-    let asked: RefundIn = if body.iter().all(u8::is_ascii_whitespace) {
-        RefundIn::default()
-    } else {
-        service_kit::extract::require_utf8(&body)?;
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::Validation(format!("refund body: {e}")))?
-    };
-    if asked.amount.is_some_and(|a| a.get() <= 0) {
-        return Err(ApiError::Validation("amount must be positive".into()));
-    }
-    if asked
-        .reason
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > 500)
-    {
-        return Err(ApiError::Validation(
-            "reason is at most 500 characters".into(),
-        ));
-    }
-    if asked.restock == Some(true) {
-        return Err(ApiError::Validation(
-            "a refund puts no units back on sale: record the lines that came back with \
-             POST /orders/{id}/returns on the order service, which refunds them too"
-                .into(),
-        ));
-    }
+    let asked = RefundIn::parse(&body)?;
     let restock = false;
     let refund = refunds::refund(&state, id, asked.amount, asked.reason, restock).await?;
     Ok((StatusCode::CREATED, Json(refund.into())))
