@@ -60,18 +60,48 @@ pub struct PlaceOrder {
     pub promo_code: Option<String>,
 }
 
-/// The body of `PUT /orders/{id}/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The body of `PUT /orders/{id}/status`: a checkout sends it to undo its order, an admin
+/// to ship, deliver or cancel one; the order service reads this type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StatusChange {
-    /// The status asked for.
+    /// SHIPPED, DELIVERED or CANCELLED (any case); PAID and REFUNDED only come with a
+    /// payment webhook. Cancelling a PAID order refunds it in full.
+    #[serde(deserialize_with = "status_any_case")]
+    #[schema(example = "SHIPPED")]
     pub status: OrderStatus,
-    /// Why, kept in the order's history.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why, kept in the order's history (the first 500 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Only from this status (409 otherwise): a checkout undoing its order cancels it only
-    /// while it is PENDING, never a paid one (that would refund it).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Only if the order is in this status now (409 otherwise): a checkout undoing its order
+    /// cancels it only while it is PENDING, never a paid one (that would refund it).
+    #[serde(
+        default,
+        deserialize_with = "some_status_any_case",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(example = "PENDING")]
     pub from: Option<OrderStatus>,
+    /// With SHIPPED: who carries it (1 to 100 characters), given with `tracking_number`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "DHL", max_length = 100)]
+    pub carrier: Option<String>,
+    /// With SHIPPED: the carrier's tracking number (1 to 100 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "JD014600006281230704", max_length = 100)]
+    pub tracking_number: Option<String>,
+}
+
+/// A status as a person types it: any case (`shipped`), refused naming the choices.
+fn status_any_case<'de, D: serde::Deserializer<'de>>(d: D) -> Result<OrderStatus, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+fn some_status_any_case<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<OrderStatus>, D::Error> {
+    status_any_case(d).map(Some)
 }
 
 crate::refusals! {
@@ -193,6 +223,8 @@ impl OrderClient {
             status: OrderStatus::Cancelled,
             reason: Some(reason.to_string()),
             from: Some(OrderStatus::Pending),
+            carrier: None,
+            tracking_number: None,
         };
         self.peer
             .put(format!("/orders/{order_id}/status"), &change)

@@ -19,6 +19,7 @@ use service_kit::listing::Listed;
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
 use service_kit::webhook;
+use shop_contracts::orders::StatusChange;
 use shop_contracts::payments::PaymentNotice;
 use std::collections::BTreeMap;
 
@@ -352,28 +353,6 @@ impl From<returns::ReturnRefused> for ApiError {
     }
 }
 
-/// `PUT /orders/{id}/status` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StatusChange {
-    /// SHIPPED, DELIVERED or CANCELLED (any case); PAID and REFUNDED only come with a
-    /// payment webhook. Cancelling a PAID order refunds it in full and returns its units.
-    #[schema(example = "SHIPPED", max_length = 20)]
-    pub status: String,
-    /// Kept in the status history (the first 500 characters).
-    pub reason: Option<String>,
-    /// Only if the order is in this status now (409 otherwise), e.g. `PENDING` to cancel an
-    /// order only while nothing was paid.
-    #[schema(example = "PENDING", max_length = 20)]
-    pub from: Option<String>,
-    /// With SHIPPED: who carries it (1 to 100 characters), given with `tracking_number`.
-    #[schema(example = "DHL", max_length = 100)]
-    pub carrier: Option<String>,
-    /// With SHIPPED: the carrier's tracking number (1 to 100 characters).
-    #[schema(example = "JD014600006281230704", max_length = 100)]
-    pub tracking_number: Option<String>,
-}
-
 /// `GET /orders/stats`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatsOut {
@@ -669,8 +648,7 @@ pub async fn orders_status_update(
     Json(change): Json<StatusChange>,
 ) -> Result<Json<OrderOut>, ApiError> {
     let id = Id::parse(id, "order id")?;
-    let target: OrderStatus = change.status.parse()?;
-    let from: Option<OrderStatus> = change.from.as_deref().map(str::parse).transpose()?;
+    let (target, from) = (change.status, change.from);
     let reason = change.reason.map(|r| r.chars().take(500).collect());
     let shipment = Shipment::parse(target, change.carrier, change.tracking_number)?;
     let order = lifecycle::change_status(&state, id, (from, target), reason, shipment).await?;
