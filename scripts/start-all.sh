@@ -24,7 +24,10 @@
 #   DATA_DIR       where the four SQLite files and logs go (default: data)
 #   CATALOG_PORT CART_PORT ORDER_PORT PAYMENT_PORT   (defaults 8002 8001 8003 8004)
 #   DASHBOARD_PORT  where the dashboard is served (default 8080; python3's static server)
-#   SKIP_BUILD=1 use the binaries already in target/release
+#   SKIP_BUILD=1 use the binaries already in target/release (or $CARGO_TARGET_DIR/release)
+#
+# A second start on the same DATA_DIR, or on ports another shop holds, is refused (exit 1)
+# before anything is touched: the running shop keeps its services, pid files and logs.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -81,13 +84,44 @@ dashboard_port="${DASHBOARD_PORT:-8080}"
 export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$dashboard_port,http://localhost:$dashboard_port}"
 command -v python3 >/dev/null || { echo "error: python3 is needed to serve the dashboard" >&2; exit 1; }
 
+pid_dir="$data_dir/pids"
+
+# refuse_second_shop: exits 1, touching nothing, when a shop already runs on this data dir
+# (a pid file whose process is alive) or when one of the ports answers or is taken.
+refuse_second_shop() {
+  local file pid name port
+  for file in "$pid_dir"/*.pid; do
+    [[ -f "$file" ]] || continue
+    pid="$(cat "$file" 2>/dev/null || true)"
+    name="$(basename "$file" .pid)"
+    # A pid file left by a shop that died may name a process that is something else now.
+    local expected="$name"
+    [[ "$name" == "dashboard" ]] && expected="python3"
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
+      && [[ "$(ps -p "$pid" -o comm= 2>/dev/null)" == "$expected"* ]]; then
+      echo "error: a shop is already running on $data_dir/ ($name, pid $pid); it is left as it is." >&2
+      echo "  stop it with Ctrl-C in its terminal, or restart one service of it with:" >&2
+      echo "  scripts/start-all.sh restart catalog|cart|order|payment" >&2
+      exit 1
+    fi
+  done
+  for port in "$cart_port" "$catalog_port" "$order_port" "$payment_port" "$dashboard_port"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "error: port $port is already in use (another shop, or another program); nothing was started." >&2
+      echo "  pick other ports (CART_PORT, CATALOG_PORT, ORDER_PORT, PAYMENT_PORT, DASHBOARD_PORT)" >&2
+      echo "  and another DATA_DIR for a second shop." >&2
+      exit 1
+    fi
+  done
+}
+[[ "$mode" == "start" ]] && refuse_second_shop
+
 if [[ "${SKIP_BUILD:-0}" != "1" ]]; then
   echo "building release binaries (first build takes a few minutes)..."
   cargo build --release --quiet --bins
 fi
-bin="$root/target/release"
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
 
-pid_dir="$data_dir/pids"
 mkdir -p "$pid_dir"
 log_max_bytes="${LOG_MAX_BYTES:-10485760}"
 log_keep="${LOG_KEEP:-5}"
@@ -220,6 +254,9 @@ for i in "${!names[@]}"; do
   wait_healthy "${names[$i]}" "${pids[$i]}"
 done
 
+# The demo key is shown as it is (the reader types it); a key of your own is not printed.
+shown_key='$API_KEY'
+[[ "$API_KEY" == "secret-key-123" ]] && shown_key="secret-key-123"
 dashboard_url="http://127.0.0.1:$dashboard_port/?cart=http://127.0.0.1:$cart_port&catalog=http://127.0.0.1:$catalog_port&order=http://127.0.0.1:$order_port&payment=http://127.0.0.1:$payment_port"
 cat <<MSG
 all four services are healthy (data in $data_dir/, logs in $log_dir/):
@@ -229,9 +266,10 @@ all four services are healthy (data in $data_dir/, logs in $log_dir/):
   payment-service  http://127.0.0.1:$payment_port
 dashboard (open in a browser, enter the API key under Settings):
   $dashboard_url
-try:  curl -H "X-API-Key: \$API_KEY" http://127.0.0.1:$catalog_port/products
+try:  curl -H "X-API-Key: $shown_key" http://127.0.0.1:$catalog_port/products
 API docs (Swagger UI; "Authorize" with a key, then "Try it out"):
   http://127.0.0.1:$cart_port/docs  http://127.0.0.1:$catalog_port/docs  http://127.0.0.1:$order_port/docs  http://127.0.0.1:$payment_port/docs
+restart one service (same data, ports and keys):  scripts/start-all.sh restart catalog|cart|order|payment
 press Ctrl-C to stop them all.
 MSG
 

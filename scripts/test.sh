@@ -4,7 +4,7 @@
 # scripts/start-all.sh, and the dashboard in headless Chromium against that same shop.
 # Installs what it needs when it is missing (apt: curl jq openssl chromium; npm:
 # playwright-core, pinned in tests/dashboard/package-lock.json; PyPI: schemathesis, pinned,
-# into target/schemathesis-venv).
+# into target/schemathesis-venv, or under CARGO_TARGET_DIR when that is set).
 #
 # Environment (optional):
 #   GUIDE_PORT_BASE  first of four free ports for the guide run (default 18001: cart, then
@@ -14,6 +14,10 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# Where cargo builds (CARGO_TARGET_DIR when set): the logs, the venv and the screenshots go
+# there too, so a developer's own target folder is the one used.
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+mkdir -p "$target_dir"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -51,9 +55,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "unit, router and system tests"
 # The system tests run the service binaries, so build them first.
 cargo build --workspace --bins --quiet
-cargo test --workspace --quiet 2>&1 | tee target/cargo-test.log
+cargo test --workspace --quiet 2>&1 | tee "$target_dir/cargo-test.log"
 # The per-target summaries, added up, for one line at the end.
-read -r unit_passed unit_failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p+0, f+0 }' target/cargo-test.log)
+read -r unit_passed unit_failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p+0, f+0 }' "$target_dir/cargo-test.log")
 
 step "testing guide against the release build"
 base="${GUIDE_PORT_BASE:-18001}"
@@ -105,15 +109,32 @@ operator_check "the restart says the catalog is back and healthy" 'grep -q "cata
 operator_check "it answers again" 'curl -fsS "$CATALOG_URL/health" >/dev/null'
 operator_check "its log was appended to, not truncated" '(( $(grep -c "listening on" "$catalog_log") == starts_before + 1 ))'
 operator_check "the refusals logged before the restart are still there" 'grep -q "request refused" "$catalog_log"'
+pids_before="$(cat "$guide_data"/pids/*.pid | sort | tr '\n' ' ')"
+second_status=0
+DATA_DIR="$guide_data" SKIP_BUILD=1 scripts/start-all.sh >"$guide_data/second.out" 2>&1 || second_status=$?
+operator_check "a second start-all.sh on the same data dir is refused (exit 1)" '(( second_status == 1 )) && grep -q "already running" "$guide_data/second.out"'
+all_healthy() {
+  local url
+  for url in "$CART_URL" "$CATALOG_URL" "$ORDER_URL" "$PAYMENT_URL"; do
+    curl -fsS "$url/health" >/dev/null || return 1
+  done
+}
+operator_check "  ... and leaves the first shop whole: its pid files and its four services" \
+  '[[ "$(cat "$guide_data"/pids/*.pid | sort | tr "\n" " ")" == "$pids_before" ]] && all_healthy'
+other_data="$(mktemp -d)"
+third_status=0
+DATA_DIR="$other_data" SKIP_BUILD=1 scripts/start-all.sh >"$guide_data/third.out" 2>&1 || third_status=$?
+rm -rf "$other_data"
+operator_check "a second shop on ports the first holds is refused before it starts anything" '(( third_status == 1 )) && grep -q "already in use" "$guide_data/third.out"'
 
 step "loadgen smoke run: a few seconds of mixed load, then the invariants and a threshold"
-target/release/loadgen --users 8 --duration 3s --mix browse=35,add=25,checkout=20,pay=8,order=3,cancel=3,refund=3,adjust=3 \
+"$target_dir/release/loadgen" --users 8 --duration 3s --mix browse=35,add=25,checkout=20,pay=8,order=3,cancel=3,refund=3,adjust=3 \
   --restock 100000 --settle 30s --threshold 'errors<1%' | tee "$guide_data/loadgen.out"
 grep -q '^  PASS errors<1%' "$guide_data/loadgen.out"
 loadgen_passed="$(grep -c '^  PASS ' "$guide_data/loadgen.out" || true)"
 
 step "contract: Schemathesis against each service's OpenAPI document"
-venv="$root/target/schemathesis-venv"
+venv="$target_dir/schemathesis-venv"
 if [[ ! -x "$venv/bin/schemathesis" ]]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet "schemathesis==4.32.5"
@@ -137,7 +158,7 @@ grep -q "all four services are healthy" "$contract_data/start-all.out" || {
   exit 1
 }
 # The open model (--rate) seeds it, so CI runs that mode too.
-target/release/loadgen --users 4 --duration 2s --mix browse=20,add=20,checkout=30,pay=30 \
+"$target_dir/release/loadgen" --users 4 --duration 2s --mix browse=20,add=20,checkout=30,pay=30 \
   --rate 100/s --restock 100000 --settle 10s --cart-url "http://127.0.0.1:$contract_base" \
   --catalog-url "http://127.0.0.1:$((contract_base + 1))" \
   --order-url "http://127.0.0.1:$((contract_base + 2))" \
@@ -169,10 +190,10 @@ if ((${#contract_failed[@]})); then
   exit 1
 fi
 
-step "dashboard in headless Chromium (screenshots in target/dashboard-screenshots/)"
+step "dashboard in headless Chromium (screenshots in $target_dir/dashboard-screenshots/)"
 dashboard_url="$(grep -o 'http://127.0.0.1:[0-9]*/?cart=[^ ]*' "$guide_data/start-all.out" | head -n 1)"
 (cd tests/dashboard && DASHBOARD_URL="$dashboard_url" PID_DIR="$guide_data/pids" \
-  ARTIFACTS="$root/target/dashboard-screenshots" node --test dashboard.test.mjs) | tee "$guide_data/browser.out"
+  ARTIFACTS="$target_dir/dashboard-screenshots" node --test dashboard.test.mjs) | tee "$guide_data/browser.out"
 browser_passed="$(awk '/^# pass / { print $3 } /^ℹ pass / { print $3 }' "$guide_data/browser.out" | tail -n 1)"
 
 echo
