@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::Mac;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -249,12 +249,7 @@ fn checked_key(raw: &HeaderValue) -> Result<String, ApiError> {
 
 /// What makes two requests the same: method, URI and body, keyed by the caller's API key.
 fn fingerprint(api_key: &[u8], parts: &axum::http::request::Parts, body: &[u8]) -> String {
-    #[allow(
-        clippy::expect_used,
-        reason = "HMAC takes a key of any length: this cannot fail"
-    )]
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(api_key).expect("HMAC takes a key of any length");
+    let mut mac = crate::webhook::hmac_sha256(api_key);
     mac.update(parts.method.as_str().as_bytes());
     mac.update(b"\n");
     mac.update(parts.uri.to_string().as_bytes());

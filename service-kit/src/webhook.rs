@@ -59,12 +59,7 @@ impl FromStr for WebhookSecret {
 
 impl WebhookSecret {
     fn mac(&self, id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
-        #[allow(
-            clippy::expect_used,
-            reason = "HMAC takes a key of any length: this cannot fail"
-        )]
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
-            .expect("HMAC takes a key of any length");
+        let mut mac = hmac_sha256(&self.0);
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -183,6 +178,15 @@ pub fn verify<'a>(
 }
 
 pub use crate::clock::unix_now;
+
+/// HMAC-SHA256 keyed with `key` (the webhook signatures, the idempotency fingerprints).
+pub(crate) fn hmac_sha256(key: &[u8]) -> Hmac<Sha256> {
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC takes a key of any length: this cannot fail"
+    )]
+    <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length")
+}
 
 #[cfg(test)]
 mod tests {
