@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use service_kit::auth::ApiKeys;
 use service_kit::config::Secret;
 use service_kit::db::{Db, Durability};
-use service_kit::testing::{Call, send, send_raw, test_keys};
+use service_kit::testing::{Call, refused_naming, send, send_raw, test_keys};
 use std::time::Duration;
 
 fn state_with_ttl(dir: &tempfile::TempDir, ttl: Duration) -> AppState {
@@ -1163,44 +1163,19 @@ async fn an_image_is_stored_and_served_by_its_bytes_and_anything_else_is_refused
 async fn a_misspelled_field_in_a_body_or_query_is_a_422_naming_it_and_changes_nothing() {
     let (_dir, app) = app();
     let (_, before) = send(&app, Call::new("GET", "/products")).await;
-    let (status, answer) = send(
+    let product = r#"{"name":"Lamp","price":10,"stock":3,"colour":"red"}"#;
+    refused_naming(&app, Call::new("POST", "/products").json(product), "colour").await;
+    let change = Call::new("PUT", "/products/1").json(r#"{"prize":1}"#);
+    refused_naming(&app, change, "prize").await;
+    let reserve =
+        r#"{"order_id":1,"reference":"r-1","lines":[{"product_id":1,"quantity":1,"qty":5}]}"#;
+    refused_naming(
         &app,
-        Call::new("POST", "/products")
-            .json(r#"{"name":"Lamp","price":10,"stock":3,"colour":"red"}"#),
+        Call::new("POST", "/reservations").json(reserve),
+        "qty",
     )
     .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
-    assert!(
-        answer["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("colour")
-    );
-    let (status, answer) = send(&app, Call::new("PUT", "/products/1").json(r#"{"prize":1}"#)).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
-    assert!(
-        answer["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("prize")
-    );
-    let (status, answer) = send(
-        &app,
-        Call::new("POST", "/reservations").json(
-            r#"{"order_id":1,"reference":"r-1","lines":[{"product_id":1,"quantity":1,"qty":5}]}"#,
-        ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("qty"));
-    let (status, answer) = send(&app, Call::new("GET", "/products?serach=lamp")).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
-    assert!(
-        answer["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("serach")
-    );
+    refused_naming(&app, Call::new("GET", "/products?serach=lamp"), "serach").await;
     let (_, after) = send(&app, Call::new("GET", "/products")).await;
     assert_eq!(before, after, "nothing was created, changed or reserved");
 }

@@ -81,6 +81,20 @@ pub async fn send(app: &Router, call: Call<'_>) -> (StatusCode, serde_json::Valu
     (status, json)
 }
 
+/// Sends `call` and demands a 422 whose message names `field` (a field the route does not
+/// know, or one that breaks a rule); returns the message.
+pub async fn refused_naming(app: &Router, call: Call<'_>, field: &str) -> String {
+    let (status, answer) = send(app, call).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{field}: {answer}"
+    );
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(field), "{field}: {message}");
+    message.to_string()
+}
+
 /// Sends `call` through `app`; returns the status, the headers and the raw body.
 pub async fn send_raw(
     app: &Router,
