@@ -214,7 +214,6 @@ pub async fn start_direct(
     lines: Vec<DirectLine>,
     input: CheckoutInput,
 ) -> Result<Ended, Undone<Failure>> {
-    let refused = |failure: Failure| Undone::Refused(failure);
     let mut checkout_lines = Vec::with_capacity(lines.len());
     for line in lines {
         let product_id = match line.product {
@@ -222,11 +221,11 @@ pub async fn start_direct(
             ProductKey::Sku(sku) => match state.stock.product_with_sku(&sku).await {
                 Ok(Some(product)) => product.id,
                 Ok(None) => {
-                    return Err(refused(Failure::Invalid(format!(
+                    return Err(Undone::Refused(Failure::Invalid(format!(
                         "no product has the SKU {sku}"
                     ))));
                 }
-                Err(err) => return Err(refused(Failure::Unavailable(err.to_string()))),
+                Err(err) => return Err(Undone::Refused(Failure::Unavailable(err.to_string()))),
             },
         };
         checkout_lines.push(CheckoutLine {
@@ -271,8 +270,7 @@ async fn begin(
                     "a checkout for {user} is already running; see GET /checkouts?user_id={user}"
                 )))
             })?;
-            Ok(store::get_checkout(tx, id)?
-                .ok_or_else(|| StoreError::Failed("new checkout vanished".into()))?)
+            Ok(store::get_checkout(tx, id)?.ok_or_else(|| StoreError::vanished("new checkout"))?)
         })
         .await?;
     let ended = Saga::new(state, checkout, input).run().await?;
@@ -632,8 +630,7 @@ impl<'a> Saga<'a> {
                     row.correlation_id.as_deref(),
                     &payload,
                 )?;
-                store::get_checkout(tx, row.id)?
-                    .ok_or_else(|| StoreError::Failed("checkout vanished".into()))
+                store::get_checkout(tx, row.id)?.ok_or_else(|| StoreError::vanished("checkout"))
             })
             .await?;
         Ok(Ended::Completed(done))

@@ -76,7 +76,7 @@ pub async fn reserve(db: &Db, request: ReserveRequest) -> Result<Reserved, Undon
             });
             events::record(tx, "stock.reserved", correlation_id().as_deref(), &payload)?;
             let created = store::get_reservation(tx, &key)?
-                .ok_or_else(|| vanished("new reservation"))?;
+                .ok_or_else(|| StoreError::vanished("new reservation"))?;
             Ok(Reserved::New(created))
         })
         .await;
@@ -119,9 +119,9 @@ fn existing(
     })
 }
 
-/// A row this very transaction wrote or read is gone: only a bug or a broken file does that.
-fn vanished<R>(what: &str) -> Undone<R> {
-    Undone::Store(StoreError::Failed(format!("{what} vanished")))
+/// The reservation `reference` as the write that changed it left it.
+fn reread(tx: &rusqlite::Connection, reference: &Reference) -> Result<Reservation, StoreError> {
+    store::get_reservation(tx, reference)?.ok_or_else(|| StoreError::vanished("reservation"))
 }
 
 /// The payload of `stock.committed`, `stock.released` and `stock.returned`: the
@@ -177,7 +177,7 @@ pub async fn return_units(
                 ))));
             }
         }
-        store::get_reservation(tx, &reference)?.ok_or_else(|| vanished("reservation"))
+        Ok(reread(tx, &reference)?)
     })
     .await
 }
@@ -275,8 +275,7 @@ pub async fn return_lines(
             "lines": lines.iter().map(|(p, q)| json!({"product_id": p, "quantity": q})).collect::<Vec<_>>(),
         });
         events::record(tx, "stock.returned", correlation_id().as_deref(), &payload)?;
-        store::get_reservation(tx, &reference)?
-            .ok_or_else(|| vanished("reservation"))
+        Ok(reread(tx, &reference)?)
     })
     .await
 }
@@ -312,7 +311,7 @@ pub async fn settle_reservation(
                 ))));
             }
         }
-        store::get_reservation(tx, &reference)?.ok_or_else(|| vanished("reservation"))
+        Ok(reread(tx, &reference)?)
     })
     .await
 }

@@ -383,14 +383,14 @@ pub enum NoticeEffect {
     MarkPaid { payment_id: i64, amount: Cents },
     /// Paid already (or later): nothing changes; the notice is acknowledged.
     AlreadyPaid,
-    /// The order's refunds become `refunded_total` (this refund gave back `amount`); when
-    /// `in_full`, the paid order becomes REFUNDED. Money only: units come back by line,
-    /// through a return.
+    /// The order's refunds become `refunded_total` (this refund gave back `amount`);
+    /// refunded in full, the paid order moves from `refunded_from` (its status now) to
+    /// REFUNDED. Money only: units come back by line, through a return.
     RecordRefund {
         payment_id: i64,
         refunded_total: Cents,
         amount: Cents,
-        in_full: bool,
+        refunded_from: Option<OrderStatus>,
     },
 }
 
@@ -436,8 +436,9 @@ pub fn decide_payment_notice(
                 payment_id: refund.payment_id,
                 refunded_total: refund.refunded_total,
                 amount: refund.amount,
-                in_full: refund.refunded_total == total
-                    && order.status.can_become(OrderStatus::Refunded),
+                refunded_from: (refund.refunded_total == total
+                    && order.status.can_become(OrderStatus::Refunded))
+                .then_some(order.status),
             })
         }
         PaymentNotice::Succeeded(capture) => {
@@ -781,17 +782,23 @@ mod tests {
                 payment_id: 9,
                 refunded_total: Cents::new(5_000),
                 amount: Cents::new(1_000),
-                in_full: false
+                refunded_from: None
             })
         );
         assert!(matches!(
             effect(&paid, 99_999),
-            Ok(NoticeEffect::RecordRefund { in_full: true, .. })
+            Ok(NoticeEffect::RecordRefund {
+                refunded_from: Some(OrderStatus::Paid),
+                ..
+            })
         ));
         // A cancelled order refunded in full stays CANCELLED (it cannot become REFUNDED).
         assert!(matches!(
             effect(&facts(OrderStatus::Cancelled), 99_999),
-            Ok(NoticeEffect::RecordRefund { in_full: false, .. })
+            Ok(NoticeEffect::RecordRefund {
+                refunded_from: None,
+                ..
+            })
         ));
     }
 

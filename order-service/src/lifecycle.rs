@@ -70,7 +70,7 @@ pub async fn place_order(
             if let Some((code, (customer, user))) = redeemed {
                 store::insert_redemption(tx, id, &code, (&customer, &user))?;
             }
-            let placed = store::get_order(tx, id)?.ok_or_else(|| vanished("order"))?;
+            let placed = store::get_order(tx, id)?.ok_or_else(|| StoreError::vanished("order"))?;
             Ok(Ok(placed))
         })
         .await?;
@@ -96,12 +96,7 @@ async fn stored(state: &AppState, id: Id) -> Result<Order, StoreError> {
     state
         .find_order(id)
         .await?
-        .ok_or_else(|| vanished(&format!("order {id}")))
-}
-
-/// A row this very transaction wrote or read is gone: only a bug or a broken file does that.
-fn vanished(what: &str) -> StoreError {
-    StoreError::Failed(format!("{what} vanished"))
+        .ok_or_else(|| StoreError::vanished(&format!("order {id}")))
 }
 
 /// The answer for a retry that found order `id` placed under its key: the order, its stock
@@ -205,14 +200,13 @@ pub async fn apply_payment_webhook(
     received: webhook::ReceivedHeaders<'_>,
     body: &[u8],
 ) -> Result<Order, Undone<WebhookRefused>> {
-    let refused = |why: WebhookRefused| Undone::Refused(why);
     let webhook_id = webhook::verify(&state.webhook_secrets, received, body, webhook::unix_now())
-        .map_err(|e| refused(WebhookRefused::Unsigned(format!("webhook refused: {e}"))))?
+        .map_err(|e| Undone::Refused(WebhookRefused::Unsigned(format!("webhook refused: {e}"))))?
         .to_string();
     // Any parse failure is unreadable (a 400), never a refusal of the order: the payment
     // service gives a capture's money back only when the order refuses it.
     let notice: PaymentNotice = serde_json::from_slice(body).map_err(|e| {
-        refused(WebhookRefused::Unreadable(format!(
+        Undone::Refused(WebhookRefused::Unreadable(format!(
             "webhook body is not a payment notice: {e}"
         )))
     })?;
@@ -227,12 +221,12 @@ pub async fn apply_payment_webhook(
                         reference,
                     });
                 let effect = decide_payment_notice(id.get(), order.as_ref(), &notice)
-                    .map_err(|why| refused(WebhookRefused::Notice(why)))?;
+                    .map_err(|why| Undone::Refused(WebhookRefused::Notice(why)))?;
                 apply_notice(tx, id, effect)?;
                 store::remember_webhook(tx, &webhook_id, id, notice.payment_id())?;
             }
             let order = store::get_order(tx, id)?.ok_or_else(|| {
-                refused(WebhookRefused::Notice(NoticeRefused::OrderNotFound(
+                Undone::Refused(WebhookRefused::Notice(NoticeRefused::OrderNotFound(
                     format!("order {id} not found"),
                 )))
             })?;
@@ -265,15 +259,13 @@ fn apply_notice(tx: &rusqlite::Connection, id: Id, effect: NoticeEffect) -> rusq
             payment_id,
             refunded_total,
             amount,
-            in_full,
+            refunded_from,
         } => {
             // Money only: an older payment service's `restock` puts no units back.
             let returned = (amount, false);
             let refunded = (payment_id, refunded_total);
             store::record_refund(tx, id, refunded, returned, journey.as_deref())?;
-            if in_full {
-                let (status, _, _) =
-                    store::order_status(tx, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            if let Some(status) = refunded_from {
                 let transition = (status, OrderStatus::Refunded);
                 let reason = Some("refunded in full");
                 store::change_status(tx, id, transition, reason, journey.as_deref())?;
@@ -304,30 +296,29 @@ pub async fn change_status(
     reason: Option<String>,
     shipment: Option<Shipment>,
 ) -> Result<Order, Undone<StatusChangeRefused>> {
-    let refused = |why: StatusChangeRefused| Undone::Refused(why);
     if target == OrderStatus::Paid || target == OrderStatus::Refunded {
-        return Err(refused(StatusChangeRefused::TransitionRefused(format!(
-            "an order becomes {target} only through a signed payment webhook"
-        ))));
+        return Err(Undone::Refused(StatusChangeRefused::TransitionRefused(
+            format!("an order becomes {target} only through a signed payment webhook"),
+        )));
     }
     let changed = state
         .db
         .write_with(move |tx| {
             let (current, _, _) = store::order_status(tx, id)?.ok_or_else(|| {
-                refused(StatusChangeRefused::NotFound(format!(
+                Undone::Refused(StatusChangeRefused::NotFound(format!(
                     "order {id} not found"
                 )))
             })?;
             if from.is_some_and(|from| from != current) {
-                return Err(refused(StatusChangeRefused::NotInStatus(format!(
+                return Err(Undone::Refused(StatusChangeRefused::NotInStatus(format!(
                     "order {id} is {current}, not {}",
                     from.map(OrderStatus::as_str).unwrap_or_default()
                 ))));
             }
             if !current.can_become(target) {
-                return Err(refused(StatusChangeRefused::TransitionRefused(format!(
-                    "order {id} is {current} and cannot become {target}"
-                ))));
+                return Err(Undone::Refused(StatusChangeRefused::TransitionRefused(
+                    format!("order {id} is {current} and cannot become {target}"),
+                )));
             }
             let transition = (current, target);
             store::change_status(
@@ -340,7 +331,7 @@ pub async fn change_status(
             if let Some(shipment) = &shipment {
                 store::record_shipment(tx, id, shipment, correlation_id().as_deref())?;
             }
-            Ok(store::get_order(tx, id)?.ok_or_else(|| vanished("order"))?)
+            Ok(store::get_order(tx, id)?.ok_or_else(|| StoreError::vanished("order"))?)
         })
         .await?;
     if changed.status == OrderStatus::Cancelled {

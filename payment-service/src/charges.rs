@@ -239,7 +239,7 @@ async fn read_payment(state: &AppState, payment_id: i64) -> Result<Payment, Stor
         .db
         .read(move |conn| Ok(store::get_payment(conn, Id::from_db(payment_id))?))
         .await?
-        .ok_or_else(|| StoreError::Failed("payment vanished".into()))
+        .ok_or_else(|| StoreError::vanished("payment"))
 }
 
 /// Settles the authorized payments: each is verified again; a payable order's is captured

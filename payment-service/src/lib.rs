@@ -139,10 +139,17 @@ impl AppState {
     ) -> Self {
         let orders = OrderClient::new(order_url, Secret::new(api_key), timeout);
         let counters = business_counters();
-        let outbox = Outbox::new(db.clone(), orders.clone(), secrets, schedule, timeout)
-            .counting(counters.clone())
-            // A capture the order service refuses for good is refunded in full.
-            .on_refused(refunds::give_back_refused_capture);
+        // A capture the order service refuses for good is refunded in full.
+        let give_back = refunds::give_back_refused_capture;
+        let outbox = Outbox::new(
+            db.clone(),
+            orders.clone(),
+            secrets,
+            schedule,
+            timeout,
+            give_back,
+        )
+        .counting(counters.clone());
         AppState {
             db,
             orders,

@@ -81,27 +81,20 @@ pub struct Outbox {
 /// order service's status, the journey's correlation id.
 pub type RefusedHook = fn(&rusqlite::Connection, &str, u16, Option<&str>) -> Result<(), StoreError>;
 
-/// A hook that does nothing (for an outbox whose refusals need no action).
-fn ignore_refusal(
-    _: &rusqlite::Connection,
-    _: &str,
-    _: u16,
-    _: Option<&str>,
-) -> Result<(), StoreError> {
-    Ok(())
-}
-
 use service_kit::clock::unix_now_ms as now_ms;
 use service_kit::metrics::BusinessCounters;
 
 impl Outbox {
-    /// An outbox over `db`, delivering through `orders`.
+    /// An outbox over `db`, delivering through `orders`, running `on_refused` on a notice
+    /// refused for good (there is no default: whoever builds an outbox says what happens to
+    /// the money of a refused capture).
     pub fn new(
         db: Db,
         orders: OrderClient,
         secrets: Vec<WebhookSecret>,
         schedule: RetrySchedule,
         peer_timeout: Duration,
+        on_refused: RefusedHook,
     ) -> Self {
         Outbox {
             db,
@@ -110,14 +103,8 @@ impl Outbox {
             schedule: Arc::new(schedule),
             lease: peer_timeout + Duration::from_secs(5),
             counters: BusinessCounters::default(),
-            on_refused: ignore_refusal,
+            on_refused,
         }
-    }
-
-    /// The same outbox, running `hook` on a notice refused for good.
-    pub fn on_refused(mut self, hook: RefusedHook) -> Self {
-        self.on_refused = hook;
-        self
     }
 
     /// The same outbox, counting its attempts by result in `counters`.

@@ -70,8 +70,8 @@ pub fn record(
     service_kit::events::record(tx, "payment.refunded", correlation_id, &payload)?;
     let about = (payment.id, payment.order_id, payment.order_ref.clone());
     let delivery = Outbox::new_refund_delivery(about, refund_id, (amount, refunded_total), restock);
-    let refund = store::get_refund(tx, refund_id)?
-        .ok_or_else(|| StoreError::Failed("new refund vanished".into()))?;
+    let refund =
+        store::get_refund(tx, refund_id)?.ok_or_else(|| StoreError::vanished("new refund"))?;
     Ok(Ok((refund, delivery)))
 }
 

@@ -97,6 +97,14 @@ pub enum StoreError {
     Failed(String),
 }
 
+impl StoreError {
+    /// A row this very transaction wrote or read is gone: only a bug or a broken file does
+    /// that (`what vanished`).
+    pub fn vanished(what: &str) -> Self {
+        StoreError::Failed(format!("{what} vanished"))
+    }
+}
+
 impl From<&rusqlite::Error> for StoreError {
     fn from(err: &rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;
