@@ -371,13 +371,15 @@ fn a_partial_refund_puts_nothing_back_and_a_return_restocks_exactly_the_sellable
     assert_eq!(status, 201, "{returned}");
     assert_eq!(returned["status"], "PAID", "the rest is still sold");
     assert_eq!(returned["items"][0]["returned"], 1);
-    let first = &returned["returns"][0];
-    assert_eq!(
-        (first["refund"].as_f64(), first["refund_state"].as_str()),
-        (Some(25.0), Some("done")),
-        "{first}"
-    );
-    assert_eq!(first["restock_state"], "done");
+    // The return answers once its refund was asked; on a slow machine the payment service's
+    // answer (which waits for its webhook back to the order service) can outlast the peer
+    // timeout, and then the keeper asks again under the same key: settled either way.
+    let settled = wait_for(&client, &shop, id, |o| {
+        o["returns"][0]["refund_state"] == "done" && o["returns"][0]["restock_state"] == "done"
+    });
+    let first = &settled["returns"][0];
+    assert_eq!(first["refund"].as_f64(), Some(25.0), "{first}");
+    assert!(first["refund_id"].is_i64(), "{first}");
     assert_eq!(
         stock_of(&client, &shop, vase),
         1,
