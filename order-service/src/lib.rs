@@ -20,6 +20,7 @@
 //! - `store.rs`: every SQL statement, taking and returning the records of `domain.rs`.
 //! - Peers: the catalog's and payment service's typed clients are in `shop_contracts`.
 
+pub mod customers;
 pub mod domain;
 mod lifecycle;
 mod money;
@@ -35,12 +36,13 @@ use axum::Router;
 use axum::middleware;
 use rusqlite_migration::Migrations;
 use service_kit::auth::ApiKeys;
-use service_kit::auth::admin;
+use service_kit::auth::{admin, customer};
 use service_kit::config::{CommonArgs, WebhookArgs};
 use service_kit::db::{Db, Durability};
 use service_kit::http::{ServiceBuilder, Workers};
 use service_kit::idempotency::{self, Idempotency};
 use service_kit::migrations::MigrationFile;
+use service_kit::session::SessionKeys;
 use service_kit::webhook::WebhookSecret;
 use shop_contracts::catalog::CatalogClient;
 pub use shop_contracts::payments::PaymentClient;
@@ -110,6 +112,10 @@ pub struct AppState {
     pub payments: PaymentClient,
     /// Secrets a payment webhook may be signed with.
     pub webhook_secrets: Arc<[WebhookSecret]>,
+    /// Signs customers' sessions and guests' order tokens (`None`: nobody signs in).
+    pub sessions: Option<SessionKeys>,
+    /// Failed sign-ins per email and per client.
+    pub sign_ins: Arc<customers::SignInGuard>,
 }
 
 impl AppState {
@@ -138,6 +144,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0010_promo_limits_by_customer.sql",
     "0011_orders_by_placement_key.sql",
     "0012_returns.sql",
+    "0013_customer_accounts.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -156,6 +163,7 @@ pub struct ApiDoc;
 
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
+    use routes::customers::*;
     use routes::orders::*;
     use routes::promos::*;
     let once =
@@ -171,6 +179,14 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .routes(admin(routes!(orders_payment)))
         .routes(admin(routes!(promos_create, promos_list)))
         .routes(admin(routes!(promos_get, promos_withdraw)))
+        .routes(routes!(customers_sign_up))
+        .routes(customer(routes!(customers_me)))
+        .routes(customer(routes!(customers_password)))
+        .routes(admin(routes!(customers_reset_issue)))
+        .routes(routes!(customers_reset_use))
+        .routes(routes!(sessions_sign_in))
+        .routes(routes!(sessions_refresh))
+        .routes(routes!(sessions_sign_out))
         .with_state(state.clone());
     ServiceBuilder::new(SERVICE, state.db, migrations, api).build(keys)
 }
@@ -198,6 +214,8 @@ pub async fn run(
         catalog,
         payments,
         webhook_secrets,
+        sessions: config.common.session_keys(),
+        sign_ins: Arc::default(),
     };
     let app = router(state.clone(), config.common.key_policy()?);
     let mut workers = Workers::new();

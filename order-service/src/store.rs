@@ -833,3 +833,158 @@ pub fn insert_redemption(
     .execute(params![order_id.get(), code, customer, user_id])?;
     Ok(())
 }
+
+// Customers and their sessions (`customers.rs`).
+
+/// Writes a customer unless one has the email key already; whether it wrote one.
+pub fn insert_customer_unless_known(
+    tx: &Connection,
+    id: &str,
+    (email, email_key): (&str, &str),
+    name: Option<&str>,
+    password_hash: &str,
+) -> rusqlite::Result<bool> {
+    let now = service_kit::clock::now_rfc3339();
+    let written = tx
+        .prepare_cached(
+            "INSERT INTO customers (id, email, email_key, name, password_hash, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (email_key) DO NOTHING",
+        )?
+        .execute(params![id, email, email_key, name, password_hash, now])?;
+    Ok(written == 1)
+}
+
+fn account_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<crate::customers::CustomerAccount> {
+    Ok(crate::customers::CustomerAccount {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        name: row.get(2)?,
+        created_at: row.get(3)?,
+    })
+}
+
+/// The customer with `email_key` and their password hash.
+pub fn customer_by_email_key(
+    conn: &Connection,
+    email_key: &str,
+) -> rusqlite::Result<Option<(crate::customers::CustomerAccount, String)>> {
+    conn.prepare_cached(
+        "SELECT id, email, name, created_at, password_hash FROM customers WHERE email_key = ?1",
+    )?
+    .query_row([email_key], |row| Ok((account_from(row)?, row.get(4)?)))
+    .optional()
+}
+
+/// Customer `id`.
+pub fn customer_by_id(
+    conn: &Connection,
+    id: &str,
+) -> rusqlite::Result<Option<crate::customers::CustomerAccount>> {
+    conn.prepare_cached("SELECT id, email, name, created_at FROM customers WHERE id = ?1")?
+        .query_row([id], account_from)
+        .optional()
+}
+
+/// Customer `id`'s password hash.
+pub fn password_hash_of(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT password_hash FROM customers WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()
+}
+
+/// Sets customer `id`'s password hash.
+pub fn set_password(tx: &Connection, id: &str, password_hash: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE customers SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![
+            id,
+            password_hash,
+            service_kit::clock::now_rfc3339()
+        ])?;
+    Ok(())
+}
+
+/// A new session of `customer` under the refresh token hashed `token_hash`.
+pub fn insert_session(
+    tx: &Connection,
+    token_hash: &str,
+    customer: &str,
+    expires_at: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO customer_sessions (token_hash, customer_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        token_hash,
+        customer,
+        service_kit::clock::now_rfc3339(),
+        expires_at
+    ])?;
+    Ok(())
+}
+
+/// The customer of the session hashed `token_hash`, if it has not ended or expired by `now`.
+pub fn live_session(
+    tx: &Connection,
+    token_hash: &str,
+    now: i64,
+) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached(
+        "SELECT customer_id FROM customer_sessions
+         WHERE token_hash = ?1 AND ended_at IS NULL AND expires_at > ?2",
+    )?
+    .query_row(params![token_hash, now], |row| row.get(0))
+    .optional()
+}
+
+/// Ends the session hashed `token_hash`.
+pub fn end_session(tx: &Connection, token_hash: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE customer_sessions SET ended_at = ?2 WHERE token_hash = ?1 AND ended_at IS NULL",
+    )?
+    .execute(params![token_hash, service_kit::clock::now_rfc3339()])?;
+    Ok(())
+}
+
+/// Ends every session of `customer`.
+pub fn end_sessions_of(tx: &Connection, customer: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE customer_sessions SET ended_at = ?2 WHERE customer_id = ?1 AND ended_at IS NULL",
+    )?
+    .execute(params![customer, service_kit::clock::now_rfc3339()])?;
+    Ok(())
+}
+
+/// A reset token for `customer`, hashed `token_hash`.
+pub fn insert_reset(
+    tx: &Connection,
+    token_hash: &str,
+    customer: &str,
+    expires_at: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO password_resets (token_hash, customer_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        token_hash,
+        customer,
+        service_kit::clock::now_rfc3339(),
+        expires_at
+    ])?;
+    Ok(())
+}
+
+/// Uses the reset token hashed `token_hash` if it is unused and unexpired at `now`; the
+/// customer it resets.
+pub fn use_reset(tx: &Connection, token_hash: &str, now: i64) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached(
+        "UPDATE password_resets SET used_at = ?3
+         WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING customer_id",
+    )?
+    .query_row(
+        params![token_hash, now, service_kit::clock::now_rfc3339()],
+        |row| row.get(0),
+    )
+    .optional()
+}

@@ -38,6 +38,10 @@ fn app_with_keys(catalog_url: &str, keys: ApiKeys) -> (tempfile::TempDir, Router
         catalog: CatalogClient::new(catalog_url, Secret::new("k"), timeout),
         payments: PaymentClient::new(&unreachable_url(), Secret::new("k"), timeout),
         webhook_secrets: test_webhook_secrets().into(),
+        sessions: service_kit::session::SessionKeys::new(vec![Secret::new(
+            "router-session-secret",
+        )]),
+        sign_ins: Default::default(),
     };
     (dir, router(state, keys))
 }

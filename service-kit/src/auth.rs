@@ -6,9 +6,12 @@
 
 use crate::ApiError;
 use crate::config::Secret;
-use axum::extract::{Request, State};
+use crate::session::SessionKeys;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -16,6 +19,79 @@ use subtle::ConstantTimeEq;
 pub const API_KEY_HEADER: &str = "x-api-key";
 
 type Limiter = governor::DefaultKeyedRateLimiter<usize>;
+
+/// What a storefront request is counted under besides its key: its client's address, and
+/// the customer whose session it carries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ClientKey {
+    Address(IpAddr),
+    Customer(String),
+}
+
+type ClientLimiter = governor::DefaultKeyedRateLimiter<ClientKey>;
+
+/// A storefront request's shopper: where it came from (the connection's peer, or what a
+/// trusted proxy says), and the customer whose valid session it carries, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shopper {
+    /// The client's address, as the rate limits count it.
+    pub client: IpAddr,
+    /// The signed-in customer (`cus_...`), from a verified access token.
+    pub customer: Option<String>,
+}
+
+/// Who is calling, as a handler sees it: an admin (or a service), or a shopper through the
+/// storefront key. Extracted from what [`require_api_key`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// The admin key or the services' own key: everything.
+    Admin,
+    /// The storefront key, perhaps with a customer's session.
+    Shopper(Shopper),
+}
+
+impl Access {
+    /// The signed-in customer, if a shopper has a session.
+    pub fn customer(&self) -> Option<&str> {
+        match self {
+            Access::Admin => None,
+            Access::Shopper(shopper) => shopper.customer.as_deref(),
+        }
+    }
+
+    /// Whether this is the admin (or a service).
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Access::Admin)
+    }
+
+    /// Whether a shopper may see what belongs to user `owner`: the admin sees everything, a
+    /// customer what is filed under their id.
+    pub fn owns(&self, owner: &str) -> bool {
+        match self {
+            Access::Admin => true,
+            Access::Shopper(shopper) => shopper.customer.as_deref() == Some(owner),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Access {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Access, ApiError> {
+        match parts.extensions.get::<Scope>() {
+            Some(Scope::Admin | Scope::Metrics) => Ok(Access::Admin),
+            Some(Scope::Storefront) => parts
+                .extensions
+                .get::<Shopper>()
+                .cloned()
+                .map(Access::Shopper)
+                .ok_or_else(|| ApiError::Unauthorized("no shopper on this request".to_string())),
+            Some(Scope::Customer) | None => Err(ApiError::Unauthorized(
+                "missing X-API-Key header".to_string(),
+            )),
+        }
+    }
+}
 
 /// What a key may do; put on each request's extensions by [`require_api_key`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +103,9 @@ pub enum Scope {
     Storefront,
     /// Read `GET /metrics` and nothing else: a scraper's bearer token (`--metrics-token`).
     Metrics,
+    /// Not a key's scope but a route's: the storefront key with a customer's session (each
+    /// customer sees only their own), or the admin key.
+    Customer,
 }
 
 impl Scope {
@@ -36,6 +115,7 @@ impl Scope {
             Scope::Admin => "admin",
             Scope::Storefront => "storefront",
             Scope::Metrics => "metrics",
+            Scope::Customer => "customer",
         }
     }
 }
@@ -53,6 +133,12 @@ pub struct ApiKeys {
     client_keys: usize,
     /// The bearer token a Prometheus scraper sends for `GET /metrics`, if one is set.
     metrics_token: Option<Arc<Secret>>,
+    /// The secrets customers' access tokens are checked with.
+    sessions: Option<SessionKeys>,
+    /// Storefront requests per client address and per customer.
+    client_limiter: Option<Arc<ClientLimiter>>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    trusted_proxies: Arc<Vec<IpAddr>>,
 }
 
 /// The one route a metrics token opens.
@@ -76,7 +162,103 @@ impl ApiKeys {
             keys: Arc::new(keys),
             limiter: None,
             metrics_token: None,
+            sessions: None,
+            client_limiter: None,
+            trusted_proxies: Arc::new(Vec::new()),
         }
+    }
+
+    /// The same keys, checking customers' access tokens with `sessions`.
+    pub fn with_sessions(mut self, sessions: Option<SessionKeys>) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    /// The same keys, each storefront client (address, and customer) allowed `per_second`
+    /// requests a second (bursts of twice that; 0: no such limit), a client being named by
+    /// `X-Forwarded-For` only on requests from `trusted_proxies`.
+    pub fn with_client_limit(mut self, per_second: u32, trusted_proxies: Vec<IpAddr>) -> Self {
+        self.client_limiter = std::num::NonZeroU32::new(per_second).map(|rate| {
+            let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+            Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
+        self.trusted_proxies = Arc::new(trusted_proxies);
+        self
+    }
+
+    /// The shopper behind a storefront request: its client, and its session's customer
+    /// (401 for a session token that is not good).
+    fn shopper(&self, request: &Request) -> Result<Shopper, ApiError> {
+        let client = self.client_address(request);
+        let Some(authorization) = request.headers().get(axum::http::header::AUTHORIZATION) else {
+            return Ok(Shopper {
+                client,
+                customer: None,
+            });
+        };
+        let token = authorization
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "Authorization must be `Bearer <access token>` from POST /sessions".to_string(),
+                )
+            })?;
+        let sessions = self.sessions.as_ref().ok_or_else(|| {
+            ApiError::Unauthorized(crate::session::SessionRefused::NotConfigured.to_string())
+        })?;
+        let customer = sessions
+            .verify(token)
+            .map_err(|refused| ApiError::Unauthorized(refused.to_string()))?;
+        Ok(Shopper {
+            client,
+            customer: Some(customer),
+        })
+    }
+
+    /// The connection's peer address, or, when that peer is a trusted proxy, the last entry
+    /// of the `X-Forwarded-For` it sent (the one it added itself).
+    fn client_address(&self, request: &Request) -> IpAddr {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.rsplit(',').next())
+            .and_then(|last| last.trim().parse().ok())
+            .unwrap_or(peer)
+    }
+
+    /// `Err` 429 when the shopper's client or customer is over their rate; their key's
+    /// budget is not touched by what they are refused.
+    fn admit_shopper(&self, shopper: &Shopper) -> Result<(), ApiError> {
+        let Some(limiter) = &self.client_limiter else {
+            return Ok(());
+        };
+        let mut keys = vec![ClientKey::Address(shopper.client)];
+        keys.extend(shopper.customer.clone().map(ClientKey::Customer));
+        for key in keys {
+            limiter.check_key(&key).map_err(|not_until| {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                ApiError::RateLimited(wait.as_secs().max(1))
+            })?;
+        }
+        Ok(())
     }
 
     /// The same keys, and `token` as a bearer token (`Authorization: Bearer <token>`) that
@@ -204,9 +386,54 @@ pub async fn require_api_key(
     let Some(index) = keys.matching(presented) else {
         return Err(ApiError::Unauthorized("invalid API key".to_string()));
     };
+    let scope = keys.scopes[index];
+    if scope == Scope::Storefront {
+        let shopper = keys.shopper(&request)?;
+        keys.admit_shopper(&shopper)?;
+        request.extensions_mut().insert(shopper);
+    }
     keys.admit(index)?;
-    request.extensions_mut().insert(keys.scopes[index]);
+    request.extensions_mut().insert(scope);
     Ok(next.run(request).await)
+}
+
+/// Middleware behind [`require_api_key`]: 401 for a storefront request without a
+/// customer's session (the admin passes).
+async fn require_customer(request: Request, next: Next) -> Result<Response, ApiError> {
+    match request.extensions().get::<Scope>() {
+        Some(Scope::Storefront)
+            if request
+                .extensions()
+                .get::<Shopper>()
+                .is_none_or(|s| s.customer.is_none()) =>
+        {
+            Err(ApiError::Unauthorized(
+                "sign in first: this route needs a customer's session \
+                 (Authorization: Bearer <access token> from POST /sessions)"
+                    .to_string(),
+            ))
+        }
+        _ => Ok(next.run(request).await),
+    }
+}
+
+/// Marks routes as a customer's: a storefront key needs a customer's session on them (else
+/// 401), and the handler shows that customer only what is theirs; the admin sees all.
+/// Their operations say `x-scope: customer` in the document.
+pub fn customer<S>(
+    (schemas, mut paths, method_router): utoipa_axum::router::UtoipaMethodRouter<S>,
+) -> utoipa_axum::router::UtoipaMethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    for operation in operations(&mut paths) {
+        mark(operation, Scope::Customer);
+    }
+    (
+        schemas,
+        paths,
+        method_router.route_layer(axum::middleware::from_fn(require_customer)),
+    )
 }
 
 /// Middleware behind [`require_api_key`]: 403 `forbidden` unless the key is an admin key
@@ -272,13 +499,28 @@ fn mark(operation: &mut utoipa::openapi::path::Operation, scope: Scope) {
             .responses
             .insert("403".to_string(), forbidden.into());
     }
+    if scope == Scope::Customer {
+        // Either the admin key alone, or the storefront key and a customer's session.
+        use utoipa::openapi::security::SecurityRequirement;
+        let no_scopes: [&str; 0] = [];
+        operation.security.get_or_insert_with(Vec::new).push(
+            SecurityRequirement::new("api_key", no_scopes)
+                .add(crate::openapi::SESSION_SCHEME, no_scopes),
+        );
+    }
     operation
         .extensions
         .get_or_insert_with(Default::default)
         .insert(SCOPE_EXTENSION.to_string(), scope.name().into());
     let words = match scope {
         Scope::Admin => "Scope: admin key only (a storefront key gets 403).",
-        Scope::Storefront => "Scope: any key, storefront or admin.",
+        Scope::Storefront => {
+            "Scope: any key, storefront or admin (a shopper sees only what is theirs)."
+        }
+        Scope::Customer => {
+            "Scope: the admin key, or the storefront key with a customer's session \
+             (Authorization: Bearer); a customer sees only their own."
+        }
         Scope::Metrics => "Scope: the admin key, or the metrics token as a bearer token.",
     };
     let description = operation.description.get_or_insert_with(String::new);
@@ -319,6 +561,8 @@ impl crate::config::CommonArgs {
         }
         Ok(ApiKeys::new(admin)
             .with_rate_limit(self.rate_limit)
+            .with_sessions(self.session_keys())
+            .with_client_limit(self.client_rate_limit, self.trusted_proxies.clone())
             .with_peer_key(self.peer_api_key()?)
             .with_storefront_keys(storefront)
             .with_metrics_token(

@@ -88,6 +88,30 @@ pub struct CommonArgs {
     #[arg(long, env = "RATE_LIMIT", default_value_t = 2000)]
     pub rate_limit: u32,
 
+    /// Requests per second one storefront client may make (bursts of twice that), counted
+    /// per client address and per signed-in customer besides the key's own limit, so one
+    /// flooding browser slows only itself. 0 turns it off.
+    #[arg(long, env = "CLIENT_RATE_LIMIT", default_value_t = 50)]
+    pub client_rate_limit: u32,
+
+    /// Proxies (comma-separated addresses) whose `X-Forwarded-For` names the client: for a
+    /// request from one of them, the client is the last address that header lists (the one
+    /// the proxy added). From anyone else the header is ignored and the client is the
+    /// connection's peer address.
+    #[arg(long = "trusted-proxy", env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
+
+    /// Secret(s) customer sessions and guests' order tokens are signed with,
+    /// comma-separated: the first signs, all are accepted, so a secret is rotated by putting
+    /// a new one first and dropping the old one after the longest session (15 minutes).
+    /// The same on all four services. Unset: no customer can sign in.
+    #[arg(
+        long = "session-secret",
+        env = "SESSION_SECRET",
+        hide_env_values = true
+    )]
+    pub session_secret: Option<Secret>,
+
     /// A request's head (request line and headers) must arrive within this many
     /// milliseconds of the connection opening, or of a keep-alive request's first byte;
     /// else the connection is closed.
@@ -187,6 +211,11 @@ impl CommonArgs {
         }
     }
 
+    /// The session secrets, if any are set.
+    pub fn session_keys(&self) -> Option<crate::session::SessionKeys> {
+        crate::session::SessionKeys::new(split_keys(self.session_secret.as_ref()))
+    }
+
     /// The peer-call timeout.
     pub fn peer_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.peer_timeout_ms)
@@ -216,6 +245,9 @@ mod tests {
             peer_timeout_ms: 1000,
             cors_origins: Vec::new(),
             rate_limit: 0,
+            client_rate_limit: 0,
+            trusted_proxies: Vec::new(),
+            session_secret: None,
             header_timeout_ms: 5000,
             idle_timeout_ms: 60_000,
             max_connections: DEFAULT_MAX_CONNECTIONS,

@@ -66,7 +66,7 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 429: this API key sent more requests than its rate allows; retry after this many
     /// seconds.
-    #[error("too many requests for this API key; retry after {0} s")]
+    #[error("too many requests from this client or key; retry after {0} s")]
     RateLimited(u64),
     /// 422: the request parsed but breaks a business rule.
     #[error("{0}")]

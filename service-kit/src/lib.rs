@@ -27,6 +27,8 @@
 //! - [`http`]: [`http::ServiceBuilder`] (how every service is assembled: its routes declared
 //!   once for router and OpenAPI, events, metrics, probes, auth, JSON 404/405, body limit,
 //!   request ids, tracing), [`http::Workers`] and `launch`, logging set-up.
+//! - [`session`]: customers' access tokens (HS256 JWTs), guests' order tokens and the
+//!   random tokens the shop hands out, each checked locally.
 //! - [`server`]: the accept loop: header and idle deadlines, the connection cap, the
 //!   open-file limit, graceful shutdown.
 //! - [`text_enum!`]: an enum stored and sent as text (statuses, steps), written once.
@@ -54,6 +56,7 @@ pub mod money;
 pub mod openapi;
 pub mod peer;
 pub mod server;
+pub mod session;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod text_enum;

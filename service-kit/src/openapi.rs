@@ -23,7 +23,11 @@ pub enum ProtectedErrors {
     Unavailable(crate::error::ErrorBody),
 }
 
-/// Adds the `api_key` scheme (`X-API-Key` header) that every protected path names.
+/// The name of the bearer scheme a customer's access token is sent in.
+pub const SESSION_SCHEME: &str = "session";
+
+/// Adds the `api_key` scheme (`X-API-Key` header) that every protected path names, the
+/// customer's `session` bearer scheme and the scraper's `metrics_token`.
 #[derive(Debug)]
 pub struct ApiKeyScheme;
 
@@ -35,8 +39,22 @@ impl Modify for ApiKeyScheme {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-API-Key",
                 "An admin key (--api-key) may call every route; a storefront key \
-                 (--storefront-key) only those whose x-scope is storefront (others: 403).",
+                 (--storefront-key) those whose x-scope is storefront, and with a customer's \
+                 session those whose x-scope is customer (admin routes: 403).",
             ))),
+        );
+        components.add_security_scheme(
+            SESSION_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A customer's access token from POST /sessions, sent with the storefront \
+                         key: routes marked x-scope customer then show that customer's own",
+                    ))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "metrics_token",

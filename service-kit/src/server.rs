@@ -341,9 +341,9 @@ pub async fn serve(
     let mut next_id = 0u64;
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     accept_failed(&err).await;
                     continue;
@@ -368,7 +368,7 @@ pub async fn serve(
                 connection: connection.clone(),
                 clock,
             }),
-            counted_service(router.clone(), connection.clone(), clock),
+            counted_service(router.clone(), connection.clone(), clock, peer),
         ));
         let registry = registry.clone();
         tokio::spawn(async move {
@@ -397,11 +397,13 @@ pub async fn serve(
 }
 
 /// The router as one connection's service: each request marks the connection busy while
-/// it is served (so shedding never takes it, and its idle deadline starts after).
+/// it is served (so shedding never takes it, and its idle deadline starts after), with its
+/// client's `peer` address in its extensions.
 fn counted_service(
     router: Router,
     connection: Arc<Connection>,
     clock: Clock,
+    peer: std::net::SocketAddr,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = axum::response::Response,
@@ -412,7 +414,12 @@ fn counted_service(
         let in_flight = InFlight::begin(connection.clone(), clock);
         let mut router = router.clone();
         async move {
-            let response = router.call(request.map(Body::new)).await;
+            let mut request = request.map(Body::new);
+            // The client's address, for the per-client rate limits (`auth`).
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            let response = router.call(request).await;
             drop(in_flight);
             response
         }
