@@ -5,9 +5,11 @@
 use crate::AppState;
 use crate::domain::{CartLine, CartOut};
 use crate::store;
+use service_kit::auth::Access;
 use service_kit::db::{StoreError, Undone};
 use service_kit::domain::Invalid;
 use service_kit::domain::{Id, Quantity, UserId};
+use service_kit::session;
 use shop_contracts::orders::MAX_ORDER_LINES;
 
 /// The user's cart, priced where the catalog answered.
@@ -126,10 +128,106 @@ fn refused_invalid(why: String) -> Undone<CartRefused> {
 /// Why a cart change was refused: the cart is as it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CartRefused {
-    /// The catalog does not know the product, or the cart has no such line.
+    /// The catalog does not know the product, or the cart has no such line, or the cart is
+    /// not the caller's (which is never told apart from none).
     NotFound(String),
     /// A rule is broken (too many lines or units, a total too large).
     Invalid(String),
+    /// A shopper sent neither a session nor a cart token.
+    NoShopper(String),
+}
+
+/// The path segment a shopper names their own cart by.
+pub const OWN_CART: &str = "me";
+
+/// The header a guest sends their cart token in (never the path: paths are logged).
+pub const CART_TOKEN_HEADER: &str = "x-cart-token";
+
+/// Opens a guest cart: a new unguessable token (the caller keeps it; the shop keeps only
+/// its hash) for a cart filed under a new guest id.
+pub async fn open_guest_cart(state: &AppState) -> Result<String, StoreError> {
+    let token = session::random_token("ct_");
+    let hashed = session::token_hash(&token);
+    let user = session::new_id(session::GUEST_PREFIX);
+    state
+        .db
+        .write(move |tx| Ok(store::insert_guest_cart(tx, &hashed, &user)?))
+        .await?;
+    Ok(token)
+}
+
+/// Whose cart `/cart/{named}` is for this caller. The admin names any user. A shopper
+/// names only [`OWN_CART`]: with a session, the customer's cart (a guest cart whose token
+/// comes along is merged into it first, once); with only a cart token, that guest's cart.
+/// Any other name, or a token that opens nothing, is "no such cart".
+pub async fn owner(
+    state: &AppState,
+    access: &Access,
+    named: &str,
+    cart_token: Option<&str>,
+) -> Result<UserId, Undone<CartRefused>> {
+    let Access::Shopper(shopper) = access else {
+        return UserId::parse(named)
+            .map_err(|Invalid(why)| Undone::Refused(CartRefused::Invalid(why)));
+    };
+    let no_such_cart = || Undone::Refused(CartRefused::NotFound("no such cart".into()));
+    if named != OWN_CART {
+        return Err(no_such_cart());
+    }
+    let hashed = cart_token.map(session::token_hash);
+    let customer = shopper.customer.clone();
+    let found = state
+        .db
+        .write(move |tx| {
+            let Some(hashed) = hashed else {
+                return Ok(None);
+            };
+            let Some((guest, merged_into)) = store::guest_cart(tx, &hashed)? else {
+                return Ok(Some(None));
+            };
+            Ok(Some(match (&customer, merged_into) {
+                (Some(customer), None) => {
+                    store::merge_guest_cart(tx, &hashed, customer, Quantity::MAX)?;
+                    Some(customer.clone())
+                }
+                (Some(customer), Some(_)) => Some(customer.clone()),
+                (None, None) => Some(guest),
+                (None, Some(_)) => None,
+            }))
+        })
+        .await?;
+    let user = match (found, &shopper.customer) {
+        // A token that opens nothing (unknown, or merged and no session): no such cart.
+        (Some(None), _) => return Err(no_such_cart()),
+        (Some(Some(user)), _) => user,
+        (None, Some(customer)) => customer.clone(),
+        (None, None) => {
+            return Err(Undone::Refused(CartRefused::NoShopper(
+                "a shopper's cart needs a customer's session (Authorization: Bearer) or a \
+                 cart token from POST /carts (X-Cart-Token)"
+                    .into(),
+            )));
+        }
+    };
+    UserId::parse(&user).map_err(|Invalid(why)| Undone::Refused(CartRefused::Invalid(why)))
+}
+
+/// The guest user a cart token opens, if it opens one (for reading a guest's checkouts).
+pub async fn guest_of(
+    state: &AppState,
+    cart_token: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let Some(hashed) = cart_token.map(session::token_hash) else {
+        return Ok(None);
+    };
+    state
+        .db
+        .read(move |conn| {
+            Ok(store::guest_cart(conn, &hashed)?
+                .filter(|(_, merged)| merged.is_none())
+                .map(|(guest, _)| guest))
+        })
+        .await
 }
 
 /// The cart view of `lines`, refused when its total would be too large.

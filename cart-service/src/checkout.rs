@@ -527,7 +527,7 @@ impl<'a> Saga<'a> {
             .state
             .payments
             .pay(
-                self.order_id(),
+                (self.order_id(), &self.co.user_id),
                 total,
                 self.input.card.as_ref(),
                 self.pay_key(),

@@ -120,6 +120,8 @@ pub struct AppState {
     capture_wait: Duration,
     /// Checkouts by outcome and failed step.
     pub counters: BusinessCounters,
+    /// Checks customers' sessions and makes the order tokens a checkout answers with.
+    pub sessions: Option<service_kit::session::SessionKeys>,
 }
 
 /// Where the peers are.
@@ -155,7 +157,14 @@ impl AppState {
                 "Checkouts run, by outcome (completed, finishing, failed, unsettled) and the \
                  step that failed",
             )]),
+            sessions: None,
         }
+    }
+
+    /// The same state, checking sessions and making order tokens with `sessions`.
+    pub fn with_sessions(mut self, sessions: Option<service_kit::session::SessionKeys>) -> Self {
+        self.sessions = sessions;
+        self
     }
 }
 
@@ -181,6 +190,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0005_checkout_reference.sql",
     "0006_checkout_order_reference.sql",
     "0007_direct_checkouts_and_skus.sql",
+    "0008_guest_carts.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -197,8 +207,11 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
     let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(utoipa_axum::routes!(cart_checkout).layer(once.clone()))
         .routes(utoipa_axum::routes!(checkout_process).layer(once))
-        .routes(utoipa_axum::routes!(checkouts_list))
+        .routes(service_kit::auth::customer(utoipa_axum::routes!(
+            checkouts_list
+        )))
         .routes(utoipa_axum::routes!(checkouts_get))
+        .routes(utoipa_axum::routes!(carts_open))
         .routes(utoipa_axum::routes!(cart_get))
         .routes(utoipa_axum::routes!(cart_add))
         .routes(utoipa_axum::routes!(cart_clear))
@@ -231,7 +244,8 @@ pub async fn run(
         peer: config.common.peer_timeout(),
         checkout: Duration::from_millis(config.checkout_timeout_ms),
     };
-    let state = AppState::new(db, &urls, peer_key.expose(), timeouts);
+    let state = AppState::new(db, &urls, peer_key.expose(), timeouts)
+        .with_sessions(config.common.session_keys());
     let every = Duration::from_millis(config.checkout_recovery_ms.max(1));
     let mut workers = Workers::new();
     let recovering = state.clone();

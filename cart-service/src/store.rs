@@ -110,6 +110,62 @@ pub fn clear_cart(conn: &Connection, user: &UserId) -> rusqlite::Result<usize> {
         .execute(params![user.as_str()])
 }
 
+/// A new guest cart under the token hashed `token_hash`, its lines filed under `user`.
+pub fn insert_guest_cart(conn: &Connection, token_hash: &str, user: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO guest_carts (token_hash, user_id, created_at)
+         VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+    )?
+    .execute(params![token_hash, user])?;
+    Ok(())
+}
+
+/// The guest cart of the token hashed `token_hash`: its user id, and the customer it was
+/// merged into, if it was.
+pub fn guest_cart(
+    conn: &Connection,
+    token_hash: &str,
+) -> rusqlite::Result<Option<(String, Option<String>)>> {
+    conn.prepare_cached("SELECT user_id, merged_into FROM guest_carts WHERE token_hash = ?1")?
+        .query_row([token_hash], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+}
+
+/// Moves every line of `guest`'s cart into `customer`'s (units add up, to at most
+/// `max_units` a line) and marks the guest cart merged into `customer`. Only a cart not
+/// merged yet is moved: two requests racing to merge move it once.
+pub fn merge_guest_cart(
+    conn: &Connection,
+    token_hash: &str,
+    customer: &str,
+    max_units: i64,
+) -> rusqlite::Result<()> {
+    let Some(guest) = conn
+        .prepare_cached(
+            "UPDATE guest_carts SET merged_into = ?2
+             WHERE token_hash = ?1 AND merged_into IS NULL RETURNING user_id",
+        )?
+        .query_row(params![token_hash, customer], |row| row.get::<_, String>(0))
+        .optional()?
+    else {
+        return Ok(());
+    };
+    conn.prepare_cached(
+        "INSERT INTO cart_items (user_id, product_id, quantity, name, unit_price_cents, verified,
+                                 sku, added_at, updated_at)
+         SELECT ?2, product_id, quantity, name, unit_price_cents, verified, sku, added_at,
+                strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         FROM cart_items WHERE user_id = ?1 AND true
+         ON CONFLICT (user_id, product_id) DO UPDATE SET
+             quantity = min(quantity + excluded.quantity, ?3),
+             updated_at = excluded.updated_at",
+    )?
+    .execute(params![guest, customer, max_units])?;
+    conn.prepare_cached("DELETE FROM cart_items WHERE user_id = ?1")?
+        .execute([guest])?;
+    Ok(())
+}
+
 const CHECKOUT_COLUMNS: &str = "id, user_id, status, step, steps, lines, total_cents, order_id,
      payment_id, failed_step, failure_code, failure_reason, correlation_id, created_at, updated_at,
      ref, order_ref, from_cart";

@@ -34,6 +34,15 @@ fn app(catalog_url: &str) -> (tempfile::TempDir, Router) {
     (dir, router(state, test_keys()))
 }
 
+/// How many checkouts the cart database holds (one-call checkouts are filed under new
+/// guest ids, so none can be listed by a user id known beforehand).
+fn checkouts_recorded(dir: &tempfile::TempDir) -> i64 {
+    rusqlite::Connection::open(dir.path().join("carts.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM checkouts", [], |row| row.get(0))
+        .unwrap()
+}
+
 async fn cart_lines(app: &Router, user: &str) -> Vec<(i64, i64, bool)> {
     let (status, cart) = send(app, Call::new("GET", &format!("/cart/{user}"))).await;
     assert_eq!(status, StatusCode::OK);
@@ -328,7 +337,7 @@ fn seed_body(expiry: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_one_call_checkout_with_bad_input_is_refused_before_anything_is_recorded() {
     let catalog = FakeCatalog::start().await;
-    let (_dir, app) = app(&catalog.url);
+    let (dir, app) = app(&catalog.url);
     let good = seed_body("12/30");
     let cases = [
         (good.replace("12/30", "12/25"), "expired"),
@@ -368,18 +377,13 @@ async fn a_one_call_checkout_with_bad_input_is_refused_before_anything_is_record
             "the card number is never echoed: {message}"
         );
     }
-    let (_, checkouts) = send(
-        &app,
-        Call::new("GET", "/checkouts?user_id=customer@example.com"),
-    )
-    .await;
-    assert_eq!(checkouts, serde_json::json!([]), "nothing was recorded");
+    assert_eq!(checkouts_recorded(&dir), 0, "nothing was recorded");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_misspelled_field_in_a_body_or_query_is_a_422_naming_it_and_changes_nothing() {
     let catalog = FakeCatalog::start().await;
-    let (_dir, app) = app(&catalog.url);
+    let (dir, app) = app(&catalog.url);
     let good = seed_body("12/30");
     let bodies = [
         (
@@ -434,10 +438,5 @@ async fn a_misspelled_field_in_a_body_or_query_is_a_422_naming_it_and_changes_no
     assert!(cart_lines(&app, "u1").await.is_empty(), "nothing was added");
     let (_, checkouts) = send(&app, Call::new("GET", "/checkouts?user_id=u1")).await;
     assert_eq!(checkouts, serde_json::json!([]), "no checkout was recorded");
-    let (_, checkouts) = send(
-        &app,
-        Call::new("GET", "/checkouts?user_id=customer@example.com"),
-    )
-    .await;
-    assert_eq!(checkouts, serde_json::json!([]), "no checkout was recorded");
+    assert_eq!(checkouts_recorded(&dir), 0, "no checkout was recorded");
 }

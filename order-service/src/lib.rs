@@ -170,8 +170,9 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
     let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(routes!(orders_create).layer(once))
-        .routes(routes!(orders_list))
-        .routes(routes!(orders_stats))
+        .routes(customer(routes!(orders_list)))
+        .routes(admin(routes!(orders_stats)))
+        .routes(routes!(orders_by_token))
         .routes(routes!(orders_get))
         .routes(admin(routes!(orders_status_update)))
         .routes(admin(routes!(orders_returns_create)))

@@ -268,6 +268,18 @@ pub fn get_order(conn: &Connection, id: Id) -> rusqlite::Result<Option<Order>> {
     Ok(orders_with_ids(conn, &[id.get()])?.pop())
 }
 
+/// The order with global reference `reference`, if there is one.
+pub fn order_by_ref(conn: &Connection, reference: &str) -> rusqlite::Result<Option<Order>> {
+    let id: Option<i64> = conn
+        .prepare_cached("SELECT id FROM orders WHERE ref = ?1")?
+        .query_row([reference], |row| row.get(0))
+        .optional()?;
+    Ok(match id {
+        Some(id) => orders_with_ids(conn, &[id])?.pop(),
+        None => None,
+    })
+}
+
 /// The orders with these ids, in the order given (ids with no order are skipped): three
 /// queries however many there are, not three per order.
 fn orders_with_ids(conn: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<Order>> {

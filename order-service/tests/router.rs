@@ -200,7 +200,11 @@ async fn bad_orders_are_refused_and_create_nothing() {
         assert!(answer["error"]["code"].is_string(), "{body}");
     }
     let (status, _) = send(&app, Call::new("POST", "/orders").json(GUIDE_ORDER)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "missing user_id");
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the admin key must name the user"
+    );
     let (status, _) = send(&app, Call::new("POST", "/orders?user_id=u1")).await;
     assert_eq!(
         status,

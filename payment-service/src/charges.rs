@@ -92,6 +92,7 @@ struct Charge {
     order_ref: Option<String>,
     decline: Option<Decline>,
     card: Option<cards::CardSummary>,
+    user_id: Option<String>,
 }
 
 /// The status a payment is recorded with: failed when declined, captured for an order the
@@ -122,6 +123,7 @@ pub async fn take_payment(
     order_id: Id,
     amount: Cents,
     card: Option<CardIn>,
+    payer: Option<String>,
 ) -> Result<Taken, PayError> {
     let authorization = card
         .map(|card| cards::authorize(&card, current_year_month()))
@@ -142,6 +144,7 @@ pub async fn take_payment(
         order_ref,
         decline,
         card,
+        user_id: payer,
     };
     let outbox = state.outbox.clone();
     let (payment_id, delivery) = state
@@ -189,6 +192,7 @@ fn record_charge(
         order_ref,
         decline,
         card,
+        user_id,
     } = charge;
     if status == PaymentStatus::Captured
         && let Some(existing) = store::capture_of(tx, order_id, order_ref.as_deref())?
@@ -208,6 +212,7 @@ fn record_charge(
             status,
             failure_code: decline.map(|d| d.code()),
             card: card.as_ref(),
+            user_id: user_id.as_deref(),
         },
     )?;
     let kind = match status {

@@ -30,6 +30,8 @@ pub struct Payment {
     pub webhook_delivery_id: Option<String>,
     pub webhook_status: Option<String>,
     pub created_at: String,
+    /// The user its order is filed under (whose payment a shopper may see), when known.
+    pub user_id: Option<String>,
 }
 
 /// Why an order cannot be paid: refused for good, whatever is asked again.
@@ -174,6 +176,7 @@ mod tests {
             status,
             reference: "ord-7".into(),
             stock,
+            user_id: None,
         }
     }
 

@@ -109,6 +109,8 @@ pub struct AppState {
     outbox: Outbox,
     /// Payments by outcome and decline code, refunds, webhook deliveries by result.
     pub counters: BusinessCounters,
+    /// Checks customers' sessions and guests' order tokens.
+    pub sessions: Option<service_kit::session::SessionKeys>,
 }
 
 /// The business counters of the payment service.
@@ -155,7 +157,14 @@ impl AppState {
             orders,
             outbox,
             counters,
+            sessions: None,
         }
+    }
+
+    /// The same state, checking sessions and order tokens with `sessions`.
+    pub fn with_sessions(mut self, sessions: Option<service_kit::session::SessionKeys>) -> Self {
+        self.sessions = sessions;
+        self
     }
 
     /// The webhook worker for this state, to spawn beside the server.
@@ -176,6 +185,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0004_delivery_correlation.sql",
     "0005_verified_captures.sql",
     "0006_refunds.sql",
+    "0007_payments_by_customer.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -201,12 +211,12 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         middleware::from_fn_with_state(Idempotency::new(state.db.clone()), idempotency::idempotent);
     let api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(routes!(pay).layer(once.clone()))
-        .routes(routes!(payments_list))
-        .routes(routes!(payments_summary))
-        .routes(routes!(payments_by_order))
+        .routes(service_kit::auth::customer(routes!(payments_list)))
+        .routes(admin(routes!(payments_summary)))
+        .routes(admin(routes!(payments_by_order)))
         .routes(routes!(payments_get))
         .routes(admin(routes!(refunds_create).layer(once.clone())))
-        .routes(routes!(refunds_list))
+        .routes(admin(routes!(refunds_list)))
         .routes(admin(routes!(deliveries_list)))
         .routes(admin(routes!(deliveries_get)))
         .routes(admin(routes!(deliveries_retry)))
@@ -242,7 +252,8 @@ pub async fn run(
         secrets,
         config.webhook_retry_schedule,
         config.common.peer_timeout(),
-    );
+    )
+    .with_sessions(config.common.session_keys());
     let poll = Duration::from_millis(config.webhook_poll_ms.max(1));
     let mut workers = Workers::new();
     workers.spawn("webhook worker", |stop| state.worker(poll, stop));

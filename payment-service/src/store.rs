@@ -21,6 +21,8 @@ pub struct NewPayment<'a> {
     /// The decline code of a failed one.
     pub failure_code: Option<&'static str>,
     pub card: Option<&'a CardSummary>,
+    /// The user its order is filed under, when known.
+    pub user_id: Option<&'a str>,
 }
 
 /// A delivery claimed for an attempt.
@@ -36,7 +38,8 @@ pub struct DueDelivery {
 const PAYMENT_SELECT: &str = "SELECT p.id, p.order_id, p.amount_cents, p.status, p.failure_code,
      p.card_brand, p.card_last4, p.card_exp_month, p.card_exp_year, p.order_verified,
      p.created_at, d.id, d.status, p.ref, p.order_ref, p.void_reason,
-     (SELECT COALESCE(SUM(r.amount_cents), 0) FROM refunds r WHERE r.payment_id = p.id)
+     (SELECT COALESCE(SUM(r.amount_cents), 0) FROM refunds r WHERE r.payment_id = p.id),
+     p.user_id
      FROM payments p
      LEFT JOIN webhook_deliveries d ON d.payment_id = p.id AND d.refund_id IS NULL";
 
@@ -66,6 +69,7 @@ fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<Payment> {
         order_ref: row.get(14)?,
         void_reason: row.get(15)?,
         refunded: Cents::new(row.get(16)?),
+        user_id: row.get(17)?,
     })
 }
 
@@ -94,8 +98,8 @@ pub fn capture_of(
 pub fn insert_payment(conn: &Connection, payment: &NewPayment<'_>) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO payments (ref, order_id, order_ref, amount_cents, status, failure_code,
-             card_brand, card_last4, card_exp_month, card_exp_year, order_verified)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             card_brand, card_last4, card_exp_month, card_exp_year, order_verified, user_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         payment.reference,
@@ -109,6 +113,7 @@ pub fn insert_payment(conn: &Connection, payment: &NewPayment<'_>) -> rusqlite::
         payment.card.map(|c| c.exp_month),
         payment.card.map(|c| c.exp_year),
         payment.order_ref.is_some(),
+        payment.user_id,
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -361,19 +366,22 @@ pub fn get_payment(conn: &Connection, id: Id) -> rusqlite::Result<Option<Payment
 /// Payments, newest first, optionally for one order.
 pub fn list_payments(
     conn: &Connection,
-    order_id: Option<Id>,
+    (order_id, user): (Option<Id>, Option<&str>),
     page: Page,
 ) -> rusqlite::Result<(Vec<Payment>, i64)> {
     let total = conn
-        .prepare_cached("SELECT COUNT(*) FROM payments WHERE (?1 IS NULL OR order_id = ?1)")?
-        .query_row(params![order_id.map(Id::get)], |row| row.get(0))?;
+        .prepare_cached(
+            "SELECT COUNT(*) FROM payments
+             WHERE (?1 IS NULL OR order_id = ?1) AND (?2 IS NULL OR user_id = ?2)",
+        )?
+        .query_row(params![order_id.map(Id::get), user], |row| row.get(0))?;
     let payments = conn
         .prepare_cached(&format!(
-            "{PAYMENT_SELECT} WHERE (?1 IS NULL OR p.order_id = ?1)
+            "{PAYMENT_SELECT} WHERE (?1 IS NULL OR p.order_id = ?1) AND (?4 IS NULL OR p.user_id = ?4)
              ORDER BY p.id DESC LIMIT ?2 OFFSET ?3"
         ))?
         .query_map(
-            params![order_id.map(Id::get), page.limit(), page.offset()],
+            params![order_id.map(Id::get), page.limit(), page.offset(), user],
             payment_from_row,
         )?
         .collect::<rusqlite::Result<_>>()?;

@@ -64,6 +64,33 @@ impl Access {
         matches!(self, Access::Admin)
     }
 
+    /// Whom something a caller creates (an order, a one-call checkout) is filed under: the
+    /// user the admin names (required); a shopper's own customer, else a new guest. A
+    /// shopper naming anyone else is refused (403).
+    pub fn filing_user(&self, asked: Option<&str>) -> Result<crate::domain::UserId, ApiError> {
+        use crate::domain::UserId;
+        match (self, asked) {
+            (Access::Admin, Some(user)) => Ok(UserId::parse(user)?),
+            (Access::Admin, None) => Err(ApiError::Validation(
+                "user_id is required with the admin key".to_string(),
+            )),
+            (Access::Shopper(shopper), asked) => {
+                let own = shopper
+                    .customer
+                    .clone()
+                    .unwrap_or_else(|| crate::session::new_id(crate::session::GUEST_PREFIX));
+                match asked {
+                    Some(user) if user != own => Err(ApiError::Forbidden(
+                        "a shopper's order is filed under their own account (or as a guest's): \
+                         leave user_id out"
+                            .to_string(),
+                    )),
+                    _ => Ok(UserId::parse(&own)?),
+                }
+            }
+        }
+    }
+
     /// Whether a shopper may see what belongs to user `owner`: the admin sees everything, a
     /// customer what is filed under their id.
     pub fn owns(&self, owner: &str) -> bool {

@@ -29,6 +29,9 @@ pub const CUSTOMER_PREFIX: &str = "cus_";
 /// A guest's id (the user id of a guest's cart and order): `guest_` and 32 hex digits.
 pub const GUEST_PREFIX: &str = "guest_";
 
+/// The header a guest sends their order token in (never the path: paths are logged).
+pub const ORDER_TOKEN_HEADER: &str = "x-order-token";
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
@@ -141,6 +144,12 @@ impl SessionKeys {
     /// it (a guest's receipt): the ref and an HMAC of it under the signing secret.
     pub fn order_token(&self, order_ref: &str) -> String {
         format!("{order_ref}.{}", order_mac(self.signing(), order_ref))
+    }
+
+    /// The order ref the request's `X-Order-Token` opens, if it carries a good one.
+    pub fn opened_order(&self, headers: &axum::http::HeaderMap) -> Option<String> {
+        let token = headers.get(ORDER_TOKEN_HEADER)?.to_str().ok()?;
+        self.order_ref_of(token.trim())
     }
 
     /// The order ref an order token opens, if one of the secrets made it.

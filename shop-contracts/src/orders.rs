@@ -27,6 +27,9 @@ pub struct OrderView {
     pub reference: String,
     /// Where its stock is.
     pub stock: OrderStock,
+    /// The user it is filed under (a customer's or a guest's id).
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 /// The most lines an order may have; a cart holds no more, so a full cart can be ordered.

@@ -283,16 +283,18 @@ impl PaymentClient {
         }
     }
 
-    /// `POST /pay` with the card as the client sent it (never stored by the sender) and an
-    /// idempotency key.
+    /// `POST /pay` for order `order_id` of user `user_id` (whose payment it is filed as),
+    /// with the card as the client sent it (never stored by the sender) and an idempotency
+    /// key.
     pub async fn pay(
         &self,
-        order_id: i64,
+        (order_id, user_id): (i64, &str),
         amount: Cents,
         card: Option<&crate::card::CardIn>,
         idempotency_key: String,
     ) -> Outcome<PaymentView, PayRefused> {
-        let path = format!("/pay?order_id={order_id}&amount={amount}");
+        // A user id is letters, digits, '_', '-' and '.': nothing to escape in a query.
+        let path = format!("/pay?order_id={order_id}&amount={amount}&user_id={user_id}");
         let headers = vec![(KEY_HEADER, idempotency_key)];
         self.peer
             .post(path, &PayRequest { card }, headers)

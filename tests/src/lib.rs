@@ -22,6 +22,8 @@ pub const STOREFRONT_KEY: &str = "system-test-storefront-key-89";
 pub const PEER_KEY: &str = "system-test-peer-key-4567";
 /// The secret payment-service signs webhooks with and order-service checks them with.
 pub const WEBHOOK_SECRET: &str = "whsec_c3lzdGVtLXRlc3Qtd2ViaG9vay1zZWNyZXQ=";
+/// The secret every test service signs and checks customers' sessions and order tokens with.
+pub const SESSION_SECRET: &str = "system-test-session-secret-0987654321";
 /// Fast retries, so tests see a delivery through in a second or two.
 pub const RETRY_SCHEDULE: &str = "100ms,200ms,300ms,500ms,1s,1s,2s,2s";
 
@@ -108,11 +110,14 @@ impl Service {
             .env("PEER_API_KEY", PEER_KEY)
             .env("STOREFRONT_KEY", STOREFRONT_KEY)
             .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("SESSION_SECRET", SESSION_SECRET)
             .env("WEBHOOK_RETRY_SCHEDULE", RETRY_SCHEDULE)
             .env("WEBHOOK_POLL_MS", "20")
             .env("PEER_TIMEOUT_MS", "700")
-            // Load tests here would trip the per-key limit, which router tests cover.
+            // Load tests here would trip the per-key and per-client limits; router tests and
+            // the flood tests (which set them) cover those.
             .env("RATE_LIMIT", "0")
+            .env("CLIENT_RATE_LIMIT", "0")
             .env("RUST_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
@@ -521,5 +526,107 @@ impl Flood {
             .into_iter()
             .map(|t| t.join().unwrap_or(0))
             .sum()
+    }
+}
+
+/// A shopper as a browser front end is: the storefront key, and what the shop handed them
+/// (a customer's access token, a guest's cart token, an order token).
+#[derive(Debug, Clone, Default)]
+pub struct Shopper {
+    /// `Authorization: Bearer` when signed in.
+    pub access_token: Option<String>,
+    /// Kept to refresh and sign out.
+    pub refresh_token: Option<String>,
+    /// `X-Cart-Token` for a guest cart.
+    pub cart_token: Option<String>,
+    /// `X-Order-Token` for a guest's order.
+    pub order_token: Option<String>,
+}
+
+impl Shopper {
+    /// A shopper with nothing but the storefront key.
+    pub fn guest() -> Shopper {
+        Shopper::default()
+    }
+
+    /// Signs up (if new) and in with `email` at the order service `order_url`.
+    pub fn customer(client: &Client, order_url: &str, email: &str) -> Shopper {
+        let password = "correct horse battery staple";
+        let body =
+            format!(r#"{{"email":"{email}","password":"{password}","name":"Test Shopper"}}"#);
+        let (status, answer) = Shopper::guest().call(
+            client,
+            "POST",
+            &format!("{order_url}/customers"),
+            Some(&body),
+        );
+        assert_eq!(status, 202, "sign-up: {answer}");
+        let mut shopper = Shopper::guest();
+        shopper.sign_in(client, order_url, email, password);
+        shopper
+    }
+
+    /// Signs in; panics unless it works.
+    pub fn sign_in(
+        &mut self,
+        client: &Client,
+        order_url: &str,
+        email: &str,
+        password: &str,
+    ) -> Value {
+        let body = format!(r#"{{"email":"{email}","password":"{password}"}}"#);
+        let (status, session) = self.call(
+            client,
+            "POST",
+            &format!("{order_url}/sessions"),
+            Some(&body),
+        );
+        assert_eq!(status, 201, "sign-in: {session}");
+        self.access_token = session["access_token"].as_str().map(String::from);
+        self.refresh_token = session["refresh_token"].as_str().map(String::from);
+        session
+    }
+
+    /// A new guest cart from the cart service at `cart_url`, its token kept.
+    pub fn open_cart(&mut self, client: &Client, cart_url: &str) {
+        let (status, answer) = self.call(client, "POST", &format!("{cart_url}/carts"), None);
+        assert_eq!(status, 201, "{answer}");
+        self.cart_token = answer["cart_token"].as_str().map(String::from);
+    }
+
+    /// The customer's id, if signed in (the `sub` of the access token).
+    pub fn customer_id(&self) -> Option<String> {
+        use base64::Engine;
+        let token = self.access_token.as_ref()?;
+        let payload = token.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?;
+        let claims: Value = serde_json::from_slice(&bytes).ok()?;
+        claims["sub"].as_str().map(String::from)
+    }
+
+    /// Sends a request with the storefront key and whatever this shopper holds.
+    pub fn call(
+        &self,
+        client: &Client,
+        method: &str,
+        url: &str,
+        json: Option<&str>,
+    ) -> (u16, Value) {
+        let bearer = self.access_token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("X-API-Key", STOREFRONT_KEY)];
+        if let Some(bearer) = &bearer {
+            headers.push(("Authorization", bearer));
+        }
+        if let Some(token) = &self.cart_token {
+            headers.push(("X-Cart-Token", token));
+        }
+        if let Some(token) = &self.order_token {
+            headers.push(("X-Order-Token", token));
+        }
+        client
+            .try_call(method, url, json, &headers)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
     }
 }

@@ -133,7 +133,7 @@ fn no_client_input_forges_a_text_log_line_or_reaches_the_terminal_as_an_escape_c
             "GET",
             format!("{order}/orders?status={}", in_query(1)),
             None,
-            system_tests::STOREFRONT_KEY,
+            KEY,
         ),
         (
             "POST",
@@ -175,7 +175,7 @@ fn no_client_input_forges_a_text_log_line_or_reaches_the_terminal_as_an_escape_c
             "GET",
             format!("{catalog}/products?category={}", in_query(7)),
             None,
-            KEY,
+            system_tests::STOREFRONT_KEY,
         ),
         (
             "GET",

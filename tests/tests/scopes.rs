@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
-use system_tests::{Client, KEY, STOREFRONT_KEY, Shop, wait_for_order};
+use system_tests::{Client, KEY, STOREFRONT_KEY, Shop, Shopper, wait_for_order};
 
 /// The routes only the admin key may call, per service: the shop's policy, written out so
 /// that a route changing scope is a visible change here.
@@ -29,6 +29,8 @@ fn admin_routes(service: &str) -> BTreeSet<String> {
             "POST /reservations/{reference}/returns",
         ],
         "order-service" => &[
+            "GET /orders/stats",
+            "POST /customers/password-resets",
             "PUT /orders/{id}/status",
             "POST /orders/{id}/returns",
             "POST /orders/{id}/payment",
@@ -38,6 +40,9 @@ fn admin_routes(service: &str) -> BTreeSet<String> {
             "DELETE /promo-codes/{code}",
         ],
         "payment-service" => &[
+            "GET /payments/summary",
+            "GET /payments/by-order",
+            "GET /payments/{id}/refunds",
             "POST /payments/{id}/refunds",
             "GET /webhooks/deliveries",
             "GET /webhooks/deliveries/{id}",
@@ -50,6 +55,22 @@ fn admin_routes(service: &str) -> BTreeSet<String> {
         .chain(&["GET /events", "GET /metrics"])
         .map(|r| r.to_string())
         .collect()
+}
+
+/// The routes a storefront key opens only with a customer's session (each showing that
+/// customer their own).
+fn customer_routes(service: &str) -> BTreeSet<String> {
+    let routes: &[&str] = match service {
+        "cart-service" => &["GET /checkouts"],
+        "order-service" => &[
+            "GET /orders",
+            "GET /customers/me",
+            "PUT /customers/me/password",
+        ],
+        "payment-service" => &["GET /payments"],
+        _ => &[],
+    };
+    routes.iter().map(|r| r.to_string()).collect()
 }
 
 /// Whether an answer is the key check refusing the key (not the route refusing the request,
@@ -82,6 +103,7 @@ fn operations(doc: &Value) -> Vec<(String, String, String)> {
 fn a_storefront_key_is_refused_on_every_admin_route_and_accepted_on_every_shopper_route() {
     let mut shop = Shop::start();
     let client = Client::new();
+    let customer = Shopper::customer(&client, &shop.order.url(), "walker@example.com");
     let bases: Vec<(&str, String)> = shop.services().iter().map(|s| (s.name, s.url())).collect();
     for (service, base) in &bases {
         let (status, doc) =
@@ -94,10 +116,16 @@ fn a_storefront_key_is_refused_on_every_admin_route_and_accepted_on_every_shoppe
             .map(|(method, path, _)| format!("{method} {path}"))
             .collect();
         assert_eq!(documented_admin, admin_routes(service), "{service}");
+        let documented_customer: BTreeSet<String> = operations
+            .iter()
+            .filter(|(_, _, scope)| scope == "customer")
+            .map(|(method, path, _)| format!("{method} {path}"))
+            .collect();
+        assert_eq!(documented_customer, customer_routes(service), "{service}");
         let mut shopper_routes = 0;
         for (method, path, scope) in &operations {
             assert!(
-                scope == "admin" || scope == "storefront",
+                scope == "admin" || scope == "storefront" || scope == "customer",
                 "{service}: {method} {path} has no x-scope"
             );
             // Ids that name nothing: a route that lets the key in answers 4xx about the
@@ -115,6 +143,17 @@ fn a_storefront_key_is_refused_on_every_admin_route_and_accepted_on_every_shoppe
             if scope == "admin" {
                 assert_eq!(storefront, 403, "{service}: {method} {url}: {answer}");
                 assert_eq!(answer["error"]["code"], "forbidden");
+                let (signed_in, answer) = customer.call(&client, method, &url, body);
+                assert_eq!(signed_in, 403, "a session opens no admin route: {answer}");
+            } else if scope == "customer" {
+                assert_eq!(storefront, 401, "{service}: {method} {url}: {answer}");
+                let message = answer["error"]["message"].as_str().unwrap_or("");
+                assert!(message.contains("sign in"), "{message}");
+                let (signed_in, answer) = customer.call(&client, method, &url, body);
+                assert!(
+                    !key_refused(signed_in, &answer) && signed_in != 401,
+                    "{service}: {method} {url} refused a customer's session: {answer}"
+                );
             } else {
                 shopper_routes += 1;
                 assert!(
@@ -141,33 +180,50 @@ fn a_storefront_key_is_refused_on_every_admin_route_and_accepted_on_every_shoppe
 }
 
 #[test]
-fn a_shopper_with_the_storefront_key_buys_and_reads_the_order_but_cannot_refund_it() {
+fn a_guest_with_the_storefront_key_buys_and_reads_their_order_by_its_token_but_cannot_refund_it() {
     let shop = Shop::start();
     let client = Client::new();
-    let shopper = |method: &str, url: String, body: Option<&str>| {
-        client.call_with_key(method, &url, body, Some(STOREFRONT_KEY))
-    };
-    let (status, _) = shopper(
+    let mut guest = Shopper::guest();
+    guest.open_cart(&client, &shop.cart.url());
+    let cart = shop.cart.url();
+    let (status, added) = guest.call(
+        &client,
         "POST",
-        format!("{}/cart/sam/add?product_id=2&quantity=1", shop.cart.url()),
+        &format!("{cart}/cart/me/add?product_id=2&quantity=1"),
         None,
     );
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{added}");
+    let guest_user = added["cart"]["user_id"].as_str().unwrap().to_string();
+    assert!(guest_user.starts_with("guest_"), "{guest_user}");
     let card =
         r#"{"card":{"number":"4242424242424242","exp_month":12,"exp_year":2031,"cvc":"123"}}"#;
-    let (status, checkout) = shopper(
+    let (status, checkout) = guest.call(
+        &client,
         "POST",
-        format!("{}/cart/sam/checkout", shop.cart.url()),
+        &format!("{cart}/cart/me/checkout"),
         Some(card),
     );
     assert_eq!(status, 201, "{checkout}");
     let order_id = checkout["order_id"].as_i64().expect("order id");
-    let (status, order) = shopper(
+    let order_url = format!("{}/orders/{order_id}", shop.order.url());
+    // Without the order token the order is nobody's business, not even the cart token's.
+    let (status, answer) = guest.call(&client, "GET", &order_url, None);
+    assert_eq!(status, 404, "{answer}");
+    guest.order_token = checkout["order_token"].as_str().map(String::from);
+    assert!(guest.order_token.is_some(), "{checkout}");
+    let (status, order) = guest.call(&client, "GET", &order_url, None);
+    assert_eq!(status, 200, "{order}");
+    let (status, by_token) = guest.call(
+        &client,
         "GET",
-        format!("{}/orders/{order_id}", shop.order.url()),
+        &format!("{}/orders/by-token", shop.order.url()),
         None,
     );
-    assert_eq!(status, 200, "{order}");
+    assert_eq!(
+        (status, &by_token["id"]),
+        (200, &json!(order_id)),
+        "{by_token}"
+    );
     wait_for_order(
         &client,
         &shop.order.url(),
@@ -176,17 +232,35 @@ fn a_shopper_with_the_storefront_key_buys_and_reads_the_order_but_cannot_refund_
         |o| o["status"] == "PAID",
     );
     let payment_id = checkout["payment_id"].as_i64().expect("payment id");
+    let (status, payment) = guest.call(
+        &client,
+        "GET",
+        &format!("{}/payments/{payment_id}", shop.payment.url()),
+        None,
+    );
+    assert_eq!(status, 200, "{payment}");
+    assert_eq!(payment["card"]["last4"], "4242");
+    assert!(
+        payment["card"]["exp_year"].is_null(),
+        "a shopper sees brand and last four: {payment}"
+    );
     let refunds = format!("{}/payments/{payment_id}/refunds", shop.payment.url());
-    let (status, body) = shopper("POST", refunds.clone(), Some(r#"{"amount":1.00}"#));
+    let (status, body) = guest.call(&client, "POST", &refunds, Some(r#"{"amount":1.00}"#));
     assert_eq!(status, 403, "{body}");
-    let (status, body) = shopper(
+    let (status, body) = guest.call(
+        &client,
         "PUT",
-        format!("{}/orders/{order_id}/status", shop.order.url()),
+        &format!("{order_url}/status"),
         Some(r#"{"status":"CANCELLED"}"#),
     );
     assert_eq!(status, 403, "{body}");
-    let (_, order) = client.get(&format!("{}/orders/{order_id}", shop.order.url()));
+    let (_, order) = client.get(&order_url);
     assert_eq!(order["status"], "PAID", "the refused calls changed nothing");
+    assert_eq!(
+        order["user_id"],
+        guest_user.as_str(),
+        "filed under the guest"
+    );
     let (_, listed) = client.get(&refunds);
     assert_eq!(listed, json!([]));
 }

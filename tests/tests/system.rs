@@ -181,6 +181,9 @@ fn each_service_documents_its_routes_in_openapi_and_every_documented_route_needs
                 }
                 let security = if path == "/metrics" {
                     json!([{"api_key": []}, {"metrics_token": []}])
+                } else if operation["x-scope"] == "customer" {
+                    // The admin key alone, or the storefront key with a customer's session.
+                    json!([{"api_key": []}, {"api_key": [], "session": []}])
                 } else {
                     json!([{"api_key": []}])
                 };

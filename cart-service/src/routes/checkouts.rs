@@ -1,13 +1,16 @@
 //! `/cart/{user_id}/checkout` and `/checkouts`: run a checkout, and see where one stands.
 
 use crate::AppState;
+use crate::carts;
 use crate::checkout::{self, CheckoutInput, DirectLine, Ended, ProductKey};
 use crate::domain::{Checkout, CheckoutLine, CheckoutStatus, Step, StepLog};
+use crate::routes::cart::CartOf;
 use crate::store;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
+use service_kit::auth::Access;
 use service_kit::domain::{Id, Page, Quantity, UserId};
 use service_kit::error::ErrorBody;
 use service_kit::extract::body_refusal;
@@ -15,6 +18,7 @@ use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
 use service_kit::listing::Listed;
 use service_kit::money::Cents;
 use service_kit::openapi::ProtectedErrors;
+use service_kit::session;
 use shop_contracts::card::{self, CardIn};
 use shop_contracts::customer::{Customer, ShippingAddress};
 
@@ -56,6 +60,9 @@ pub struct CheckoutOut {
     pub correlation_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Opens the checkout's order with the storefront key (`X-Order-Token` on
+    /// `GET /orders/by-token`), once it has one; null when the shop has no session secret.
+    pub order_token: Option<String>,
 }
 
 impl From<Checkout> for CheckoutOut {
@@ -77,6 +84,7 @@ impl From<Checkout> for CheckoutOut {
             correlation_id: c.correlation_id,
             created_at: c.created_at,
             updated_at: c.updated_at,
+            order_token: None,
         }
     }
 }
@@ -166,22 +174,54 @@ fn checkout_input(body: &[u8]) -> Result<CheckoutInput, ApiError> {
 )]
 pub async fn cart_checkout(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    CartOf(user): CartOf,
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
-    let user = UserId::parse(&user_id)?;
     let input = checkout_input(&body)?;
-    ended_answer(checkout::start(&state, user, input).await?)
+    ended_answer(&state, checkout::start(&state, user, input).await?)
 }
 
 /// A checkout's answer: 201 completed, 202 paid and finishing, else its failure.
-fn ended_answer(ended: Ended) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
+fn ended_answer(
+    state: &AppState,
+    ended: Ended,
+) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
     match ended {
-        Ended::Completed(done) => Ok((StatusCode::CREATED, Json(done.into()))),
-        Ended::Finishing(paid) => Ok((StatusCode::ACCEPTED, Json(paid.into()))),
+        Ended::Completed(done) => Ok((StatusCode::CREATED, Json(shown(state, done)))),
+        Ended::Finishing(paid) => Ok((StatusCode::ACCEPTED, Json(shown(state, paid)))),
         Ended::Failed(_, failure) => Err(failure.into()),
         Ended::Unsettled(_, message) => Err(ApiError::Unavailable(message)),
     }
+}
+
+/// A checkout as its owner sees it: with the token that opens its order.
+fn shown(state: &AppState, checkout: Checkout) -> CheckoutOut {
+    let order_token = match (&state.sessions, &checkout.order_ref) {
+        (Some(keys), Some(order_ref)) => Some(keys.order_token(order_ref)),
+        _ => None,
+    };
+    CheckoutOut {
+        order_token,
+        ..checkout.into()
+    }
+}
+
+/// Whether `access` may see `checkout`: the admin, its customer, or the guest whose cart
+/// token comes along. Everyone else is told there is no such checkout.
+async fn may_see(
+    state: &AppState,
+    access: &Access,
+    headers: &HeaderMap,
+    checkout: &Checkout,
+) -> Result<bool, ApiError> {
+    if access.owns(&checkout.user_id) {
+        return Ok(true);
+    }
+    let token = headers
+        .get(carts::CART_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    Ok(carts::guest_of(state, token).await?.as_deref() == Some(checkout.user_id.as_str()))
 }
 
 /// One checkout with its step log.
@@ -200,14 +240,20 @@ fn ended_answer(ended: Ended) -> Result<(StatusCode, Json<CheckoutOut>), ApiErro
 )]
 pub async fn checkouts_get(
     State(state): State<AppState>,
+    access: Access,
+    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<CheckoutOut>, ApiError> {
-    state
+    let not_found = || ApiError::NotFound(format!("checkout {id} not found"));
+    let found = state
         .db
         .read(move |conn| Ok(store::get_checkout(conn, id)?))
         .await?
-        .map(|found| Json(found.into()))
-        .ok_or_else(|| ApiError::NotFound(format!("checkout {id} not found")))
+        .ok_or_else(not_found)?;
+    if !may_see(&state, &access, &headers, &found).await? {
+        return Err(not_found());
+    }
+    Ok(Json(shown(&state, found)))
 }
 
 /// A shopper's checkouts, newest first.
@@ -228,10 +274,14 @@ pub async fn checkouts_get(
 )]
 pub async fn checkouts_list(
     State(state): State<AppState>,
+    access: Access,
     uri: Uri,
     Query(params): Query<ListParams>,
 ) -> Result<Listed<CheckoutOut>, ApiError> {
     let user = UserId::parse(&params.user_id)?;
+    if !access.owns(user.as_str()) {
+        return Err(ApiError::NotFound("no such customer".into()));
+    }
     let page = Page {
         limit: params.limit,
         offset: params.offset,
@@ -240,7 +290,7 @@ pub async fn checkouts_list(
         .db
         .call(move |conn| Ok(store::list_checkouts(conn, &user, page)?))
         .await?;
-    Ok(Listed::new(checkouts, page, uri).map(CheckoutOut::from))
+    Ok(Listed::new(checkouts, page, uri).map(|c| shown(&state, c)))
 }
 
 /// Seed 001's `POST /checkout/process` body: the lines, the card and whom it is for, in one
@@ -248,8 +298,9 @@ pub async fn checkouts_list(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessBody {
-    /// Whose checkout it is (as for `/cart/{user_id}`); default: the customer's email when
-    /// it is a valid user id, else `guest`.
+    /// Whose checkout it is (as for `/cart/{user_id}`; the admin key only). Left out, it
+    /// is the signed-in customer's, else a new guest's (`guest_...`): never the email, which
+    /// would reach request paths and logs.
     pub user_id: Option<String>,
     /// 1 to 100 lines.
     pub items: Vec<ProcessItem>,
@@ -421,7 +472,9 @@ impl PaymentMethod {
 
 /// Reads and checks a one-call checkout: its lines, card, customer and address, all before
 /// anything is recorded. Parse errors are not echoed (they could quote the card number).
-fn process_input(body: &[u8]) -> Result<(UserId, Vec<DirectLine>, CheckoutInput), ApiError> {
+fn process_input(
+    body: &[u8],
+) -> Result<(Option<String>, Vec<DirectLine>, CheckoutInput), ApiError> {
     service_kit::extract::require_utf8(body)?;
     let body: ProcessBody = serde_json::from_slice(body).map_err(|err| {
         body_refusal(
@@ -482,20 +535,13 @@ fn process_input(body: &[u8]) -> Result<(UserId, Vec<DirectLine>, CheckoutInput)
             address.checked()
         })
         .transpose()?;
-    let user = match body.user_id {
-        Some(user) => UserId::parse(&user)?,
-        None => customer
-            .as_ref()
-            .and_then(|c| UserId::parse(&c.email.to_ascii_lowercase()).ok())
-            .map_or_else(|| UserId::parse("guest"), Ok)?,
-    };
     let input = CheckoutInput {
         card,
         customer,
         shipping_address,
         promo_code: body.promo_code,
     };
-    Ok((user, lines, input))
+    Ok((body.user_id, lines, input))
 }
 
 /// A SKU as a one-call checkout names it.
@@ -538,11 +584,17 @@ fn sku(raw: &str) -> Result<String, ApiError> {
 )]
 pub async fn checkout_process(
     State(state): State<AppState>,
+    access: Access,
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
-    let (user, lines, input) = process_input(&body)?;
+    let (asked_user, lines, input) = process_input(&body)?;
+    let user = match (&access, asked_user) {
+        // The admin may leave it out too: a guest's, as seed 001's calls are.
+        (Access::Admin, None) => UserId::parse(&session::new_id(session::GUEST_PREFIX))?,
+        (_, asked) => access.filing_user(asked.as_deref())?,
+    };
     let ended = checkout::start_direct(&state, user, lines, input).await?;
-    ended_answer(ended)
+    ended_answer(&state, ended)
 }
 
 #[cfg(test)]

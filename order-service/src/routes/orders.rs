@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
+use service_kit::auth::Access;
 use service_kit::domain::{Id, Page, UserId};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, Path, Query, RawBody};
@@ -247,9 +248,32 @@ impl From<StatusEntry> for StatusChangeOut {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CreateParams {
-    /// The shopper placing the order.
-    #[param(value_type = UserId, inline)]
-    pub user_id: String,
+    /// The shopper placing the order: required with the admin key; with the storefront key
+    /// leave it out (the order is the signed-in customer's, else a new guest's).
+    #[param(value_type = Option<UserId>, inline)]
+    pub user_id: Option<String>,
+}
+
+/// A new order as its placer sees it: the order, and the token that opens it to whoever
+/// holds it (a guest's receipt: send it as `X-Order-Token`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PlacedOut {
+    #[serde(flatten)]
+    pub order: OrderOut,
+    /// Opens this order (`GET /orders/by-token`, `GET /orders/{id}`) with the storefront
+    /// key; null when the shop has no session secret.
+    pub order_token: Option<String>,
+}
+
+/// Whether `access` may see `order`: the admin, the customer it is filed under, or whoever
+/// sends its order token. Everyone else is told there is no such order.
+fn may_see(state: &AppState, access: &Access, headers: &HeaderMap, order: &Order) -> bool {
+    access.owns(&order.user_id)
+        || state
+            .sessions
+            .as_ref()
+            .and_then(|keys| keys.opened_order(headers))
+            .is_some_and(|opened| opened == order.reference)
 }
 
 /// `GET /orders?user_id=&status=&limit=&offset=`.
@@ -507,15 +531,21 @@ pub struct MismatchOut {
 )]
 pub async fn orders_create(
     State(state): State<AppState>,
+    access: Access,
     Query(params): Query<CreateParams>,
     headers: HeaderMap,
     Json(body): Json<OrderBody>,
-) -> Result<(StatusCode, Json<OrderOut>), ApiError> {
-    let user = UserId::parse(&params.user_id)?;
+) -> Result<(StatusCode, Json<PlacedOut>), ApiError> {
+    let user = access.filing_user(params.user_id.as_deref())?;
     let order = NewOrder::from_body(user, body)?;
     let placed_under = service_kit::idempotency::owned_key(&headers);
     let placed = lifecycle::place_order(&state, order, placed_under).await?;
-    Ok((StatusCode::CREATED, Json(placed.into())))
+    let order_token = state
+        .sessions
+        .as_ref()
+        .map(|keys| keys.order_token(&placed.reference));
+    let order = placed.into();
+    Ok((StatusCode::CREATED, Json(PlacedOut { order, order_token })))
 }
 
 /// Orders, newest first, filtered as asked. The body is the page's bare array;
@@ -538,10 +568,18 @@ pub async fn orders_create(
 )]
 pub async fn orders_list(
     State(state): State<AppState>,
+    access: Access,
     uri: Uri,
     Query(params): Query<ListParams>,
 ) -> Result<Listed<OrderOut>, ApiError> {
-    let (filter, page) = params.parse()?;
+    let (mut filter, page) = params.parse()?;
+    if let Some(customer) = access.customer() {
+        // A customer lists their own orders; naming anyone else finds nobody.
+        if filter.user.as_ref().is_some_and(|u| u.as_str() != customer) {
+            return Err(ApiError::NotFound("no such customer".into()));
+        }
+        filter.user = Some(UserId::parse(customer)?);
+    }
     let orders = state
         .db
         .call(move |conn| Ok(store::list_orders(conn, &filter, page)?))
@@ -567,6 +605,8 @@ pub async fn orders_list(
 )]
 pub async fn orders_get(
     State(state): State<AppState>,
+    access: Access,
+    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<OrderOut>, ApiError> {
     let id = Id::parse(id, "order id")?;
@@ -574,8 +614,40 @@ pub async fn orders_get(
         .db
         .call(move |conn| Ok(store::get_order(conn, id)?))
         .await?
+        .filter(|found| may_see(&state, &access, &headers, found))
         .map(|found| Json(found.into()))
         .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))
+}
+
+/// The order a guest's order token opens (sent as `X-Order-Token`, never in the path).
+#[utoipa::path(
+    get,
+    path = "/orders/by-token",
+    tag = "orders",
+    params(("X-Order-Token" = String, Header, description = "The order_token answered when the order was placed")),
+    responses(
+        (status = 200, description = "The order", body = OrderOut),
+        (status = 404, description = "The token opens no order", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn orders_by_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<OrderOut>, ApiError> {
+    let not_found = || ApiError::NotFound("this order token opens no order".into());
+    let reference = state
+        .sessions
+        .as_ref()
+        .and_then(|keys| keys.opened_order(&headers))
+        .ok_or_else(not_found)?;
+    state
+        .db
+        .call(move |conn| Ok(store::order_by_ref(conn, &reference)?))
+        .await?
+        .map(|found| Json(found.into()))
+        .ok_or_else(not_found)
 }
 
 /// The payment webhook. Accepted only with a valid Standard Webhooks signature and a fresh

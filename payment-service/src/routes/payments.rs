@@ -7,10 +7,11 @@ use crate::domain::{NotPayable, Payment, Refund};
 use crate::refunds;
 use crate::store;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use service_kit::ApiError;
-use service_kit::domain::{Id, Page};
+use service_kit::auth::Access;
+use service_kit::domain::{Id, Page, UserId};
 use service_kit::error::ErrorBody;
 use service_kit::extract::{Json, OptionalJsonBody, Path, Query};
 use service_kit::listing::{Listed, TOTAL_COUNT_HEADER};
@@ -51,13 +52,30 @@ pub struct PaymentOut {
     pub created_at: String,
 }
 
-/// What is kept of a card.
+/// What is kept of a card (a shopper sees its brand and last four only).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CardOut {
     pub brand: String,
     pub last4: String,
-    pub exp_month: u32,
-    pub exp_year: u32,
+    pub exp_month: Option<u32>,
+    pub exp_year: Option<u32>,
+}
+
+impl PaymentOut {
+    /// `payment` as `access` may see it: all of it for the admin; for its shopper, its card
+    /// as brand and last four, and no webhook details.
+    pub fn shown_to(payment: Payment, access: &Access) -> PaymentOut {
+        let mut shown = PaymentOut::from(payment);
+        if !access.is_admin() {
+            if let Some(card) = &mut shown.card {
+                card.exp_month = None;
+                card.exp_year = None;
+            }
+            shown.webhook_delivery_id = None;
+            shown.webhook_status = None;
+        }
+        shown
+    }
 }
 
 impl From<Payment> for PaymentOut {
@@ -75,8 +93,8 @@ impl From<Payment> for PaymentOut {
             card: p.card.map(|c| CardOut {
                 brand: c.brand,
                 last4: c.last4,
-                exp_month: c.exp_month,
-                exp_year: c.exp_year,
+                exp_month: Some(c.exp_month),
+                exp_year: Some(c.exp_year),
             }),
             order_verified: p.order_verified,
             webhook_delivery_id: p.webhook_delivery_id,
@@ -97,6 +115,10 @@ pub struct PayParams {
     /// The order's total as a decimal (999.99).
     #[param(example = "999.99", pattern = r"^[0-9]{1,13}(\.[0-9]{1,2})?$")]
     pub amount: String,
+    /// Whose payment it is (the user the order is filed under), as a checkout names it;
+    /// the admin key only: a shopper's payment is filed under the owner of its order.
+    #[param(value_type = Option<UserId>, inline)]
+    pub user_id: Option<String>,
 }
 
 /// `GET /payments?order_id=&limit=&offset=`.
@@ -139,10 +161,26 @@ pub struct ListParams {
 )]
 pub async fn pay(
     State(state): State<AppState>,
+    access: Access,
+    headers: HeaderMap,
     Query(params): Query<PayParams>,
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<(StatusCode, Json<PaymentOut>), ApiError> {
     let order_id = Id::parse(params.order_id, "order_id")?;
+    let payer = match &access {
+        Access::Admin => params
+            .user_id
+            .as_deref()
+            .map(UserId::parse)
+            .transpose()?
+            .map(|u| u.as_str().to_string()),
+        Access::Shopper(_) if params.user_id.is_some() => {
+            return Err(ApiError::Forbidden(
+                "a shopper's payment is filed under its order's owner: leave user_id out".into(),
+            ));
+        }
+        Access::Shopper(_) => Some(shoppers_order(&state, &access, &headers, order_id).await?),
+    };
     let amount = Cents::parse_decimal(params.amount.trim())
         .map_err(|e| ApiError::Validation(format!("amount: {e}")))?;
     if amount.get() <= 0 {
@@ -150,7 +188,7 @@ pub async fn pay(
     }
     let card = card_from_body(&body)?;
     Ok(
-        match charges::take_payment(&state, order_id, amount, card).await? {
+        match charges::take_payment(&state, order_id, amount, card, payer).await? {
             Taken::Captured(payment) => (StatusCode::OK, Json(payment.into())),
             Taken::Authorized(payment) => (StatusCode::ACCEPTED, Json(payment.into())),
         },
@@ -204,9 +242,11 @@ impl From<PayError> for ApiError {
 )]
 pub async fn payments_list(
     State(state): State<AppState>,
+    access: Access,
     uri: Uri,
     Query(params): Query<ListParams>,
 ) -> Result<Listed<PaymentOut>, ApiError> {
+    let user = access.customer().map(str::to_string);
     let order_id = params
         .order_id
         .map(|id| Id::parse(id, "order_id"))
@@ -217,9 +257,16 @@ pub async fn payments_list(
     };
     let payments = state
         .db
-        .call(move |conn| Ok(store::list_payments(conn, order_id, page)?))
+        .call(move |conn| {
+            Ok(store::list_payments(
+                conn,
+                (order_id, user.as_deref()),
+                page,
+            )?)
+        })
         .await?;
-    Ok(Listed::new(payments, page, uri).map(PaymentOut::from))
+    let shown = move |p: Payment| PaymentOut::shown_to(p, &access);
+    Ok(Listed::new(payments, page, uri).map(shown))
 }
 
 /// One payment.
@@ -239,15 +286,54 @@ pub async fn payments_list(
 )]
 pub async fn payments_get(
     State(state): State<AppState>,
+    access: Access,
+    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<PaymentOut>, ApiError> {
     let id = Id::parse(id, "payment id")?;
+    let opened = state
+        .sessions
+        .as_ref()
+        .and_then(|keys| keys.opened_order(&headers));
     state
         .db
         .read(move |conn| Ok(store::get_payment(conn, id)?))
         .await?
-        .map(|found| Json(found.into()))
+        .filter(|found| {
+            found.user_id.as_deref().is_some_and(|u| access.owns(u))
+                || access.is_admin()
+                || (opened.is_some() && found.order_ref == opened)
+        })
+        .map(|found| Json(PaymentOut::shown_to(found, &access)))
         .ok_or_else(|| ApiError::NotFound(format!("payment {id} not found")))
+}
+
+/// The owner of order `order_id` when `access` (a shopper) may pay it: their own order, or
+/// the one their `X-Order-Token` opens. Anyone else's is "no such order"; when the order
+/// service cannot be asked a shopper cannot pay (nobody can tell whose the order is).
+async fn shoppers_order(
+    state: &AppState,
+    access: &Access,
+    headers: &HeaderMap,
+    order_id: Id,
+) -> Result<String, ApiError> {
+    let not_found = || ApiError::NotFound(format!("order {order_id} not found"));
+    let order = state
+        .orders
+        .order(order_id)
+        .await
+        .map_err(|err| ApiError::Unavailable(format!("the order cannot be checked now: {err}")))?
+        .ok_or_else(not_found)?;
+    let owner = order.user_id.clone().ok_or_else(not_found)?;
+    let opened = state
+        .sessions
+        .as_ref()
+        .and_then(|keys| keys.opened_order(headers));
+    if access.owns(&owner) || opened.as_deref() == Some(order.reference.as_str()) {
+        Ok(owner)
+    } else {
+        Err(not_found())
+    }
 }
 
 /// Count and total of captured payments (and of their refunds, and of payments only
