@@ -58,7 +58,7 @@ fn a_customer_signs_up_in_refreshes_and_out_and_an_ended_session_opens_nothing()
     let shop = Shop::start();
     let client = Client::new();
     let order = shop.order.url();
-    let mut ada = Shopper::customer(&client, &order, "Ada.Lovelace@Example.com");
+    let ada = Shopper::customer(&client, &order, "Ada.Lovelace@Example.com");
     let (status, me) = ada.call(&client, "GET", &format!("{order}/customers/me"), None);
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["email"], "Ada.Lovelace@example.com");
