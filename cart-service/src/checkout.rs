@@ -105,7 +105,9 @@ impl<T, R: Into<Failure>> From<Outcome<T, R>> for StepOutcome {
 impl From<PlaceRefused> for Failure {
     fn from(refused: PlaceRefused) -> Failure {
         match refused {
-            PlaceRefused::OutOfStock(m) | PlaceRefused::KeyReused(m) => Failure::Conflict(m),
+            PlaceRefused::OutOfStock(m)
+            | PlaceRefused::KeyReused(m)
+            | PlaceRefused::HoldLimit(m) => Failure::Conflict(m),
             PlaceRefused::Invalid(m) | PlaceRefused::BadRequest(m) => Failure::Invalid(m),
             PlaceRefused::NotSent(m) | PlaceRefused::Other { message: m, .. } => {
                 Failure::Unavailable(m)
@@ -177,6 +179,10 @@ pub struct CheckoutInput {
     pub shipping_address: Option<ShippingAddress>,
     /// Applied by the order service, which answers with the discounted total to pay.
     pub promo_code: Option<String>,
+    /// The storefront client the checkout runs for (its order's holds are that client's).
+    /// Kept in memory only: a checkout recovered after a restart finds its order placed
+    /// under its key, or places it as the admin's.
+    pub held_for: Option<std::net::IpAddr>,
 }
 
 /// Starts a checkout of the user's whole cart and runs it as far as it goes. `Err` is an
@@ -487,7 +493,11 @@ impl<'a> Saga<'a> {
         let placed = self
             .state
             .orders
-            .create(&self.co.user_id, &order, self.order_key())
+            .create(
+                (&self.co.user_id, self.input.held_for),
+                &order,
+                self.order_key(),
+            )
             .await;
         if let Outcome::Done(order) = &placed {
             self.co.order_id = Some(order.id);

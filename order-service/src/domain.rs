@@ -567,6 +567,9 @@ pub struct NewOrder {
     pub total: Cents,
     pub customer: Option<Customer>,
     pub shipping_address: Option<ShippingAddress>,
+    /// The storefront client (its address) it is placed for, if it is: its stock is held
+    /// for the shorter storefront time, within the client's cap.
+    pub held_for: Option<String>,
 }
 
 /// The most lines one order may have (a cart holds no more, so its checkout fits).
@@ -637,7 +640,13 @@ impl NewOrder {
             total,
             customer: None,
             shipping_address: None,
+            held_for: None,
         })
+    }
+
+    /// How many units the order holds.
+    pub fn units(&self) -> i64 {
+        self.lines.iter().map(|l| l.quantity.get()).sum()
     }
 
     /// Who the order is for, as a promo code's per-customer limit counts: their normalised

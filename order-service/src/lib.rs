@@ -89,6 +89,17 @@ pub struct Config {
     #[arg(long, env = "ORDER_TTL", default_value = "30m", value_parser = humantime::parse_duration)]
     pub order_ttl: Duration,
 
+    /// How long an unpaid order placed through the storefront key holds its stock before it
+    /// is cancelled (reason `expired`), e.g. `10m`: shorter than `ORDER_TTL`, so nobody can
+    /// keep a product from other shoppers for long.
+    #[arg(long, env = "STOREFRONT_HOLD_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub storefront_hold_ttl: Duration,
+
+    /// The most units one storefront client (an address), or one customer, may hold in
+    /// unpaid orders at once; an order past it is refused (409 `hold_limit`). 0: no cap.
+    #[arg(long, env = "MAX_HELD_UNITS", default_value_t = 20)]
+    pub max_held_units: i64,
+
     /// How often the stock keeper retries what the catalog could not be told (a pending
     /// reservation, a commit, a release) and looks for expired orders, in milliseconds.
     #[arg(long, env = "STOCK_RETRY_MS", default_value_t = 1000)]
@@ -116,6 +127,8 @@ pub struct AppState {
     pub sessions: Option<SessionKeys>,
     /// Failed sign-ins per email and per client.
     pub sign_ins: Arc<customers::SignInGuard>,
+    /// The most units a storefront client or customer may hold unpaid (0: no cap).
+    pub max_held_units: i64,
 }
 
 impl AppState {
@@ -145,6 +158,7 @@ pub const MIGRATIONS: &[MigrationFile] = service_kit::migration_files![
     "0011_orders_by_placement_key.sql",
     "0012_returns.sql",
     "0013_customer_accounts.sql",
+    "0014_storefront_holds.sql",
 ];
 
 /// The schema, as [`MIGRATIONS`] builds it.
@@ -173,6 +187,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .routes(customer(routes!(orders_list)))
         .routes(admin(routes!(orders_stats)))
         .routes(routes!(orders_by_token))
+        .routes(routes!(orders_quote))
         .routes(routes!(orders_get))
         .routes(admin(routes!(orders_status_update)))
         .routes(admin(routes!(orders_returns_create)))
@@ -217,11 +232,15 @@ pub async fn run(
         webhook_secrets,
         sessions: config.common.session_keys(),
         sign_ins: Arc::default(),
+        max_held_units: config.max_held_units,
     };
     let app = router(state.clone(), config.common.key_policy()?);
     let mut workers = Workers::new();
     let every = Duration::from_millis(config.stock_retry_ms.max(1));
-    let order_ttl = (!config.order_ttl.is_zero()).then_some(config.order_ttl);
+    let order_ttl = (!config.order_ttl.is_zero()).then_some((
+        config.order_ttl,
+        config.storefront_hold_ttl.min(config.order_ttl),
+    ));
     workers.spawn("stock keeper", move |stop| {
         stock::keep(state, every, order_ttl, stop)
     });

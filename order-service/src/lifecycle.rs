@@ -49,6 +49,7 @@ pub async fn place_order(
         .await
         .map_err(Undone::Refused)?;
     let reference = service_kit::domain::new_reference();
+    let max_held = state.max_held_units;
     let placed = state
         .db
         .write_with(move |tx| -> Result<_, Undone<PlaceRefused>> {
@@ -59,6 +60,11 @@ pub async fn place_order(
                 }
             }
             let mut order = order;
+            // Counted in the order's own transaction, so racing orders cannot both fit
+            // under the cap.
+            if let Some(refused) = over_hold_cap(tx, &order, max_held)? {
+                return Err(Undone::Refused(refused));
+            }
             // Checked, counted and written in the order's own transaction: writes take
             // turns, so no two orders can both take a code's last redemption.
             let redeemed = match order.promo_code.clone() {
@@ -89,6 +95,52 @@ pub async fn place_order(
         }));
     }
     Ok(stored(state, id).await?)
+}
+
+/// The refusal of a storefront order that would take its client (or customer) past
+/// `max_held` units held unpaid; `None` when it fits, is the admin's, or there is no cap.
+fn over_hold_cap(
+    tx: &rusqlite::Connection,
+    order: &NewOrder,
+    max_held: i64,
+) -> Result<Option<PlaceRefused>, StoreError> {
+    let Some(client) = order.held_for.as_deref().filter(|_| max_held > 0) else {
+        return Ok(None);
+    };
+    let customer = Some(order.user_id.as_str())
+        .filter(|u| service_kit::session::is_id(u, service_kit::session::CUSTOMER_PREFIX));
+    let (by_client, by_customer) = store::units_held(tx, client, customer)?;
+    let held = by_client.max(by_customer);
+    Ok((held + order.units() > max_held).then(|| {
+        PlaceRefused::HoldLimit(format!(
+            "{held} units are held in unpaid orders already and at most {max_held} may be: \
+             pay for them, or let them expire, before ordering more"
+        ))
+    }))
+}
+
+/// What `order` would cost if it were placed now: its lines at the catalog's prices (a 422
+/// for another price or an unknown product), less what its promo code takes off (a 422
+/// saying why a code does not apply). Places nothing, holds nothing, redeems nothing.
+pub async fn quote(state: &AppState, order: NewOrder) -> Result<NewOrder, Undone<PlaceRefused>> {
+    let checked = check_against_catalog(&state.catalog, &order)
+        .await
+        .map_err(Undone::Refused)?;
+    if checked.is_none() {
+        return Err(Undone::Refused(PlaceRefused::Invalid(
+            "the catalog cannot be asked now, so no price can be quoted; try again shortly".into(),
+        )));
+    }
+    state
+        .db
+        .read_with(move |conn| -> Result<_, Undone<PlaceRefused>> {
+            let mut order = order;
+            if let Some(code) = order.promo_code.clone() {
+                redeem(conn, &mut order, &code)?;
+            }
+            Ok(order)
+        })
+        .await
 }
 
 /// Order `id`, which this service just wrote or read: gone only through a bug.

@@ -235,10 +235,14 @@ async fn record(
     Ok(())
 }
 
-/// Cancels (reason `expired`) the PENDING orders placed more than `ttl` ago, and releases
+/// Cancels (reason `expired`) the PENDING orders placed more than `ttl` ago (its second
+/// part for those a storefront client holds), and releases
 /// their stock; an order the payment service has a payment for (captured, or authorized and
 /// waiting to be verified), or cannot rule one out, is left for its webhook. Returns how many it cancelled.
-pub async fn expire_unpaid(state: &AppState, ttl: Duration) -> Result<usize, StoreError> {
+pub async fn expire_unpaid(
+    state: &AppState,
+    ttl: (Duration, Duration),
+) -> Result<usize, StoreError> {
     let due = state
         .db
         .call(move |conn| Ok(store::unpaid_older_than(conn, ttl, 100)?))
@@ -299,7 +303,7 @@ pub async fn settle_all(state: &AppState) -> Result<usize, StoreError> {
 pub async fn keep(
     state: AppState,
     every: Duration,
-    order_ttl: Option<Duration>,
+    order_ttl: Option<(Duration, Duration)>,
     stop: CancellationToken,
 ) {
     loop {

@@ -37,8 +37,8 @@ pub fn insert_order(
     conn.prepare_cached(
         "INSERT INTO orders (ref, user_id, total_cents, status, stock, catalog_verified,
                              correlation_id, customer_email, customer_name, shipping_address,
-                             subtotal_cents, discount_cents, promo_code, placed_under)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                             subtotal_cents, discount_cents, promo_code, placed_under, held_for)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         reference,
@@ -55,6 +55,7 @@ pub fn insert_order(
         order.discount.get(),
         order.promo_code,
         placed_under,
+        order.held_for,
     ])?;
     let id = Id::from_db(conn.last_insert_rowid());
     let mut insert_line = conn.prepare_cached(
@@ -711,21 +712,52 @@ pub fn cancelled_holding_money(conn: &Connection, limit: i64) -> rusqlite::Resul
     .collect()
 }
 
-/// PENDING orders placed more than `ttl` ago that still hold (or wait for) stock.
+/// PENDING orders that still hold (or wait for) stock past their time: placed more than
+/// `ttl` ago, or `storefront_ttl` for those a storefront client holds.
 pub fn unpaid_older_than(
     conn: &Connection,
-    ttl: std::time::Duration,
+    (ttl, storefront_ttl): (std::time::Duration, std::time::Duration),
     limit: i64,
 ) -> rusqlite::Result<Vec<Id>> {
-    let age = format!("-{}.{:03} seconds", ttl.as_secs(), ttl.subsec_millis());
+    let age =
+        |ttl: std::time::Duration| format!("-{}.{:03} seconds", ttl.as_secs(), ttl.subsec_millis());
     conn.prepare_cached(
         "SELECT id FROM orders
          WHERE status = 'PENDING' AND stock IN ('pending', 'held')
-           AND created_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?1)
+           AND created_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now',
+                                      CASE WHEN held_for IS NULL THEN ?1 ELSE ?3 END)
          ORDER BY id LIMIT ?2",
     )?
-    .query_map(params![age, limit], |row| Ok(Id::from_db(row.get(0)?)))?
+    .query_map(params![age(ttl), limit, age(storefront_ttl)], |row| {
+        Ok(Id::from_db(row.get(0)?))
+    })?
     .collect()
+}
+
+/// Units held by unpaid orders placed for storefront client `client`, and by those of
+/// customer `customer` (when one is signed in).
+pub fn units_held(
+    conn: &Connection,
+    client: &str,
+    customer: Option<&str>,
+) -> rusqlite::Result<(i64, i64)> {
+    let held = |sql: &str, key: &str| -> rusqlite::Result<i64> {
+        conn.prepare_cached(sql)?.query_row([key], |row| row.get(0))
+    };
+    let by_client = held(
+        "SELECT COALESCE(SUM(i.quantity), 0) FROM orders o JOIN order_items i ON i.order_id = o.id
+         WHERE o.status = 'PENDING' AND o.held_for = ?1 AND o.stock IN ('pending', 'held')",
+        client,
+    )?;
+    let by_customer = match customer {
+        Some(customer) => held(
+            "SELECT COALESCE(SUM(i.quantity), 0) FROM orders o JOIN order_items i ON i.order_id = o.id
+             WHERE o.status = 'PENDING' AND o.user_id = ?1 AND o.stock IN ('pending', 'held')",
+            customer,
+        )?,
+        None => 0,
+    };
+    Ok((by_client, by_customer))
 }
 
 const PROMO_COLUMNS: &str = "code, percent_off, amount_off_cents, min_total_cents, starts_at,

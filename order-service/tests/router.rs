@@ -42,6 +42,7 @@ fn app_with_keys(catalog_url: &str, keys: ApiKeys) -> (tempfile::TempDir, Router
             "router-session-secret",
         )]),
         sign_ins: Default::default(),
+        max_held_units: 20,
     };
     (dir, router(state, keys))
 }

@@ -131,6 +131,8 @@ crate::refusals! {
         Invalid = (422, "validation_failed"),
         /// The Idempotency-Key was used for another request.
         KeyReused = (409, "conflict"),
+        /// The storefront client (or customer) holds as many units unpaid as it may.
+        HoldLimit = (409, "hold_limit"),
         /// The request could not be read (a malformed parameter or key).
         BadRequest = (400, "bad_request"),
     }
@@ -198,16 +200,20 @@ impl OrderClient {
     }
 
     /// `POST /orders?user_id=U` with an idempotency key, so asking again after a lost answer
-    /// finds the same order instead of placing a second one.
+    /// finds the same order instead of placing a second one; `held_for` names the storefront
+    /// client (an address) it is placed for, whose holds are capped and shorter.
     pub async fn create(
         &self,
-        user_id: &str,
+        (user_id, held_for): (&str, Option<std::net::IpAddr>),
         order: &PlaceOrder,
         idempotency_key: String,
     ) -> Outcome<OrderView, PlaceRefused> {
+        let held_for = held_for
+            .map(|ip| format!("&held_for={ip}"))
+            .unwrap_or_default();
         self.peer
             .post(
-                format!("/orders?user_id={user_id}"),
+                format!("/orders?user_id={user_id}{held_for}"),
                 order,
                 vec![(KEY_HEADER, idempotency_key)],
             )

@@ -610,3 +610,118 @@ fn a_flood_from_one_client_slows_only_that_client_while_others_shop() {
         client.call_with_key("GET", &format!("{catalog}/products/1"), None, Some(KEY));
     assert_eq!(status, 200);
 }
+
+#[test]
+fn nobody_hoards_stock_a_storefront_client_holds_a_capped_number_of_units_for_a_short_time() {
+    let shop = Shop::start_with(&[(
+        "order-service",
+        &[
+            "--storefront-hold-ttl",
+            "1s",
+            "--max-held-units",
+            "5",
+            "--stock-retry-ms",
+            "100",
+        ],
+    )]);
+    let client = Client::new();
+    let order = shop.order.url();
+    let hoarder = Shopper::guest();
+    let place = |who: &Shopper, quantity: i64| {
+        let body = format!(r#"[{{"product_id":2,"quantity":{quantity},"price":29.99}}]"#);
+        who.call(&client, "POST", &format!("{order}/orders"), Some(&body))
+    };
+    let (status, first) = place(&hoarder, 4);
+    assert_eq!(status, 201, "{first}");
+    let (status, refused) = place(&hoarder, 2);
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "hold_limit");
+    let (_, stock_before) = client.get(&format!("{}/products/2", shop.catalog.url()));
+    // The admin's own orders keep ORDER_TTL (30 minutes) and no cap.
+    let (status, admins) = client.post_json(
+        &format!("{order}/orders?user_id=back-office"),
+        r#"[{"product_id":2,"quantity":10,"price":29.99}]"#,
+    );
+    assert_eq!(status, 201, "{admins}");
+    // The storefront hold runs out in a second; its units are on sale again.
+    let expired = wait_for_order(
+        &client,
+        &order,
+        first["id"].as_i64().unwrap(),
+        Duration::from_secs(10),
+        |o| o["status"] == "CANCELLED" && o["stock"] == "released",
+    );
+    assert_eq!(
+        expired["status_history"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["reason"],
+        "expired"
+    );
+    let (_, admin_order) = client.get(&format!("{order}/orders/{}", admins["id"]));
+    assert_eq!(
+        admin_order["status"], "PENDING",
+        "the admin's order keeps its hold"
+    );
+    let (_, stock_after) = client.get(&format!("{}/products/2", shop.catalog.url()));
+    assert_eq!(
+        stock_after["stock"].as_i64().unwrap(),
+        stock_before["stock"].as_i64().unwrap() - 10 + 4,
+        "the storefront hold came back, the admin's did not"
+    );
+    // With nothing held any more, the client may order again.
+    let (status, again) = place(&hoarder, 5);
+    assert_eq!(status, 201, "{again}");
+    // A shopper cannot claim another client's holds.
+    let (status, _) = hoarder.call(
+        &client,
+        "POST",
+        &format!("{order}/orders?held_for=127.0.0.9"),
+        Some(r#"[{"product_id":2,"quantity":1,"price":29.99}]"#),
+    );
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn a_quote_prices_the_cart_with_a_promo_code_and_places_nothing() {
+    let shop = Shop::start();
+    let client = Client::new();
+    let order = shop.order.url();
+    let (status, _) = client.post_json(
+        &format!("{order}/promo-codes"),
+        r#"{"code":"TENOFF","percent_off":10}"#,
+    );
+    assert_eq!(status, 201);
+    let shopper = Shopper::guest();
+    let body = r#"{"items":[{"product_id":2,"quantity":2,"price":29.99}],"promo_code":"tenoff"}"#;
+    let (status, quote) = shopper.call(
+        &client,
+        "POST",
+        &format!("{order}/orders/quote"),
+        Some(body),
+    );
+    assert_eq!(status, 200, "{quote}");
+    assert_eq!(
+        quote,
+        json!({"subtotal": 59.98, "discount": 5.99, "promo_code": "TENOFF", "total": 53.99})
+    );
+    let (status, refused) = shopper.call(
+        &client,
+        "POST",
+        &format!("{order}/orders/quote"),
+        Some(&body.replace("tenoff", "NOPE")),
+    );
+    assert_eq!(status, 422, "{refused}");
+    let (status, refused) = shopper.call(
+        &client,
+        "POST",
+        &format!("{order}/orders/quote"),
+        Some(&body.replace("29.99", "1.00")),
+    );
+    assert_eq!(status, 422, "another price: {refused}");
+    let (_, orders) = client.get(&format!("{order}/orders"));
+    assert_eq!(orders, json!([]), "a quote places nothing");
+    let (_, code) = client.get(&format!("{order}/promo-codes/TENOFF"));
+    assert_eq!(code["redeemed"], 0, "nor redeems anything");
+}

@@ -144,6 +144,7 @@ fn checkout_input(body: &[u8]) -> Result<CheckoutInput, ApiError> {
             .map(ShippingAddress::checked)
             .transpose()?,
         promo_code: body.promo_code,
+        held_for: None,
     })
 }
 
@@ -174,11 +175,21 @@ fn checkout_input(body: &[u8]) -> Result<CheckoutInput, ApiError> {
 )]
 pub async fn cart_checkout(
     State(state): State<AppState>,
+    access: Access,
     CartOf(user): CartOf,
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
-    let input = checkout_input(&body)?;
+    let mut input = checkout_input(&body)?;
+    input.held_for = held_for(&access);
     ended_answer(&state, checkout::start(&state, user, input).await?)
+}
+
+/// The storefront client a checkout runs for (none for the admin).
+fn held_for(access: &Access) -> Option<std::net::IpAddr> {
+    match access {
+        Access::Shopper(shopper) => Some(shopper.client),
+        Access::Admin => None,
+    }
 }
 
 /// A checkout's answer: 201 completed, 202 paid and finishing, else its failure.
@@ -540,6 +551,7 @@ fn process_input(
         customer,
         shipping_address,
         promo_code: body.promo_code,
+        held_for: None,
     };
     Ok((body.user_id, lines, input))
 }
@@ -587,7 +599,8 @@ pub async fn checkout_process(
     access: Access,
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
-    let (asked_user, lines, input) = process_input(&body)?;
+    let (asked_user, lines, mut input) = process_input(&body)?;
+    input.held_for = held_for(&access);
     let user = match (&access, asked_user) {
         // The admin may leave it out too: a guest's, as seed 001's calls are.
         (Access::Admin, None) => UserId::parse(&session::new_id(session::GUEST_PREFIX))?,

@@ -252,6 +252,10 @@ pub struct CreateParams {
     /// leave it out (the order is the signed-in customer's, else a new guest's).
     #[param(value_type = Option<UserId>, inline)]
     pub user_id: Option<String>,
+    /// The storefront client (an IP address) the order is placed for, as a checkout names
+    /// it; the admin key only (a shopper's own address is used for theirs).
+    #[param(value_type = Option<String>, example = "127.0.0.2")]
+    pub held_for: Option<String>,
 }
 
 /// A new order as its placer sees it: the order, and the token that opens it to whoever
@@ -537,7 +541,22 @@ pub async fn orders_create(
     Json(body): Json<OrderBody>,
 ) -> Result<(StatusCode, Json<PlacedOut>), ApiError> {
     let user = access.filing_user(params.user_id.as_deref())?;
-    let order = NewOrder::from_body(user, body)?;
+    let held_for = match (&access, params.held_for.as_deref()) {
+        (Access::Shopper(shopper), None) => Some(shopper.client),
+        (Access::Shopper(_), Some(_)) => {
+            return Err(ApiError::Forbidden(
+                "held_for is named by the services only: leave it out".into(),
+            ));
+        }
+        (Access::Admin, Some(raw)) => Some(
+            raw.trim()
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| ApiError::Validation("held_for must be an IP address".into()))?,
+        ),
+        (Access::Admin, None) => None,
+    };
+    let mut order = NewOrder::from_body(user, body)?;
+    order.held_for = held_for.map(|ip| ip.to_string());
     let placed_under = service_kit::idempotency::owned_key(&headers);
     let placed = lifecycle::place_order(&state, order, placed_under).await?;
     let order_token = state
@@ -617,6 +636,56 @@ pub async fn orders_get(
         .filter(|found| may_see(&state, &access, &headers, found))
         .map(|found| Json(found.into()))
         .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))
+}
+
+/// What an order would cost now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QuoteOut {
+    /// The lines at the catalog's prices.
+    pub subtotal: Cents,
+    /// What the promo code takes off.
+    pub discount: Cents,
+    /// The code that applies, if one was asked for.
+    pub promo_code: Option<String>,
+    /// What would be paid.
+    pub total: Cents,
+}
+
+/// Prices an order without placing it: the lines must carry the catalog's prices, and a
+/// promo code is checked as placing the order would check it (a 422 says why it does not
+/// apply). Places, holds and redeems nothing: the storefront shows the total before paying.
+#[utoipa::path(
+    post,
+    path = "/orders/quote",
+    tag = "orders",
+    request_body = OrderBody,
+    responses(
+        (status = 200, description = "What the order would cost", body = QuoteOut),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "An invalid line, a price that is not the catalog's, a promo code that does not apply, or the catalog unreachable", body = ErrorBody),
+        ProtectedErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn orders_quote(
+    State(state): State<AppState>,
+    access: Access,
+    Json(body): Json<OrderBody>,
+) -> Result<Json<QuoteOut>, ApiError> {
+    let user = match access.customer() {
+        Some(customer) => UserId::parse(customer)?,
+        None => UserId::parse("quote")?,
+    };
+    let order = NewOrder::from_body(user, body)?;
+    let quoted = lifecycle::quote(&state, order).await?;
+    Ok(Json(QuoteOut {
+        subtotal: quoted.subtotal,
+        discount: quoted.discount,
+        promo_code: quoted.promo_code,
+        total: quoted.total,
+    }))
 }
 
 /// The order a guest's order token opens (sent as `X-Order-Token`, never in the path).
