@@ -210,6 +210,11 @@ async function checkout() {
   if (number) body.card = { number, exp_month: 12, exp_year: new Date().getFullYear() + 3, cvc: "123" };
   if ($("#checkout-email").value.trim()) body.customer = { email: $("#checkout-email").value.trim() };
   if ($("#checkout-promo").value.trim()) body.promo_code = $("#checkout-promo").value.trim();
+  const line = $("#ship-line").value.trim();
+  if (line) {
+    body.shipping_address = { lines: [line], city: $("#ship-city").value.trim(), postal_code: $("#ship-postcode").value.trim() };
+    if ($("#ship-country").value.trim()) body.shipping_address.country = $("#ship-country").value.trim();
+  }
   say("checkout-msg", "Checking out…", true);
   const answer = await api("cart", "POST", `${cartPath()}/checkout`, Object.keys(body).length ? body : undefined);
   if (!answer.ok) {

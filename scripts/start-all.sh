@@ -21,9 +21,12 @@
 #                  DATA_DIR/webhook-secret)
 #   PEER_API_KEY   the key the services send each other, never rate-limited (default:
 #                  generated once and kept in DATA_DIR/peer-key)
+#   SESSION_SECRET signs customers' sessions and guests' order tokens, the same on all four
+#                  (default: generated once and kept in DATA_DIR/session-secret)
 #   DATA_DIR       where the four SQLite files and logs go (default: data)
 #   CATALOG_PORT CART_PORT ORDER_PORT PAYMENT_PORT   (defaults 8002 8001 8003 8004)
 #   DASHBOARD_PORT  where the dashboard is served (default 8080; python3's static server)
+#   STOREFRONT_PORT where the shoppers' storefront page is served (default 8081)
 #   SKIP_BUILD=1 use the binaries already in target/release (or $CARGO_TARGET_DIR/release)
 #
 # A second start on the same DATA_DIR, or on ports another shop holds, is refused (exit 1)
@@ -65,6 +68,16 @@ if [[ -z "${WEBHOOK_SECRET:-}" ]]; then
   WEBHOOK_SECRET="$(head -n 1 "$secret_file")"
   export WEBHOOK_SECRET
 fi
+# Customers' sessions are signed with it and checked by every service on its own.
+if [[ -z "${SESSION_SECRET:-}" ]]; then
+  session_file="$data_dir/session-secret"
+  if [[ ! -s "$session_file" ]]; then
+    (umask 077; printf 'sess_%s\n' "$(head -c 32 /dev/urandom | base64 | tr -d '/+=')" >"$session_file")
+    echo "note: generated a session signing secret in $session_file"
+  fi
+  SESSION_SECRET="$(head -n 1 "$session_file")"
+  export SESSION_SECRET
+fi
 # The services' own key for calls between them: a client flooding one service with its key
 # cannot make that service refuse another's check.
 if [[ -z "${PEER_API_KEY:-}" ]]; then
@@ -81,7 +94,8 @@ cart_port="${CART_PORT:-8001}"
 order_port="${ORDER_PORT:-8003}"
 payment_port="${PAYMENT_PORT:-8004}"
 dashboard_port="${DASHBOARD_PORT:-8080}"
-export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$dashboard_port,http://localhost:$dashboard_port}"
+storefront_port="${STOREFRONT_PORT:-8081}"
+export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$dashboard_port,http://localhost:$dashboard_port,http://127.0.0.1:$storefront_port,http://localhost:$storefront_port}"
 command -v python3 >/dev/null || { echo "error: python3 is needed to serve the dashboard" >&2; exit 1; }
 
 pid_dir="$data_dir/pids"
@@ -96,7 +110,7 @@ refuse_second_shop() {
     name="$(basename "$file" .pid)"
     # A pid file left by a shop that died may name a process that is something else now.
     local expected="$name"
-    [[ "$name" == "dashboard" ]] && expected="python3"
+    [[ "$name" == "dashboard" || "$name" == "storefront" ]] && expected="python3"
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
       && [[ "$(ps -p "$pid" -o comm= 2>/dev/null)" == "$expected"* ]]; then
       echo "error: a shop is already running on $data_dir/ ($name, pid $pid); it is left as it is." >&2
@@ -105,10 +119,11 @@ refuse_second_shop() {
       exit 1
     fi
   done
-  for port in "$cart_port" "$catalog_port" "$order_port" "$payment_port" "$dashboard_port"; do
+  for port in "$cart_port" "$catalog_port" "$order_port" "$payment_port" "$dashboard_port" "$storefront_port"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "error: port $port is already in use (another shop, or another program); nothing was started." >&2
-      echo "  pick other ports (CART_PORT, CATALOG_PORT, ORDER_PORT, PAYMENT_PORT, DASHBOARD_PORT)" >&2
+      echo "  pick other ports (CART_PORT, CATALOG_PORT, ORDER_PORT, PAYMENT_PORT, DASHBOARD_PORT," >&2
+      echo "  STOREFRONT_PORT)" >&2
       echo "  and another DATA_DIR for a second shop." >&2
       exit 1
     fi
@@ -158,7 +173,7 @@ port_of() {
   case "$1" in
     catalog-service) echo "$catalog_port" ;; order-service) echo "$order_port" ;;
     payment-service) echo "$payment_port" ;; cart-service) echo "$cart_port" ;;
-    dashboard) echo "$dashboard_port" ;;
+    dashboard) echo "$dashboard_port" ;; storefront) echo "$storefront_port" ;;
   esac
 }
 
@@ -168,6 +183,7 @@ wait_healthy() {
   local name="$1" pid="$2" probe
   probe="http://127.0.0.1:$(port_of "$name")/health"
   [[ "$name" == "dashboard" ]] && probe="http://127.0.0.1:$dashboard_port/index.html"
+  [[ "$name" == "storefront" ]] && probe="http://127.0.0.1:$storefront_port/index.html"
   for _ in $(seq 1 100); do
     curl -fsS "$probe" >/dev/null 2>&1 && return 0
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -249,6 +265,13 @@ python3 "$root/scripts/serve-dashboard.py" "$dashboard_port" "$root/dashboard" "
 pids+=("$!")
 names+=("dashboard")
 echo "$!" >"$pid_dir/dashboard.pid"
+# The shoppers' page: the same static server, its own folder and port.
+rotate_log storefront
+python3 "$root/scripts/serve-dashboard.py" "$storefront_port" "$root/storefront" "${connect_sources[@]}" \
+  >>"$log_dir/storefront.log" 2>&1 &
+pids+=("$!")
+names+=("storefront")
+echo "$!" >"$pid_dir/storefront.pid"
 
 for i in "${!names[@]}"; do
   wait_healthy "${names[$i]}" "${pids[$i]}"
@@ -258,6 +281,9 @@ done
 shown_key='$API_KEY'
 [[ "$API_KEY" == "secret-key-123" ]] && shown_key="secret-key-123"
 dashboard_url="http://127.0.0.1:$dashboard_port/?cart=http://127.0.0.1:$cart_port&catalog=http://127.0.0.1:$catalog_port&order=http://127.0.0.1:$order_port&payment=http://127.0.0.1:$payment_port"
+# The storefront key is public by design (every shopper's browser holds it), so the link
+# carries it.
+storefront_url="http://127.0.0.1:$storefront_port/?key=$STOREFRONT_KEY&cart=http://127.0.0.1:$cart_port&catalog=http://127.0.0.1:$catalog_port&order=http://127.0.0.1:$order_port&payment=http://127.0.0.1:$payment_port"
 cat <<MSG
 all four services are healthy (data in $data_dir/, logs in $log_dir/):
   cart-service     http://127.0.0.1:$cart_port
@@ -266,6 +292,8 @@ all four services are healthy (data in $data_dir/, logs in $log_dir/):
   payment-service  http://127.0.0.1:$payment_port
 dashboard (open in a browser, enter the API key under Settings):
   $dashboard_url
+storefront for shoppers (the storefront key only; sign up, shop, check out):
+  $storefront_url
 try:  curl -H "X-API-Key: $shown_key" http://127.0.0.1:$catalog_port/products
 API docs (Swagger UI; "Authorize" with a key, then "Try it out"):
   http://127.0.0.1:$cart_port/docs  http://127.0.0.1:$catalog_port/docs  http://127.0.0.1:$order_port/docs  http://127.0.0.1:$payment_port/docs

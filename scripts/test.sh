@@ -62,7 +62,7 @@ read -r unit_passed unit_failed < <(awk '/^test result:/ { p += $4; f += $6 } EN
 step "testing guide against the release build"
 base="${GUIDE_PORT_BASE:-18001}"
 export CART_PORT=$base CATALOG_PORT=$((base + 1)) ORDER_PORT=$((base + 2)) PAYMENT_PORT=$((base + 3))
-export DASHBOARD_PORT=$((base + 79))
+export DASHBOARD_PORT=$((base + 79)) STOREFRONT_PORT=$((base + 80))
 export CART_URL="http://localhost:$CART_PORT" CATALOG_URL="http://localhost:$CATALOG_PORT"
 export ORDER_URL="http://localhost:$ORDER_PORT" PAYMENT_URL="http://localhost:$PAYMENT_PORT"
 export API_KEY="secret-key-123"
@@ -146,6 +146,7 @@ contract_base=$((base + 90))
 RATE_LIMIT=0 SKIP_BUILD=1 DATA_DIR="$contract_data" CART_PORT=$contract_base \
   CATALOG_PORT=$((contract_base + 1)) ORDER_PORT=$((contract_base + 2)) \
   PAYMENT_PORT=$((contract_base + 3)) DASHBOARD_PORT=$((contract_base + 4)) \
+  STOREFRONT_PORT=$((contract_base + 5)) \
   scripts/start-all.sh >"$contract_data/start-all.out" 2>&1 &
 contract_pid=$!
 for _ in $(seq 1 300); do
@@ -194,7 +195,14 @@ step "dashboard in headless Chromium (screenshots in $target_dir/dashboard-scree
 dashboard_url="$(grep -o 'http://127.0.0.1:[0-9]*/?cart=[^ ]*' "$guide_data/start-all.out" | head -n 1)"
 (cd tests/dashboard && DASHBOARD_URL="$dashboard_url" PID_DIR="$guide_data/pids" \
   ARTIFACTS="$target_dir/dashboard-screenshots" node --test dashboard.test.mjs) | tee "$guide_data/browser.out"
-browser_passed="$(awk '/^# pass / { print $3 } /^ℹ pass / { print $3 }' "$guide_data/browser.out" | tail -n 1)"
+dashboard_passed="$(awk '/^# pass / { print $3 } /^ℹ pass / { print $3 }' "$guide_data/browser.out" | tail -n 1)"
+
+step "storefront in headless Chromium (screenshots in $target_dir/dashboard-screenshots/)"
+storefront_url="$(grep -o 'http://127.0.0.1:[0-9]*/?key=[^ ]*' "$guide_data/start-all.out" | head -n 1)"
+(cd tests/dashboard && STOREFRONT_URL="$storefront_url" \
+  ARTIFACTS="$target_dir/dashboard-screenshots" node --test storefront.test.mjs) | tee "$guide_data/storefront.out"
+storefront_passed="$(awk '/^# pass / { print $3 } /^ℹ pass / { print $3 }' "$guide_data/storefront.out" | tail -n 1)"
+browser_passed=$((${dashboard_passed:-0} + ${storefront_passed:-0}))
 
 echo
 echo "cargo tests: $unit_passed passed, $unit_failed failed; testing guide: $guide_passed passed;" \

@@ -445,6 +445,11 @@ pub fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
             HeaderName::from_static("content-type"),
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static(REQUEST_ID_HEADER),
+            // What a storefront page sends besides the key: a customer's session, a
+            // guest's cart and order tokens.
+            axum::http::header::AUTHORIZATION,
+            HeaderName::from_static("x-cart-token"),
+            HeaderName::from_static(crate::session::ORDER_TOKEN_HEADER),
         ])
         .expose_headers([
             HeaderName::from_static(REQUEST_ID_HEADER),
