@@ -725,3 +725,108 @@ fn a_quote_prices_the_cart_with_a_promo_code_and_places_nothing() {
     let (_, code) = client.get(&format!("{order}/promo-codes/TENOFF"));
     assert_eq!(code["redeemed"], 0, "nor redeems anything");
 }
+
+/// The money and stock races with customers in them: 100 rounds of shoppers (customers and
+/// guests, each through their own cart and session) racing for the last units; each round
+/// sells exactly what was there, each sale is paid once, and the books balance at the end.
+#[test]
+fn customers_and_guests_racing_for_the_last_units_buy_exactly_what_is_there_over_a_hundred_rounds()
+{
+    use std::sync::{Arc, Barrier};
+    let shop = Shop::start();
+    let client = Client::new();
+    let (cart, order, catalog) = (shop.cart.url(), shop.order.url(), shop.catalog.url());
+    let shoppers: Vec<Shopper> = (0..4)
+        .map(|n| match n % 2 {
+            0 => Shopper::customer(&client, &order, &format!("racer{n}@example.com")),
+            _ => {
+                let mut guest = Shopper::guest();
+                guest.open_cart(&client, &cart);
+                guest
+            }
+        })
+        .collect();
+    let mut sold = 0;
+    for round in 0..100 {
+        let units = 1 + round % 3;
+        system_tests::set_stock(&client, &catalog, 3, units);
+        let barrier = Arc::new(Barrier::new(shoppers.len()));
+        let racers: Vec<_> = shoppers
+            .iter()
+            .cloned()
+            .map(|shopper| {
+                let (barrier, cart) = (barrier.clone(), cart.clone());
+                std::thread::spawn(move || {
+                    let client = Client::new();
+                    let (status, _) = shopper.call(
+                        &client,
+                        "POST",
+                        &format!("{cart}/cart/me/add?product_id=3&quantity=1"),
+                        None,
+                    );
+                    assert_eq!(status, 200);
+                    barrier.wait();
+                    let (status, answer) = shopper.call(
+                        &client,
+                        "POST",
+                        &format!("{cart}/cart/me/checkout"),
+                        Some(CARD),
+                    );
+                    // Whoever lost the race has the line still in their cart: empty it.
+                    shopper.call(&client, "DELETE", &format!("{cart}/cart/me/clear"), None);
+                    (status, answer)
+                })
+            })
+            .collect();
+        let answers: Vec<(u16, Value)> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+        let won = answers
+            .iter()
+            .filter(|(s, _)| *s == 201 || *s == 202)
+            .count() as i64;
+        for (status, answer) in &answers {
+            assert!(
+                [201, 202, 409].contains(status),
+                "round {round}: {status} {answer}"
+            );
+        }
+        assert_eq!(
+            won,
+            units.min(shoppers.len() as i64),
+            "round {round}: {answers:?}"
+        );
+        let (_, product) = client.get(&format!("{catalog}/products/3"));
+        assert_eq!(product["stock"], 0, "round {round}: every unit sold once");
+        sold += won;
+    }
+    // Each customer sees their own sales only; the books balance.
+    let mut seen = 0;
+    for shopper in shoppers.iter().filter(|s| s.access_token.is_some()) {
+        let (_, mine) = shopper.call(
+            &client,
+            "GET",
+            &format!("{order}/orders?status=PAID&limit=200"),
+            None,
+        );
+        let mine = mine.as_array().unwrap();
+        assert!(
+            mine.iter()
+                .all(|o| o["user_id"].as_str() == shopper.customer_id().as_deref())
+        );
+        seen += mine.len();
+    }
+    assert!(seen as i64 <= sold);
+    let stats = wait_for_matched(&client, &order);
+    assert_eq!(stats["paid_units"]["3"].as_i64(), Some(sold), "{stats}");
+}
+
+fn wait_for_matched(client: &Client, order: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, stats) = client.get(&format!("{order}/orders/stats"));
+        if stats["reconciliation"]["status"] == "matched" || std::time::Instant::now() > deadline {
+            assert_eq!(stats["reconciliation"]["status"], "matched", "{stats}");
+            return stats;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

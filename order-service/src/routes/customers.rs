@@ -178,6 +178,8 @@ pub struct ResetUseIn {
         (status = 202, description = "Accepted: sign in with this email and password", body = SignUpOut),
         (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
         (status = 422, description = "Not an email, or a password of the wrong length", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
@@ -236,6 +238,8 @@ pub async fn customers_me(
         (status = 401, description = "The current password is wrong", body = ErrorBody),
         (status = 404, description = "The admin key is nobody's account", body = ErrorBody),
         (status = 422, description = "A new password of the wrong length", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
@@ -264,6 +268,9 @@ pub async fn customers_password(
         (status = 201, description = "The token", body = ResetOut),
         (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
         (status = 404, description = "No customer has this email", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
+        (status = 422, description = "A missing field, or a value that breaks a rule (named)", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
@@ -293,6 +300,8 @@ pub async fn customers_reset_issue(
         (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
         (status = 401, description = "The token opens nothing (used, expired, unknown)", body = ErrorBody),
         (status = 422, description = "A new password of the wrong length", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
@@ -317,6 +326,9 @@ pub async fn customers_reset_use(
         (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
         (status = 401, description = "The email or password is wrong", body = ErrorBody),
         (status = 429, description = "Too many failures: wait Retry-After seconds", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
+        (status = 422, description = "A missing field, or a value that breaks a rule (named)", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
@@ -344,6 +356,9 @@ pub async fn sessions_sign_in(
         (status = 200, description = "A new session", body = SessionOut),
         (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
         (status = 401, description = "The refresh token opens nothing", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
+        (status = 422, description = "A missing field, or a value that breaks a rule (named)", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
@@ -369,6 +384,9 @@ pub async fn sessions_refresh(
     responses(
         (status = 204, description = "Signed out (also when the token had ended already)"),
         (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
+        (status = 422, description = "A missing field, or a value that breaks a rule (named)", body = ErrorBody),
         ProtectedErrors,
     ),
     security(("api_key" = []))
