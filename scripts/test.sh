@@ -191,17 +191,18 @@ if ((${#contract_failed[@]})); then
   exit 1
 fi
 
+# The storefront first: the dashboard test stops the catalog at its end.
+step "storefront in headless Chromium (screenshots in $target_dir/dashboard-screenshots/)"
+storefront_url="$(grep -o 'http://127.0.0.1:[0-9]*/?key=[^ ]*' "$guide_data/start-all.out" | head -n 1)"
+(cd tests/dashboard && STOREFRONT_URL="$storefront_url" \
+  ARTIFACTS="$target_dir/dashboard-screenshots" node --test storefront.test.mjs) | tee "$guide_data/storefront.out"
+storefront_passed="$(awk '/^# pass / { print $3 } /^ℹ pass / { print $3 }' "$guide_data/storefront.out" | tail -n 1)"
 step "dashboard in headless Chromium (screenshots in $target_dir/dashboard-screenshots/)"
 dashboard_url="$(grep -o 'http://127.0.0.1:[0-9]*/?cart=[^ ]*' "$guide_data/start-all.out" | head -n 1)"
 (cd tests/dashboard && DASHBOARD_URL="$dashboard_url" PID_DIR="$guide_data/pids" \
   ARTIFACTS="$target_dir/dashboard-screenshots" node --test dashboard.test.mjs) | tee "$guide_data/browser.out"
 dashboard_passed="$(awk '/^# pass / { print $3 } /^ℹ pass / { print $3 }' "$guide_data/browser.out" | tail -n 1)"
 
-step "storefront in headless Chromium (screenshots in $target_dir/dashboard-screenshots/)"
-storefront_url="$(grep -o 'http://127.0.0.1:[0-9]*/?key=[^ ]*' "$guide_data/start-all.out" | head -n 1)"
-(cd tests/dashboard && STOREFRONT_URL="$storefront_url" \
-  ARTIFACTS="$target_dir/dashboard-screenshots" node --test storefront.test.mjs) | tee "$guide_data/storefront.out"
-storefront_passed="$(awk '/^# pass / { print $3 } /^ℹ pass / { print $3 }' "$guide_data/storefront.out" | tail -n 1)"
 browser_passed=$((${dashboard_passed:-0} + ${storefront_passed:-0}))
 
 echo

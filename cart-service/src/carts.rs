@@ -156,7 +156,7 @@ pub async fn open_guest_cart(state: &AppState) -> Result<String, StoreError> {
     Ok(token)
 }
 
-/// Whose cart `/cart/{named}` is for this caller. The admin names any user. A shopper
+/// Whose cart `/cart/{named}` is for this caller ([`decide_cart_owner`] for a shopper). The admin names any user. A shopper
 /// names only [`OWN_CART`]: with a session, the customer's cart (a guest cart whose token
 /// comes along is merged into it first, once); with only a cart token, that guest's cart.
 /// Any other name, or a token that opens nothing, is "no such cart".
@@ -175,33 +175,28 @@ pub async fn owner(
         return Err(no_such_cart());
     }
     let hashed = cart_token.map(session::token_hash);
-    let customer = shopper.customer.clone();
-    let found = state
-        .db
-        .write(move |tx| {
-            let Some(hashed) = hashed else {
-                return Ok(None);
-            };
-            let Some((guest, merged_into)) = store::guest_cart(tx, &hashed)? else {
-                return Ok(Some(None));
-            };
-            Ok(Some(match (&customer, merged_into) {
-                (Some(customer), None) => {
-                    store::merge_guest_cart(tx, &hashed, customer, Quantity::MAX)?;
-                    Some(customer.clone())
-                }
-                (Some(customer), Some(_)) => Some(customer.clone()),
-                (None, None) => Some(guest),
-                (None, Some(_)) => None,
-            }))
-        })
-        .await?;
-    let user = match (found, &shopper.customer) {
-        // A token that opens nothing (unknown, or merged and no session): no such cart.
-        (Some(None), _) => return Err(no_such_cart()),
-        (Some(Some(user)), _) => user,
-        (None, Some(customer)) => customer.clone(),
-        (None, None) => {
+    // Read first: only a guest cart that is to join a customer's takes a write.
+    let guest = match hashed.clone() {
+        Some(hashed) => Some(
+            state
+                .db
+                .read(move |conn| Ok(store::guest_cart(conn, &hashed)?))
+                .await?,
+        ),
+        None => None,
+    };
+    let user = match decide_cart_owner(guest, shopper.customer.as_deref()) {
+        CartOwner::Guest(user) | CartOwner::Customer(user) => user,
+        CartOwner::MergeInto(customer) => {
+            let (hashed, into) = (hashed.unwrap_or_default(), customer.clone());
+            state
+                .db
+                .write(move |tx| Ok(store::merge_guest_cart(tx, &hashed, &into, Quantity::MAX)?))
+                .await?;
+            customer
+        }
+        CartOwner::NoSuchCart => return Err(no_such_cart()),
+        CartOwner::NoShopper => {
             return Err(Undone::Refused(CartRefused::NoShopper(
                 "a shopper's cart needs a customer's session (Authorization: Bearer) or a \
                  cart token from POST /carts (X-Cart-Token)"
@@ -210,6 +205,39 @@ pub async fn owner(
         }
     };
     UserId::parse(&user).map_err(|Invalid(why)| Undone::Refused(CartRefused::Invalid(why)))
+}
+
+/// Whose cart a shopper's `/cart/me` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CartOwner {
+    /// The guest cart of the token.
+    Guest(String),
+    /// The signed-in customer's.
+    Customer(String),
+    /// The customer's, once the token's guest cart has joined it.
+    MergeInto(String),
+    /// The token opens nothing (unknown, or merged and no session).
+    NoSuchCart,
+    /// Neither a session nor a token.
+    NoShopper,
+}
+
+/// Decides whose cart it is from what the cart token opened (`None`: no token; `Some(None)`:
+/// a token the shop never handed out; else the guest's user id and the customer it was
+/// merged into, if any) and the signed-in `customer`.
+pub fn decide_cart_owner(
+    guest: Option<Option<(String, Option<String>)>>,
+    customer: Option<&str>,
+) -> CartOwner {
+    match (guest, customer) {
+        (None, None) => CartOwner::NoShopper,
+        (None, Some(customer)) => CartOwner::Customer(customer.to_string()),
+        (Some(None), _) => CartOwner::NoSuchCart,
+        (Some(Some((_, Some(_)))), None) => CartOwner::NoSuchCart,
+        (Some(Some((_, Some(_)))), Some(customer)) => CartOwner::Customer(customer.to_string()),
+        (Some(Some((guest, None))), None) => CartOwner::Guest(guest),
+        (Some(Some((_, None))), Some(customer)) => CartOwner::MergeInto(customer.to_string()),
+    }
 }
 
 /// The guest user a cart token opens, if it opens one (for reading a guest's checkouts).
@@ -234,4 +262,37 @@ pub async fn guest_of(
 fn cart_of(user: &UserId, lines: Vec<CartLine>) -> Result<CartOut, Undone<CartRefused>> {
     CartOut::from_lines(user.as_str(), lines)
         .map_err(|Invalid(why)| Undone::Refused(CartRefused::Invalid(why)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shoppers_cart_is_the_sessions_or_the_tokens_and_a_guest_cart_joins_a_customer_once() {
+        let fresh = || Some(Some(("guest_1".to_string(), None)));
+        let merged = || Some(Some(("guest_1".to_string(), Some("cus_a".to_string()))));
+        assert_eq!(decide_cart_owner(None, None), CartOwner::NoShopper);
+        assert_eq!(
+            decide_cart_owner(None, Some("cus_a")),
+            CartOwner::Customer("cus_a".into())
+        );
+        assert_eq!(
+            decide_cart_owner(Some(None), Some("cus_a")),
+            CartOwner::NoSuchCart
+        );
+        assert_eq!(
+            decide_cart_owner(fresh(), None),
+            CartOwner::Guest("guest_1".into())
+        );
+        assert_eq!(
+            decide_cart_owner(fresh(), Some("cus_a")),
+            CartOwner::MergeInto("cus_a".into())
+        );
+        assert_eq!(
+            decide_cart_owner(merged(), Some("cus_a")),
+            CartOwner::Customer("cus_a".into())
+        );
+        assert_eq!(decide_cart_owner(merged(), None), CartOwner::NoSuchCart);
+    }
 }

@@ -30,6 +30,9 @@ enum ClientKey {
 
 type ClientLimiter = governor::DefaultKeyedRateLimiter<ClientKey>;
 
+/// How many clients the per-client limiter tracks before it forgets the idle ones.
+const MAX_TRACKED_CLIENTS: usize = 100_000;
+
 /// A storefront request's shopper: where it came from (the connection's peer, or what a
 /// trusted proxy says), and the customer whose valid session it carries, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,6 +278,11 @@ impl ApiKeys {
         let Some(limiter) = &self.client_limiter else {
             return Ok(());
         };
+        if limiter.len() > MAX_TRACKED_CLIENTS {
+            // Forget the clients whose budget is full again, so a spray of addresses or
+            // customers cannot grow the table without end.
+            limiter.retain_recent();
+        }
         let mut keys = vec![ClientKey::Address(shopper.client)];
         keys.extend(shopper.customer.clone().map(ClientKey::Customer));
         for key in keys {

@@ -557,24 +557,25 @@ fn get_from(local: &str, url: &str, path: &str, extra: &str) -> u16 {
 
 #[test]
 fn a_flood_from_one_client_slows_only_that_client_while_others_shop() {
+    // 5 a second, bursts of 10: slow enough that the checks below run well inside one
+    // refill (200 ms), however busy the machine.
     let shop = Shop::start_with(&[(
         "catalog-service",
-        &["--client-rate-limit", "20", "--trusted-proxy", "127.0.0.4"],
+        &["--client-rate-limit", "5", "--trusted-proxy", "127.0.0.4"],
     )]);
     let catalog = shop.catalog.url();
     let port = catalog.rsplit(':').next().unwrap().to_string();
-    let flooded: Vec<u16> = (0..200)
-        .map(|_| get_from("127.0.0.2", &catalog, "/products/1", ""))
-        .collect();
-    let refused = flooded.iter().filter(|s| **s == 429).count();
+    let flood = |n: usize| -> usize {
+        (0..n)
+            .map(|_| get_from("127.0.0.2", &catalog, "/products/1", ""))
+            .filter(|s| *s == 429)
+            .count()
+    };
+    let refused = flood(100);
     assert!(
-        refused >= 100,
-        "the flooder is slowed: {refused} of 200 refused"
+        refused >= 60,
+        "the flooder is slowed: {refused} of 100 refused"
     );
-    // Another client on its own address, meanwhile, is served every time.
-    for _ in 0..20 {
-        assert_eq!(get_from("127.0.0.3", &catalog, "/products/1", ""), 200);
-    }
     // A header any client can set names no one: from 127.0.0.2, X-Forwarded-For is ignored.
     assert_eq!(
         get_from(
@@ -585,6 +586,10 @@ fn a_flood_from_one_client_slows_only_that_client_while_others_shop() {
         ),
         429
     );
+    // Another client on its own address, meanwhile, is served every time.
+    for _ in 0..8 {
+        assert_eq!(get_from("127.0.0.3", &catalog, "/products/1", ""), 200);
+    }
     // From the trusted proxy, the address it adds is the client.
     let via_proxy = |client: &str| {
         get_from(
@@ -594,6 +599,7 @@ fn a_flood_from_one_client_slows_only_that_client_while_others_shop() {
             &format!("X-Forwarded-For: {client}\r\n"),
         )
     };
+    assert!(flood(20) >= 10);
     assert_eq!(
         via_proxy("127.0.0.2"),
         429,
