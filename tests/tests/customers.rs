@@ -500,7 +500,7 @@ fn a_thousand_wrong_passwords_for_one_email_or_a_thousand_emails_from_one_client
     }
     assert_eq!(answers.get(&201), None, "{answers:?}");
     assert!(
-        answers[&401] <= 8,
+        answers[&401] <= 10,
         "only a few guesses were even tried: {answers:?}"
     );
     assert!(answers[&429] >= 990, "{answers:?}");
