@@ -89,6 +89,10 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     await addToCart(page, 1);
     await page.click('nav button[data-tab="cart"]');
     await page.fill("#checkout-email", `${user}@example.com`);
+    await page.fill("#ship-line", "12 St James's Square");
+    await page.fill("#ship-city", "London");
+    await page.fill("#ship-postcode", "SW1Y 4JH");
+    await page.fill("#ship-country", "GB");
     const done = await checkOut(page, "4242424242424242");
     await shot(page, "02-checkout");
     const match = done.match(/order #(\d+) paid/);
@@ -99,6 +103,7 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     await page.click('nav button[data-tab="orders"]');
     await page.locator(`#orders tr[data-order="${orderId}"]`).click();
     await page.waitForFunction(() => document.querySelector("#od-status").textContent === "PAID");
+    assert.match(await page.textContent("#od-customer"), /12 St James's Square/, "the test checkout's address is kept");
     await page.waitForSelector('#od-events li[data-event="checkout.completed"]');
     const attempts = await page.textContent("#od-deliveries");
     assert.match(attempts, /delivered/);

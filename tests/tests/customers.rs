@@ -218,6 +218,19 @@ fn sign_up_sign_in_and_reset_answers_never_tell_whether_an_email_has_an_account(
         known, unknown,
         "the same answer for a wrong password and an unknown email"
     );
+    // A reset token is issued by the admin only, and a made-up one is told apart from a
+    // used one by nobody.
+    let reset = |token: &str| {
+        let body = format!(r#"{{"reset_token":"{token}","new_password":"whatever it is 1"}}"#);
+        Shopper::guest().call(
+            &client,
+            "POST",
+            &format!("{order}/customers/reset-password"),
+            Some(&body),
+        )
+    };
+    assert_eq!(reset("pr_made-up").0, 401);
+    assert_eq!(reset("pr_made-up"), reset("pr_another-made-up"));
     // The sign-up of a known email did not change its password.
     let mut owner = Shopper::guest();
     owner.sign_in(
