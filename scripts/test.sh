@@ -126,6 +126,14 @@ third_status=0
 DATA_DIR="$other_data" SKIP_BUILD=1 scripts/start-all.sh >"$guide_data/third.out" 2>&1 || third_status=$?
 rm -rf "$other_data"
 operator_check "a second shop on ports the first holds is refused before it starts anything" '(( third_status == 1 )) && grep -q "already in use" "$guide_data/third.out"'
+backup_dir="$guide_data/backups/now"
+operator_check "shopctl backs up the running shop: four databases, the secrets, a manifest" \
+  '"$target_dir/release/shopctl" backup --data-dir "$guide_data" --out "$backup_dir" >"$guide_data/backup.out" && [[ -f "$backup_dir/manifest.json" && -f "$backup_dir/session-secret" ]]'
+operator_check "  ... and the backup verifies" '"$target_dir/release/shopctl" verify "$backup_dir" | grep -q "verifies"'
+restore_status=0
+"$target_dir/release/shopctl" restore --from "$backup_dir" --data-dir "$guide_data" >"$guide_data/restore.out" 2>&1 || restore_status=$?
+operator_check "  ... a restore onto the running shop is refused and changes nothing" \
+  '(( restore_status == 1 )) && grep -q "a shop is running" "$guide_data/restore.out" && all_healthy'
 
 step "loadgen smoke run: a few seconds of mixed load, then the invariants and a threshold"
 "$target_dir/release/loadgen" --users 8 --duration 3s --mix browse=35,add=25,checkout=20,pay=8,order=3,cancel=3,refund=3,adjust=3 \

@@ -230,7 +230,12 @@ impl Shop {
     /// A new shop with empty databases, `extra` flags given to the services they name,
     /// e.g. `&[("order-service", &["--order-ttl", "2s"])]`.
     pub fn start_with(extra: &[(&str, &[&str])]) -> Shop {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Shop::start_in(tempfile::tempdir().expect("temp dir"), extra)
+    }
+
+    /// A shop on the databases already in `dir` (a restored backup, say), `extra` flags as
+    /// for [`Shop::start_with`].
+    pub fn start_in(dir: tempfile::TempDir, extra: &[(&str, &[&str])]) -> Shop {
         let at = |file: &str| dir.path().join(file);
         let flags = |service: &str| -> Vec<String> {
             extra
