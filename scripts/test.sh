@@ -28,6 +28,7 @@ for tool in curl jq openssl python3; do
 done
 [[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if ((${#need_apt[@]})); then
   step "installing ${need_apt[*]}"
   sudo_cmd=""

@@ -141,6 +141,23 @@ pub struct Timeouts {
     pub checkout: Duration,
 }
 
+/// Every checkout outcome the counter can count, to show at 0 from the start.
+fn known_checkout_outcomes() -> Vec<Vec<(&'static str, &'static str)>> {
+    let mut known = vec![
+        vec![("outcome", "completed"), ("failed_step", "")],
+        vec![("outcome", "finishing"), ("failed_step", "")],
+    ];
+    for step in domain::Step::ALL
+        .iter()
+        .filter(|s| **s != domain::Step::Done)
+    {
+        for outcome in ["failed", "unsettled"] {
+            known.push(vec![("outcome", outcome), ("failed_step", step.as_str())]);
+        }
+    }
+    known
+}
+
 impl AppState {
     /// State over an open database, calling the peers at `urls` with `api_key`.
     pub fn new(db: Db, urls: &PeerUrls, api_key: &str, timeouts: Timeouts) -> Self {
@@ -156,7 +173,8 @@ impl AppState {
                 "checkouts",
                 "Checkouts run, by outcome (completed, finishing, failed, unsettled) and the \
                  step that failed",
-            )]),
+            )])
+            .known("checkouts", &known_checkout_outcomes()),
             sessions: None,
         }
     }

@@ -115,6 +115,20 @@ pub struct AppState {
 
 /// The business counters of the payment service.
 fn business_counters() -> BusinessCounters {
+    let mut payments = vec![
+        vec![("outcome", "captured"), ("decline_code", "")],
+        vec![("outcome", "authorized"), ("decline_code", "")],
+    ];
+    for decline in shop_contracts::payments::Decline::ALL {
+        payments.push(vec![
+            ("outcome", "failed"),
+            ("decline_code", decline.code()),
+        ]);
+    }
+    let deliveries: Vec<Vec<(&str, &str)>> = ["delivered", "retrying", "failed", "refused"]
+        .iter()
+        .map(|result| vec![("result", *result)])
+        .collect();
     BusinessCounters::new(&[
         (
             "payments",
@@ -126,6 +140,9 @@ fn business_counters() -> BusinessCounters {
             "Webhook delivery attempts, by result (delivered, retrying, failed, refused)",
         ),
     ])
+    .known("payments", &payments)
+    .known("refunds", &[vec![]])
+    .known("webhook_deliveries", &deliveries)
 }
 
 impl AppState {

@@ -88,6 +88,22 @@ impl BusinessCounters {
         }
     }
 
+    /// The same counters with the series of `name` for each of `label_sets` made now, at 0,
+    /// so a scraper sees every known series from the first scrape (a rate over a series
+    /// that appears only with its first event misses that event).
+    pub fn known(self, name: &str, label_sets: &[Vec<(&str, &str)>]) -> Self {
+        if let Some((_, _, family)) = self.families.iter().find(|(n, _, _)| *n == name) {
+            for labels in label_sets {
+                let labels: Labels = labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                family.get_or_create(&labels);
+            }
+        }
+        self
+    }
+
     /// Adds one to counter `name` with these labels (nothing if no such counter was made).
     pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {
         if let Some((_, _, family)) = self.families.iter().find(|(n, _, _)| *n == name) {
@@ -108,7 +124,9 @@ struct ProcessGauges {
     virtual_memory_bytes: Gauge,
     open_fds: Gauge,
     threads: Gauge,
-    cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// A counter (`process_cpu_seconds_total`): the kernel's running total, moved forward to
+    /// it at each scrape.
+    cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     start_time_seconds: Gauge,
 }
 
@@ -173,7 +191,11 @@ impl ProcessGauges {
         let fields: Vec<&str> = after_name.split_whitespace().collect();
         let ticks = |i: usize| fields.get(i).and_then(|t| t.parse::<f64>().ok());
         if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
-            self.cpu_seconds.set((user + system) / 100.0);
+            let total = (user + system) / 100.0;
+            let ahead = total - self.cpu_seconds.get();
+            if ahead > 0.0 {
+                self.cpu_seconds.inc_by(ahead);
+            }
         }
     }
 }
@@ -281,13 +303,31 @@ impl MetricsBuilder {
 }
 
 impl Metrics {
-    /// The exposition text, the process gauges read now.
+    /// The exposition text (OpenMetrics), the process gauges read now.
     pub fn render(&self) -> String {
         self.inner.process.refresh();
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.inner.registry);
         text
+    }
+
+    /// The answer in the format `accept` asks for: OpenMetrics unless it asks for the
+    /// Prometheus text format (`text/plain`) and not OpenMetrics.
+    pub fn response_for(&self, accept: Option<&str>) -> Response {
+        let accept = accept.unwrap_or("");
+        let wants_text = accept.contains("text/plain") && !accept.contains("openmetrics");
+        if !wants_text {
+            return self.response();
+        }
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            openmetrics_to_text(&self.render()),
+        )
+            .into_response()
     }
 
     /// The `/metrics` route rendering these metrics, documented.
@@ -316,6 +356,33 @@ impl Metrics {
     }
 }
 
+/// OpenMetrics text as the Prometheus text format (0.0.4) reads it: a counter's family is
+/// named as its samples are (`_total`), and the `# UNIT` and `# EOF` lines, which that format
+/// has not, are left out. Gauges and histograms read the same in both.
+pub fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        text.push_str(renamed.as_deref().unwrap_or(line));
+        text.push('\n');
+    }
+    text
+}
+
 async fn record(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
@@ -336,24 +403,31 @@ async fn record(State(metrics): State<Metrics>, request: Request, next: Next) ->
     response
 }
 
-/// Request counts and latencies per route, in the Prometheus (OpenMetrics) text format.
+/// Request counts and latencies per route, in OpenMetrics, or in the Prometheus text format
+/// (0.0.4) for a scraper whose `Accept` asks for `text/plain` only.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "probes",
     responses(
-        (status = 200, description = "The metrics", content_type = "application/openmetrics-text", body = String),
+        (status = 200, description = "The metrics", content(
+            (String = "application/openmetrics-text"),
+            (String = "text/plain"),
+        )),
         crate::openapi::ProtectedErrors,
     ),
     security(("api_key" = []), ("metrics_token" = []))
 )]
-pub async fn scrape(State(metrics): State<Metrics>) -> Response {
+pub async fn scrape(State(metrics): State<Metrics>, headers: axum::http::HeaderMap) -> Response {
     if let Some(refresh) = &metrics.inner.before_scrape
         && let Err(err) = refresh().await
     {
         return err.into_response();
     }
-    metrics.response()
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    metrics.response_for(accept)
 }
 
 #[cfg(test)]
@@ -410,5 +484,60 @@ mod tests {
             "read from /proc: {text}"
         );
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn the_text_format_names_counters_by_their_samples_and_known_series_start_at_zero() {
+        let mut builder = MetricsBuilder::new("test-service");
+        let counters = BusinessCounters::new(&[("refunds", "Refunds made")])
+            .known("refunds", &[vec![("kind", "full")], vec![("kind", "part")]]);
+        builder.counters(&counters);
+        let metrics = builder.finish();
+        counters.inc("refunds", &[("kind", "part")]);
+        let route = vec![
+            ("route".to_string(), "/x".to_string()),
+            ("method".to_string(), "GET".to_string()),
+        ];
+        metrics.inner.latency.get_or_create(&route).observe(0.01);
+        let openmetrics = metrics.render();
+        assert!(
+            openmetrics.contains("# TYPE refunds counter"),
+            "{openmetrics}"
+        );
+        assert!(
+            openmetrics.contains(r#"refunds_total{service="test-service",kind="full"} 0"#),
+            "{openmetrics}"
+        );
+        let text = openmetrics_to_text(&openmetrics);
+        assert!(text.contains("# TYPE refunds_total counter\n"), "{text}");
+        assert!(text.contains("# HELP refunds_total Refunds made"), "{text}");
+        assert!(
+            text.contains("# TYPE process_cpu_seconds_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE http_request_duration_seconds histogram\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        let answer = metrics.response_for(Some("text/plain; version=0.0.4"));
+        assert!(
+            answer.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        let prometheus =
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+        let answer = metrics.response_for(Some(prometheus));
+        assert!(
+            answer.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        );
     }
 }

@@ -203,6 +203,14 @@ pub enum Decline {
 }
 
 impl Decline {
+    /// Every decline.
+    pub const ALL: [Decline; 4] = [
+        Decline::CardDeclined,
+        Decline::InsufficientFunds,
+        Decline::ExpiredCard,
+        Decline::IncorrectCvc,
+    ];
+
     /// The decline code, as Stripe names it.
     pub fn code(self) -> &'static str {
         match self {
@@ -215,14 +223,10 @@ impl Decline {
 
     /// The decline a code names; an unknown code is a plain decline.
     pub fn from_code(code: &str) -> Decline {
-        [
-            Decline::InsufficientFunds,
-            Decline::ExpiredCard,
-            Decline::IncorrectCvc,
-        ]
-        .into_iter()
-        .find(|d| d.code() == code)
-        .unwrap_or(Decline::CardDeclined)
+        Decline::ALL
+            .into_iter()
+            .find(|d| d.code() == code)
+            .unwrap_or(Decline::CardDeclined)
     }
 
     /// A sentence for people.

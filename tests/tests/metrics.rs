@@ -116,3 +116,85 @@ fn a_scraper_reads_process_build_and_business_metrics_with_its_token_and_nothing
     assert_eq!(with("/metrics", &[("X-API-Key", STOREFRONT_KEY)]), 403);
     assert_eq!(with("/metrics", &[("X-API-Key", KEY)]), 200);
 }
+
+/// Every service's `/metrics`, asked for as Prometheus 2 asks for the text format, passes
+/// `promtool check metrics` (Debian's `prometheus` package; `scripts/test.sh` installs it)
+/// with nothing to say, and the business series are there at 0 before anything happened.
+#[test]
+fn promtool_finds_nothing_to_lint_in_any_services_text_format_and_known_series_start_at_zero() {
+    use std::io::Write;
+    let mut shop = Shop::start();
+    let client = Client::new();
+    client.get(&format!("{}/products/1", shop.catalog.url()));
+    for service in shop.services() {
+        let base = service.url();
+        let text = ureq::get(&format!("{base}/metrics"))
+            .header("X-API-Key", KEY)
+            .header("Accept", "text/plain; version=0.0.4")
+            .call()
+            .expect("a scrape")
+            .into_body()
+            .read_to_string()
+            .expect("text");
+        assert!(!text.contains("# EOF"), "{}: {text}", service.name);
+        let mut promtool = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool (Debian's prometheus package; scripts/test.sh installs it)");
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let output = promtool.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success() && said.trim().is_empty(),
+            "{}: promtool says {said}\n{text}",
+            service.name
+        );
+    }
+    let carts = scrape_with_key(&shop.cart.url());
+    assert_eq!(
+        sample(&carts, "checkouts_total", &[r#"outcome="completed""#]),
+        Some(0.0),
+        "{carts}"
+    );
+    let payments = scrape_with_key(&shop.payment.url());
+    assert_eq!(
+        sample(
+            &payments,
+            "payments_total",
+            &[r#"decline_code="insufficient_funds""#]
+        ),
+        Some(0.0),
+        "{payments}"
+    );
+    assert_eq!(
+        sample(
+            &payments,
+            "webhook_deliveries_total",
+            &[r#"result="refused""#]
+        ),
+        Some(0.0),
+        "{payments}"
+    );
+}
+
+fn scrape_with_key(base: &str) -> String {
+    ureq::get(&format!("{base}/metrics"))
+        .header("X-API-Key", KEY)
+        .call()
+        .expect("a scrape")
+        .into_body()
+        .read_to_string()
+        .expect("text")
+}
