@@ -98,7 +98,8 @@ impl BusinessCounters {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
-                family.get_or_create(&labels);
+                // Made and let go at once: the series exists from now on, at 0.
+                drop(family.get_or_create(&labels));
             }
         }
         self
