@@ -428,6 +428,29 @@ async function advance(id, status, extra = {}) {
 
 const LIFECYCLE = ["PENDING", "PAID", "SHIPPED", "DELIVERED", "CANCELLED", "REFUNDED"];
 
+// An export is fetched with the key (a link cannot send it) and handed to the browser as a
+// file.
+async function downloadExport(service, path, filename) {
+  const period = new URLSearchParams();
+  if ($("#export-from").value) period.set("from", `${$("#export-from").value}T00:00:00Z`);
+  if ($("#export-to").value) period.set("to", `${$("#export-to").value}T00:00:00Z`);
+  let response;
+  try {
+    response = await fetch(`${settings[service]}${path}?${period}`, { headers: { "X-API-Key": settings.apiKey } });
+  } catch {
+    return say("export-msg", `The ${service} service is unreachable.`);
+  }
+  if (!response.ok) {
+    const body = await response.json().catch(() => null);
+    return say("export-msg", `Export refused: ${body?.error?.message || response.status}`);
+  }
+  const link = h("a", { href: URL.createObjectURL(await response.blob()), download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  say("export-msg", `${filename} downloaded.`, true);
+}
+
 async function refreshStats() {
   const answer = await api("order", "GET", "/orders/stats");
   if (!answer.ok) return say("stats-msg", answer.problem);
@@ -662,6 +685,8 @@ document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click
 $("#settings").addEventListener("submit", submitSettings);
 $("#cart-clear").addEventListener("click", clearCart);
 $("#checkout").addEventListener("click", checkout);
+$("#export-orders").addEventListener("click", () => downloadExport("order", "/orders/export.csv", "orders.csv"));
+$("#export-payments").addEventListener("click", () => downloadExport("payment", "/payments/export.csv", "payments.csv"));
 $("#orders-refresh").addEventListener("click", () => refreshOrders(0));
 $("#orders-prev").addEventListener("click", () => refreshOrders(ordersOffset - ORDERS_PER_PAGE));
 $("#orders-next").addEventListener("click", () => refreshOrders(ordersOffset + ORDERS_PER_PAGE));

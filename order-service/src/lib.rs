@@ -178,6 +178,7 @@ pub struct ApiDoc;
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
     use routes::customers::*;
+    use routes::exports::*;
     use routes::orders::*;
     use routes::promos::*;
     let once =
@@ -186,6 +187,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .routes(routes!(orders_create).layer(once))
         .routes(customer(routes!(orders_list)))
         .routes(admin(routes!(orders_stats)))
+        .routes(admin(routes!(orders_export)))
         .routes(routes!(orders_by_token))
         .routes(routes!(orders_quote))
         .routes(routes!(orders_get))

@@ -589,6 +589,24 @@ pub fn list_orders(
     Ok((orders_with_ids(conn, &ids)?, total))
 }
 
+/// The orders with ids after `after` placed in `[from, to)` (either end open), oldest first,
+/// at most `limit` of them: a page of an export.
+pub fn orders_after(
+    conn: &Connection,
+    after: i64,
+    (from, to): (Option<&str>, Option<&str>),
+    limit: i64,
+) -> rusqlite::Result<Vec<Order>> {
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM orders WHERE id > ?1 AND (?2 IS NULL OR created_at >= ?2)
+               AND (?3 IS NULL OR created_at < ?3) ORDER BY id LIMIT ?4",
+        )?
+        .query_map(params![after, from, to, limit], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    orders_with_ids(conn, &ids)
+}
+
 /// What each order that was paid (or charged) should hold: its total net of refunds while
 /// PAID, SHIPPED or DELIVERED, nothing once CANCELLED or REFUNDED.
 pub fn order_values(conn: &Connection) -> rusqlite::Result<Vec<OrderValue>> {

@@ -222,6 +222,7 @@ pub struct ApiDoc;
 /// Every route of the service.
 pub fn router(state: AppState, keys: ApiKeys) -> Router {
     use routes::deliveries::*;
+    use routes::exports::*;
     use routes::health;
     use routes::payments::*;
     let once =
@@ -230,6 +231,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .routes(routes!(pay).layer(once.clone()))
         .routes(service_kit::auth::customer(routes!(payments_list)))
         .routes(admin(routes!(payments_summary)))
+        .routes(admin(routes!(payments_export)))
         .routes(admin(routes!(payments_by_order)))
         .routes(routes!(payments_get))
         .routes(admin(routes!(refunds_create).layer(once.clone())))

@@ -232,6 +232,43 @@ pub fn get_refund(conn: &Connection, id: i64) -> rusqlite::Result<Option<Refund>
         .optional()
 }
 
+/// Payments with ids after `after` made in `[from, to)` (either end open), oldest first,
+/// at most `limit`: a page of an export.
+pub fn payments_after(
+    conn: &Connection,
+    after: i64,
+    (from, to): (Option<&str>, Option<&str>),
+    limit: i64,
+) -> rusqlite::Result<Vec<Payment>> {
+    conn.prepare_cached(&format!(
+        "{PAYMENT_SELECT} WHERE p.id > ?1 AND (?2 IS NULL OR p.created_at >= ?2)
+           AND (?3 IS NULL OR p.created_at < ?3) ORDER BY p.id LIMIT ?4"
+    ))?
+    .query_map(params![after, from, to, limit], payment_from_row)?
+    .collect()
+}
+
+/// Refunds with ids after `after` made in `[from, to)`, oldest first, at most `limit`, each
+/// with its payment's order.
+pub fn refunds_after(
+    conn: &Connection,
+    after: i64,
+    (from, to): (Option<&str>, Option<&str>),
+    limit: i64,
+) -> rusqlite::Result<Vec<(Refund, i64)>> {
+    conn.prepare_cached(
+        "SELECT r.id, r.ref, r.payment_id, r.amount_cents, r.reason, r.created_at, r.restock,
+                p.order_id
+         FROM refunds r JOIN payments p ON p.id = r.payment_id
+         WHERE r.id > ?1 AND (?2 IS NULL OR r.created_at >= ?2) AND (?3 IS NULL OR r.created_at < ?3)
+         ORDER BY r.id LIMIT ?4",
+    )?
+    .query_map(params![after, from, to, limit], |row| {
+        Ok((refund_from_row(row)?, row.get(7)?))
+    })?
+    .collect()
+}
+
 /// A payment's refunds, oldest first.
 pub fn refunds_of(conn: &Connection, payment_id: Id) -> rusqlite::Result<Vec<Refund>> {
     conn.prepare_cached(&format!(

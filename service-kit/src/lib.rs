@@ -7,6 +7,7 @@
 //! - [`config`]: the flags all four binaries share (bind address, API keys) and [`config::Secret`].
 //! - [`error`]: [`ApiError`], the one error type, and its `{"error":{"code","message"}}` body;
 //!   a 5xx leaves its cause on the response for `http`'s middleware to log once.
+//! - [`export`]: CSV exports (RFC 4180) sent page by page as they are read.
 //! - [`extract`]: `Json`, `Query` and `Path` extractors whose rejections use that body.
 //! - [`money`]: [`money::Cents`], integer money that reads and writes JSON decimals.
 //! - [`domain`]: identifiers and quantities that more than one service parses.
@@ -45,6 +46,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod extract;
 pub mod http;
 pub mod idempotency;

@@ -206,6 +206,14 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     assert.doesNotMatch(await page.textContent("#stats-top"), /Nothing sold yet/);
     assert.notEqual(await page.textContent("#stats-aov"), "0.00");
     await shot(page, "05-stats");
+    // The accountant's exports download as CSV files, with the key.
+    for (const [button, first] of [["#export-orders", "order_id,ref,placed_at"], ["#export-payments", "kind,id,ref"]]) {
+      const [download] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
+      const text = readFileSync(await download.path(), "utf8");
+      assert.ok(text.startsWith(first), `${button}: ${text.slice(0, 80)}`);
+      assert.ok(text.split("\r\n").length > 2, `${button} holds records`);
+    }
+    await page.waitForFunction(() => document.querySelector("#export-msg").textContent.includes("downloaded"));
 
     // Admin: saving a row moves the stock by the difference from what was read (a row of the
     // stock ledger), never overwriting units that orders took meanwhile.

@@ -30,6 +30,7 @@ fn admin_routes(service: &str) -> BTreeSet<String> {
         ],
         "order-service" => &[
             "GET /orders/stats",
+            "GET /orders/export.csv",
             "POST /customers/password-resets",
             "PUT /orders/{id}/status",
             "POST /orders/{id}/returns",
@@ -41,6 +42,7 @@ fn admin_routes(service: &str) -> BTreeSet<String> {
         ],
         "payment-service" => &[
             "GET /payments/summary",
+            "GET /payments/export.csv",
             "GET /payments/by-order",
             "GET /payments/{id}/refunds",
             "POST /payments/{id}/refunds",
