@@ -172,7 +172,7 @@ note_peaks() { for s in "${services[@]}"; do peak_kib_under_load[$s]="$(peak_kib
 
 echo "== mixed journey: loadgen, $mix_users users, $duration, its invariants checked (first, on a quiet shop: they compare its books before and after)"
 "$bin/loadgen" --users "$mix_users" --duration "$duration" --mix "browse=50,add=30,checkout=20" \
-  --restock 1000000 --pid-dir "$data/pids" --json "$results/mixed.json" >"$results/mixed.txt" || true
+  --restock 1000000 --pid-dir "$data/pids" --against-running-shop --json "$results/mixed.json" >"$results/mixed.txt" || true
 jq -r '"mixed journey: \(.checkouts_per_second * 10 | floor / 10) checkouts/s, \(.requests_per_second | floor) req/s, p99 \(.steps | map(.p99_ms) | max) ms, \(.server_errors) server errors, invariants " + (if all(.invariants[]; .holds) then "all hold" else "FAILED" end)' "$results/mixed.json"
 
 echo

@@ -136,7 +136,7 @@ restore_status=0
 operator_check "  ... a restore onto the running shop is refused and changes nothing" \
   '(( restore_status == 1 )) && grep -q "a shop is running" "$guide_data/restore.out" && all_healthy'
 
-step "loadgen smoke run: a few seconds of mixed load, then the invariants and a threshold"
+step "loadgen smoke run: a few seconds of mixed load on a throwaway shop of its own, then the invariants and a threshold"
 "$target_dir/release/loadgen" --users 8 --duration 3s --mix browse=35,add=25,checkout=20,pay=8,order=3,cancel=3,refund=3,adjust=3 \
   --restock 100000 --settle 30s --threshold 'errors<1%' | tee "$guide_data/loadgen.out"
 grep -q '^  PASS errors<1%' "$guide_data/loadgen.out"
@@ -169,7 +169,7 @@ grep -q "all four services are healthy" "$contract_data/start-all.out" || {
 }
 # The open model (--rate) seeds it, so CI runs that mode too.
 "$target_dir/release/loadgen" --users 4 --duration 2s --mix browse=20,add=20,checkout=30,pay=30 \
-  --rate 100/s --restock 100000 --settle 10s --cart-url "http://127.0.0.1:$contract_base" \
+  --rate 100/s --restock 100000 --settle 10s --against-running-shop --cart-url "http://127.0.0.1:$contract_base" \
   --catalog-url "http://127.0.0.1:$((contract_base + 1))" \
   --order-url "http://127.0.0.1:$((contract_base + 2))" \
   --payment-url "http://127.0.0.1:$((contract_base + 3))" >"$contract_data/seed.out"

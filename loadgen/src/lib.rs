@@ -16,6 +16,7 @@ pub mod mix;
 pub mod shop;
 pub mod stats;
 pub mod threshold;
+pub mod throwaway;
 
 use fault::{Fault, FaultReport};
 use invariants::{Books, OtherUnits, Verdict};
@@ -100,6 +101,13 @@ pub struct Args {
     /// Where start-all.sh keeps its pid files (needed by --fault).
     #[arg(long, default_value = "data/pids")]
     pub pid_dir: PathBuf,
+
+    /// Load the running shop at the URLs above instead of a throwaway shop of loadgen's own
+    /// (the default: the same binaries on free ports and a temp folder, removed after). A run
+    /// against a running shop leaves its products, orders, payments, checkouts and refunds
+    /// there, in that shop's stats and storefront.
+    #[arg(long)]
+    pub against_running_shop: bool,
 
     /// How long to wait after the run for webhooks and checkouts to settle.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]

@@ -5,7 +5,36 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = loadgen::Args::parse();
+    let mut args = loadgen::Args::parse();
+    // Kept to the end of main: dropping it stops the throwaway shop and removes its folder.
+    let _shop = if args.against_running_shop {
+        eprintln!(
+            "note: loading the running shop at {}: its products, orders, payments, checkouts and \
+             refunds stay there, in its stats and its storefront",
+            args.order_url
+        );
+        None
+    } else {
+        match loadgen::throwaway::ThrowawayShop::start(&args.api_key) {
+            Ok(shop) => {
+                eprintln!(
+                    "loadgen: a throwaway shop of its own in {} (removed after the run; \
+                     --against-running-shop loads a running one instead)",
+                    shop.dir().display()
+                );
+                args.cart_url = shop.url("cart");
+                args.catalog_url = shop.url("catalog");
+                args.order_url = shop.url("order");
+                args.payment_url = shop.url("payment");
+                args.pid_dir = shop.pid_dir();
+                Some(shop)
+            }
+            Err(problem) => {
+                eprintln!("loadgen: {problem}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
     let report = match loadgen::run(&args) {
         Ok(report) => report,
         Err(problem) => {
