@@ -44,7 +44,9 @@ function h(tag, attrs = {}, ...children) {
 }
 
 const $ = (selector) => document.querySelector(selector);
-const money = (value) => (value === null || value === undefined ? "?" : Number(value).toFixed(2));
+// Amounts with thousands separators and two decimals, in the browser's own way of writing them.
+const money = (value) => (value === null || value === undefined ? "?"
+  : Number(value).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
 
 function say(id, text, ok = false) {
   const el = document.getElementById(id);
@@ -231,7 +233,10 @@ async function checkout() {
 
 const ORDERS_PER_PAGE = 25;
 let ordersOffset = 0;
-const localTime = (at) => (at ? new Date(at).toLocaleString() : "");
+// One way to show a time everywhere: local, with the zone.
+const TIME_FORMAT = { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+  second: "2-digit", timeZoneName: "short" };
+const localTime = (at) => (at ? new Date(at).toLocaleString(undefined, TIME_FORMAT) : "");
 const badge = (status) => h("span", { class: `badge status-${status}` }, status);
 
 // A page of orders with the filters as they are now; `offset` 0 starts again from the top.
@@ -321,7 +326,7 @@ async function showOrder(id, keepMessage = false) {
     : [h("li", { class: "msg error" }, payments.problem)]));
 
   await showDeliveries(id);
-  await showEvents(order.correlation_id);
+  await showEvents(order.correlation_id, order.id);
 }
 
 async function showDeliveries(orderId) {
@@ -340,26 +345,34 @@ async function showDeliveries(orderId) {
     const last = attempts[attempts.length - 1];
     const locked = d.status !== "delivered" && last && [401, 403].includes(last.status_code);
     return h("div", { class: "delivery", "data-delivery": d.id },
-      h("p", {}, `${d.id}: `, h("strong", {}, d.status), " ",
+      h("p", {}, `${d.notice}${d.refund_id ? ` (refund #${d.refund_id})` : ""} · ${d.id}: `, h("strong", {}, d.status), " ",
         d.status === "delivered" ? null : h("button", { onclick: retry }, "Retry")),
       locked ? h("p", { class: "msg error hint" },
         `The order service refused the signature (HTTP ${last.status_code}): check the webhook secret ` +
         "(WEBHOOK_SECRET) is the same on the order and payment services. Deliveries keep being retried.") : null,
       h("ul", {}, attempts.map((a) => h("li", { class: "attempt" },
-        `${a.attempted_at}: ${a.status_code ? "HTTP " + a.status_code : a.error} in ${a.duration_ms} ms`))));
+        `${localTime(a.attempted_at)}: ${a.status_code ? "HTTP " + a.status_code : a.error} in ${a.duration_ms} ms`))));
   }));
   $("#od-deliveries").replaceChildren(...(blocks.length ? blocks : [h("p", {}, "no webhook")]));
 }
 
-async function showEvents(correlationId) {
-  if (!correlationId) return $("#od-events").replaceChildren(h("li", {}, "no correlation id"));
-  const feeds = await Promise.all(SERVICES.map(async (service) => {
-    const answer = await api(service, "GET", `/events?correlation_id=${encodeURIComponent(correlationId)}&limit=500`);
-    return answer.ok ? answer.data.map((e) => ({ ...e, service })) : [{ at: "", type: answer.problem, service }];
-  }));
-  const events = feeds.flat().sort((a, b) => a.at.localeCompare(b.at));
-  $("#od-events").replaceChildren(...events.map((e) =>
-    h("li", { "data-event": e.type }, h("span", { class: "svc" }, `${e.at} ${e.service} · `), e.type)));
+// An order's whole life: the events of the journey that placed it, and every event about it
+// (shipping, refunds, returns are other requests), from all four services, once each.
+async function showEvents(correlationId, orderId) {
+  const feeds = await Promise.all(SERVICES.flatMap((service) => [
+    correlationId ? `/events?correlation_id=${encodeURIComponent(correlationId)}&limit=500` : null,
+    `/events?order_id=${orderId}&limit=500`,
+  ].filter(Boolean).map(async (path) => {
+    const answer = await api(service, "GET", path);
+    return answer.ok ? answer.data.map((e) => ({ ...e, service })) : [{ at: "", type: answer.problem, service, seq: path }];
+  })));
+  const seen = new Set();
+  const events = feeds.flat()
+    .filter((e) => !seen.has(`${e.service}:${e.seq}`) && seen.add(`${e.service}:${e.seq}`))
+    .sort((a, b) => a.at.localeCompare(b.at));
+  $("#od-events").replaceChildren(...(events.length ? events.map((e) =>
+    h("li", { "data-event": e.type }, h("span", { class: "svc" }, `${localTime(e.at)} ${e.service} · `), e.type))
+    : [h("li", {}, "no events")]));
 }
 
 // A refund of a captured payment: the amount typed, or all that is left when blank.
@@ -676,6 +689,9 @@ async function submitSettings(event) {
 const REFRESH = { shop: refreshShop, cart: refreshCart, orders: refreshOrders, stats: refreshStats, admin: refreshAdmin };
 
 function showTab(name) {
+  // What a tab said last time (a refused key, a failed refresh) is not about the list it
+  // is about to load.
+  document.querySelectorAll(`#tab-${name} .msg`).forEach((m) => { m.textContent = ""; m.className = "msg"; });
   document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.id === `tab-${name}`));
   if (REFRESH[name]) REFRESH[name]();

@@ -153,6 +153,8 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub created_at: String,
     pub delivered_at: Option<String>,
+    /// The refund a `payment.refunded` notice carries; none for a `payment.succeeded` one.
+    pub refund_id: Option<i64>,
     pub attempts: Option<Vec<Attempt>>,
 }
 

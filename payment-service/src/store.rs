@@ -471,7 +471,7 @@ const DELIVERY_SELECT: &str = "SELECT id, payment_id, order_id, status, attempts
      CASE WHEN status = 'pending'
           THEN strftime('%Y-%m-%dT%H:%M:%fZ', next_attempt_at_ms / 1000.0, 'unixepoch') END,
      last_error, strftime('%Y-%m-%dT%H:%M:%fZ', created_at_ms / 1000.0, 'unixepoch'),
-     delivered_at
+     delivered_at, refund_id
      FROM webhook_deliveries";
 
 fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
@@ -485,6 +485,7 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         last_error: row.get(6)?,
         created_at: row.get(7)?,
         delivered_at: row.get(8)?,
+        refund_id: row.get(9)?,
         attempts: None,
     })
 }

@@ -59,7 +59,7 @@ pub struct EventOut {
     pub payload: Value,
 }
 
-/// `GET /events?after=SEQ&limit=N&type=T&correlation_id=C`.
+/// `GET /events?after=SEQ&limit=N&type=T&correlation_id=C&order_id=O`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -73,6 +73,9 @@ pub struct FeedParams {
     pub kind: Option<String>,
     /// Only this journey.
     pub correlation_id: Option<String>,
+    /// Only events about this order (its `order_id` in the payload): an order's whole life,
+    /// whichever request moved it.
+    pub order_id: Option<i64>,
 }
 
 /// Events in sequence order, filtered.
@@ -81,6 +84,7 @@ pub fn list(conn: &Connection, params: &FeedParams) -> rusqlite::Result<Vec<Even
     conn.prepare_cached(
         "SELECT seq, id, type, at, correlation_id, payload FROM events
          WHERE seq > ?1 AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR correlation_id = ?3)
+           AND (?5 IS NULL OR json_extract(payload, '$.order_id') = ?5)
          ORDER BY seq LIMIT ?4",
     )?
     .query_map(
@@ -88,7 +92,8 @@ pub fn list(conn: &Connection, params: &FeedParams) -> rusqlite::Result<Vec<Even
             params.after.unwrap_or(0),
             params.kind,
             params.correlation_id,
-            limit
+            limit,
+            params.order_id
         ],
         |row| {
             let payload: String = row.get(5)?;
@@ -169,6 +174,7 @@ mod tests {
             limit: None,
             kind: None,
             correlation_id: None,
+            order_id: None,
         };
         let every = all(none);
         assert_eq!(every.len(), 3);
@@ -183,6 +189,7 @@ mod tests {
             limit: Some(1),
             kind: None,
             correlation_id: None,
+            order_id: None,
         });
         assert_eq!(after.len(), 1);
         assert_eq!(after[0].kind, "order.paid");
@@ -191,6 +198,7 @@ mod tests {
             limit: None,
             kind: Some("order.created".into()),
             correlation_id: None,
+            order_id: None,
         });
         assert_eq!(created.len(), 2);
         let journey = all(FeedParams {
@@ -198,7 +206,20 @@ mod tests {
             limit: None,
             kind: None,
             correlation_id: Some("j2".into()),
+            order_id: None,
         });
         assert_eq!(journey.len(), 1);
+        let first_order = all(FeedParams {
+            after: None,
+            limit: None,
+            kind: None,
+            correlation_id: None,
+            order_id: Some(1),
+        });
+        assert_eq!(
+            first_order.len(),
+            2,
+            "both of order 1's events, whatever their journey"
+        );
     }
 }

@@ -141,6 +141,15 @@ test("a shopper buys, watches the order get paid, is declined, and sees a servic
     await page.waitForFunction(() => document.querySelector("#od-lines").textContent.includes("1 returned"));
     assert.match(await page.textContent("#od-lines"), /too heavy/);
     await shot(page, "03c-return");
+    // The order's timeline is its whole life, not only its checkout's journey: the shipping,
+    // the refund and the return were other requests. Each delivery names its notice.
+    await page.waitForSelector('#od-events li[data-event="order.returned"]');
+    const life = await page.locator("#od-events li").evaluateAll((items) => items.map((li) => li.dataset.event));
+    for (const kind of ["checkout.completed", "order.status_changed", "order.refunded", "order.returned"]) {
+      assert.ok(life.includes(kind), `${kind} missing from ${life}`);
+    }
+    await page.waitForFunction(() => document.querySelector("#od-deliveries").textContent.includes("payment.refunded"));
+    assert.match(await page.textContent("#od-deliveries"), /payment\.succeeded · msg_/);
 
     // A paid order cancelled from the dashboard is refunded in full, and says so.
     const api = (service) => new URL(url).searchParams.get(service);

@@ -21,6 +21,11 @@ pub struct DeliveryOut {
     pub id: String,
     pub payment_id: i64,
     pub order_id: i64,
+    /// Which notice it carries: `payment.succeeded` (a capture) or `payment.refunded`.
+    #[schema(example = "payment.succeeded")]
+    pub notice: &'static str,
+    /// The refund a `payment.refunded` notice is about.
+    pub refund_id: Option<i64>,
     /// `pending`, `delivered` or `failed`.
     pub status: String,
     /// Attempts since the delivery was created or last retried by hand.
@@ -52,6 +57,12 @@ impl From<Delivery> for DeliveryOut {
             id: d.id,
             payment_id: d.payment_id,
             order_id: d.order_id,
+            notice: if d.refund_id.is_some() {
+                "payment.refunded"
+            } else {
+                "payment.succeeded"
+            },
+            refund_id: d.refund_id,
             status: d.status,
             attempts_in_round: d.attempts_in_round,
             next_attempt_at: d.next_attempt_at,
