@@ -301,14 +301,23 @@ pub fn running_services(data_dir: &Path) -> Vec<String> {
         .flatten()
         .filter_map(|entry| {
             let pid = fs::read_to_string(entry.path()).ok()?;
-            let alive = Path::new("/proc").join(pid.trim()).exists() && !pid.trim().is_empty();
-            alive.then(|| {
-                entry
-                    .file_name()
-                    .to_string_lossy()
-                    .trim_end_matches(".pid")
-                    .to_string()
-            })
+            let pid = pid.trim();
+            let name = entry
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".pid")
+                .to_string();
+            // A pid file left by a shop that died may name a process that is something else
+            // now: only a process of that name counts (the kernel keeps 15 bytes of it).
+            let comm = fs::read_to_string(Path::new("/proc").join(pid).join("comm")).ok()?;
+            let comm = comm.trim();
+            let expected = if name == "dashboard" || name == "storefront" {
+                "python3"
+            } else {
+                name.as_str()
+            };
+            let ours = !pid.is_empty() && !comm.is_empty() && expected.starts_with(comm);
+            ours.then_some(name)
         })
         .collect()
 }
@@ -439,16 +448,20 @@ mod tests {
             .unwrap()
             .execute("INSERT INTO t (v) VALUES ('after')", [])
             .unwrap();
-        // A live pid file: this test's own process.
+        // A live pid file: this test's own process, under its own name.
+        let comm = fs::read_to_string("/proc/self/comm").unwrap();
+        let pid_file = target.path().join(format!("pids/{}.pid", comm.trim()));
         fs::create_dir_all(target.path().join("pids")).unwrap();
+        fs::write(&pid_file, std::process::id().to_string()).unwrap();
+        let err = restore(&backup_dir, target.path()).unwrap_err().to_string();
+        assert!(err.contains(comm.trim()), "{err}");
+        // A pid file naming a live process of another name is a stale one.
+        fs::remove_file(&pid_file).unwrap();
         fs::write(
             target.path().join("pids/order-service.pid"),
             std::process::id().to_string(),
         )
         .unwrap();
-        let err = restore(&backup_dir, target.path()).unwrap_err().to_string();
-        assert!(err.contains("order-service"), "{err}");
-        fs::remove_file(target.path().join("pids/order-service.pid")).unwrap();
         let aside = restore(&backup_dir, target.path()).unwrap().unwrap();
         let rows: i64 = Connection::open(target.path().join("orders.db"))
             .unwrap()
