@@ -297,9 +297,9 @@ async function showOrder(id, keepMessage = false) {
       `Return: ${r.lines.map((x) => `${x.quantity} × product ${x.product_id} (${x.condition})`).join(", ")}` +
       ` · "${r.reason}" · refund ${money(r.refund)} ${r.refund_state} · restock ${r.restock_state}` +
       (r.problem ? ` · ${r.problem}` : ""))));
-  $("#od-money").textContent = order.discount > 0
+  $("#od-money").textContent = (order.discount > 0
     ? `Subtotal ${money(order.subtotal)} − ${money(order.discount)} (${order.promo_code}) = ${money(order.total)}`
-    : `Total ${money(order.total)}`;
+    : `Total ${money(order.total)}`) + ` ${order.currency || ""}`;
   const customer = order.customer;
   const address = order.shipping_address;
   $("#od-customer").replaceChildren(
@@ -470,7 +470,7 @@ async function refreshStats() {
   const stats = answer.data;
   say("stats-msg", stats.order_count ? "" : "No orders yet: buy something in the Shop tab.", true);
   $("#stats-count").textContent = `${stats.order_count} (${stats.paid_order_count} paid)`;
-  $("#stats-revenue").textContent = money(stats.revenue);
+  $("#stats-revenue").textContent = `${money(stats.revenue)} ${stats.currency || ""}`;
   $("#stats-aov").textContent = money(stats.average_order_value);
   const r = stats.reconciliation;
   $("#stats-refunds").textContent = r.refunded_total === null ? "?" : money(r.refunded_total);

@@ -27,6 +27,7 @@
 #   CATALOG_PORT CART_PORT ORDER_PORT PAYMENT_PORT   (defaults 8002 8001 8003 8004)
 #   DASHBOARD_PORT  where the dashboard is served (default 8080; python3's static server)
 #   STOREFRONT_PORT where the shoppers' storefront page is served (default 8081)
+#   SHOP_CURRENCY  the shop's currency, ISO 4217 (default EUR); the storefront shows it
 #   SKIP_BUILD=1 use the binaries already in target/release (or $CARGO_TARGET_DIR/release)
 #
 # A second start on the same DATA_DIR, or on ports another shop holds, is refused (exit 1)
@@ -283,7 +284,7 @@ shown_key='$API_KEY'
 dashboard_url="http://127.0.0.1:$dashboard_port/?cart=http://127.0.0.1:$cart_port&catalog=http://127.0.0.1:$catalog_port&order=http://127.0.0.1:$order_port&payment=http://127.0.0.1:$payment_port"
 # The storefront key is public by design (every shopper's browser holds it), so the link
 # carries it.
-storefront_url="http://127.0.0.1:$storefront_port/?key=$STOREFRONT_KEY&cart=http://127.0.0.1:$cart_port&catalog=http://127.0.0.1:$catalog_port&order=http://127.0.0.1:$order_port&payment=http://127.0.0.1:$payment_port"
+storefront_url="http://127.0.0.1:$storefront_port/?key=$STOREFRONT_KEY&currency=${SHOP_CURRENCY:-EUR}&cart=http://127.0.0.1:$cart_port&catalog=http://127.0.0.1:$catalog_port&order=http://127.0.0.1:$order_port&payment=http://127.0.0.1:$payment_port"
 cat <<MSG
 all four services are healthy (data in $data_dir/, logs in $log_dir/):
   cart-service     http://127.0.0.1:$cart_port

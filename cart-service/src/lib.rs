@@ -245,6 +245,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    config.common.apply_shop_settings()?;
     let peer_key = config.common.peer_api_key()?;
     // NORMAL in WAL mode: a commit survives the process dying (the checkout crash test kills
     // it with SIGKILL); only a power cut could lose the last steps, and each step's call is

@@ -135,6 +135,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    config.common.apply_shop_settings()?;
     let keys = config.common.key_policy()?;
     let db = Db::open(&config.db, &migrations(), Durability::Normal)?;
     // Bound before any worker starts: a port in use stops the service before it acts.

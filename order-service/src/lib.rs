@@ -214,6 +214,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    config.common.apply_shop_settings()?;
     let peer_key = config.common.peer_api_key()?;
     let webhook_secrets = config.webhook.secrets()?.into();
     // Orders are money: a commit is on disk before the client hears about it.

@@ -257,6 +257,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    config.common.apply_shop_settings()?;
     let peer_key = config.common.peer_api_key()?;
     let secrets = config.webhook.secrets()?;
     // Payments are money: a commit is on disk before the client hears about it.

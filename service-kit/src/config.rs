@@ -101,6 +101,11 @@ pub struct CommonArgs {
     #[arg(long = "trusted-proxy", env = "TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
 
+    /// The shop's currency, an ISO 4217 code (the same on all four): every amount is in it,
+    /// and orders, payments, refunds, stats and exports say so beside their amounts.
+    #[arg(long = "currency", env = "SHOP_CURRENCY", default_value = crate::money::DEFAULT_CURRENCY)]
+    pub currency: String,
+
     /// Secret(s) customer sessions and guests' order tokens are signed with,
     /// comma-separated: the first signs, all are accepted, so a secret is rotated by putting
     /// a new one first and dropping the old one after the longest session (15 minutes).
@@ -211,6 +216,12 @@ impl CommonArgs {
         }
     }
 
+    /// Sets what the whole process shares from these flags (the shop's currency); an
+    /// unusable value is an error at start.
+    pub fn apply_shop_settings(&self) -> Result<(), ConfigError> {
+        crate::money::set_shop_currency(&self.currency).map_err(ConfigError)
+    }
+
     /// The session secrets, if any are set.
     pub fn session_keys(&self) -> Option<crate::session::SessionKeys> {
         crate::session::SessionKeys::new(split_keys(self.session_secret.as_ref()))
@@ -248,6 +259,7 @@ mod tests {
             client_rate_limit: 0,
             trusted_proxies: Vec::new(),
             session_secret: None,
+            currency: crate::money::DEFAULT_CURRENCY.to_string(),
             header_timeout_ms: 5000,
             idle_timeout_ms: 60_000,
             max_connections: DEFAULT_MAX_CONNECTIONS,

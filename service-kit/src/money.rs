@@ -4,6 +4,33 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
+/// The shop's one currency (ISO 4217), set once at start from `--currency` / `SHOP_CURRENCY`.
+static SHOP_CURRENCY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The currency a shop uses when none is configured.
+pub const DEFAULT_CURRENCY: &str = "EUR";
+
+/// Sets the shop's currency for this process: three capital letters (an ISO 4217 code such
+/// as `EUR`, `USD`, `GBP`). Every amount the service answers is in it, and said so beside it.
+pub fn set_shop_currency(code: &str) -> Result<(), String> {
+    let code = code.trim();
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(format!(
+            "SHOP_CURRENCY '{code}' is not an ISO 4217 code (three capital letters, such as EUR)"
+        ));
+    }
+    let set = SHOP_CURRENCY.get_or_init(|| code.to_string());
+    if set != code {
+        return Err(format!("the shop's currency is {set} already"));
+    }
+    Ok(())
+}
+
+/// The shop's currency (ISO 4217), [`DEFAULT_CURRENCY`] unless one was set.
+pub fn shop_currency() -> &'static str {
+    SHOP_CURRENCY.get().map_or(DEFAULT_CURRENCY, String::as_str)
+}
+
 /// An amount of money in cents. Sums use checked arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Cents(i64);

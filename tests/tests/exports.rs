@@ -231,3 +231,44 @@ fn the_exports_sums_are_the_stats_and_the_summary_and_personal_text_cannot_run_a
         assert_eq!(status, 403, "{url}");
     }
 }
+
+#[test]
+fn the_shops_one_currency_is_said_beside_every_amount_and_a_bad_one_stops_the_start() {
+    let gbp: &[&str] = &["--currency", "GBP"];
+    let shop = Shop::start_with(&[
+        ("catalog-service", gbp),
+        ("order-service", gbp),
+        ("payment-service", gbp),
+        ("cart-service", gbp),
+    ]);
+    let client = Client::new();
+    let (cart, order, payment) = (shop.cart.url(), shop.order.url(), shop.payment.url());
+    assert_eq!(
+        client.post(&format!("{cart}/cart/quid/add?product_id=2")).0,
+        200
+    );
+    let body = format!(r#"{{"card":{CARD}}}"#);
+    let (status, done) = client.post_json(&format!("{cart}/cart/quid/checkout"), &body);
+    assert_eq!(status, 201, "{done}");
+    let (_, placed) = client.get(&format!("{order}/orders/{}", done["order_id"]));
+    assert_eq!(placed["currency"], "GBP", "{placed}");
+    let (_, paid) = client.get(&format!("{payment}/payments/{}", done["payment_id"]));
+    assert_eq!(paid["currency"], "GBP", "{paid}");
+    let (_, stats) = client.get(&format!("{order}/orders/stats"));
+    assert_eq!(stats["currency"], "GBP");
+    let (_, _, text) = export(&client, &format!("{order}/orders/export.csv"));
+    assert!(rows(&text).iter().all(|r| r["currency"] == "GBP"), "{text}");
+    let (_, _, text) = export(&client, &format!("{payment}/payments/export.csv"));
+    assert!(rows(&text).iter().all(|r| r["currency"] == "GBP"), "{text}");
+
+    let output = std::process::Command::new(system_tests::bin_dir().join("order-service"))
+        .args(["--port", "0", "--currency", "euro"])
+        .env("API_KEY", KEY)
+        .env("WEBHOOK_SECRET", system_tests::WEBHOOK_SECRET)
+        .env("ORDER_DB", shop.dir.path().join("other.db"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("ISO 4217"), "{said}");
+}

@@ -61,6 +61,7 @@ const COLUMNS: &[&str] = &[
     "promo_code",
     "order_total",
     "order_refunded",
+    "currency",
 ];
 
 /// An order's records: one per line; the order's own amounts only on its first, so each
@@ -94,6 +95,7 @@ fn records(order: &Order) -> String {
             once(text_field(order.promo_code.as_deref().unwrap_or(""))),
             once(order.total.to_string()),
             once(order.refunded.to_string()),
+            plain_field(service_kit::money::shop_currency()),
         ]));
     }
     out

@@ -47,6 +47,9 @@ pub struct OrderOut {
     pub promo_code: Option<String>,
     /// What is paid: subtotal less discount.
     pub total: Cents,
+    /// The currency of every amount here (ISO 4217: `SHOP_CURRENCY`).
+    #[schema(example = "EUR")]
+    pub currency: &'static str,
     pub status: OrderStatus,
     /// False when the order was accepted while the catalog could not be asked.
     pub catalog_verified: bool,
@@ -177,6 +180,7 @@ pub struct StatusChangeOut {
 impl From<Order> for OrderOut {
     fn from(o: Order) -> Self {
         OrderOut {
+            currency: service_kit::money::shop_currency(),
             id: o.id,
             reference: o.reference,
             user_id: o.user_id,
@@ -384,6 +388,9 @@ impl From<returns::ReturnRefused> for ApiError {
 /// `GET /orders/stats`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatsOut {
+    /// The currency of every amount here (ISO 4217).
+    #[schema(example = "EUR")]
+    pub currency: &'static str,
     #[schema(value_type = BTreeMap<String, i64>)]
     pub orders_by_status: BTreeMap<&'static str, i64>,
     pub order_count: i64,
@@ -429,6 +436,7 @@ impl From<Stats> for StatsOut {
         let status = stats.reconciliation_status();
         let average_order_value = stats.average_order_value();
         StatsOut {
+            currency: service_kit::money::shop_currency(),
             average_order_value,
             revenue_by_day: stats
                 .revenue_by_day

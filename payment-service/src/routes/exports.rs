@@ -34,6 +34,7 @@ const COLUMNS: &[&str] = &[
     "at",
     "status",
     "amount",
+    "currency",
     "card_brand",
     "card_last4",
     "reason",
@@ -59,6 +60,7 @@ fn payment_record(p: &Payment) -> String {
         plain_field(&p.created_at),
         plain_field(p.status.as_str()),
         plain_field(&p.amount.to_string()),
+        plain_field(service_kit::money::shop_currency()),
         text_field(card.map_or("", |c| c.brand.as_str())),
         text_field(card.map_or("", |c| c.last4.as_str())),
         text_field(
@@ -80,6 +82,7 @@ fn refund_record((r, order_id): &(Refund, i64)) -> String {
         plain_field(&r.created_at),
         plain_field("refunded"),
         plain_field(&r.amount.to_string()),
+        plain_field(service_kit::money::shop_currency()),
         String::new(),
         String::new(),
         text_field(r.reason.as_deref().unwrap_or("")),

@@ -25,6 +25,9 @@ use shop_contracts::payments::{OrderMoney, PaymentsSummary};
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PaymentOut {
     pub id: i64,
+    /// The currency of its amounts (ISO 4217).
+    #[schema(example = "EUR")]
+    pub currency: &'static str,
     /// Its global reference.
     #[serde(rename = "ref")]
     pub reference: String,
@@ -82,6 +85,7 @@ impl From<Payment> for PaymentOut {
     fn from(p: Payment) -> Self {
         PaymentOut {
             id: p.id,
+            currency: service_kit::money::shop_currency(),
             reference: p.reference,
             order_id: p.order_id,
             order_ref: p.order_ref,
@@ -382,6 +386,9 @@ pub async fn payments_by_order(
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RefundOut {
     pub id: i64,
+    /// The currency of its amount (ISO 4217).
+    #[schema(example = "EUR")]
+    pub currency: &'static str,
     /// Its global reference.
     #[serde(rename = "ref")]
     pub reference: String,
@@ -397,6 +404,7 @@ impl From<Refund> for RefundOut {
     fn from(r: Refund) -> Self {
         RefundOut {
             id: r.id,
+            currency: service_kit::money::shop_currency(),
             reference: r.reference,
             payment_id: r.payment_id,
             amount: r.amount,
