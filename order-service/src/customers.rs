@@ -153,6 +153,22 @@ async fn verify(password: String, phc: Option<String>) -> bool {
     .unwrap_or(false)
 }
 
+/// [`verify`], the outcome counted against `guard_keys`: a failure brings the next attempt's
+/// wait nearer, a success forgives the email.
+async fn verify_counted(
+    state: &AppState,
+    guard_keys: &[String],
+    password: String,
+    phc: Option<String>,
+) -> Result<(), AccountRefused> {
+    if !verify(password, phc).await {
+        state.sign_ins.failed(guard_keys);
+        return Err(AccountRefused::WrongCredentials);
+    }
+    state.sign_ins.succeeded(guard_keys);
+    Ok(())
+}
+
 /// A hash no password is expected to match, made once.
 fn stand_in_hash() -> &'static str {
     static STAND_IN: OnceLock<String> = OnceLock::new();
@@ -217,11 +233,7 @@ pub async fn sign_in(
         None => None,
     };
     let phc = found.as_ref().map(|(_, phc)| phc.clone());
-    if !verify(credentials.password, phc).await {
-        state.sign_ins.failed(&guard_keys);
-        return Err(AccountRefused::WrongCredentials);
-    }
-    state.sign_ins.succeeded(&guard_keys);
+    verify_counted(state, &guard_keys, credentials.password, phc).await?;
     let (account, _) = found.ok_or(AccountRefused::WrongCredentials)?;
     open_session(state, &sessions, account).await
 }
@@ -238,7 +250,15 @@ async fn open_session(
     let expires = clock::unix_now() + REFRESH_TTL_SECS;
     state
         .db
-        .write(move |tx| Ok(store::insert_session(tx, &hashed, &customer, expires)?))
+        .write(move |tx| {
+            let kind = store::CustomerToken::Session;
+            Ok(store::insert_customer_token(
+                tx,
+                kind,
+                (&hashed, &customer),
+                expires,
+            )?)
+        })
         .await?;
     Ok(SignedIn {
         access_token: sessions.issue(
@@ -312,11 +332,7 @@ pub async fn change_password(
         .db
         .read(move |conn| Ok(store::password_hash_of(conn, &id)?))
         .await?;
-    if !verify(current, phc).await {
-        state.sign_ins.failed(&guard_keys);
-        return Err(AccountRefused::WrongCredentials);
-    }
-    state.sign_ins.succeeded(&guard_keys);
+    verify_counted(state, &guard_keys, current, phc).await?;
     set_password(state, customer.to_string(), new).await
 }
 
@@ -350,7 +366,8 @@ pub async fn issue_reset(state: &AppState, email: &str) -> Result<(String, i64),
             let Some((account, _)) = store::customer_by_email_key(tx, &key)? else {
                 return Ok(false);
             };
-            store::insert_reset(tx, &hashed, &account.id, expires)?;
+            let kind = store::CustomerToken::Reset;
+            store::insert_customer_token(tx, kind, (&hashed, &account.id), expires)?;
             Ok(true)
         })
         .await?;

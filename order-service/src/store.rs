@@ -965,17 +965,29 @@ pub fn set_password(tx: &Connection, id: &str, password_hash: &str) -> rusqlite:
     Ok(())
 }
 
-/// A new session of `customer` under the refresh token hashed `token_hash`.
-pub fn insert_session(
+/// What a customer's stored token opens: a session (a refresh token) or a password reset.
+#[derive(Debug, Clone, Copy)]
+pub enum CustomerToken {
+    Session,
+    Reset,
+}
+
+/// A new token of `kind` for `customer`, stored as its hash `token_hash`, good until
+/// `expires_at` (Unix seconds).
+pub fn insert_customer_token(
     tx: &Connection,
-    token_hash: &str,
-    customer: &str,
+    kind: CustomerToken,
+    (token_hash, customer): (&str, &str),
     expires_at: i64,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO customer_sessions (token_hash, customer_id, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?
+    let table = match kind {
+        CustomerToken::Session => "customer_sessions",
+        CustomerToken::Reset => "password_resets",
+    };
+    tx.prepare_cached(&format!(
+        "INSERT INTO {table} (token_hash, customer_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4)"
+    ))?
     .execute(params![
         token_hash,
         customer,
@@ -1014,26 +1026,6 @@ pub fn end_sessions_of(tx: &Connection, customer: &str) -> rusqlite::Result<()> 
         "UPDATE customer_sessions SET ended_at = ?2 WHERE customer_id = ?1 AND ended_at IS NULL",
     )?
     .execute(params![customer, service_kit::clock::now_rfc3339()])?;
-    Ok(())
-}
-
-/// A reset token for `customer`, hashed `token_hash`.
-pub fn insert_reset(
-    tx: &Connection,
-    token_hash: &str,
-    customer: &str,
-    expires_at: i64,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO password_resets (token_hash, customer_id, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        token_hash,
-        customer,
-        service_kit::clock::now_rfc3339(),
-        expires_at
-    ])?;
     Ok(())
 }
 

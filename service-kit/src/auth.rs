@@ -62,6 +62,14 @@ impl Access {
         }
     }
 
+    /// The storefront client's address (none for the admin or a service).
+    pub fn client(&self) -> Option<IpAddr> {
+        match self {
+            Access::Admin => None,
+            Access::Shopper(shopper) => Some(shopper.client),
+        }
+    }
+
     /// Whether this is the admin (or a service).
     pub fn is_admin(&self) -> bool {
         matches!(self, Access::Admin)

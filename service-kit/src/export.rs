@@ -4,7 +4,40 @@
 use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use std::future::Future;
+
+/// `?from=&to=`: an export's period, by when each row was made.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Period {
+    /// At or after this time (RFC 3339); open when left out.
+    #[param(example = "2026-12-01T00:00:00Z")]
+    pub from: Option<String>,
+    /// Before this time (RFC 3339); open when left out.
+    #[param(example = "2027-01-01T00:00:00Z")]
+    pub to: Option<String>,
+}
+
+impl Period {
+    /// The period as stored timestamps compare, each end checked (422 naming it).
+    pub fn parse(&self) -> Result<(Option<String>, Option<String>), crate::domain::Invalid> {
+        let time = |name: &str, raw: Option<&str>| {
+            raw.map(|raw| crate::clock::rfc3339_field(name, raw))
+                .transpose()
+        };
+        Ok((
+            time("from", self.from.as_deref())?,
+            time("to", self.to.as_deref())?,
+        ))
+    }
+}
+
+/// The header record of an export with these column names.
+pub fn header(columns: &[&str]) -> String {
+    record(&columns.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+}
 
 /// One field as RFC 4180 writes it: quoted (its quotes doubled) when it holds a comma, a
 /// quote or a line break. Text a person typed that starts like a spreadsheet formula (`=`,

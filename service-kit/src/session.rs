@@ -148,7 +148,8 @@ impl SessionKeys {
     /// The token that opens the order with global reference `order_ref` to whoever holds
     /// it (a guest's receipt): the ref and an HMAC of it under the signing secret.
     pub fn order_token(&self, order_ref: &str) -> String {
-        format!("{order_ref}.{}", order_mac(self.signing(), order_ref))
+        let mac = order_mac(self.signing(), order_ref).finalize().into_bytes();
+        format!("{order_ref}.{}", URL_SAFE_NO_PAD.encode(mac))
     }
 
     /// The order ref the request's `X-Order-Token` opens, if it carries a good one.
@@ -161,23 +162,23 @@ impl SessionKeys {
     pub fn order_ref_of(&self, token: &str) -> Option<String> {
         let (order_ref, mac) = token.rsplit_once('.')?;
         let presented = URL_SAFE_NO_PAD.decode(mac).ok()?;
-        self.secrets.iter().find_map(|secret| {
-            let mut expected = crate::webhook::hmac_sha256(secret.expose().as_bytes());
-            expected.update(b"order-token:");
-            expected.update(order_ref.as_bytes());
-            expected
-                .verify_slice(&presented)
-                .ok()
-                .map(|()| order_ref.to_string())
-        })
+        self.secrets
+            .iter()
+            .any(|secret| {
+                order_mac(secret, order_ref)
+                    .verify_slice(&presented)
+                    .is_ok()
+            })
+            .then(|| order_ref.to_string())
     }
 }
 
-fn order_mac(secret: &Secret, order_ref: &str) -> String {
+/// The HMAC an order token carries for `order_ref` under `secret`.
+fn order_mac(secret: &Secret, order_ref: &str) -> hmac::Hmac<Sha256> {
     let mut mac = crate::webhook::hmac_sha256(secret.expose().as_bytes());
     mac.update(b"order-token:");
     mac.update(order_ref.as_bytes());
-    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    mac
 }
 
 /// Whether `id` is `prefix` and 32 lowercase hex digits.

@@ -180,16 +180,8 @@ pub async fn cart_checkout(
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
     let mut input = checkout_input(&body)?;
-    input.held_for = held_for(&access);
+    input.held_for = access.client();
     ended_answer(&state, checkout::start(&state, user, input).await?)
-}
-
-/// The storefront client a checkout runs for (none for the admin).
-fn held_for(access: &Access) -> Option<std::net::IpAddr> {
-    match access {
-        Access::Shopper(shopper) => Some(shopper.client),
-        Access::Admin => None,
-    }
 }
 
 /// A checkout's answer: 201 completed, 202 paid and finishing, else its failure.
@@ -600,7 +592,7 @@ pub async fn checkout_process(
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<(StatusCode, Json<CheckoutOut>), ApiError> {
     let (asked_user, lines, mut input) = process_input(&body)?;
-    input.held_for = held_for(&access);
+    input.held_for = access.client();
     let user = match (&access, asked_user) {
         // The admin may leave it out too: a guest's, as seed 001's calls are.
         (Access::Admin, None) => UserId::parse(&session::new_id(session::GUEST_PREFIX))?,

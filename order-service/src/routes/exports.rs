@@ -5,39 +5,11 @@ use crate::domain::Order;
 use crate::store;
 use axum::extract::State;
 use axum::response::Response;
-use serde::Deserialize;
 use service_kit::ApiError;
 use service_kit::error::ErrorBody;
-use service_kit::export::{self, plain_field, record, text_field};
+use service_kit::export::{self, Period, plain_field, record, text_field};
 use service_kit::extract::Query;
 use service_kit::openapi::ProtectedErrors;
-
-/// `?from=&to=`: the period, by when orders were placed.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PeriodParams {
-    /// Placed at or after this time (RFC 3339); open when left out.
-    #[param(example = "2026-12-01T00:00:00Z")]
-    pub from: Option<String>,
-    /// Placed before this time (RFC 3339); open when left out.
-    #[param(example = "2027-01-01T00:00:00Z")]
-    pub to: Option<String>,
-}
-
-impl PeriodParams {
-    /// The period as stored timestamps compare, each end checked (422 naming it).
-    pub fn parse(&self) -> Result<(Option<String>, Option<String>), ApiError> {
-        let time = |name: &str, raw: Option<&str>| {
-            raw.map(|raw| service_kit::clock::rfc3339_field(name, raw))
-                .transpose()
-        };
-        Ok((
-            time("from", self.from.as_deref())?,
-            time("to", self.to.as_deref())?,
-        ))
-    }
-}
 
 const COLUMNS: &[&str] = &[
     "order_id",
@@ -108,7 +80,7 @@ fn records(order: &Order) -> String {
     get,
     path = "/orders/export.csv",
     tag = "orders",
-    params(PeriodParams),
+    params(Period),
     responses(
         (status = 200, description = "The orders as CSV", content_type = "text/csv", body = String),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
@@ -119,10 +91,10 @@ fn records(order: &Order) -> String {
 )]
 pub async fn orders_export(
     State(state): State<AppState>,
-    Query(params): Query<PeriodParams>,
+    Query(period): Query<Period>,
 ) -> Result<Response, ApiError> {
-    let (from, to) = params.parse()?;
-    let header = record(&COLUMNS.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+    let (from, to) = period.parse()?;
+    let header = export::header(COLUMNS);
     Ok(export::csv_response(
         "orders.csv",
         header,

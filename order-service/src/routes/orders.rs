@@ -550,7 +550,7 @@ pub async fn orders_create(
 ) -> Result<(StatusCode, Json<PlacedOut>), ApiError> {
     let user = access.filing_user(params.user_id.as_deref())?;
     let held_for = match (&access, params.held_for.as_deref()) {
-        (Access::Shopper(shopper), None) => Some(shopper.client),
+        (Access::Shopper(_), None) => access.client(),
         (Access::Shopper(_), Some(_)) => {
             return Err(ApiError::Forbidden(
                 "held_for is named by the services only: leave it out".into(),

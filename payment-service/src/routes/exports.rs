@@ -5,25 +5,11 @@ use crate::domain::{Payment, Refund};
 use crate::store;
 use axum::extract::State;
 use axum::response::Response;
-use serde::Deserialize;
 use service_kit::ApiError;
 use service_kit::error::ErrorBody;
-use service_kit::export::{self, plain_field, record, text_field};
+use service_kit::export::{self, Period, plain_field, record, text_field};
 use service_kit::extract::Query;
 use service_kit::openapi::ProtectedErrors;
-
-/// `?from=&to=`: the period, by when each payment or refund was made.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PeriodParams {
-    /// At or after this time (RFC 3339); open when left out.
-    #[param(example = "2026-12-01T00:00:00Z")]
-    pub from: Option<String>,
-    /// Before this time (RFC 3339); open when left out.
-    #[param(example = "2027-01-01T00:00:00Z")]
-    pub to: Option<String>,
-}
 
 const COLUMNS: &[&str] = &[
     "kind",
@@ -97,7 +83,7 @@ fn refund_record((r, order_id): &(Refund, i64)) -> String {
     get,
     path = "/payments/export.csv",
     tag = "payments",
-    params(PeriodParams),
+    params(Period),
     responses(
         (status = 200, description = "Payments and refunds as CSV", content_type = "text/csv", body = String),
         (status = 400, description = "A parameter of the wrong type", body = ErrorBody),
@@ -108,15 +94,10 @@ fn refund_record((r, order_id): &(Refund, i64)) -> String {
 )]
 pub async fn payments_export(
     State(state): State<AppState>,
-    Query(params): Query<PeriodParams>,
+    Query(period): Query<Period>,
 ) -> Result<Response, ApiError> {
-    let time = |name: &str, raw: Option<&str>| {
-        raw.map(|raw| service_kit::clock::rfc3339_field(name, raw))
-            .transpose()
-    };
-    let from = time("from", params.from.as_deref())?;
-    let to = time("to", params.to.as_deref())?;
-    let header = record(&COLUMNS.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+    let (from, to) = period.parse()?;
+    let header = export::header(COLUMNS);
     let start = Cursor::Payments(0);
     Ok(export::csv_response(
         "payments.csv",
