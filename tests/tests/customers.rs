@@ -849,3 +849,139 @@ fn wait_for_matched(client: &Client, order: &str) -> Value {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Runs `each` on `n` threads released at once; their answers.
+fn at_once<T: Send + 'static>(n: usize, each: impl Fn() -> T + Send + Sync + 'static) -> Vec<T> {
+    use std::sync::{Arc, Barrier};
+    let (barrier, each) = (Arc::new(Barrier::new(n)), Arc::new(each));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (barrier, each) = (barrier.clone(), each.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                each()
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn racing_requests_merge_a_guest_cart_once_refresh_a_token_once_and_never_pass_the_hold_cap() {
+    let shop = Shop::start_with(&[("order-service", &["--max-held-units", "5"])]);
+    let client = Client::new();
+    let (cart, order) = (shop.cart.url(), shop.order.url());
+    for round in 0..20 {
+        // A guest cart of 2 units joins a customer's cart of 1: twenty racing requests that
+        // carry both merge it once.
+        let mut guest = Shopper::guest();
+        guest.open_cart(&client, &cart);
+        guest.call(
+            &client,
+            "POST",
+            &format!("{cart}/cart/me/add?product_id=2&quantity=2"),
+            None,
+        );
+        let customer = Shopper::customer(&client, &order, &format!("merge{round}@example.com"));
+        customer.call(
+            &client,
+            "POST",
+            &format!("{cart}/cart/me/add?product_id=2&quantity=1"),
+            None,
+        );
+        let both = Shopper {
+            cart_token: guest.cart_token.clone(),
+            ..customer.clone()
+        };
+        let url = format!("{cart}/cart/me");
+        let answers = at_once(20, move || both.call(&Client::new(), "GET", &url, None));
+        assert!(
+            answers.iter().all(|(s, _)| *s == 200),
+            "round {round}: {answers:?}"
+        );
+        let (_, merged) = customer.call(&client, "GET", &format!("{cart}/cart/me"), None);
+        assert_eq!(
+            merged["items"][0]["quantity"], 3,
+            "round {round}: merged once: {merged}"
+        );
+
+        // Twenty racing refreshes of one refresh token: exactly one new session.
+        let body = format!(
+            r#"{{"refresh_token":"{}"}}"#,
+            customer.refresh_token.clone().unwrap()
+        );
+        let url = format!("{order}/sessions/refresh");
+        let answers = at_once(20, move || {
+            Shopper::guest()
+                .call(&Client::new(), "POST", &url, Some(&body))
+                .0
+        });
+        assert_eq!(
+            answers.iter().filter(|s| **s == 200).count(),
+            1,
+            "round {round}: {answers:?}"
+        );
+        assert!(
+            answers.iter().all(|s| [200, 401].contains(s)),
+            "{answers:?}"
+        );
+    }
+    // Ten racing storefront orders of one unit each from one client: the cap of 5 holds.
+    let url = format!("{order}/orders");
+    let answers = at_once(10, move || {
+        Shopper::guest()
+            .call(
+                &Client::new(),
+                "POST",
+                &url,
+                Some(r#"[{"product_id":2,"quantity":1,"price":29.99}]"#),
+            )
+            .0
+    });
+    assert_eq!(
+        answers.iter().filter(|s| **s == 201).count(),
+        5,
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|s| **s == 409).count(),
+        5,
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn a_shopper_cannot_pay_blind_while_the_order_service_is_away_and_nothing_is_charged() {
+    let mut shop = Shop::start();
+    let client = Client::new();
+    let (order, payment) = (shop.order.url(), shop.payment.url());
+    let mut guest = Shopper::guest();
+    let (status, placed) = guest.call(
+        &client,
+        "POST",
+        &format!("{order}/orders"),
+        Some(r#"[{"product_id":2,"quantity":1,"price":29.99}]"#),
+    );
+    assert_eq!(status, 201, "{placed}");
+    guest.order_token = placed["order_token"].as_str().map(String::from);
+    shop.order.stop();
+    let pay = format!("{payment}/pay?order_id={}&amount=29.99", placed["id"]);
+    let (status, answer) = guest.call(&client, "POST", &pay, Some(CARD));
+    assert_eq!(
+        status, 503,
+        "whose order it is cannot be told, so nothing is taken: {answer}"
+    );
+    let (_, payments) = client.get(&format!("{payment}/payments"));
+    assert_eq!(
+        payments,
+        json!([]),
+        "no payment recorded, not even an authorization"
+    );
+    shop.order.restart();
+    let (status, paid) = guest.call(&client, "POST", &pay, Some(CARD));
+    assert_eq!(
+        status, 200,
+        "once it is back, the order's own guest pays: {paid}"
+    );
+    assert_eq!(paid["status"], "captured");
+}
